@@ -1,0 +1,23 @@
+"""Capped exponential backoff with jitter, for reconnecting to Redis."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass
+class Backoff:
+    """``next()`` gives 0.1 s, 0.2 s, 0.4 s ... up to ``cap`` seconds, each +/- 20 %."""
+
+    base: float = 0.1
+    cap: float = 5.0
+    attempt: int = 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * (2 ** self.attempt))
+        self.attempt += 1
+        return delay * random.uniform(0.8, 1.2)
+
+    def reset(self) -> None:
+        self.attempt = 0

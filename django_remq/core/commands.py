@@ -1,0 +1,133 @@
+"""One typed entry per Lua script: builds its keys and arguments, parses its reply.
+
+These are pure (no I/O), so the sync and async callers share them; see
+:func:`scripts.run` / :func:`scripts.arun`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from . import scripts
+from .keys import GROUP, QueueKeys
+from .records import pairs_to_dict
+from .scripts import Arg, Call
+
+Verdict = Literal["run", "gone", "requeued", "poison", "malformed"]
+OutcomeKind = Literal["completed", "failed", "cancelled", "retry", "malformed"]
+KEEP = -1  # "no limit" in retention arguments
+
+
+@dataclass(frozen=True)
+class NewJob:
+    id: str
+    fields: Sequence[str]
+    run_at_ms: int = 0
+    dedup: bool = True
+
+
+@dataclass(frozen=True)
+class Delivery:
+    entry_id: str
+    job_id: str
+    verdict: Verdict
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one delivered job; finish.lua applies it with the acknowledgement."""
+
+    entry_id: str
+    job_id: str
+    kind: OutcomeKind
+    fields: Mapping[str, str] = field(default_factory=dict)
+    run_at_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Retention:
+    completed_max_age_ms: int | None = 86_400_000
+    completed_max_count: int | None = 10_000
+    failed_max_age_ms: int | None = 7 * 86_400_000
+    failed_max_count: int | None = 100_000
+
+    def args(self) -> list[int]:
+        values = (self.completed_max_age_ms, self.completed_max_count,
+                  self.failed_max_age_ms, self.failed_max_count)
+        return [KEEP if v is None else v for v in values]
+
+
+@dataclass(frozen=True)
+class Promoted:
+    moved: int
+    next_due_in_ms: int | None
+    now_ms: int
+
+
+def _ints(reply: Any) -> list[int]:
+    return [int(x) for x in reply]
+
+
+def emit(qk: QueueKeys, jobs: Iterable[NewJob]) -> Call[list[int]]:
+    args: list[Arg] = [qk.job_prefix, qk.logs_prefix]
+    for job in jobs:
+        args += [job.id, "1" if job.dedup else "0", job.run_at_ms, len(job.fields), *job.fields]
+    return Call(scripts.EMIT, qk.script_keys, args, _ints)
+
+
+def _deliveries(reply: Any) -> list[Delivery]:
+    out = []
+    for entry_id, job_id, verdict, flat in reply:
+        out.append(Delivery(_s(entry_id), _s(job_id), _s(verdict), pairs_to_dict(flat)))  # type: ignore[arg-type]
+    return out
+
+
+def deliver(qk: QueueKeys, consumer: str, entries: Sequence[tuple[str, str]], *, lock_ms: int,
+            max_deliveries: int) -> Call[list[Delivery]]:
+    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, "read"]
+    for entry_id, job_id in entries:
+        args += [entry_id, job_id]
+    return Call(scripts.DELIVER, qk.script_keys, args, _deliveries)
+
+
+def reclaim(qk: QueueKeys, consumer: str, *, min_idle_ms: int, count: int, lock_ms: int,
+            max_deliveries: int) -> Call[list[Delivery]]:
+    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, "claim",
+                       min_idle_ms, count]
+    return Call(scripts.DELIVER, qk.script_keys, args, _deliveries)
+
+
+def finish(qk: QueueKeys, outcomes: Iterable[Outcome], retention: Retention) -> Call[list[int]]:
+    args: list[Arg] = [qk.job_prefix, qk.logs_prefix, GROUP, *retention.args()]
+    for o in outcomes:
+        flat = [x for pair in o.fields.items() for x in pair]
+        args += [o.entry_id, o.job_id, o.kind, o.run_at_ms, len(flat), *flat]
+    return Call(scripts.FINISH, qk.script_keys, args, _ints)
+
+
+def promote(qk: QueueKeys, limit: int = 1000) -> Call[Promoted]:
+    def parse(reply: Any) -> Promoted:
+        moved, wait, now = (int(x) for x in reply)
+        return Promoted(moved, None if wait < 0 else wait, now)
+
+    return Call(scripts.PROMOTE, qk.script_keys, [qk.job_prefix, limit], parse)
+
+
+def renew(qk: QueueKeys, consumer: str, job_ids: Sequence[str], lock_ms: int) -> Call[list[str]]:
+    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, *job_ids]
+    return Call(scripts.RENEW, qk.script_keys, args, lambda reply: [_s(x) for x in reply])
+
+
+def update(qk: QueueKeys, job_id: str, items: Sequence[tuple[str, str]],
+           max_logs: int) -> Call[bool]:
+    args: list[Arg] = [max_logs]
+    for kind, value in items:
+        args += [kind, value]
+    return Call(scripts.UPDATE, (qk.job(job_id), qk.logs(job_id)), args, lambda r: bool(int(r)))
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,120 @@
+"""Redis clients: one sync client per process, one asyncio client per event loop.
+
+The user hands us one thing (a URL, a ``redis.Redis`` or a ``redis.asyncio.Redis``);
+we need both kinds, because Django code emits synchronously while the worker runs
+on asyncio. An asyncio client belongs to the loop that made it, so async clients
+are made per loop (as channels_redis does) from the same connection settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+import redis
+import redis.asyncio
+
+RedisLike = str | redis.Redis | redis.asyncio.Redis
+
+_SYNC_TO_ASYNC = {
+    redis.Connection: redis.asyncio.Connection,
+    redis.UnixDomainSocketConnection: redis.asyncio.UnixDomainSocketConnection,
+    redis.SSLConnection: redis.asyncio.SSLConnection,
+}
+_ASYNC_TO_SYNC = {v: k for k, v in _SYNC_TO_ASYNC.items()}
+
+
+def describe(db: RedisLike) -> str:
+    """Where a client points, for logs and errors; never shows a password."""
+    if isinstance(db, str):
+        url = db
+        if "@" in url:
+            scheme, rest = url.split("://", 1)
+            url = f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return url
+    kw = db.connection_pool.connection_kwargs
+    if "path" in kw:
+        return f"unix://{kw['path']}?db={kw.get('db', 0)}"
+    if "server" in kw:
+        return "fakeredis (in-process)"
+    return f"redis://{kw.get('host', 'localhost')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+
+
+class Connection:
+    """Hands out the right client for the calling context."""
+
+    def __init__(self, db: RedisLike, *, max_connections: int | None = None) -> None:
+        self.target = db
+        self._max_connections = max_connections
+        self._sync: redis.Redis | None = db if isinstance(db, redis.Redis) else None
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"Connection({describe(self.target)})"
+
+    @property
+    def sync(self) -> redis.Redis:
+        if self._sync is None:
+            self._sync = self._make_sync()
+        return self._sync
+
+    @property
+    def aio(self) -> redis.asyncio.Redis:
+        """The asyncio client of the running loop (made on first use in that loop)."""
+        loop = asyncio.get_running_loop()
+        client = self._async.get(loop)
+        if client is None:
+            client = self._async[loop] = self._make_async()
+        return client
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        client = self._async.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+    def close(self) -> None:
+        if self._sync is not None and self._sync is not self.target:
+            self._sync.close()
+            self._sync = None
+
+    def _make_sync(self) -> redis.Redis:
+        db = self.target
+        if isinstance(db, str):
+            return redis.Redis.from_url(db, decode_responses=True)
+        assert isinstance(db, redis.asyncio.Redis)
+        kwargs, cls = _pool_settings(db)
+        if "server" in kwargs:
+            return _fake_client(kwargs, asynchronous=False)
+        pool = redis.ConnectionPool(connection_class=_ASYNC_TO_SYNC.get(cls, redis.Connection),
+                                    **kwargs)
+        return redis.Redis(connection_pool=pool)
+
+    def _make_async(self) -> redis.asyncio.Redis:
+        db = self.target
+        limit = {"max_connections": self._max_connections} if self._max_connections else {}
+        if isinstance(db, str):
+            return redis.asyncio.Redis.from_url(db, decode_responses=True, **limit)
+        kwargs, cls = _pool_settings(db)
+        if "server" in kwargs:
+            return _fake_client(kwargs, asynchronous=True)
+        pool = redis.asyncio.ConnectionPool(
+            connection_class=_SYNC_TO_ASYNC.get(cls, redis.asyncio.Connection), **kwargs, **limit
+        )
+        return redis.asyncio.Redis(connection_pool=pool)
+
+
+def _pool_settings(client: redis.Redis | redis.asyncio.Redis) -> tuple[dict[str, Any], type]:
+    pool = client.connection_pool
+    return dict(pool.connection_kwargs), pool.connection_class
+
+
+def _fake_client(kwargs: dict[str, Any], *, asynchronous: bool) -> Any:
+    """fakeredis clients sharing one in-process server (unit tests without a Redis)."""
+    import fakeredis
+
+    cls = fakeredis.FakeAsyncRedis if asynchronous else fakeredis.FakeRedis
+    return cls(server=kwargs["server"], decode_responses=kwargs.get("decode_responses", False))

@@ -1,0 +1,220 @@
+"""Consumer: reads a worker's queues, runs each delivery through a handler, acknowledges.
+
+It knows transport, not policy: what a job's outcome is (completed, retry...) is
+the message handler's answer (the :class:`~django_remq.core.processor.Processor`).
+Background duties (promoting due jobs, renewing running ones, reclaiming those
+of dead workers) live in :mod:`.upkeep`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from . import commands, failures
+from .acker import Acker, OnApplied
+from .backoff import Backoff
+from .commands import Delivery, Outcome, Retention
+from .connection import Connection
+from .errors import MalformedMessage, PoisonMessage
+from .keys import Keys
+from .pool import ConcurrencyPool
+from .reader import StreamReader
+from .records import decode
+from .scripts import arun_many
+from .types import Message, MessageContext
+from .upkeep import Upkeep
+
+log = logging.getLogger("django_remq.consumer")
+
+MessageHandler = Callable[[Message, MessageContext], Awaitable[Outcome]]
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    queues: Sequence[str] = ("default",)
+    concurrency: int = 1
+    prefix: str = "remq"
+    claim_idle_ms: int = 30_000
+    max_deliveries: int = 5
+    retention: Retention = Retention()
+    block_ms: int = 1000
+    promote_interval_ms: int = 100
+    shutdown_timeout_ms: int = 30_000
+
+
+def new_consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Consumer:
+    def __init__(self, conn: Connection, handler: MessageHandler,
+                 options: ConsumerOptions = ConsumerOptions(),
+                 on_applied: OnApplied | None = None) -> None:
+        self.conn = conn
+        self.handler = handler
+        self.options = options
+        self.keys = Keys(options.prefix)
+        self.name = new_consumer_name()
+        self.pool = ConcurrencyPool(options.concurrency)
+        self.reader = StreamReader(conn, self.keys, self.name, options.block_ms)
+        self.acker = Acker(conn, self.keys, options.retention, on_applied)
+        self.upkeep = Upkeep(self)
+        self.running: dict[str, tuple[str, str]] = {}  # job id -> (queue, entry id)
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._burst = False
+        self.idle = asyncio.Event()  # set when a burst run found nothing left to do
+
+    @property
+    def queues(self) -> Sequence[str]:
+        return self.options.queues
+
+    async def start(self, *, burst: bool = False) -> None:
+        """Start consuming in the background; returns once the worker is set up."""
+        self._burst = burst
+        await self._until_connected(lambda: self.reader.ensure_groups(self.queues))
+        await self.conn.aio.sadd(self.keys.queues, *self.queues)
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._read_loop(), name="remq-read"),
+                       *self.upkeep.start()]
+        log.info("consumer %s reading %s (concurrency %d)", self.name, ", ".join(self.queues),
+                 self.options.concurrency)
+
+    def stop(self) -> None:
+        """Stop taking new work; running tasks go on (see :meth:`close`)."""
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def wait_for_active_tasks(self, timeout: float | None = None) -> bool:
+        finished = await self.pool.wait_idle(timeout)
+        await self.acker.close(timeout)
+        return finished
+
+    async def close(self) -> None:
+        """Graceful stop: let running tasks finish up to the shutdown timeout, then leave
+        the rest to other workers at once (not after the visibility timeout)."""
+        self.stop()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        finished = await self.pool.wait_idle(self.options.shutdown_timeout_ms / 1000)
+        if not finished:
+            log.warning("shutdown timeout: %d tasks still running are handed back",
+                        self.pool.active)
+            self.pool.cancel_all()
+            await self.pool.wait_idle(1.0)
+        await self.acker.close(5.0)
+        await self.upkeep.release()
+
+    async def _until_connected(self, op: Callable[[], Awaitable[object]]) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                await op()
+                return
+            except REDIS_DOWN as exc:
+                if self.stopping:
+                    raise
+                delay = backoff.next()
+                log.warning("Redis unavailable at %r (%s); retrying in %.1fs", self.conn, exc,
+                            delay)
+                await asyncio.sleep(delay)
+
+    async def _read_loop(self) -> None:
+        backoff = Backoff()
+        while not self.stopping:
+            try:
+                await self._read_once()
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except REDIS_DOWN as exc:
+                delay = backoff.next()
+                log.warning("Redis unavailable at %r (%s); retrying in %.1fs", self.conn, exc,
+                            delay)
+                await asyncio.sleep(delay)
+            except Exception:
+                log.exception("unexpected error in the read loop; going on")
+                await asyncio.sleep(backoff.next())
+
+    async def _read_once(self) -> None:
+        await self.pool.wait_for_slot()
+        queues = await self.upkeep.unpaused(self.queues)
+        if not queues:
+            await asyncio.sleep(0.2)
+            return
+        entries = await self.reader.read(queues, self.pool.free)
+        if not entries:
+            if self._burst and await self.upkeep.drained():
+                self.idle.set()
+                self._stopping.set()
+            return
+        by_queue: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
+        for e in entries:
+            by_queue[e.queue].append((e.entry_id, e.job_id))
+        qs = list(by_queue)
+        calls = [commands.deliver(self.keys.queue(q), self.name, by_queue[q],
+                                  lock_ms=self.options.claim_idle_ms,
+                                  max_deliveries=self.options.max_deliveries) for q in qs]
+        for q, deliveries in zip(qs, await arun_many(self.conn.aio, calls), strict=True):
+            self.dispatch(q, deliveries)
+
+    def dispatch(self, queue: str, deliveries: list[Delivery]) -> None:
+        """Start each runnable delivery; record the ones that cannot run."""
+        for d in deliveries:
+            if d.verdict == "run":
+                self._start(queue, d)
+            elif d.verdict == "poison":
+                exc = PoisonMessage(
+                    f"job {d.job_id} in queue {queue!r} was delivered {d.fields.get('deliveries')} "
+                    f"times without finishing (max_deliveries={self.options.max_deliveries}); "
+                    "its worker probably crashed or was killed each time"
+                )
+                log.error("%s", exc)
+                self.acker.add(queue, failures.failed(d.entry_id, d.job_id, d.fields, exc))
+            elif d.verdict == "malformed":
+                log.error("malformed entry %s in queue %r (no job id): %r", d.entry_id, queue,
+                          d.fields)
+                self.acker.add(queue, failures.malformed(queue, d.entry_id, d.fields))
+            else:
+                log.debug("entry %s (job %s) in %r: %s", d.entry_id, d.job_id, queue, d.verdict)
+
+    def _start(self, queue: str, d: Delivery) -> None:
+        try:
+            record = decode(d.fields)
+        except (KeyError, ValueError, TypeError) as exc:
+            err = MalformedMessage(f"job {d.job_id} in queue {queue!r} has a corrupt record: "
+                                   f"{type(exc).__name__}: {exc}")
+            log.error("%s", err)
+            self.acker.add(queue, failures.failed(d.entry_id, d.job_id, d.fields, err))
+            return
+        msg = Message(id=record.id, entry_id=d.entry_id, queue=queue, name=record.state.name,
+                      data=record.state.data, options=record.state.options, record=record)
+        self.running[record.id] = (queue, d.entry_id)
+        self.pool.spawn(self._run(msg, MessageContext(self.name, record.deliveries)))
+
+    async def _run(self, msg: Message, ctx: MessageContext) -> None:
+        try:
+            outcome = await self.handler(msg, ctx)
+        except asyncio.CancelledError:
+            self.running.pop(msg.id, None)
+            raise  # shutting down: the entry stays pending and is handed back
+        except Exception as exc:  # the handler is meant to turn errors into outcomes
+            log.exception("message handler failed on job %s", msg.id)
+            outcome = failures.failed(msg.entry_id, msg.id, {}, exc, record=msg.record)
+        self.running.pop(msg.id, None)
+        self.acker.add(msg.queue, outcome)

@@ -1,0 +1,116 @@
+"""The Redis key schema: every key the engine writes is named here and nowhere else.
+
+Per-queue keys share the hash tag ``{queue}`` so a Redis Cluster keeps one queue's
+keys in one slot and each Lua script touches a single slot. The few global keys
+(the queue registry, the worker registry) are never used inside a script
+together with per-queue keys.
+
+Layout, for prefix ``remq`` and queue ``default``::
+
+    remq:queues                      SET    names of every queue ever emitted to
+    remq:workers                     ZSET   worker id -> last heartbeat (ms)
+    remq:worker:<id>                 STRING worker info (JSON), expiring
+    remq:{default}:stream            STREAM job ids waiting for or in delivery
+    remq:{default}:job:<id>          HASH   the job record
+    remq:{default}:logs:<id>         LIST   the job's log lines (JSON), capped
+    remq:{default}:status:<status>   ZSET   job ids by status; score = time (ms)
+                                            (for ``delayed`` the run-at time: it
+                                            doubles as the schedule)
+    remq:{default}:paused            STRING present while the queue is paused
+    remq:{default}:lock:<name>       STRING short leases (cron ticks, debounce)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+#: Every status a job record can hold; each has its own index.
+STATUSES = ("waiting", "delayed", "processing", "completed", "failed", "cancelled", "paused")
+#: Statuses from which a job will not run again unless someone retries it.
+FINAL_STATUSES = ("completed", "failed", "cancelled")
+#: Statuses of a job that is still on its way (an explicit id in one of them is a duplicate).
+LIVE_STATUSES = ("waiting", "delayed", "processing", "paused")
+
+#: The consumer group every worker joins; one per stream.
+GROUP = "remq"
+
+
+def validate_queue_name(queue: str) -> str:
+    """Refuse names that would break the hash tag or the key layout."""
+    if not isinstance(queue, str) or not queue:
+        raise ValueError(f"queue name must be a non-empty string, got {queue!r}")
+    bad = set("{}:") & set(queue)
+    if bad or any(c.isspace() for c in queue):
+        raise ValueError(
+            f"queue name {queue!r} may not contain whitespace or any of '{{', '}}', ':'; "
+            "use letters, digits, '-', '_' or '.'"
+        )
+    return queue
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Builds key names for one prefix; cheap to create, safe to share."""
+
+    prefix: str = "remq"
+
+    @cached_property
+    def queues(self) -> str:
+        return f"{self.prefix}:queues"
+
+    @cached_property
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.prefix}:worker:{worker_id}"
+
+    def queue(self, queue: str) -> QueueKeys:
+        return QueueKeys(f"{self.prefix}:{{{queue}}}")
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """Key names of one queue; ``base`` is ``<prefix>:{<queue>}``."""
+
+    base: str
+
+    @cached_property
+    def stream(self) -> str:
+        return f"{self.base}:stream"
+
+    @cached_property
+    def paused(self) -> str:
+        return f"{self.base}:paused"
+
+    @cached_property
+    def job_prefix(self) -> str:
+        """Scripts append a job id to this to reach a record."""
+        return f"{self.base}:job:"
+
+    @cached_property
+    def logs_prefix(self) -> str:
+        return f"{self.base}:logs:"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.base}:job:{job_id}"
+
+    def logs(self, job_id: str) -> str:
+        return f"{self.base}:logs:{job_id}"
+
+    def status(self, status: str) -> str:
+        return f"{self.base}:status:{status}"
+
+    def lock(self, name: str) -> str:
+        return f"{self.base}:lock:{name}"
+
+    @cached_property
+    def script_keys(self) -> tuple[str, ...]:
+        """KEYS of every queue script: stream, paused flag, then one index per status."""
+        return (self.stream, self.paused, *(self.status(s) for s in STATUSES))
+
+    @cached_property
+    def delayed(self) -> str:
+        """The schedule: the ``delayed`` status index, scored by run-at time."""
+        return self.status("delayed")

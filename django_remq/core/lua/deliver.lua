@@ -1,0 +1,66 @@
+-- deliver: turn stream entries read (or reclaimed) by a worker into running jobs.
+-- KEYS: the queue's standard script keys (1 stream, 2 paused flag, 3..9 status indexes)
+-- ARGV[1] job key prefix   ARGV[2] group   ARGV[3] consumer   ARGV[4] lock_ms
+-- ARGV[5] max deliveries   ARGV[6] mode: "read" (entries follow) or "claim"
+-- ARGV[7..] mode "read": pairs of stream entry id, job id.
+--           mode "claim": min idle ms, count -- entries idle that long are
+--           taken over (XAUTOCLAIM) from workers that stopped renewing them.
+-- Returns a list of {entry id, job id, verdict, record}; verdict is
+--   "run"       the job is now processing; record = HGETALL of the job
+--   "gone"      no record, or the job will not run (deleted, cancelled, done): acked
+--   "requeued"  the queue was paused after the read: entry moved to the stream's end
+--   "poison"    delivered more than max deliveries times; record. Not acked: the
+--               worker fails it through finish.lua (one failure path, at-least-once)
+--   "malformed" the entry has no job id; record = the entry's raw fields. Not acked:
+--               the worker records it through finish.lua
+local IDX = {waiting = KEYS[3], delayed = KEYS[4], processing = KEYS[5], completed = KEYS[6],
+             failed = KEYS[7], cancelled = KEYS[8], paused = KEYS[9]}
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local stream, group = KEYS[1], ARGV[2]
+local entries = {}
+if ARGV[6] == 'claim' then
+  local res = redis.call('XAUTOCLAIM', stream, group, ARGV[3], ARGV[7], '0-0', 'COUNT', ARGV[8])
+  for _, e in ipairs(res[2]) do
+    local fields, jid = e[2], false
+    for j = 1, #fields, 2 do if fields[j] == 'id' then jid = fields[j + 1] end end
+    entries[#entries + 1] = {e[1], jid or '', fields}
+  end
+else
+  for i = 7, #ARGV, 2 do entries[#entries + 1] = {ARGV[i], ARGV[i + 1], false} end
+end
+local paused = redis.call('EXISTS', KEYS[2]) == 1
+local function drop(eid)
+  redis.call('XACK', stream, group, eid)
+  redis.call('XDEL', stream, eid)
+end
+local out = {}
+for _, e in ipairs(entries) do
+  local eid, id = e[1], e[2]
+  local key = ARGV[1] .. id
+  local status = id ~= '' and redis.call('HGET', key, 'status')
+  if id == '' then
+    local raw = e[3]
+    if not raw then
+      local found = redis.call('XRANGE', stream, eid, eid)[1]
+      raw = found and found[2] or {}
+    end
+    out[#out + 1] = {eid, '', 'malformed', raw}
+  elseif status ~= 'waiting' and status ~= 'processing' then
+    drop(eid)
+    out[#out + 1] = {eid, id, 'gone', {}}
+  elseif paused then
+    drop(eid)
+    redis.call('XADD', stream, '*', 'id', id)
+    out[#out + 1] = {eid, id, 'requeued', {}}
+  else
+    local n = redis.call('HINCRBY', key, 'deliveries', 1)
+    redis.call('ZREM', IDX.waiting, id)
+    redis.call('ZADD', IDX.processing, now, id)
+    redis.call('HSET', key, 'status', 'processing', 'last_run', now, 'lock_until', now + ARGV[4],
+               'worker', ARGV[3])
+    local verdict = n > tonumber(ARGV[5]) and 'poison' or 'run'
+    out[#out + 1] = {eid, id, verdict, redis.call('HGETALL', key)}
+  end
+end
+return out

@@ -1,0 +1,129 @@
+"""Validation of per-task and per-handler options, with the seed's common mistakes.
+
+Runs where the options are written (``emit``, ``register_handler``), so a typo is
+an error at the call site, not a surprise on a worker at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from .errors import InvalidOptions
+
+EMIT_KEYS = frozenset(
+    {"id", "attempts", "retry_count", "retry_delay_ms", "delay_until", "delay_ms", "priority",
+     "timeout_ms"}
+)
+HANDLER_ONLY_KEYS = frozenset({"debounce", "repeat"})
+HANDLER_KEYS = (EMIT_KEYS - {"id", "delay_until", "delay_ms"}) | HANDLER_ONLY_KEYS
+PROCESSOR_ONLY_KEYS = frozenset({"should_retry", "max_retries", "should_send_to_dlq", "backoff"})
+
+_INT_KEYS = ("attempts", "retry_count", "retry_delay_ms", "delay_ms", "priority", "timeout_ms")
+MAX_ID_LENGTH = 200
+
+
+def _suggest(key: str, allowed: frozenset[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(allowed), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _check_keys(where: str, options: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    for key in options:
+        if key in allowed:
+            continue
+        if key in PROCESSOR_ONLY_KEYS:
+            raise InvalidOptions(
+                f"{where}: {key!r} is a processor setting, not a per-task option; set it in "
+                f"processor={{'retry': {{{key!r}: ...}}}} (REMQ['PROCESSOR'] under Django)."
+            )
+        if key in HANDLER_ONLY_KEYS:
+            raise InvalidOptions(
+                f"{where}: {key!r} belongs to the handler, not to one emit; pass it to "
+                f"register_handler(options={{{key!r}: ...}}) or @handler({key}=...)."
+            )
+        raise InvalidOptions(
+            f"{where}: unknown option {key!r}.{_suggest(key, allowed)} "
+            f"Allowed: {', '.join(sorted(allowed))}."
+        )
+
+
+def _check_common(where: str, options: Mapping[str, Any]) -> None:
+    if "attempts" in options and "retry_count" in options:
+        raise InvalidOptions(
+            f"{where}: 'attempts' and 'retry_count' mean the same thing (number of retries); "
+            "use one."
+        )
+    for key in _INT_KEYS:
+        value = options.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise InvalidOptions(f"{where}: {key!r} must be an int, got {value!r}.")
+        if key != "priority" and isinstance(value, int) and value < 0:
+            raise InvalidOptions(f"{where}: {key!r} must be >= 0, got {value}.")
+
+
+def validate_emit_options(event: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return a plain copy of ``options`` or raise :class:`InvalidOptions` naming the fix."""
+    where = f"emit({event!r})"
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise InvalidOptions(f"{where}: options must be a dict, got {type(options).__name__}.")
+    _check_keys(where, options, EMIT_KEYS)
+    _check_common(where, options)
+    if "id" in options:
+        validate_job_id(options["id"])
+    if "delay_until" in options and "delay_ms" in options:
+        raise InvalidOptions(f"{where}: give 'delay_until' or 'delay_ms', not both.")
+    return dict(options)
+
+
+def validate_handler_options(event: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    where = f"register_handler({event!r})"
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise InvalidOptions(f"{where}: options must be a dict, got {type(options).__name__}.")
+    if "id" in options or "delay_until" in options or "delay_ms" in options:
+        bad = next(k for k in ("id", "delay_until", "delay_ms") if k in options)
+        raise InvalidOptions(f"{where}: {bad!r} is chosen per emit, not per handler.")
+    _check_keys(where, options, HANDLER_KEYS)
+    _check_common(where, options)
+    return dict(options)
+
+
+def validate_job_id(job_id: Any) -> str:
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidOptions(f"job id must be a non-empty string, got {job_id!r}.")
+    if len(job_id) > MAX_ID_LENGTH or any(c.isspace() for c in job_id):
+        raise InvalidOptions(
+            f"job id {job_id[:50]!r} must be at most {MAX_ID_LENGTH} characters, without whitespace."
+        )
+    return job_id
+
+
+def run_at_ms(options: Mapping[str, Any], now_ms: int | None = None) -> int:
+    """When the task should run, in epoch ms; 0 means now."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    if options.get("delay_ms"):
+        return now_ms + int(options["delay_ms"])
+    when = options.get("delay_until")
+    if when is None:
+        return 0
+    if isinstance(when, datetime):
+        return int(when.timestamp() * 1000)
+    if isinstance(when, timedelta):
+        return now_ms + int(when.total_seconds() * 1000)
+    if isinstance(when, int | float) and not isinstance(when, bool):
+        return int(when)
+    raise InvalidOptions(
+        f"'delay_until' must be a datetime, a timedelta or epoch milliseconds, got {when!r}."
+    )
+
+
+def retries_of(options: Mapping[str, Any]) -> int:
+    """The per-task retry count: ``attempts`` and ``retry_count`` are one setting."""
+    return int(options.get("retry_count", options.get("attempts", 0)) or 0)

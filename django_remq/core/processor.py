@@ -1,0 +1,193 @@
+"""Processor: the policy layer over the Consumer.
+
+It turns a delivered message into an outcome: finds the handler, runs it (on the
+loop, or in a thread for plain ``def`` handlers), applies timeouts and the retry
+policy, and reports live events. The Consumer does the reading and acknowledging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import failures, jsonutil
+from .commands import Outcome, Retention
+from .connection import Connection
+from .consumer import Consumer, ConsumerOptions
+from .errors import InvalidOptions, TaskTimeout, UnknownEvent
+from .keys import Keys
+from .options import retries_of
+from .policies import RetryPolicy
+from .task import EventSink, HandlerContext, Task, TaskUpdates
+from .types import Message, MessageContext, ProcessorOptions
+
+if TYPE_CHECKING:
+    from .task_manager import TaskManager
+
+log = logging.getLogger("django_remq.processor")
+
+MAX_RESULT_CHARS = 65_536
+PROCESSOR_KEYS = frozenset(ProcessorOptions.__annotations__)
+
+
+@dataclass(frozen=True)
+class ProcessorSettings:
+    """Validated processor options (the seed's ``processor: {...}``)."""
+
+    retry: RetryPolicy = RetryPolicy()
+    max_logs_per_task: int = 100
+    claim_idle_ms: int = 30_000
+    max_deliveries: int = 5
+    retention: Retention = Retention()
+    shutdown_timeout_ms: int = 30_000
+    dlq: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | None) -> ProcessorSettings:
+        options = dict(options or {})
+        unknown = set(options) - PROCESSOR_KEYS
+        if unknown:
+            raise InvalidOptions(f"processor options: unknown keys {sorted(unknown)}; allowed: "
+                                 f"{', '.join(sorted(PROCESSOR_KEYS))}")
+        ints = {k: options[k] for k in ("max_logs_per_task", "claim_idle_ms", "max_deliveries",
+                                        "shutdown_timeout_ms") if k in options}
+        for key, value in ints.items():
+            if not isinstance(value, int) or value < 1:
+                raise InvalidOptions(f"processor option {key!r} must be an int >= 1, got {value!r}")
+        retention = options.get("retention") or {}
+        unknown = set(retention) - set(Retention.__dataclass_fields__)
+        if unknown:
+            raise InvalidOptions(f"processor 'retention': unknown keys {sorted(unknown)}; allowed: "
+                                 f"{', '.join(Retention.__dataclass_fields__)}")
+        return cls(retry=RetryPolicy.from_config(options.get("retry")),
+                   retention=Retention(**retention), dlq=options.get("dlq"), **ints)
+
+
+class Processor:
+    def __init__(self, manager: TaskManager, conn: Connection, *, concurrency: int = 1,
+                 queues: Sequence[str] = ("default",), prefix: str = "remq",
+                 settings: ProcessorSettings = ProcessorSettings(),
+                 ctx: Mapping[str, Any] | None = None, events: EventSink | None = None) -> None:
+        self.manager = manager
+        self.conn = conn
+        self.settings = settings
+        self.ctx = ctx or {}
+        self.events = events
+        self.keys = Keys(prefix)
+        self.executor: ThreadPoolExecutor | None = None
+        self.consumer = Consumer(conn, self.handle, ConsumerOptions(
+            queues=tuple(queues), concurrency=concurrency, prefix=prefix,
+            claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries,
+            retention=settings.retention, shutdown_timeout_ms=settings.shutdown_timeout_ms,
+        ), on_applied=self._applied)
+
+    async def start(self, *, burst: bool = False) -> None:
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(self.consumer.options.concurrency,
+                                               thread_name_prefix="remq-task")
+        await self.consumer.start(burst=burst)
+
+    def stop(self) -> None:
+        self.consumer.stop()
+
+    async def close(self) -> None:
+        await self.consumer.close()
+        self.cleanup()
+
+    async def wait_for_active_tasks(self, timeout: float | None = None) -> bool:
+        return await self.consumer.wait_for_active_tasks(timeout)
+
+    def cleanup(self) -> None:
+        """Release the thread pool (abandoned sync handlers finish in the background)."""
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = None
+
+    async def handle(self, message: Message, mctx: MessageContext) -> Outcome:
+        entry = self.manager.handler_for(message.queue, message.name)
+        if entry is None:
+            known = self.manager.events_in(message.queue)
+            exc = UnknownEvent(
+                f"no handler for event {message.name!r} in queue {message.queue!r}; registered "
+                f"there: {', '.join(known) or 'none'}")
+            return failures.failed(message.entry_id, message.id, {}, exc, record=message.record)
+        options = {**entry.options, **message.options}
+        loop = asyncio.get_running_loop()
+        updates = TaskUpdates(self.conn, self.keys.queue(message.queue), message.id,
+                              self.settings.max_logs_per_task, loop)
+        task = Task(message, options, updates)
+        ctx = HandlerContext(self.manager, task, updates, self.ctx, self.events)
+        try:
+            result = await self._invoke(entry.fn, task, ctx, options.get("timeout_ms"))
+        except Exception as exc:
+            await updates.drain()
+            return self._failure(message, options, exc)
+        await updates.drain()
+        return Outcome(message.entry_id, message.id, "completed", _result_fields(result))
+
+    async def _invoke(self, fn: Any, task: Task, ctx: HandlerContext,
+                      timeout_ms: int | None) -> Any:
+        timeout = timeout_ms / 1000 if timeout_ms else None
+        if inspect.iscoroutinefunction(fn):
+            aw = fn(task, ctx)
+        else:
+            loop = asyncio.get_running_loop()
+            aw = loop.run_in_executor(self.executor, functools.partial(fn, task, ctx))
+        try:
+            result = await asyncio.wait_for(aw, timeout) if timeout else await aw
+        except TimeoutError:
+            raise TaskTimeout(f"handler {task.name!r} ran past timeout_ms={timeout_ms}") from None
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def _failure(self, message: Message, options: Mapping[str, Any], exc: Exception) -> Outcome:
+        record = message.record
+        # after a first retry the record holds the count left; before, the options say
+        retries_left = record.retry_count if record.retried_attempts else retries_of(options)
+        delay = self.settings.retry.next_delay_ms(
+            exc, retries_left, record.retried_attempts, options.get("retry_delay_ms"))
+        errors = failures.errors_with(record.errors, exc, record.retried_attempts + 1)
+        if delay is None:
+            log.warning("job %s (%s) failed: %s: %s", message.id, message.name,
+                        type(exc).__name__, exc)
+            return Outcome(message.entry_id, message.id, "failed", {"errors": errors})
+        log.info("job %s (%s) failed, retrying in %d ms (%d left): %s", message.id, message.name,
+                 delay, retries_left - 1, exc)
+        fields = {"errors": errors, "retry_count": str(retries_left - 1),
+                  "retried_attempts": str(record.retried_attempts + 1)}
+        return Outcome(message.entry_id, message.id, "retry", fields,
+                       run_at_ms=int(time.time() * 1000) + delay)
+
+    def _applied(self, queue: str, outcome: Outcome, applied: bool) -> None:
+        if not applied or self.events is None:
+            return
+        if outcome.kind == "retry":
+            errors = jsonutil.loads(outcome.fields["errors"])
+            self.events({"type": "task_retry", "taskId": outcome.job_id, "queue": queue,
+                         "error": errors[-1]["message"],
+                         "retryCount": int(outcome.fields["retry_count"])})
+        else:
+            status = "failed" if outcome.kind == "malformed" else outcome.kind
+            self.events({"type": "task_finished", "taskId": outcome.job_id, "queue": queue,
+                         "status": status})
+
+
+def _result_fields(result: Any) -> dict[str, str]:
+    if result is None:
+        return {}
+    try:
+        text = jsonutil.dumps(result)
+    except (TypeError, ValueError):
+        text = jsonutil.dumps(repr(result))
+    if len(text) > MAX_RESULT_CHARS:
+        text = jsonutil.dumps(f"<result of {len(text)} characters, over {MAX_RESULT_CHARS}: "
+                              "not stored; keep large results elsewhere and return a reference>")
+    return {"result": text}

@@ -1,0 +1,113 @@
+"""The Lua scripts (``lua/*.lua``) and the one way to run them, sync or async.
+
+Every state change of a job is one script, so it is atomic. A :class:`Call` is a
+script with its keys and arguments plus the function that parses its reply: the
+sync and the async clients run the same ``Call`` and share every byte of logic
+but the I/O. Scripts run by EVALSHA and are loaded on NOSCRIPT (after a Redis
+restart or failover), never sent in full on the hot path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Generic, TypeVar
+
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import NoScriptError
+
+T = TypeVar("T")
+Arg = str | int | float | bytes
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str
+    source: str
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha1(self.source.encode()).hexdigest()
+
+
+def _load(name: str) -> Script:
+    source = resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
+    return Script(name, source)
+
+
+EMIT = _load("emit")
+DELIVER = _load("deliver")
+FINISH = _load("finish")
+PROMOTE = _load("promote")
+RENEW = _load("renew")
+UPDATE = _load("update")
+
+ALL = (EMIT, DELIVER, FINISH, PROMOTE, RENEW, UPDATE)
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One script invocation and how to read its reply."""
+
+    script: Script
+    keys: Sequence[str]
+    args: Sequence[Arg]
+    parse: Callable[[Any], T]
+
+    @property
+    def evalsha_args(self) -> tuple[Any, ...]:
+        return (self.script.sha, len(self.keys), *self.keys, *self.args)
+
+
+def run(client: Redis, call: Call[T]) -> T:
+    try:
+        reply = client.evalsha(*call.evalsha_args)
+    except NoScriptError:
+        client.script_load(call.script.source)
+        reply = client.evalsha(*call.evalsha_args)
+    return call.parse(reply)
+
+
+async def arun(client: AsyncRedis, call: Call[T]) -> T:
+    try:
+        reply = await client.evalsha(*call.evalsha_args)  # type: ignore[misc]
+    except NoScriptError:
+        await client.script_load(call.script.source)
+        reply = await client.evalsha(*call.evalsha_args)  # type: ignore[misc]
+    return call.parse(reply)
+
+
+def run_many(client: Redis, calls: Sequence[Call[Any]]) -> list[Any]:
+    """Run several calls in one round trip (a non-transactional pipeline)."""
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        for call in calls:
+            pipe.evalsha(*call.evalsha_args)
+        try:
+            replies = pipe.execute()
+            break
+        except NoScriptError:
+            if attempt == 2:
+                raise
+            for call in calls:
+                client.script_load(call.script.source)
+    return [call.parse(reply) for call, reply in zip(calls, replies, strict=True)]
+
+
+async def arun_many(client: AsyncRedis, calls: Sequence[Call[Any]]) -> list[Any]:
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        for call in calls:
+            pipe.evalsha(*call.evalsha_args)
+        try:
+            replies = await pipe.execute()
+            break
+        except NoScriptError:
+            if attempt == 2:
+                raise
+            for call in calls:
+                await client.script_load(call.script.source)
+    return [call.parse(reply) for call, reply in zip(calls, replies, strict=True)]

@@ -1,0 +1,147 @@
+"""What a handler receives: the ``task`` and the ``ctx``.
+
+Log lines and progress updates are queued in order and written by one flusher
+per task (update.lua), so a handler never waits on Redis to log, and both sync
+handlers (in threads) and async ones (on the loop) use the same path. The task
+is acknowledged only after its updates are written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import commands, jsonutil
+from .connection import Connection
+from .keys import QueueKeys
+from .scripts import arun
+from .types import AdminJobData, EmitOptions, Message
+
+if TYPE_CHECKING:
+    from .task_manager import TaskManager
+
+EventSink = Callable[[dict[str, Any]], Any]
+
+
+class TaskUpdates:
+    """The ordered log/progress writes of one running task."""
+
+    def __init__(self, conn: Connection, qk: QueueKeys, job_id: str, max_logs: int,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.conn, self.qk, self.job_id, self.max_logs = conn, qk, job_id, max_logs
+        self.loop = loop
+        self.loop_thread = threading.get_ident()  # made on the loop, by the processor
+        self._items: list[tuple[str, str]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Future[Any]] = set()
+
+    def push(self, kind: str, value: Any) -> None:
+        """Queue a write; callable from the loop or from a handler's thread."""
+        if threading.get_ident() == self.loop_thread:
+            self._push(kind, value)
+        else:
+            self.loop.call_soon_threadsafe(self._push, kind, value)
+
+    def _push(self, kind: str, value: Any) -> None:
+        self._items.append((kind, jsonutil.dumps(value)))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = self.loop.create_task(self._flush())
+
+    def track(self, fut: asyncio.Future[Any]) -> None:
+        """Something the task started (a follow-up emit) that must land before its ack."""
+        self._pending.add(fut)
+        fut.add_done_callback(self._pending.discard)
+
+    async def _flush(self) -> None:
+        while self._items:
+            items, self._items = self._items, []
+            await arun(self.conn.aio, commands.update(self.qk, self.job_id, items, self.max_logs))
+
+    async def drain(self) -> None:
+        """Wait for every queued write and tracked follow-up (errors are the caller's)."""
+        while (self._flusher and not self._flusher.done()) or self._pending:
+            if self._flusher and not self._flusher.done():
+                await self._flusher
+            if self._pending:
+                await asyncio.gather(*self._pending)
+
+
+class Task:
+    """The running job, as a handler sees it (``task.id``, ``task.data``, ``task.logger``)."""
+
+    def __init__(self, message: Message, options: dict[str, Any], updates: TaskUpdates) -> None:
+        self.id = message.id
+        self.name = message.name
+        self.queue = message.queue
+        self.data = message.data
+        self.options = options
+        self.record: AdminJobData = message.record
+        self.attempt = message.record.retried_attempts + 1
+        self._updates = updates
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} id={self.id} queue={self.queue} attempt={self.attempt}>"
+
+    def logger(self, message: Any) -> None:
+        """Append a log line to the job record (capped by ``max_logs_per_task``)."""
+        text = message if isinstance(message, str) else jsonutil.dumps(message)
+        self._updates.push("log", {"message": text, "timestamp": int(time.time() * 1000)})
+
+
+class Socket:
+    """``ctx.socket``: live updates to whoever watches the task (WebSocket gateway)."""
+
+    def __init__(self, task: Task, updates: TaskUpdates, events: EventSink | None) -> None:
+        self._task, self._updates, self._events = task, updates, events
+
+    def update(self, data: Any, progress: float | None = None) -> None:
+        self._updates.push("progress", {"data": data, "progress": progress})
+        if self._events is not None:
+            self._events({"type": "task_update", "taskId": self._task.id,
+                          "queue": self._task.queue, "name": self._task.name,
+                          "data": data, "progress": progress})
+
+
+class HandlerContext(Mapping[str, Any]):
+    """``ctx``: ``emit``/``aemit`` for follow-up tasks, ``socket`` for live updates, and
+    the entries of the user's ctx (``ctx.db`` or ``ctx["db"]``)."""
+
+    def __init__(self, manager: TaskManager, task: Task, updates: TaskUpdates,
+                 user: Mapping[str, Any], events: EventSink | None) -> None:
+        self._manager, self._updates, self._user = manager, updates, user
+        self.socket = Socket(task, updates, events)
+        self.task = task
+        self.cancelled = False
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._user[name]
+        except KeyError:
+            raise AttributeError(f"ctx has no entry {name!r} (ctx entries: "
+                                 f"{', '.join(self._user) or 'none'})") from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._user[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._user)
+
+    def __len__(self) -> int:
+        return len(self._user)
+
+    def emit(self, event: str, data: Any = None, queue: str | None = None,
+             options: EmitOptions | None = None) -> str:
+        """Emit a follow-up task; on the event loop it is written before this task's ack."""
+        if threading.get_ident() != self._updates.loop_thread:
+            return self._manager.emit(event=event, data=data, queue=queue, options=options)
+        queue_name, job = self._manager.prepare(event, queue, data, options)
+        fut = asyncio.ensure_future(self._manager.aenqueue(queue_name, [job]))
+        self._updates.track(fut)
+        return job.id
+
+    async def aemit(self, event: str, data: Any = None, queue: str | None = None,
+                    options: EmitOptions | None = None) -> str:
+        return await self._manager.aemit(event=event, data=data, queue=queue, options=options)

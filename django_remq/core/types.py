@@ -1,0 +1,192 @@
+"""Plain typed payloads shared by the engine, the Sdk, the views and the gateway.
+
+Records are frozen dataclasses with a ``to_dict()`` for JSON; option bags are
+TypedDicts so a type checker catches a misspelt key before the runtime check does.
+Times are integer milliseconds since the epoch, as in the seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, NotRequired, TypedDict
+
+JobStatus = Literal["waiting", "delayed", "processing", "completed", "failed", "cancelled", "paused"]
+
+
+@dataclass(frozen=True)
+class JobState:
+    name: str
+    queue: str
+    data: Any
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    message: str
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class JobError:
+    message: str
+    type: str
+    traceback: str
+    attempt: int
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class AdminJobData:
+    """A job as stored: the seed's ``AdminJobData`` plus progress, result and bookkeeping."""
+
+    id: str
+    state: JobState
+    status: str
+    timestamp: int
+    delay_until: int | None = None
+    lock_until: int | None = None
+    priority: int = 0
+    retry_count: int = 0
+    retry_delay_ms: int = 0
+    retried_attempts: int = 0
+    repeat_count: int = 0
+    repeat_delay_ms: int = 0
+    logs: list[LogEntry] = field(default_factory=list)
+    errors: list[JobError] = field(default_factory=list)
+    last_run: int | None = None
+    paused: bool = False
+    progress: Any = None
+    result: Any = None
+    finished_at: int | None = None
+    deliveries: int = 0
+    worker: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TaskStats:
+    queue: str
+    waiting: int = 0
+    delayed: int = 0
+    processing: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    paused: int = 0
+    dlq: int = 0
+
+    @property
+    def total(self) -> int:
+        return (self.waiting + self.delayed + self.processing + self.completed + self.failed
+                + self.cancelled + self.paused)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total": self.total}
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    name: str
+    paused: bool
+    stats: TaskStats
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "paused": self.paused, "stats": self.stats.to_dict()}
+
+
+class ListJobsOptions(TypedDict, total=False):
+    queue: str | None
+    status: str | None
+    limit: int
+    offset: int
+    search: str | None
+
+
+class RepeatOptions(TypedDict, total=False):
+    pattern: str
+    every_ms: int
+    limit: int
+
+
+class EmitOptions(TypedDict, total=False):
+    """Per-task options accepted by ``emit`` (the seed's emit options, snake_case)."""
+
+    id: str
+    attempts: int
+    retry_count: int
+    retry_delay_ms: int
+    delay_until: Any  # datetime, or epoch milliseconds
+    delay_ms: int
+    priority: int
+    timeout_ms: int
+
+
+class HandlerOptions(EmitOptions, total=False):
+    """Per-handler defaults: the emit options plus what only belongs to a handler."""
+
+    debounce: int | DebounceConfig
+    repeat: RepeatOptions
+
+
+class RetryConfig(TypedDict, total=False):
+    max_retries: int
+    retry_delay_ms: int
+    should_retry: Callable[[BaseException, int], bool]
+    backoff: Any
+
+
+class DLQConfig(TypedDict, total=False):
+    stream_key: str
+    should_send_to_dlq: Callable[[Message, BaseException, int], bool]
+    maxlen: int
+
+
+class DebounceConfig(TypedDict, total=False):
+    window_ms: int
+    key: Callable[[Message], str]
+    mode: Literal["leading", "trailing"]
+    max_wait_ms: int
+
+
+class RetentionConfig(TypedDict, total=False):
+    """How long finished jobs stay; ``None`` keeps them (unbounded: use with care)."""
+
+    completed_max_age_ms: int | None
+    completed_max_count: int | None
+    failed_max_age_ms: int | None
+    failed_max_count: int | None
+
+
+class ProcessorOptions(TypedDict, total=False):
+    retry: RetryConfig
+    dlq: DLQConfig
+    max_logs_per_task: int
+    claim_idle_ms: int
+    max_deliveries: int
+    retention: RetentionConfig
+    shutdown_timeout_ms: int
+
+
+@dataclass(frozen=True)
+class Message:
+    """A delivered job as the Consumer hands it to its message handler."""
+
+    id: str
+    entry_id: str
+    queue: str
+    name: str
+    data: Any
+    options: dict[str, Any]
+    record: AdminJobData
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    """What the Consumer knows about a delivery besides the message."""
+
+    consumer: str
+    deliveries: int
