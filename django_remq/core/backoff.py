@@ -17,7 +17,7 @@ class Backoff:
     def next(self) -> float:
         delay = min(self.cap, self.base * (2 ** self.attempt))
         self.attempt += 1
-        return delay * random.uniform(0.8, 1.2)
+        return float(delay * random.uniform(0.8, 1.2))
 
     def reset(self) -> None:
         self.attempt = 0

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import scripts
+from . import jsonutil, scripts
 from .keys import GROUP, QueueKeys
 from .records import pairs_to_dict
 from .scripts import Arg, Call
@@ -25,11 +25,19 @@ class NewJob:
     id: str
     fields: Sequence[str]
     run_at_ms: int = 0
-    dedup: bool = True
+
+
+#: The record fields deliver.lua returns for a job to run (its RUN_FIELDS).
+RUN_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "deliveries")
+#: The record fields a stream entry carries (_lib.lua's ENTRY_FIELDS).
+ENTRY_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count")
 
 
 @dataclass(frozen=True)
 class Delivery:
+    """One entry as deliver.lua left it. ``fields``: the RUN_FIELDS that are set (for
+    "run"/"poison"), or the raw stream entry (for "malformed")."""
+
     entry_id: str
     job_id: str
     verdict: Verdict
@@ -38,13 +46,15 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one delivered job; finish.lua applies it with the acknowledgement."""
+    """What became of one delivered job; finish.lua applies it with the acknowledgement.
+    ``error`` (a JSON object) is appended to the record's errors."""
 
     entry_id: str
     job_id: str
     kind: OutcomeKind
     fields: Mapping[str, str] = field(default_factory=dict)
     run_at_ms: int = 0
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class Promoted:
     moved: int
     next_due_in_ms: int | None
     now_ms: int
+    paused: bool
 
 
 def _ints(reply: Any) -> list[int]:
@@ -72,24 +83,32 @@ def _ints(reply: Any) -> list[int]:
 
 
 def emit(qk: QueueKeys, jobs: Iterable[NewJob]) -> Call[list[int]]:
-    args: list[Arg] = [qk.job_prefix, qk.logs_prefix]
-    for job in jobs:
-        args += [job.id, "1" if job.dedup else "0", job.run_at_ms, len(job.fields), *job.fields]
-    return Call(scripts.EMIT, qk.script_keys, args, _ints)
+    batch = jsonutil.dumps([[job.id, job.run_at_ms, job.fields] for job in jobs])
+    return Call(scripts.EMIT, qk.script_keys, [qk.job_prefix, qk.logs_prefix, batch], _ints)
 
 
 def _deliveries(reply: Any) -> list[Delivery]:
     out = []
-    for entry_id, job_id, verdict, flat in reply:
-        out.append(Delivery(_s(entry_id), _s(job_id), _s(verdict), pairs_to_dict(flat)))  # type: ignore[arg-type]
+    for entry_id, job_id, verdict, values in reply:
+        verdict = _s(verdict)
+        if verdict == "malformed":
+            fields = pairs_to_dict(values)
+        else:
+            fields = {k: _s(v) for k, v in zip(RUN_FIELDS, values, strict=False) if v is not None}
+        out.append(Delivery(_s(entry_id), _s(job_id), verdict, fields))  # type: ignore[arg-type]
     return out
 
 
 def deliver(qk: QueueKeys, consumer: str, entries: Sequence[tuple[str, str]], *, lock_ms: int,
             max_deliveries: int) -> Call[list[Delivery]]:
-    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, "read"]
-    for entry_id, job_id in entries:
-        args += [entry_id, job_id]
+    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, "read",
+                       jsonutil.dumps(entries)]
+    return Call(scripts.DELIVER, qk.script_keys, args, _deliveries)
+
+
+def fetch(qk: QueueKeys, consumer: str, count: int, *, lock_ms: int,
+          max_deliveries: int) -> Call[list[Delivery]]:
+    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, "fetch", count]
     return Call(scripts.DELIVER, qk.script_keys, args, _deliveries)
 
 
@@ -101,17 +120,17 @@ def reclaim(qk: QueueKeys, consumer: str, *, min_idle_ms: int, count: int, lock_
 
 
 def finish(qk: QueueKeys, outcomes: Iterable[Outcome], retention: Retention) -> Call[list[int]]:
-    args: list[Arg] = [qk.job_prefix, qk.logs_prefix, GROUP, *retention.args()]
-    for o in outcomes:
-        flat = [x for pair in o.fields.items() for x in pair]
-        args += [o.entry_id, o.job_id, o.kind, o.run_at_ms, len(flat), *flat]
+    batch = jsonutil.dumps([
+        [o.entry_id, o.job_id, o.kind, o.run_at_ms, [x for kv in o.fields.items() for x in kv],
+         o.error] for o in outcomes])
+    args: list[Arg] = [qk.job_prefix, qk.logs_prefix, GROUP, *retention.args(), batch]
     return Call(scripts.FINISH, qk.script_keys, args, _ints)
 
 
 def promote(qk: QueueKeys, limit: int = 1000) -> Call[Promoted]:
     def parse(reply: Any) -> Promoted:
-        moved, wait, now = (int(x) for x in reply)
-        return Promoted(moved, None if wait < 0 else wait, now)
+        moved, wait, now, paused = (int(x) for x in reply)
+        return Promoted(moved, None if wait < 0 else wait, now, bool(paused))
 
     return Call(scripts.PROMOTE, qk.script_keys, [qk.job_prefix, limit], parse)
 

@@ -84,23 +84,29 @@ class Connection:
     def _make_sync(self) -> redis.Redis:
         db = self.target
         if isinstance(db, str):
-            return redis.Redis.from_url(db, decode_responses=True)
+            client: redis.Redis = redis.Redis.from_url(db, decode_responses=True)
+            return client
         assert isinstance(db, redis.asyncio.Redis)
         kwargs, cls = _pool_settings(db)
         if "server" in kwargs:
-            return _fake_client(kwargs, asynchronous=False)
+            fake: redis.Redis = _fake_client(kwargs, asynchronous=False)
+            return fake
         pool = redis.ConnectionPool(connection_class=_ASYNC_TO_SYNC.get(cls, redis.Connection),
                                     **kwargs)
         return redis.Redis(connection_pool=pool)
 
     def _make_async(self) -> redis.asyncio.Redis:
         db = self.target
-        limit = {"max_connections": self._max_connections} if self._max_connections else {}
+        limit: dict[str, Any] = (
+            {"max_connections": self._max_connections} if self._max_connections else {})
         if isinstance(db, str):
-            return redis.asyncio.Redis.from_url(db, decode_responses=True, **limit)
+            aclient: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
+                db, decode_responses=True, **limit)
+            return aclient
         kwargs, cls = _pool_settings(db)
         if "server" in kwargs:
-            return _fake_client(kwargs, asynchronous=True)
+            fake: redis.asyncio.Redis = _fake_client(kwargs, asynchronous=True)
+            return fake
         pool = redis.asyncio.ConnectionPool(
             connection_class=_SYNC_TO_ASYNC.get(cls, redis.asyncio.Connection), **kwargs, **limit
         )

@@ -15,12 +15,14 @@ import socket
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from . import commands, failures
+from . import commands, failures, jsonutil
 from .acker import Acker, OnApplied
 from .backoff import Backoff
 from .commands import Delivery, Outcome, Retention
@@ -28,8 +30,7 @@ from .connection import Connection
 from .errors import MalformedMessage, PoisonMessage
 from .keys import Keys
 from .pool import ConcurrencyPool
-from .reader import StreamReader
-from .records import decode
+from .reader import Entry, StreamReader
 from .scripts import arun_many
 from .types import Message, MessageContext
 from .upkeep import Upkeep
@@ -47,7 +48,7 @@ class ConsumerOptions:
     prefix: str = "remq"
     claim_idle_ms: int = 30_000
     max_deliveries: int = 5
-    retention: Retention = Retention()
+    retention: Retention = field(default_factory=Retention)
     block_ms: int = 1000
     promote_interval_ms: int = 100
     shutdown_timeout_ms: int = 30_000
@@ -83,7 +84,10 @@ class Consumer:
     async def start(self, *, burst: bool = False) -> None:
         """Start consuming in the background; returns once the worker is set up."""
         self._burst = burst
+        if burst:  # an empty read ends a burst run: don't sit in a long block first
+            self.reader.block_ms = min(self.reader.block_ms, 50)
         await self._until_connected(lambda: self.reader.ensure_groups(self.queues))
+        await self.upkeep.promote()
         await self.conn.aio.sadd(self.keys.queues, *self.queues)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._read_loop(), name="remq-read"),
@@ -153,25 +157,72 @@ class Consumer:
 
     async def _read_once(self) -> None:
         await self.pool.wait_for_slot()
-        queues = await self.upkeep.unpaused(self.queues)
+        queues = self.upkeep.unpaused()
         if not queues:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
             return
+        if await self._fetch(queues):
+            return  # busy: fetch again rather than block
         entries = await self.reader.read(queues, self.pool.free)
-        if not entries:
-            if self._burst and await self.upkeep.drained():
-                self.idle.set()
-                self._stopping.set()
-            return
+        if entries:
+            await self._deliver(entries)
+        elif self._burst and await self.upkeep.drained():
+            self.idle.set()
+            self._stopping.set()
+
+    async def _fetch(self, queues: Sequence[str]) -> bool:
+        """Read and deliver in one script per queue (no blocking); ``True`` if it found work."""
+        share = -(-self.pool.free // len(queues))
+        calls = [commands.fetch(self.keys.queue(q), self.name, share,
+                                lock_ms=self.options.claim_idle_ms,
+                                max_deliveries=self.options.max_deliveries) for q in queues]
+        try:
+            replies = await arun_many(self.conn.aio, calls)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.reader.ensure_groups(queues)
+            return False
+        found = False
+        for q, deliveries in zip(queues, replies, strict=True):
+            found = found or bool(deliveries)
+            self.dispatch(q, deliveries)
+        return found
+
+    async def _deliver(self, entries: Sequence[Entry]) -> None:
+        """Start what the blocking read brought, while deliver.lua marks it processing.
+
+        A fresh entry carries its job's run fields, so its handler starts without
+        waiting for the mark (the round trip would double the pick-up latency). The
+        outcome waits for the mark, so finish.lua always comes after it. Entries
+        without run fields go the slow way: marked first, then started."""
         by_queue: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
+        started: set[str] = set()
+        mark: asyncio.Future[list[list[Delivery]]] = asyncio.get_running_loop().create_future()
         for e in entries:
             by_queue[e.queue].append((e.entry_id, e.job_id))
+            if e.job_id and "name" in e.fields:
+                self._start(e.queue, Delivery(e.entry_id, e.job_id, "run", e.fields), mark)
+                started.add(e.entry_id)
         qs = list(by_queue)
         calls = [commands.deliver(self.keys.queue(q), self.name, by_queue[q],
                                   lock_ms=self.options.claim_idle_ms,
                                   max_deliveries=self.options.max_deliveries) for q in qs]
-        for q, deliveries in zip(qs, await arun_many(self.conn.aio, calls), strict=True):
-            self.dispatch(q, deliveries)
+        try:
+            replies = await arun_many(self.conn.aio, calls)
+        except BaseException as exc:
+            mark.set_exception(exc)
+            raise
+        mark.set_result(replies)
+        for q, deliveries in zip(qs, replies, strict=True):
+            late = []
+            for d in deliveries:
+                if d.entry_id not in started:
+                    late.append(d)
+                elif d.verdict != "run":
+                    log.warning("job %s in %r started before it was found %s; its outcome will "
+                                "be ignored", d.job_id, q, d.verdict)
+            self.dispatch(q, late)
 
     def dispatch(self, queue: str, deliveries: list[Delivery]) -> None:
         """Start each runnable delivery; record the ones that cannot run."""
@@ -185,7 +236,8 @@ class Consumer:
                     "its worker probably crashed or was killed each time"
                 )
                 log.error("%s", exc)
-                self.acker.add(queue, failures.failed(d.entry_id, d.job_id, d.fields, exc))
+                attempt = int(d.fields.get("retried_attempts") or 0) + 1
+                self.acker.add(queue, failures.failed(d.entry_id, d.job_id, exc, attempt))
             elif d.verdict == "malformed":
                 log.error("malformed entry %s in queue %r (no job id): %r", d.entry_id, queue,
                           d.fields)
@@ -193,21 +245,20 @@ class Consumer:
             else:
                 log.debug("entry %s (job %s) in %r: %s", d.entry_id, d.job_id, queue, d.verdict)
 
-    def _start(self, queue: str, d: Delivery) -> None:
+    def _start(self, queue: str, d: Delivery, mark: asyncio.Future[Any] | None = None) -> None:
         try:
-            record = decode(d.fields)
+            msg = to_message(queue, d)
         except (KeyError, ValueError, TypeError) as exc:
             err = MalformedMessage(f"job {d.job_id} in queue {queue!r} has a corrupt record: "
                                    f"{type(exc).__name__}: {exc}")
             log.error("%s", err)
-            self.acker.add(queue, failures.failed(d.entry_id, d.job_id, d.fields, err))
+            self.acker.add(queue, failures.failed(d.entry_id, d.job_id, err, 1))
             return
-        msg = Message(id=record.id, entry_id=d.entry_id, queue=queue, name=record.state.name,
-                      data=record.state.data, options=record.state.options, record=record)
-        self.running[record.id] = (queue, d.entry_id)
-        self.pool.spawn(self._run(msg, MessageContext(self.name, record.deliveries)))
+        self.running[msg.id] = (queue, d.entry_id)
+        self.pool.spawn(self._run(msg, MessageContext(self.name, msg.deliveries, mark), mark))
 
-    async def _run(self, msg: Message, ctx: MessageContext) -> None:
+    async def _run(self, msg: Message, ctx: MessageContext,
+                   mark: asyncio.Future[Any] | None) -> None:
         try:
             outcome = await self.handler(msg, ctx)
         except asyncio.CancelledError:
@@ -215,6 +266,25 @@ class Consumer:
             raise  # shutting down: the entry stays pending and is handed back
         except Exception as exc:  # the handler is meant to turn errors into outcomes
             log.exception("message handler failed on job %s", msg.id)
-            outcome = failures.failed(msg.entry_id, msg.id, {}, exc, record=msg.record)
+            outcome = failures.failed(msg.entry_id, msg.id, exc, msg.attempt)
+        try:
+            if mark is not None:
+                await asyncio.shield(mark)
+        except Exception:  # the mark never reached Redis: leave the entry for reclaim
+            self.running.pop(msg.id, None)
+            return
         self.running.pop(msg.id, None)
         self.acker.add(msg.queue, outcome)
+
+
+def to_message(queue: str, d: Delivery) -> Message:
+    """A delivery's record fields as a Message; raises on a corrupt record."""
+    f = d.fields
+    options = jsonutil.loads(f["options"]) if f.get("options") else {}
+    if not isinstance(options, dict):
+        raise TypeError(f"options must be a JSON object, got {f['options']!r}")
+    return Message(id=d.job_id, entry_id=d.entry_id, queue=queue, name=f["name"],
+                   data=jsonutil.loads(f.get("data") or "null"), options=options,
+                   retried_attempts=int(f.get("retried_attempts") or 0),
+                   retry_count=int(f["retry_count"]) if f.get("retry_count") else None,
+                   deliveries=int(f.get("deliveries") or 1))  # a fresh entry: 1st delivery

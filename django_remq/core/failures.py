@@ -5,38 +5,24 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Mapping
-from typing import Any
 
 from . import jsonutil
 from .commands import Outcome
 from .errors import MalformedMessage
-from .types import AdminJobData, JobError
 
 MAX_TRACEBACK = 8_000
 
 
-def error_entry(exc: BaseException, attempt: int) -> dict[str, Any]:
+def error_json(exc: BaseException, attempt: int) -> str:
+    """One entry of a record's ``errors`` list (finish.lua appends it)."""
     tb = "".join(traceback.format_exception(exc))
-    return {"message": str(exc) or type(exc).__name__, "type": type(exc).__name__,
-            "traceback": tb[-MAX_TRACEBACK:], "attempt": attempt,
-            "timestamp": int(time.time() * 1000)}
+    return jsonutil.dumps({"message": str(exc) or type(exc).__name__, "type": type(exc).__name__,
+                           "traceback": tb[-MAX_TRACEBACK:], "attempt": attempt,
+                           "timestamp": int(time.time() * 1000)})
 
 
-def errors_with(previous: list[JobError] | str | None, exc: BaseException,
-                attempt: int) -> str:
-    """The record's ``errors`` field with one more entry (JSON)."""
-    if isinstance(previous, str):
-        items: list[Any] = jsonutil.loads(previous or "[]")
-    else:
-        items = [e.__dict__ for e in previous or ()]
-    return jsonutil.dumps([*items, error_entry(exc, attempt)])
-
-
-def failed(entry_id: str, job_id: str, fields: Mapping[str, str], exc: BaseException,
-           record: AdminJobData | None = None) -> Outcome:
-    previous = record.errors if record is not None else fields.get("errors")
-    attempt = (record.retried_attempts if record else int(fields.get("retried_attempts") or 0)) + 1
-    return Outcome(entry_id, job_id, "failed", {"errors": errors_with(previous, exc, attempt)})
+def failed(entry_id: str, job_id: str, exc: BaseException, attempt: int) -> Outcome:
+    return Outcome(entry_id, job_id, "failed", error=error_json(exc, attempt))
 
 
 def malformed(queue: str, entry_id: str, raw: Mapping[str, str]) -> Outcome:
@@ -47,5 +33,5 @@ def malformed(queue: str, entry_id: str, raw: Mapping[str, str]) -> Outcome:
     )
     job_id = f"malformed-{entry_id}"
     fields = {"id": job_id, "name": raw.get("name", "") or "(malformed)", "queue": queue,
-              "data": jsonutil.dumps(dict(raw)), "errors": errors_with(None, exc, 1)}
-    return Outcome(entry_id, job_id, "malformed", fields)
+              "data": jsonutil.dumps(dict(raw))}
+    return Outcome(entry_id, job_id, "malformed", fields, error=error_json(exc, 1))

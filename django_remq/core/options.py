@@ -100,7 +100,8 @@ def validate_job_id(job_id: Any) -> str:
         raise InvalidOptions(f"job id must be a non-empty string, got {job_id!r}.")
     if len(job_id) > MAX_ID_LENGTH or any(c.isspace() for c in job_id):
         raise InvalidOptions(
-            f"job id {job_id[:50]!r} must be at most {MAX_ID_LENGTH} characters, without whitespace."
+            f"job id {job_id[:50]!r} must be at most {MAX_ID_LENGTH} characters, "
+            "without whitespace."
         )
     return job_id
 

@@ -54,7 +54,8 @@ class Backoff:
                     "retry 'backoff' takes 'fixed', 'exponential' or a dict with kind "
                     f"('fixed'|'exponential'), factor, max_ms, jitter; got {dict(value)!r}")
             return cls(**value)
-        raise InvalidOptions(f"retry 'backoff' must be 'fixed', 'exponential' or a dict, got {value!r}")
+        raise InvalidOptions(
+            f"retry 'backoff' must be 'fixed', 'exponential' or a dict, got {value!r}")
 
 
 @dataclass(frozen=True)

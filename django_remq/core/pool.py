@@ -52,7 +52,7 @@ class ConcurrencyPool:
         """Wait until nothing runs; ``False`` if the timeout came first."""
         if not self._tasks:
             return True
-        done, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
         return not pending
 
     def cancel_all(self) -> None:

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import failures, jsonutil
@@ -41,11 +41,11 @@ PROCESSOR_KEYS = frozenset(ProcessorOptions.__annotations__)
 class ProcessorSettings:
     """Validated processor options (the seed's ``processor: {...}``)."""
 
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_logs_per_task: int = 100
     claim_idle_ms: int = 30_000
     max_deliveries: int = 5
-    retention: Retention = Retention()
+    retention: Retention = field(default_factory=Retention)
     shutdown_timeout_ms: int = 30_000
     dlq: Mapping[str, Any] | None = None
 
@@ -117,11 +117,11 @@ class Processor:
             exc = UnknownEvent(
                 f"no handler for event {message.name!r} in queue {message.queue!r}; registered "
                 f"there: {', '.join(known) or 'none'}")
-            return failures.failed(message.entry_id, message.id, {}, exc, record=message.record)
+            return failures.failed(message.entry_id, message.id, exc, message.attempt)
         options = {**entry.options, **message.options}
         loop = asyncio.get_running_loop()
         updates = TaskUpdates(self.conn, self.keys.queue(message.queue), message.id,
-                              self.settings.max_logs_per_task, loop)
+                              self.settings.max_logs_per_task, loop, ready=mctx.marked)
         task = Task(message, options, updates)
         ctx = HandlerContext(self.manager, task, updates, self.ctx, self.events)
         try:
@@ -149,30 +149,29 @@ class Processor:
         return result
 
     def _failure(self, message: Message, options: Mapping[str, Any], exc: Exception) -> Outcome:
-        record = message.record
         # after a first retry the record holds the count left; before, the options say
-        retries_left = record.retry_count if record.retried_attempts else retries_of(options)
+        retries_left = (message.retry_count if message.retry_count is not None
+                        else retries_of(options))
         delay = self.settings.retry.next_delay_ms(
-            exc, retries_left, record.retried_attempts, options.get("retry_delay_ms"))
-        errors = failures.errors_with(record.errors, exc, record.retried_attempts + 1)
+            exc, retries_left, message.retried_attempts, options.get("retry_delay_ms"))
+        error = failures.error_json(exc, message.attempt)
         if delay is None:
             log.warning("job %s (%s) failed: %s: %s", message.id, message.name,
                         type(exc).__name__, exc)
-            return Outcome(message.entry_id, message.id, "failed", {"errors": errors})
+            return Outcome(message.entry_id, message.id, "failed", error=error)
         log.info("job %s (%s) failed, retrying in %d ms (%d left): %s", message.id, message.name,
                  delay, retries_left - 1, exc)
-        fields = {"errors": errors, "retry_count": str(retries_left - 1),
-                  "retried_attempts": str(record.retried_attempts + 1)}
+        fields = {"retry_count": str(retries_left - 1),
+                  "retried_attempts": str(message.attempt)}
         return Outcome(message.entry_id, message.id, "retry", fields,
-                       run_at_ms=int(time.time() * 1000) + delay)
+                       run_at_ms=int(time.time() * 1000) + delay, error=error)
 
     def _applied(self, queue: str, outcome: Outcome, applied: bool) -> None:
         if not applied or self.events is None:
             return
         if outcome.kind == "retry":
-            errors = jsonutil.loads(outcome.fields["errors"])
             self.events({"type": "task_retry", "taskId": outcome.job_id, "queue": queue,
-                         "error": errors[-1]["message"],
+                         "error": jsonutil.loads(outcome.error)["message"],
                          "retryCount": int(outcome.fields["retry_count"])})
         else:
             status = "failed" if outcome.kind == "malformed" else outcome.kind

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.exceptions import ResponseError
 
@@ -19,6 +20,7 @@ class Entry:
     queue: str
     entry_id: str
     job_id: str  # "" when the entry carries no job id (malformed)
+    fields: dict[str, str]  # what the entry carries to start the job (ENTRY_FIELDS)
 
 
 class StreamReader:
@@ -55,7 +57,7 @@ class StreamReader:
     async def read(self, queues: Sequence[str], count: int) -> list[Entry]:
         if not queues or count <= 0:
             return []
-        streams = {self._stream(q): ">" for q in queues}
+        streams: dict[Any, Any] = {self._stream(q): ">" for q in queues}
         try:
             reply = await self.conn.aio.xreadgroup(
                 GROUP, self.consumer, streams, count=count, block=self.block_ms
@@ -72,13 +74,13 @@ class StreamReader:
         if not reply:
             return []
         by_stream = {self._stream(q): q for q in queues}
-        items = reply.items() if isinstance(reply, dict) else reply  # RESP3 / RESP2
+        items: Any = reply.items() if isinstance(reply, dict) else reply  # RESP3 / RESP2
         out: list[Entry] = []
-        for stream, messages in items:  # type: ignore[union-attr]
+        for stream, messages in items:
             queue = by_stream[stream if isinstance(stream, str) else stream.decode()]
             for entry_id, fields in messages:
-                job_id = (fields or {}).get("id") or (fields or {}).get(b"id") or ""
-                out.append(Entry(queue, _text(entry_id), _text(job_id)))
+                text = {_text(k): _text(v) for k, v in (fields or {}).items()}
+                out.append(Entry(queue, _text(entry_id), text.get("id", ""), text))
         return out
 
 

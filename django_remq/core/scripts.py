@@ -33,9 +33,16 @@ class Script:
         return hashlib.sha1(self.source.encode()).hexdigest()
 
 
+def _read(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
+
+
+_LIB = _read("_lib")
+
+
 def _load(name: str) -> Script:
-    source = resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
-    return Script(name, source)
+    """A script with the shared helpers of ``_lib.lua`` in front (Lua has no import)."""
+    return Script(name, f"{_LIB}\n{_read(name)}")
 
 
 EMIT = _load("emit")
@@ -73,10 +80,10 @@ def run(client: Redis, call: Call[T]) -> T:
 
 async def arun(client: AsyncRedis, call: Call[T]) -> T:
     try:
-        reply = await client.evalsha(*call.evalsha_args)  # type: ignore[misc]
+        reply = await client.evalsha(*call.evalsha_args)
     except NoScriptError:
         await client.script_load(call.script.source)
-        reply = await client.evalsha(*call.evalsha_args)  # type: ignore[misc]
+        reply = await client.evalsha(*call.evalsha_args)
     return call.parse(reply)
 
 

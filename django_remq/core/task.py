@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import commands, jsonutil
 from .connection import Connection
 from .keys import QueueKeys
 from .scripts import arun
-from .types import AdminJobData, EmitOptions, Message
+from .types import EmitOptions, Message
 
 if TYPE_CHECKING:
     from .task_manager import TaskManager
@@ -30,8 +30,9 @@ class TaskUpdates:
     """The ordered log/progress writes of one running task."""
 
     def __init__(self, conn: Connection, qk: QueueKeys, job_id: str, max_logs: int,
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop, ready: Awaitable[Any] | None = None) -> None:
         self.conn, self.qk, self.job_id, self.max_logs = conn, qk, job_id, max_logs
+        self.ready = ready  # writes wait for the job to be marked processing
         self.loop = loop
         self.loop_thread = threading.get_ident()  # made on the loop, by the processor
         self._items: list[tuple[str, str]] = []
@@ -56,6 +57,8 @@ class TaskUpdates:
         fut.add_done_callback(self._pending.discard)
 
     async def _flush(self) -> None:
+        if self.ready is not None:
+            await asyncio.shield(self.ready)
         while self._items:
             items, self._items = self._items, []
             await arun(self.conn.aio, commands.update(self.qk, self.job_id, items, self.max_logs))
@@ -78,8 +81,7 @@ class Task:
         self.queue = message.queue
         self.data = message.data
         self.options = options
-        self.record: AdminJobData = message.record
-        self.attempt = message.record.retried_attempts + 1
+        self.attempt = message.attempt
         self._updates = updates
 
     def __repr__(self) -> str:

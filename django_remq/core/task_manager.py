@@ -22,7 +22,7 @@ from .keys import Keys, validate_queue_name
 from .options import run_at_ms, validate_emit_options, validate_handler_options
 from .processor import Processor, ProcessorSettings
 from .records import emit_fields
-from .scripts import arun_many, run, run_many
+from .scripts import Call, arun_many, run, run_many
 from .task import EventSink
 from .types import EmitOptions, HandlerOptions, ProcessorOptions
 
@@ -127,7 +127,7 @@ class TaskManager:
         job_id = opts.get("id") or uuid.uuid4().hex
         data_json = jsonutil.dumps_data(data, f"emit({event!r})")
         fields = emit_fields(job_id, event, queue, data_json, opts)
-        return queue, NewJob(job_id, fields, run_at_ms(opts), dedup=True)
+        return queue, NewJob(job_id, fields, run_at_ms(opts))
 
     def emit(self, event: str, queue: str | None = None, data: Any = None,
              options: EmitOptions | None = None) -> str:
@@ -171,7 +171,7 @@ class TaskManager:
         return ids
 
     def _emit_chunks(self, items: Iterable[Mapping[str, Any]]
-                     ) -> Iterable[tuple[list[commands.Call[list[int]]], list[str], list[str]]]:
+                     ) -> Iterable[tuple[list[Call[list[int]]], list[str], list[str]]]:
         chunk: defaultdict[str, list[NewJob]] = defaultdict(list)
         ids: list[str] = []
         for n, item in enumerate(items):
@@ -189,7 +189,7 @@ class TaskManager:
         if ids:
             yield self._chunk_calls(chunk), list(chunk), ids
 
-    def _chunk_calls(self, chunk: Mapping[str, list[NewJob]]) -> list[commands.Call[list[int]]]:
+    def _chunk_calls(self, chunk: Mapping[str, list[NewJob]]) -> list[Call[list[int]]]:
         return [commands.emit(self.keys.queue(q), jobs) for q, jobs in chunk.items()]
 
     def _register_queues_sync(self, queues: Iterable[str]) -> None:

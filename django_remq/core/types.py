@@ -7,11 +7,13 @@ Times are integer milliseconds since the epoch, as in the seed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, TypedDict
 
-JobStatus = Literal["waiting", "delayed", "processing", "completed", "failed", "cancelled", "paused"]
+JobStatus = Literal[
+    "waiting", "delayed", "processing", "completed", "failed", "cancelled", "paused"
+]
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,10 @@ class ProcessorOptions(TypedDict, total=False):
 
 @dataclass(frozen=True)
 class Message:
-    """A delivered job as the Consumer hands it to its message handler."""
+    """A delivered job as the Consumer hands it to its message handler.
+
+    ``retry_count`` is the record's count of retries left once a retry has set it,
+    else ``None`` (the options say); ``deliveries`` counts this attempt's deliveries."""
 
     id: str
     entry_id: str
@@ -181,12 +186,22 @@ class Message:
     name: str
     data: Any
     options: dict[str, Any]
-    record: AdminJobData
+    retried_attempts: int = 0
+    retry_count: int | None = None
+    deliveries: int = 1
+
+    @property
+    def attempt(self) -> int:
+        return self.retried_attempts + 1
 
 
 @dataclass(frozen=True)
 class MessageContext:
-    """What the Consumer knows about a delivery besides the message."""
+    """What the Consumer knows about a delivery besides the message.
+
+    ``marked``: done once Redis has the job as processing (a job may start before
+    that); writes to the job's record must wait for it."""
 
     consumer: str
     deliveries: int
+    marked: Awaitable[Any] | None = None

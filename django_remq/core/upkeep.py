@@ -16,8 +16,7 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import commands, jsonutil
 from .keys import GROUP
@@ -35,18 +34,17 @@ class Upkeep:
     def __init__(self, consumer: Consumer) -> None:
         self.c = consumer
         self.interval = max(consumer.options.claim_idle_ms / 3000, 0.05)
+        self.paused: set[str] = set()  # refreshed with every promote round
 
     def start(self) -> list[asyncio.Task[None]]:
         loop = asyncio.get_running_loop()
         return [loop.create_task(self._promote_loop(), name="remq-promote"),
                 loop.create_task(self._maintain_loop(), name="remq-maintain")]
 
-    async def unpaused(self, queues: Sequence[str]) -> list[str]:
-        pipe = self.c.conn.aio.pipeline(transaction=False)
-        for q in queues:
-            pipe.exists(self.c.keys.queue(q).paused)
-        flags = await pipe.execute()
-        return [q for q, paused in zip(queues, flags, strict=True) if not paused]
+    def unpaused(self) -> list[str]:
+        """The queues to read, as of the last promote round (<= promote_interval_ms old);
+        deliver.lua re-checks atomically, so a just-paused queue's entries are put back."""
+        return [q for q in self.c.queues if q not in self.paused]
 
     async def drained(self) -> bool:
         """Nothing left for a burst run: no entries, nothing running, nothing due."""
@@ -61,15 +59,24 @@ class Upkeep:
             pipe.zcount(qk.delayed, "-inf", now)
         return not any(await pipe.execute())
 
+    async def promote(self) -> float:
+        """Move due jobs to their streams, refresh the paused set; returns seconds to sleep."""
+        wait = self.c.options.promote_interval_ms / 1000
+        queues = self.c.queues
+        calls = [commands.promote(self.c.keys.queue(q)) for q in queues]
+        paused = set()
+        for q, p in zip(queues, await arun_many(self.c.conn.aio, calls), strict=True):
+            if p.next_due_in_ms is not None:
+                wait = min(wait, p.next_due_in_ms / 1000)
+            if p.paused:
+                paused.add(q)
+        self.paused = paused
+        return wait
+
     async def _promote_loop(self) -> None:
-        default = self.c.options.promote_interval_ms / 1000
         while True:
-            wait = default
             try:
-                calls = [commands.promote(self.c.keys.queue(q)) for q in self.c.queues]
-                for p in await arun_many(self.c.conn.aio, calls):
-                    if p.next_due_in_ms is not None:
-                        wait = min(wait, p.next_due_in_ms / 1000)
+                wait = await self.promote()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -114,7 +121,7 @@ class Upkeep:
 
     async def reclaim(self) -> None:
         opts = self.c.options
-        for queue in await self.unpaused(self.c.queues):
+        for queue in self.unpaused():
             free = self.c.pool.free
             if free <= 0 or self.c.stopping:
                 return
@@ -128,14 +135,15 @@ class Upkeep:
 
     async def heartbeat(self) -> None:
         keys = self.c.keys
-        info = {"id": self.c.name, "host": socket.gethostname(), "pid": os.getpid(),
+        now = int(time.time() * 1000)
+        info: dict[str, Any] = {"id": self.c.name, "host": socket.gethostname(), "pid": os.getpid(),
                 "queues": list(self.c.queues), "concurrency": self.c.options.concurrency,
-                "running": list(self.c.running), "last_seen": int(time.time() * 1000)}
+                "running": list(self.c.running), "last_seen": now}
         ttl = int(self.interval * 3000) + 1000
         pipe = self.c.conn.aio.pipeline(transaction=False)
         pipe.set(keys.worker(self.c.name), jsonutil.dumps(info), px=ttl)
-        pipe.zadd(keys.workers, {self.c.name: info["last_seen"]})
-        pipe.zremrangebyscore(keys.workers, "-inf", info["last_seen"] - 10 * ttl)
+        pipe.zadd(keys.workers, {self.c.name: now})
+        pipe.zremrangebyscore(keys.workers, "-inf", now - 10 * ttl)
         await pipe.execute()
 
     async def forget_dead_consumers(self) -> None:
@@ -154,7 +162,7 @@ class Upkeep:
                 stream = self.c.keys.queue(queue).stream
                 pending = await client.xpending_range(stream, GROUP, "-", "+", 10_000,
                                                       consumername=self.c.name)
-                ids = [p["message_id"] for p in pending]
+                ids: list[Any] = [p["message_id"] for p in pending]
                 if ids:
                     await client.xclaim(stream, GROUP, self.c.name, 0, ids,
                                         idle=self.c.options.claim_idle_ms, justid=True)

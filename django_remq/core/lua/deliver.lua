@@ -1,12 +1,15 @@
 -- deliver: turn stream entries read (or reclaimed) by a worker into running jobs.
 -- KEYS: the queue's standard script keys (1 stream, 2 paused flag, 3..9 status indexes)
 -- ARGV[1] job key prefix   ARGV[2] group   ARGV[3] consumer   ARGV[4] lock_ms
--- ARGV[5] max deliveries   ARGV[6] mode: "read" (entries follow) or "claim"
--- ARGV[7..] mode "read": pairs of stream entry id, job id.
---           mode "claim": min idle ms, count -- entries idle that long are
+-- ARGV[5] max deliveries   ARGV[6] mode: "fetch", "read" or "claim"
+-- ARGV[7] mode "fetch": count -- read up to count new entries (XREADGROUP, not
+--           blocking) and deliver them in the same step: one round trip under load.
+--         mode "read": JSON list of [stream entry id, job id] that the worker got
+--           from its blocking XREADGROUP.
+--         mode "claim": min idle ms; ARGV[8] count -- entries idle that long are
 --           taken over (XAUTOCLAIM) from workers that stopped renewing them.
 -- Returns a list of {entry id, job id, verdict, record}; verdict is
---   "run"       the job is now processing; record = HGETALL of the job
+--   "run"       the job is now processing; record = the values of RUN_FIELDS below
 --   "gone"      no record, or the job will not run (deleted, cancelled, done): acked
 --   "requeued"  the queue was paused after the read: entry moved to the stream's end
 --   "poison"    delivered more than max deliveries times; record. Not acked: the
@@ -15,20 +18,26 @@
 --               the worker records it through finish.lua
 local IDX = {waiting = KEYS[3], delayed = KEYS[4], processing = KEYS[5], completed = KEYS[6],
              failed = KEYS[7], cancelled = KEYS[8], paused = KEYS[9]}
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local now = now_ms()
 local stream, group = KEYS[1], ARGV[2]
 local entries = {}
-if ARGV[6] == 'claim' then
-  local res = redis.call('XAUTOCLAIM', stream, group, ARGV[3], ARGV[7], '0-0', 'COUNT', ARGV[8])
-  for _, e in ipairs(res[2]) do
+local function add_entries(list)
+  for _, e in ipairs(list) do
     local fields, jid = e[2], false
     for j = 1, #fields, 2 do if fields[j] == 'id' then jid = fields[j + 1] end end
     entries[#entries + 1] = {e[1], jid or '', fields}
   end
-else
-  for i = 7, #ARGV, 2 do entries[#entries + 1] = {ARGV[i], ARGV[i + 1], false} end
 end
+if ARGV[6] == 'claim' then
+  add_entries(redis.call('XAUTOCLAIM', stream, group, ARGV[3], ARGV[7], '0-0', 'COUNT', ARGV[8])[2])
+elseif ARGV[6] == 'fetch' then
+  local res = redis.call('XREADGROUP', 'GROUP', group, ARGV[3], 'COUNT', ARGV[7], 'STREAMS', stream, '>')
+  if res then add_entries(res[1][2]) end
+else
+  for _, e in ipairs(cjson.decode(ARGV[7])) do entries[#entries + 1] = {e[1], e[2], false} end
+end
+-- what a worker needs to run a job (keep in step with commands.RUN_FIELDS)
+local RUN_FIELDS = {'name', 'data', 'options', 'retried_attempts', 'retry_count', 'deliveries'}
 local paused = redis.call('EXISTS', KEYS[2]) == 1
 local function drop(eid)
   redis.call('XACK', stream, group, eid)
@@ -51,7 +60,7 @@ for _, e in ipairs(entries) do
     out[#out + 1] = {eid, id, 'gone', {}}
   elseif paused then
     drop(eid)
-    redis.call('XADD', stream, '*', 'id', id)
+    enqueue(stream, key, id)
     out[#out + 1] = {eid, id, 'requeued', {}}
   else
     local n = redis.call('HINCRBY', key, 'deliveries', 1)
@@ -60,7 +69,7 @@ for _, e in ipairs(entries) do
     redis.call('HSET', key, 'status', 'processing', 'last_run', now, 'lock_until', now + ARGV[4],
                'worker', ARGV[3])
     local verdict = n > tonumber(ARGV[5]) and 'poison' or 'run'
-    out[#out + 1] = {eid, id, verdict, redis.call('HGETALL', key)}
+    out[#out + 1] = {eid, id, verdict, redis.call('HMGET', key, unpack(RUN_FIELDS))}
   end
 end
 return out

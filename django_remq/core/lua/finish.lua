@@ -6,8 +6,9 @@
 -- ARGV[1] job key prefix   ARGV[2] logs key prefix   ARGV[3] group
 -- ARGV[4..7] retention: completed max age ms, completed max count,
 --            failed max age ms, failed max count ("-1" = keep)
--- ARGV[8..] one group per outcome: entry id, job id, kind, run_at_ms, n, then n
---   values (field/value pairs to set on the record). kind is one of
+-- ARGV[8] JSON list of outcomes, each [entry id, job id, kind, run_at_ms,
+--   [field, value, ...] to set on the record, error JSON or ""]. An error is
+--   appended to the record's ``errors`` list. kind is one of
 --   "completed" | "failed" | "cancelled"   final state
 --   "retry"      back to the schedule at run_at_ms (or the stream if already due)
 --   "malformed"  a new failed record for an entry that had no usable job id
@@ -15,40 +16,47 @@
 -- elsewhere, e.g. by a worker that reclaimed the entry, or the job was deleted).
 local IDX = {waiting = KEYS[3], delayed = KEYS[4], processing = KEYS[5], completed = KEYS[6],
              failed = KEYS[7], cancelled = KEYS[8], paused = KEYS[9]}
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local now = now_ms()
 local stream, group, jobs, logs = KEYS[1], ARGV[3], ARGV[1], ARGV[2]
 local keep = {completed = {tonumber(ARGV[4]), tonumber(ARGV[5])},
               failed = {tonumber(ARGV[6]), tonumber(ARGV[7])},
               cancelled = {tonumber(ARGV[6]), tonumber(ARGV[7])}}
 local touched = {}
 local out = {}
-local i = 8
-while i <= #ARGV do
-  local eid, id, kind, run_at, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+for n, o in ipairs(cjson.decode(ARGV[8])) do
+  local eid, id, kind, run_at, fields, err = o[1], o[2], o[3], o[4], o[5], o[6]
   local key = jobs .. id
   local acked = redis.call('XACK', stream, group, eid)
   redis.call('XDEL', stream, eid)
   local status = redis.call('HGET', key, 'status')
   if acked == 0 or (kind ~= 'malformed' and status ~= 'processing') then
-    out[#out + 1] = 0
+    out[n] = 0
   else
     if status and IDX[status] then redis.call('ZREM', IDX[status], id) end
-    if n > 0 then redis.call('HSET', key, unpack(ARGV, i + 5, i + 4 + n)) end
+    local set = fields  -- the outcome's fields, plus the state change below, in one HSET
+    local function put(f, v) set[#set + 1] = f; set[#set + 1] = v end
+    if err ~= '' then
+      local prev = redis.call('HGET', key, 'errors')
+      if prev and #prev > 2 then put('errors', string.sub(prev, 1, -2) .. ',' .. err .. ']')
+      else put('errors', '[' .. err .. ']') end
+    end
+    local final = kind == 'malformed' and 'failed' or kind
     if kind == 'retry' then
-      redis.call('HSET', key, 'deliveries', 0, 'lock_until', 0)
+      put('deliveries', 0); put('lock_until', 0)
       if run_at > now then
-        redis.call('HSET', key, 'status', 'delayed', 'delay_until', run_at)
+        put('status', 'delayed'); put('delay_until', run_at)
         redis.call('ZADD', IDX.delayed, run_at, id)
       else
-        redis.call('HSET', key, 'status', 'waiting', 'delay_until', 0)
-        redis.call('XADD', stream, '*', 'id', id)
+        put('status', 'waiting'); put('delay_until', 0)
         redis.call('ZADD', IDX.waiting, now, id)
       end
     else
-      local final = kind == 'malformed' and 'failed' or kind
-      redis.call('HSET', key, 'status', final, 'finished_at', now, 'lock_until', 0)
+      put('status', final); put('finished_at', now); put('lock_until', 0)
       redis.call('ZADD', IDX[final], now, id)
+    end
+    redis.call('HSET', key, unpack(set))
+    if kind == 'retry' and run_at <= now then enqueue(stream, key, id) end
+    if keep[final] then  -- a final state: retention applies
       local age = keep[final][1]
       if age >= 0 then
         redis.call('PEXPIRE', key, age)
@@ -56,9 +64,8 @@ while i <= #ARGV do
       end
       touched[final] = true
     end
-    out[#out + 1] = 1
+    out[n] = 1
   end
-  i = i + 5 + n
 end
 -- retention: index entries of expired records go by age; the oldest go by count
 -- (bounded work per call; the next call carries on)

@@ -6,8 +6,7 @@
 -- ARGV[1] job key prefix  ARGV[2] group  ARGV[3] consumer  ARGV[4] lock_ms
 -- ARGV[5..] job ids this worker is running in this queue
 -- Returns the entry ids this consumer owns.
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local now = now_ms()
 local owned = {}
 local pending = redis.call('XPENDING', KEYS[1], ARGV[2], '-', '+', 100000, ARGV[3])
 for _, p in ipairs(pending) do owned[#owned + 1] = p[1] end

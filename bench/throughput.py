@@ -1,0 +1,147 @@
+"""Throughput, latency and memory of the engine against a real Redis; prints figures.
+
+    python bench/throughput.py [--url redis://127.0.0.1:6379/14] [--n 20000]
+
+Measures: emit one at a time; emit_many; drain rate of N pre-queued no-op tasks
+(each INCRs a counter) by one worker process at concurrency 1 (the default) and
+a tuned one; pick-up latency (emit -> handler start) with an idle worker, 500
+tasks 5 ms apart; the worker's peak RSS; and redis-benchmark on the same server
+as the ceiling. Not a test: figures vary with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import redis
+
+from django_remq.core import TaskManager
+
+HERE = Path(__file__).resolve().parent
+WORKER = [sys.executable, str(HERE / "_worker.py")]
+
+
+def cleanup(r: redis.Redis, prefix: str) -> None:
+    keys = list(r.scan_iter(f"{prefix}:*", count=5000))
+    for i in range(0, len(keys), 5000):
+        r.delete(*keys[i:i + 5000])
+
+
+def bench_emit(url: str, n: int) -> tuple[float, float]:
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    tm = TaskManager.init(db=url, prefix=prefix)
+    tm.emit("noop", data={"i": -1})  # connect, load scripts
+    t0 = time.perf_counter()
+    for i in range(n):
+        tm.emit("noop", data={"i": i})
+    one = n / (time.perf_counter() - t0)
+    items = [{"event": "noop", "data": {"i": i}} for i in range(n * 5)]
+    t0 = time.perf_counter()
+    tm.emit_many(items)
+    many = len(items) / (time.perf_counter() - t0)
+    cleanup(tm.conn.sync, prefix)
+    return one, many
+
+
+def start_worker(url: str, prefix: str, concurrency: int, burst: bool,
+                 uvloop: bool) -> subprocess.Popen[str]:
+    cmd = [*WORKER, "--url", url, "--prefix", prefix, "--concurrency", str(concurrency)]
+    cmd += ["--burst"] * burst + ["--uvloop"] * uvloop
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("READY"):
+        raise RuntimeError(f"worker did not start: {line!r}")
+    return proc
+
+
+def bench_drain(url: str, n: int, concurrency: int, uvloop: bool) -> tuple[float, int]:
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    tm = TaskManager.init(db=url, prefix=prefix)
+    tm.emit_many({"event": "noop", "data": {"i": i}} for i in range(n))
+    r = tm.conn.sync
+    counter = f"{prefix}:counter"
+    proc = start_worker(url, prefix, concurrency, burst=True, uvloop=uvloop)
+    t0 = time.perf_counter()
+    while int(r.get(counter) or 0) < n:
+        if proc.poll() is not None:
+            break
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - t0
+    out, _ = proc.communicate(timeout=60)
+    done = int(r.get(counter) or 0)
+    completed = r.zcard(f"{prefix}:{{default}}:status:completed")
+    if done < n:
+        raise RuntimeError(f"worker stopped after {done}/{n} tasks")
+    rss = int(out.split("RSS")[-1]) // 1024
+    cleanup(r, prefix)
+    print(f"    (completed index holds {completed}: retention cap applies)")
+    return n / elapsed, rss
+
+
+def bench_latency(url: str, count: int, uvloop: bool) -> tuple[float, float]:
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    tm = TaskManager.init(db=url, prefix=prefix)
+    r = tm.conn.sync
+    proc = start_worker(url, prefix, 1, burst=False, uvloop=uvloop)
+    time.sleep(0.3)
+    for _ in range(count):
+        tm.emit("stamp", data={"t": time.time()})
+        time.sleep(0.005)
+    while r.llen(f"{prefix}:latency") < count:
+        time.sleep(0.01)
+    proc.terminate()
+    proc.communicate(timeout=30)
+    values = sorted(float(x) * 1000 for x in r.lrange(f"{prefix}:latency", 0, -1))
+    cleanup(r, prefix)
+    return statistics.median(values), values[int(len(values) * 0.99) - 1]
+
+
+def redis_benchmark(url: str) -> str:
+    if not shutil.which("redis-benchmark"):
+        return "redis-benchmark not installed"
+    u = redis.connection.parse_url(url)
+    cmd = ["redis-benchmark", "-h", str(u.get("host", "127.0.0.1")), "-p", str(u.get("port", 6379)),
+           "-q", "-n", "100000", "-t", "set,incr,lpush"]
+    single = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    piped = subprocess.run([*cmd, "-P", "16"], capture_output=True, text=True, timeout=120).stdout
+    def finals(out: str) -> list[str]:
+        return ["      " + part.strip() for part in out.replace("\r", "\n").splitlines()
+                if "requests per second" in part]
+
+    return "\n".join(["    no pipelining:", *finals(single), "    pipeline 16:", *finals(piped)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=os.environ.get("REMQ_BENCH_REDIS_URL",
+                                                        "redis://127.0.0.1:6379/14"))
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--tuned", type=int, default=64, help="tuned concurrency")
+    parser.add_argument("--uvloop", action="store_true", help="run the worker on uvloop")
+    args = parser.parse_args()
+    print(f"Redis: {args.url}   python {sys.version.split()[0]}   cores: {os.cpu_count()}")
+    one, many = bench_emit(args.url, 10_000)
+    print(f"emit one at a time:   {one:10,.0f} tasks/s")
+    print(f"emit_many:            {many:10,.0f} tasks/s")
+    for conc in (1, args.tuned):
+        rate, rss = bench_drain(args.url, args.n, conc, args.uvloop)
+        print(f"drain {args.n:,} no-op tasks, concurrency {conc:3d}: {rate:10,.0f} tasks/s   "
+              f"worker peak RSS {rss} MB")
+    p50, p99 = bench_latency(args.url, 500, args.uvloop)
+    print(f"pick-up latency (emit -> handler start), idle worker: p50 {p50:.2f} ms   "
+          f"p99 {p99:.2f} ms")
+    print("redis-benchmark (same server, the ceiling):")
+    print(redis_benchmark(args.url))
+
+
+if __name__ == "__main__":
+    main()
