@@ -1,0 +1,66 @@
+"""A worker process for the engine's crash and shutdown tests.
+
+    python -m tests.engine_worker URL PREFIX [--concurrency N] [--claim-idle-ms MS]
+        [--max-deliveries N] [--shutdown-timeout-ms MS]
+
+Handlers: ``sleep`` (sleeps data["s"] seconds, records start/finish in Redis lists),
+``die`` (kills its own process, as an OOM kill or segfault would).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import redis.asyncio
+
+from django_remq.core import TaskManager
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("url")
+    p.add_argument("prefix")
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--claim-idle-ms", type=int, default=1000)
+    p.add_argument("--max-deliveries", type=int, default=5)
+    p.add_argument("--shutdown-timeout-ms", type=int, default=10_000)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    client = redis.asyncio.Redis.from_url(args.url, decode_responses=True)
+
+    async def sleep(task: Any, ctx: Any) -> str:
+        await client.rpush(f"{args.prefix}:started", task.id)
+        await asyncio.sleep(task.data["s"])
+        await client.rpush(f"{args.prefix}:finished", task.id)
+        return "slept"
+
+    def die(task: Any, ctx: Any) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(10)
+
+    tm = TaskManager.init(db=args.url, prefix=args.prefix, concurrency=args.concurrency,
+                          processor={"claim_idle_ms": args.claim_idle_ms,
+                                     "max_deliveries": args.max_deliveries,
+                                     "shutdown_timeout_ms": args.shutdown_timeout_ms})
+    tm.register_handler(event="sleep", handler=sleep)
+    tm.register_handler(event="die", handler=die)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        print("READY", flush=True)
+        await tm.run(stop_event=stop)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

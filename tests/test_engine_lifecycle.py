@@ -1,0 +1,188 @@
+"""Emit -> processed -> final record, on a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from django_remq.core import TaskManager
+from django_remq.core.keys import Keys
+from django_remq.core.records import decode
+
+
+def record(r, prefix, job_id, queue="default"):
+    qk = Keys(prefix).queue(queue)
+    fields = r.hgetall(qk.job(job_id))
+    return decode(fields, r.lrange(qk.logs(job_id), 0, -1)) if fields else None
+
+
+async def test_async_handler_completes_with_result_logs_and_progress(make_tm, r, prefix):
+    tm: TaskManager = make_tm(concurrency=2)
+
+    async def report(task, ctx):
+        task.logger("started")
+        ctx.socket.update({"step": "fetching"}, 50)
+        await asyncio.sleep(0)
+        task.logger({"rows": 3})
+        return {"sum": sum(task.data["values"])}
+
+    tm.register_handler(event="report", handler=report)
+    job_id = tm.emit("report", data={"values": [1, 2, 3]})
+    assert record(r, prefix, job_id).status == "waiting"
+    await tm.run(burst=True)
+    job = record(r, prefix, job_id)
+    assert job.status == "completed"
+    assert job.result == {"sum": 6}
+    assert [log.message for log in job.logs] == ["started", '{"rows":3}']
+    assert job.progress == {"data": {"step": "fetching"}, "progress": 50}
+    assert job.state.name == "report" and job.state.data == {"values": [1, 2, 3]}
+    assert job.finished_at and job.last_run and job.finished_at >= job.last_run >= job.timestamp
+    # acknowledged and deleted: the stream keeps only unacknowledged entries
+    assert r.xlen(Keys(prefix).queue("default").stream) == 0
+
+
+async def test_sync_handler_runs_in_a_thread(make_tm, r, prefix):
+    import threading
+
+    tm: TaskManager = make_tm(concurrency=2)
+    threads = []
+
+    def work(task, ctx):
+        threads.append(threading.current_thread().name)
+        task.logger("in a thread")
+        return task.data * 2
+
+    tm.register_handler(event="work", handler=work)
+    ids = [tm.emit("work", data=i) for i in range(4)]
+    await tm.run(burst=True)
+    assert [record(r, prefix, i).result for i in ids] == [0, 2, 4, 6]
+    assert all(name.startswith("remq-task") for name in threads)
+    assert record(r, prefix, ids[0]).logs[0].message == "in a thread"
+
+
+async def test_concurrency_bound_holds(make_tm):
+    tm: TaskManager = make_tm(concurrency=3)
+    running = 0
+    peak = 0
+
+    async def slow(task, ctx):
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+
+    tm.register_handler(event="slow", handler=slow)
+    tm.emit_many({"event": "slow", "data": i} for i in range(12))
+    await tm.run(burst=True)
+    assert peak == 3
+
+
+async def test_sync_handlers_respect_the_bound_too(make_tm):
+    import threading
+
+    tm: TaskManager = make_tm(concurrency=2)
+    lock = threading.Lock()
+    running = peak = 0
+
+    def slow(task, ctx):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+
+    tm.register_handler(event="slow", handler=slow)
+    tm.emit_many({"event": "slow"} for _ in range(6))
+    await tm.run(burst=True)
+    assert peak == 2
+
+
+async def test_unknown_event_fails_naming_the_registered_handlers(make_tm, r, prefix):
+    tm: TaskManager = make_tm()
+
+    async def known(task, ctx):
+        return None
+
+    tm.register_handler(event="known", handler=known)
+    job_id = tm.emit("nobody-handles-this")
+    await tm.run(burst=True)
+    job = record(r, prefix, job_id)
+    assert job.status == "failed"
+    assert "nobody-handles-this" in job.errors[0].message
+    assert "known" in job.errors[0].message
+    assert job.errors[0].type == "UnknownEvent"
+
+
+async def test_failure_records_error_type_and_traceback(make_tm, r, prefix):
+    tm: TaskManager = make_tm()
+
+    def broken(task, ctx):
+        raise KeyError("missing-thing")
+
+    tm.register_handler(event="broken", handler=broken)
+    job_id = tm.emit("broken")
+    await tm.run(burst=True)
+    job = record(r, prefix, job_id)
+    assert job.status == "failed"
+    assert job.errors[0].type == "KeyError"
+    assert "missing-thing" in job.errors[0].message
+    assert "raise KeyError" in job.errors[0].traceback
+
+
+async def test_follow_up_emit_from_a_handler(make_tm, r, prefix):
+    tm: TaskManager = make_tm()
+    seen = []
+
+    async def first(task, ctx):
+        ctx.emit(event="second", data={"from": task.name})
+
+    def second(task, ctx):
+        seen.append(task.data)
+        ctx.emit(event="third", data=1)  # from a thread: the sync path
+
+    async def third(task, ctx):
+        seen.append("third")
+
+    for name, fn in (("first", first), ("second", second), ("third", third)):
+        tm.register_handler(event=name, handler=fn)
+    tm.emit("first")
+    await tm.run(burst=True)
+    assert seen == [{"from": "first"}, "third"]
+
+
+async def test_user_ctx_entries_reach_the_handler(make_tm):
+    tm: TaskManager = make_tm(ctx={"greeting": "hi"})
+    got = []
+
+    async def hello(task, ctx):
+        got.append((ctx.greeting, ctx["greeting"], dict(ctx)))
+
+    tm.register_handler(event="hello", handler=hello)
+    tm.emit("hello")
+    await tm.run(burst=True)
+    assert got == [("hi", "hi", {"greeting": "hi"})]
+
+
+async def test_aemit_and_emit_many_return_ids_in_order(make_tm, r, prefix):
+    tm: TaskManager = make_tm()
+    first = await tm.aemit("x", data=1)
+    ids = tm.emit_many([{"event": "x", "data": i} for i in range(2500)])
+    more = await tm.aemit_many([{"event": "x", "data": "a"}, {"event": "x", "queue": "other"}])
+    assert len(ids) == 2500 and len(set(ids)) == 2500
+    assert record(r, prefix, ids[1234]).state.data == 1234
+    assert record(r, prefix, first).state.data == 1
+    assert record(r, prefix, more[1], queue="other").state.queue == "other"
+    assert r.zcard(Keys(prefix).queue("default").status("waiting")) == 2502
+    assert set(r.smembers(Keys(prefix).queues)) == {"default", "other"}
+
+
+@pytest.mark.parametrize("bad", [[{"data": 1}], [{"event": "x", "dta": 1}]])
+def test_emit_many_rejects_bad_items(make_tm, bad):
+    tm: TaskManager = make_tm()
+    with pytest.raises(ValueError, match="emit_many item 0"):
+        tm.emit_many(bad)

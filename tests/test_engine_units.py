@@ -1,0 +1,127 @@
+"""Pure parts of the engine (no Redis): options, policies, the key schema, the rules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from django_remq.core import InvalidOptions
+from django_remq.core.keys import Keys, validate_queue_name
+from django_remq.core.options import (
+    run_at_ms,
+    validate_emit_options,
+    validate_handler_options,
+)
+from django_remq.core.policies import Backoff, RetryPolicy
+from django_remq.core.processor import ProcessorSettings
+
+CORE = Path(__file__).resolve().parent.parent / "django_remq" / "core"
+
+
+def test_every_key_pattern():
+    """The stored data model; renaming a key is a migration, so it must show up here."""
+    k = Keys("remq")
+    q = k.queue("mail")
+    assert [k.queues, k.workers, k.worker("w1")] == [
+        "remq:queues", "remq:workers", "remq:worker:w1"]
+    assert [q.stream, q.paused, q.job("j"), q.logs("j"), q.status("failed"), q.delayed,
+            q.lock("cron")] == [
+        "remq:{mail}:stream", "remq:{mail}:paused", "remq:{mail}:job:j", "remq:{mail}:logs:j",
+        "remq:{mail}:status:failed", "remq:{mail}:status:delayed", "remq:{mail}:lock:cron"]
+    assert q.script_keys[:2] == (q.stream, q.paused)
+    assert len(q.script_keys) == 9
+
+
+@pytest.mark.parametrize("name", ["", "a b", "a:b", "{a}"])
+def test_bad_queue_names(name):
+    with pytest.raises(ValueError, match="queue name"):
+        validate_queue_name(name)
+
+
+def test_engine_imports_no_django():
+    for path in CORE.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                assert not name.startswith(("django.", "channels")) and name != "django", (
+                    f"{path.name} imports {name}: the engine must stay Django-free")
+
+
+def test_every_lua_script_documents_keys_and_argv():
+    for path in (CORE / "lua").glob("*.lua"):
+        head = path.read_text().split("\n", 12)
+        assert head[0].startswith(f"-- {path.stem}:"), path.name
+        if path.stem != "_lib":
+            text = "\n".join(head)
+            assert "KEYS" in text and "ARGV" in text, path.name
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"attempts": 2, "retry_count": 2}, "use one"),
+    ({"should_retry": lambda e, a: True}, "processor setting"),
+    ({"debounce": 100}, "belongs to the handler"),
+    ({"atempts": 3}, "Did you mean 'attempts'"),
+    ({"retry_delay_ms": -1}, ">= 0"),
+    ({"attempts": "3"}, "must be an int"),
+    ({"id": "has space"}, "without whitespace"),
+    ({"delay_ms": 1, "delay_until": 5}, "not both"),
+])
+def test_emit_option_mistakes_are_explained(options, message):
+    with pytest.raises(InvalidOptions, match=message):
+        validate_emit_options("ev", options)
+
+
+def test_handler_options():
+    assert validate_handler_options("ev", {"attempts": 3, "debounce": 10}) == {
+        "attempts": 3, "debounce": 10}
+    with pytest.raises(InvalidOptions, match="per emit"):
+        validate_handler_options("ev", {"id": "x"})
+    with pytest.raises(InvalidOptions, match="processor setting"):
+        validate_handler_options("ev", {"max_retries": 3})
+
+
+def test_run_at():
+    from datetime import UTC, datetime, timedelta
+
+    assert run_at_ms({}, now_ms=1000) == 0
+    assert run_at_ms({"delay_ms": 50}, now_ms=1000) == 1050
+    assert run_at_ms({"delay_until": timedelta(seconds=2)}, now_ms=1000) == 3000
+    when = datetime(2030, 1, 1, tzinfo=UTC)
+    assert run_at_ms({"delay_until": when}) == int(when.timestamp() * 1000)
+    with pytest.raises(InvalidOptions, match="delay_until"):
+        run_at_ms({"delay_until": "tomorrow"})
+
+
+def test_processor_settings_reject_unknown_keys():
+    with pytest.raises(InvalidOptions, match="max_log_per_task"):
+        ProcessorSettings.from_options({"max_log_per_task": 5})
+    with pytest.raises(InvalidOptions, match="retention"):
+        ProcessorSettings.from_options({"retention": {"completed_days": 1}})
+    with pytest.raises(InvalidOptions, match="claim_idle_ms"):
+        ProcessorSettings.from_options({"claim_idle_ms": 0})
+
+
+def test_retry_combo_both_levels_must_allow():
+    err = ValueError("x")
+    assert RetryPolicy(max_retries=0).next_delay_ms(err, 3, 0, None) is None
+    assert RetryPolicy(max_retries=5).next_delay_ms(err, 0, 0, None) is None
+    assert RetryPolicy(max_retries=5, retry_delay_ms=200).next_delay_ms(err, 3, 0, None) == 200
+    assert RetryPolicy(max_retries=5, retry_delay_ms=200).next_delay_ms(err, 3, 0, 50) == 50
+    refuse = RetryPolicy(max_retries=5, should_retry=lambda e, attempt: attempt < 2)
+    assert refuse.next_delay_ms(err, 3, 0, 0) == 0
+    assert refuse.next_delay_ms(err, 3, 1, 0) is None
+
+
+def test_exponential_backoff_sequence():
+    b = Backoff(kind="exponential", factor=2, max_ms=1000)
+    assert [b.delay_ms(100, n) for n in range(1, 6)] == [100, 200, 400, 800, 1000]
+    jitter = Backoff(kind="exponential", jitter=0.5)
+    assert jitter.delay_ms(100, 1, rand=lambda: 0.0) == 50
+    assert jitter.delay_ms(100, 1, rand=lambda: 1.0) == 150
