@@ -26,6 +26,8 @@ class NewJob:
     fields: Sequence[str]
     run_at_ms: int = 0
     dedup: bool = True
+    #: trailing debounce (event, debounce key, DebounceSpec): see :mod:`.debounce`
+    debounce: tuple[str, str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Outcome:
     kind: OutcomeKind
     fields: Mapping[str, str] = field(default_factory=dict)
     run_at_ms: int = 0
+    #: the DLQ entry to write once finish.lua applied this outcome (see :mod:`.dlq`)
+    dead: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, TypedDict
 
-JobStatus = Literal["waiting", "delayed", "processing", "completed", "failed", "cancelled", "paused"]
+JobStatus = Literal["waiting", "delayed", "processing", "completed", "failed", "cancelled",
+                    "paused"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class AdminJobData:
     progress: Any = None
     result: Any = None
     finished_at: int | None = None
+    next_run: int | None = None  # repeat jobs: when the next tick runs
     deliveries: int = 0
     worker: str | None = None
 
@@ -169,6 +171,7 @@ class ProcessorOptions(TypedDict, total=False):
     max_deliveries: int
     retention: RetentionConfig
     shutdown_timeout_ms: int
+    timezone: str
 
 
 @dataclass(frozen=True)
