@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 
@@ -22,10 +23,10 @@ def final(r, prefix, job_id):
     return lambda: job(r, prefix, job_id).get("status") in ("completed", "failed", "cancelled")
 
 
-def failing(runs, exc=RuntimeError("flaky")):
+def failing(runs, exc=None):
     async def handler(task, ctx):
         runs.append(time.monotonic())
-        raise exc
+        raise exc or RuntimeError("flaky")
     return handler
 
 
@@ -100,7 +101,7 @@ async def test_per_task_retry_delay_is_respected_and_visible(make_tm, r, prefix)
 
     await run_until(tm, done)
     assert len(runs) == 3
-    gaps = [b - a for a, b in zip(runs, runs[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
     assert all(g >= 0.39 for g in gaps), gaps  # no earlier than the per-task delay
     assert seen_delayed, "a scheduled retry is a delayed job"
     rec = seen_delayed[0]
@@ -114,8 +115,9 @@ async def test_exponential_backoff_end_to_end(make_tm, r, prefix):
     tm.register_handler("e", failing(runs), options={"attempts": 2})
     jid = tm.emit("e")
     await run_until(tm, final(r, prefix, jid))
-    gaps = [b - a for a, b in zip(runs, runs[1:], strict=False)]
-    assert gaps[0] >= 0.099 and gaps[1] >= 0.299, gaps
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
+    assert gaps[0] >= 0.099, gaps
+    assert gaps[1] >= 0.299, gaps
 
 
 async def test_should_retry_false_means_one_run_and_a_dlq_entry(make_tm, r, prefix):
@@ -128,14 +130,17 @@ async def test_should_retry_false_means_one_run_and_a_dlq_entry(make_tm, r, pref
     jid = tm.emit("e", data={"email": "x"})
     await run_until(tm, lambda: r.xlen(f"{prefix}:dlq") > 0)
     assert len(runs) == 1
-    [(entry_id, fields)] = r.xrange(f"{prefix}:dlq")
+    [(_entry_id, fields)] = r.xrange(f"{prefix}:dlq")
     assert set(fields) == {"id", "queue", "name", "reason", "error", "attempts", "job"}
-    assert fields["id"] == jid and fields["queue"] == "default" and fields["name"] == "e"
+    assert fields["id"] == jid
+    assert fields["queue"] == "default"
+    assert fields["name"] == "e"
     assert fields["reason"] == "retry_refused"
     assert fields["error"] == "ValueError: validation: bad email"
     assert fields["attempts"] == "1"
     dead = json.loads(fields["job"])
-    assert dead["status"] == "failed" and dead["state"]["data"] == {"email": "x"}
+    assert dead["status"] == "failed"
+    assert dead["state"]["data"] == {"email": "x"}
     assert dead["errors"][0]["message"] == "validation: bad email"
 
 
@@ -176,7 +181,8 @@ async def test_poison_message_goes_to_the_dlq(make_tm, r, prefix):
     await run_until(tm, lambda: r.xlen(f"{prefix}:dlq") > 0)
     assert runs == []
     fields = r.xrange(f"{prefix}:dlq")[0][1]
-    assert fields["reason"] == "poison" and fields["id"] == jid
+    assert fields["reason"] == "poison"
+    assert fields["id"] == jid
     assert "PoisonMessage" in fields["error"]
     assert job(r, prefix, jid)["status"] == "failed"
 
@@ -189,7 +195,8 @@ async def test_malformed_entry_goes_to_the_dlq(make_tm, r, prefix):
     r.xadd(f"{prefix}:{{default}}:stream", {"name": "e", "junk": "1"})
     await run_until(tm, lambda: r.xlen(f"{prefix}:dlq") > 0)
     fields = r.xrange(f"{prefix}:dlq")[0][1]
-    assert fields["reason"] == "malformed" and fields["queue"] == "default"
+    assert fields["reason"] == "malformed"
+    assert fields["queue"] == "default"
 
 
 async def test_unknown_event_goes_to_the_dlq(make_tm, r, prefix):
@@ -268,7 +275,8 @@ async def test_sync_timeout_abandons_and_ignores_the_result(make_tm, r, prefix):
     assert took < 0.7
     await asyncio.sleep(1.0)  # the abandoned thread finishes; its result goes nowhere
     rec = job(r, prefix, jid)
-    assert rec["status"] == "failed" and "result" not in rec
+    assert rec["status"] == "failed"
+    assert "result" not in rec
     assert json.loads(rec["errors"])[0]["type"] == "TaskTimeout"
 
 

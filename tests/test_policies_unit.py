@@ -138,13 +138,16 @@ def test_debounce_in_emit_options_names_the_handler_level():
 def test_dlq_config():
     assert DeadLetterConfig.from_config(None) is None
     cfg = DeadLetterConfig.from_config({})
-    assert cfg is not None and cfg.maxlen == 10_000 and cfg.stream_key is None
+    assert cfg is not None
+    assert cfg.maxlen == 10_000
+    assert cfg.stream_key is None
     with pytest.raises(InvalidOptions, match="unknown keys"):
         DeadLetterConfig.from_config({"streamKey": "x"})
     with pytest.raises(InvalidOptions, match="maxlen"):
         DeadLetterConfig.from_config({"maxlen": 0})
     settings = ProcessorSettings.from_options({"dlq": {"stream_key": "remq-dlq"}})
-    assert settings.dlq is not None and settings.dlq.stream_key == "remq-dlq"
+    assert settings.dlq is not None
+    assert settings.dlq.stream_key == "remq-dlq"
 
 
 # -- debounce config -------------------------------------------------------------------
@@ -153,7 +156,9 @@ def test_debounce_spec():
     assert DebounceSpec.parse("e", None) is None
     assert DebounceSpec.parse("e", 500) == DebounceSpec(500, "leading")
     spec = DebounceSpec.parse("e", {"window_ms": 500, "mode": "trailing", "max_wait_ms": 2000})
-    assert spec is not None and spec.mode == "trailing" and spec.max_wait_ms == 2000
+    assert spec is not None
+    assert spec.mode == "trailing"
+    assert spec.max_wait_ms == 2000
     for bad in (0, "500", {"window_ms": 5, "mode": "both"}, {"window": 5},
                 {"window_ms": 5, "max_wait_ms": 10}, {"window_ms": 5, "key": "k"}):
         with pytest.raises(InvalidOptions, match="debounce"):

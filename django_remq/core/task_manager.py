@@ -23,7 +23,7 @@ from .keys import Keys, validate_queue_name
 from .options import run_at_ms, validate_emit_options, validate_handler_options
 from .processor import Processor, ProcessorSettings
 from .records import emit_fields
-from .scripts import Call, arun_many, run_many
+from .scripts import Call, arun_many, run, run_many
 from .task import EventSink
 from .types import EmitOptions, HandlerOptions, ProcessorOptions
 
@@ -144,8 +144,11 @@ class TaskManager:
         ``options["id"]`` is not enqueued twice (its id is returned)."""
         queue, job = self.prepare(event, queue, data, options)
         self._register_queues_sync([queue])
-        chunk = {queue: [job]}
-        return self._ids(chunk, [job.id], run_many(self.conn.sync, self._calls(chunk)))[0]
+        if job.debounce is not None:
+            return run(self.conn.sync, debounce.emit_call(self.keys.queue(queue), *job.debounce,
+                                                          job))
+        run(self.conn.sync, commands.emit(self.keys.queue(queue), [job]))
+        return job.id
 
     async def aemit(self, event: str, queue: str | None = None, data: Any = None,
                     options: EmitOptions | None = None) -> str:
