@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import socket
@@ -33,6 +32,19 @@ def spawn_worker(url: str, prefix: str, *args: str) -> subprocess.Popen[str]:
     return proc
 
 
+def stop_worker(proc: subprocess.Popen[str], timeout: float = 15.0) -> int:
+    """SIGTERM and wait; on a hang, show where the worker is stuck before failing."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        if shutil.which("py-spy"):
+            subprocess.run(["py-spy", "dump", "--pid", str(proc.pid)], check=False)
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        pytest.fail(f"worker did not stop within {timeout}s; its log:\n{err[-4000:]}")
+
+
 def wait_until(predicate, timeout: float = 15.0, step: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -55,8 +67,7 @@ def test_sigkilled_worker_loses_nothing(redis_url, r, prefix, make_tm):
         qk = Keys(prefix).queue("default")
         assert wait_until(lambda: r.zcard(qk.status("completed")) == 6, timeout=20)
     finally:
-        second.terminate()
-        second.wait(10)
+        stop_worker(second)
     assert {job_id: record(r, prefix, job_id).status for job_id in ids} == dict.fromkeys(
         ids, "completed")
     assert set(r.lrange(f"{prefix}:finished", 0, -1)) == set(ids)
@@ -75,8 +86,7 @@ def test_live_worker_keeps_its_long_tasks(redis_url, r, prefix, make_tm):
         time.sleep(0.3)
     finally:
         for p in (a, b):
-            p.terminate()
-            p.wait(10)
+            stop_worker(p)
     assert r.lrange(f"{prefix}:started", 0, -1) == [job_id]  # ran once
     assert record(r, prefix, job_id).status == "completed"
 
@@ -107,8 +117,7 @@ def test_shutdown_timeout_hands_unfinished_work_back(redis_url, r, prefix, make_
     try:
         assert wait_until(lambda: r.llen(f"{prefix}:finished") == 1, timeout=10)
     finally:
-        again.terminate()
-        again.wait(10)
+        stop_worker(again)
     assert time.monotonic() - t0 < 4.5
     assert record(r, prefix, job_id).status == "completed"
 
@@ -124,8 +133,7 @@ def test_task_that_kills_every_worker_ends_failed(redis_url, r, prefix, make_tm)
         try:
             worker.wait(3)
         except subprocess.TimeoutExpired:  # it handled nothing deadly this round
-            worker.terminate()
-            worker.wait(10)
+            stop_worker(worker)
     job = record(r, prefix, job_id)
     assert job.status == "failed"
     assert job.errors[-1].type == "PoisonMessage"

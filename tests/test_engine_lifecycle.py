@@ -37,8 +37,11 @@ async def test_async_handler_completes_with_result_logs_and_progress(make_tm, r,
     assert job.result == {"sum": 6}
     assert [log.message for log in job.logs] == ["started", '{"rows":3}']
     assert job.progress == {"data": {"step": "fetching"}, "progress": 50}
-    assert job.state.name == "report" and job.state.data == {"values": [1, 2, 3]}
-    assert job.finished_at and job.last_run and job.finished_at >= job.last_run >= job.timestamp
+    assert job.state.name == "report"
+    assert job.state.data == {"values": [1, 2, 3]}
+    assert job.finished_at
+    assert job.last_run
+    assert job.finished_at >= job.last_run >= job.timestamp
     # acknowledged and deleted: the stream keeps only unacknowledged entries
     assert r.xlen(Keys(prefix).queue("default").stream) == 0
 
@@ -173,7 +176,8 @@ async def test_aemit_and_emit_many_return_ids_in_order(make_tm, r, prefix):
     first = await tm.aemit("x", data=1)
     ids = tm.emit_many([{"event": "x", "data": i} for i in range(2500)])
     more = await tm.aemit_many([{"event": "x", "data": "a"}, {"event": "x", "queue": "other"}])
-    assert len(ids) == 2500 and len(set(ids)) == 2500
+    assert len(ids) == 2500
+    assert len(set(ids)) == 2500
     assert record(r, prefix, ids[1234]).state.data == 1234
     assert record(r, prefix, first).state.data == 1
     assert record(r, prefix, more[1], queue="other").state.queue == "other"

@@ -50,7 +50,8 @@ def test_engine_imports_no_django():
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
             for name in names:
-                assert not name.startswith(("django.", "channels")) and name != "django", (
+                root = name.split(".")[0]
+                assert root not in ("django", "channels"), (
                     f"{path.name} imports {name}: the engine must stay Django-free")
 
 
@@ -60,7 +61,8 @@ def test_every_lua_script_documents_keys_and_argv():
         assert head[0].startswith(f"-- {path.stem}:"), path.name
         if path.stem != "_lib":
             text = "\n".join(head)
-            assert "KEYS" in text and "ARGV" in text, path.name
+            assert "KEYS" in text, path.name
+            assert "ARGV" in text, path.name
 
 
 @pytest.mark.parametrize(("options", "message"), [

@@ -25,12 +25,15 @@ class NewJob:
     id: str
     fields: Sequence[str]
     run_at_ms: int = 0
+    #: trailing debounce (event, debounce key, DebounceSpec): see :mod:`.debounce`
+    debounce: tuple[str, str, Any] | None = None
 
 
 #: The record fields deliver.lua returns for a job to run (its RUN_FIELDS).
-RUN_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "deliveries")
+RUN_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "timestamp",
+              "deliveries")
 #: The record fields a stream entry carries (_lib.lua's ENTRY_FIELDS).
-ENTRY_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count")
+ENTRY_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "timestamp")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class Outcome:
     fields: Mapping[str, str] = field(default_factory=dict)
     run_at_ms: int = 0
     error: str = ""
+    #: the DLQ entry to write once finish.lua applied this outcome (see :mod:`.dlq`)
+    dead: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -237,7 +237,8 @@ class Consumer:
                 )
                 log.error("%s", exc)
                 attempt = int(d.fields.get("retried_attempts") or 0) + 1
-                self.acker.add(queue, failures.failed(d.entry_id, d.job_id, exc, attempt))
+                self.acker.add(queue, failures.failed(d.entry_id, d.job_id, exc, attempt, queue,
+                                                      d.fields.get("name", "")))
             elif d.verdict == "malformed":
                 log.error("malformed entry %s in queue %r (no job id): %r", d.entry_id, queue,
                           d.fields)
@@ -252,7 +253,8 @@ class Consumer:
             err = MalformedMessage(f"job {d.job_id} in queue {queue!r} has a corrupt record: "
                                    f"{type(exc).__name__}: {exc}")
             log.error("%s", err)
-            self.acker.add(queue, failures.failed(d.entry_id, d.job_id, err, 1))
+            self.acker.add(queue, failures.failed(d.entry_id, d.job_id, err, 1, queue,
+                                                  d.fields.get("name", "")))
             return
         self.running[msg.id] = (queue, d.entry_id)
         self.pool.spawn(self._run(msg, MessageContext(self.name, msg.deliveries, mark), mark))
@@ -266,7 +268,7 @@ class Consumer:
             raise  # shutting down: the entry stays pending and is handed back
         except Exception as exc:  # the handler is meant to turn errors into outcomes
             log.exception("message handler failed on job %s", msg.id)
-            outcome = failures.failed(msg.entry_id, msg.id, exc, msg.attempt)
+            outcome = failures.failed(msg.entry_id, msg.id, exc, msg.attempt, msg.queue, msg.name)
         try:
             if mark is not None:
                 await asyncio.shield(mark)
@@ -287,4 +289,5 @@ def to_message(queue: str, d: Delivery) -> Message:
                    data=jsonutil.loads(f.get("data") or "null"), options=options,
                    retried_attempts=int(f.get("retried_attempts") or 0),
                    retry_count=int(f["retry_count"]) if f.get("retry_count") else None,
-                   deliveries=int(f.get("deliveries") or 1))  # a fresh entry: 1st delivery
+                   deliveries=int(f.get("deliveries") or 1),
+                   timestamp=int(f.get("timestamp") or 0))  # a fresh entry: 1st delivery

@@ -6,9 +6,9 @@ import time
 import traceback
 from collections.abc import Mapping
 
-from . import jsonutil
+from . import dlq, jsonutil
 from .commands import Outcome
-from .errors import MalformedMessage
+from .errors import MalformedMessage, PoisonMessage, UnknownEvent
 
 MAX_TRACEBACK = 8_000
 
@@ -21,8 +21,22 @@ def error_json(exc: BaseException, attempt: int) -> str:
                            "timestamp": int(time.time() * 1000)})
 
 
-def failed(entry_id: str, job_id: str, exc: BaseException, attempt: int) -> Outcome:
-    return Outcome(entry_id, job_id, "failed", error=error_json(exc, attempt))
+def engine_reason(exc: BaseException) -> str:
+    """The DLQ reason of a failure the handler did not cause."""
+    if isinstance(exc, PoisonMessage):
+        return "poison"
+    if isinstance(exc, MalformedMessage):
+        return "malformed"
+    if isinstance(exc, UnknownEvent):
+        return "unknown_event"
+    return "error"
+
+
+def failed(entry_id: str, job_id: str, exc: BaseException, attempt: int, queue: str,
+           name: str) -> Outcome:
+    """A job the engine fails itself (poison, corrupt, unknown event): always DLQ-worthy."""
+    dead = dlq.entry(job_id, queue, name, engine_reason(exc), dlq.describe(exc), attempt)
+    return Outcome(entry_id, job_id, "failed", error=error_json(exc, attempt), dead=dead)
 
 
 def malformed(queue: str, entry_id: str, raw: Mapping[str, str]) -> Outcome:
@@ -34,4 +48,5 @@ def malformed(queue: str, entry_id: str, raw: Mapping[str, str]) -> Outcome:
     job_id = f"malformed-{entry_id}"
     fields = {"id": job_id, "name": raw.get("name", "") or "(malformed)", "queue": queue,
               "data": jsonutil.dumps(dict(raw))}
-    return Outcome(entry_id, job_id, "malformed", fields, error=error_json(exc, 1))
+    dead = dlq.entry(job_id, queue, fields["name"], "malformed", dlq.describe(exc), 1)
+    return Outcome(entry_id, job_id, "malformed", fields, error=error_json(exc, 1), dead=dead)

@@ -2,13 +2,14 @@
 
 Per-queue keys share the hash tag ``{queue}`` so a Redis Cluster keeps one queue's
 keys in one slot and each Lua script touches a single slot. The few global keys
-(the queue registry, the worker registry) are never used inside a script
+(the queue registry, the worker registry, the DLQ) are never used inside a script
 together with per-queue keys.
 
 Layout, for prefix ``remq`` and queue ``default``::
 
     remq:queues                      SET    names of every queue ever emitted to
     remq:workers                     ZSET   worker id -> last heartbeat (ms)
+    remq:dlq                         STREAM dead letters (default DLQ), capped MAXLEN ~
     remq:worker:<id>                 STRING worker info (JSON), expiring
     remq:{default}:stream            STREAM job ids waiting for or in delivery
     remq:{default}:job:<id>          HASH   the job record
@@ -17,7 +18,13 @@ Layout, for prefix ``remq`` and queue ``default``::
                                             (for ``delayed`` the run-at time: it
                                             doubles as the schedule)
     remq:{default}:paused            STRING present while the queue is paused
-    remq:{default}:lock:<name>       STRING short leases (cron ticks, debounce)
+    remq:{default}:lock:<name>       STRING short leases
+    remq:{default}:cron              ZSET   repeat handler (event) -> next tick (ms)
+    remq:{default}:cron:runs         HASH   repeat handler (event) -> runs so far
+    remq:{default}:debounce:<event>:<key>
+                                     STRING leading: "<job id>:<emit ts>" of the run
+                                            that holds the window (expires with it);
+                                            trailing: id of the pending delayed job
 """
 
 from __future__ import annotations
@@ -63,6 +70,11 @@ class Keys:
     def workers(self) -> str:
         return f"{self.prefix}:workers"
 
+    @cached_property
+    def dlq(self) -> str:
+        """The default dead-letter stream (``processor.dlq.stream_key`` overrides it)."""
+        return f"{self.prefix}:dlq"
+
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"
 
@@ -104,6 +116,18 @@ class QueueKeys:
 
     def lock(self, name: str) -> str:
         return f"{self.base}:lock:{name}"
+
+    @cached_property
+    def cron(self) -> str:
+        """Repeat schedule: member = event, score = its next tick (ms)."""
+        return f"{self.base}:cron"
+
+    @cached_property
+    def cron_runs(self) -> str:
+        return f"{self.base}:cron:runs"
+
+    def debounce(self, event: str, key: str) -> str:
+        return f"{self.base}:debounce:{event}:{key}"
 
     @cached_property
     def script_keys(self) -> tuple[str, ...]:

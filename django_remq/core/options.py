@@ -20,7 +20,9 @@ EMIT_KEYS = frozenset(
 )
 HANDLER_ONLY_KEYS = frozenset({"debounce", "repeat"})
 HANDLER_KEYS = (EMIT_KEYS - {"id", "delay_until", "delay_ms"}) | HANDLER_ONLY_KEYS
-PROCESSOR_ONLY_KEYS = frozenset({"should_retry", "max_retries", "should_send_to_dlq", "backoff"})
+#: processor settings people put on a task by mistake -> the processor section they belong in
+PROCESSOR_ONLY_KEYS = {"should_retry": "retry", "max_retries": "retry", "backoff": "retry",
+                       "should_send_to_dlq": "dlq", "stream_key": "dlq"}
 
 _INT_KEYS = ("attempts", "retry_count", "retry_delay_ms", "delay_ms", "priority", "timeout_ms")
 MAX_ID_LENGTH = 200
@@ -36,9 +38,10 @@ def _check_keys(where: str, options: Mapping[str, Any], allowed: frozenset[str])
         if key in allowed:
             continue
         if key in PROCESSOR_ONLY_KEYS:
+            section = PROCESSOR_ONLY_KEYS[key]
             raise InvalidOptions(
                 f"{where}: {key!r} is a processor setting, not a per-task option; set it in "
-                f"processor={{'retry': {{{key!r}: ...}}}} (REMQ['PROCESSOR'] under Django)."
+                f"processor={{{section!r}: {{{key!r}: ...}}}} (REMQ['PROCESSOR'] under Django)."
             )
         if key in HANDLER_ONLY_KEYS:
             raise InvalidOptions(

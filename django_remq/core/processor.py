@@ -3,6 +3,8 @@
 It turns a delivered message into an outcome: finds the handler, runs it (on the
 loop, or in a thread for plain ``def`` handlers), applies timeouts and the retry
 policy, and reports live events. The Consumer does the reading and acknowledging.
+Debounce, cron repeat and the DLQ live in their own modules; this one only calls
+them (:mod:`.debounce`, :mod:`.cron`, :mod:`.dlq`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import failures, jsonutil
+from . import dlq, failures, jsonutil
 from .commands import Outcome, Retention
 from .connection import Connection
 from .consumer import Consumer, ConsumerOptions
+from .cron import CronScheduler, Schedule, timezone
+from .debounce import DebounceManager
+from .dlq import DeadLetterConfig, DeadLetterWriter
 from .errors import InvalidOptions, TaskTimeout, UnknownEvent
 from .keys import Keys
 from .options import retries_of
@@ -47,7 +52,8 @@ class ProcessorSettings:
     max_deliveries: int = 5
     retention: Retention = field(default_factory=Retention)
     shutdown_timeout_ms: int = 30_000
-    dlq: Mapping[str, Any] | None = None
+    dlq: DeadLetterConfig | None = None
+    timezone: str = "UTC"  # for cron patterns; the Django layer passes TIME_ZONE
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None) -> ProcessorSettings:
@@ -66,8 +72,11 @@ class ProcessorSettings:
         if unknown:
             raise InvalidOptions(f"processor 'retention': unknown keys {sorted(unknown)}; allowed: "
                                  f"{', '.join(Retention.__dataclass_fields__)}")
+        tz = options.get("timezone", "UTC")
+        timezone(tz)
         return cls(retry=RetryPolicy.from_config(options.get("retry")),
-                   retention=Retention(**retention), dlq=options.get("dlq"), **ints)
+                   retention=Retention(**retention),
+                   dlq=DeadLetterConfig.from_config(options.get("dlq")), timezone=tz, **ints)
 
 
 class Processor:
@@ -82,6 +91,12 @@ class Processor:
         self.events = events
         self.keys = Keys(prefix)
         self.executor: ThreadPoolExecutor | None = None
+        self.debounce = DebounceManager(conn, self.keys)
+        self.dead_letters = (None if settings.dlq is None else DeadLetterWriter(
+            conn, self.keys, settings.dlq.stream(self.keys), settings.dlq.maxlen))
+        self.cron = CronScheduler(conn, self.keys, [
+            Schedule(e.queue, e.event, e.repeat) for e in manager.handlers
+            if e.repeat is not None and e.queue in queues], timezone(settings.timezone))
         self.consumer = Consumer(conn, self.handle, ConsumerOptions(
             queues=tuple(queues), concurrency=concurrency, prefix=prefix,
             claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries,
@@ -93,12 +108,17 @@ class Processor:
             self.executor = ThreadPoolExecutor(self.consumer.options.concurrency,
                                                thread_name_prefix="remq-task")
         await self.consumer.start(burst=burst)
+        if not burst:
+            self.cron.start()
 
     def stop(self) -> None:
         self.consumer.stop()
 
     async def close(self) -> None:
+        await self.cron.stop()
         await self.consumer.close()
+        if self.dead_letters is not None:
+            await self.dead_letters.close()
         self.cleanup()
 
     async def wait_for_active_tasks(self, timeout: float | None = None) -> bool:
@@ -106,6 +126,7 @@ class Processor:
 
     def cleanup(self) -> None:
         """Release the thread pool (abandoned sync handlers finish in the background)."""
+        self.debounce.cleanup()
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.executor = None
@@ -117,12 +138,18 @@ class Processor:
             exc = UnknownEvent(
                 f"no handler for event {message.name!r} in queue {message.queue!r}; registered "
                 f"there: {', '.join(known) or 'none'}")
-            return failures.failed(message.entry_id, message.id, exc, message.attempt)
+            return failures.failed(message.entry_id, message.id, exc, message.attempt,
+                                   message.queue, message.name)
         options = {**entry.options, **message.options}
         loop = asyncio.get_running_loop()
         updates = TaskUpdates(self.conn, self.keys.queue(message.queue), message.id,
                               self.settings.max_logs_per_task, loop, ready=mctx.marked)
         task = Task(message, options, updates)
+        if entry.debounce is not None:
+            skipped = await self.debounce.check(message, entry.debounce, task.logger)
+            if skipped is not None:
+                await updates.drain()
+                return skipped
         ctx = HandlerContext(self.manager, task, updates, self.ctx, self.events)
         try:
             result = await self._invoke(entry.fn, task, ctx, options.get("timeout_ms"))
@@ -152,13 +179,15 @@ class Processor:
         # after a first retry the record holds the count left; before, the options say
         retries_left = (message.retry_count if message.retry_count is not None
                         else retries_of(options))
-        delay = self.settings.retry.next_delay_ms(
+        decision = self.settings.retry.decide(
             exc, retries_left, message.retried_attempts, options.get("retry_delay_ms"))
+        delay = decision.delay_ms
         error = failures.error_json(exc, message.attempt)
         if delay is None:
-            log.warning("job %s (%s) failed: %s: %s", message.id, message.name,
-                        type(exc).__name__, exc)
-            return Outcome(message.entry_id, message.id, "failed", error=error)
+            log.warning("job %s (%s) failed (%s): %s: %s", message.id, message.name,
+                        decision.reason, type(exc).__name__, exc)
+            return Outcome(message.entry_id, message.id, "failed", error=error,
+                           dead=self._dead(message, exc, str(decision.reason)))
         log.info("job %s (%s) failed, retrying in %d ms (%d left): %s", message.id, message.name,
                  delay, retries_left - 1, exc)
         fields = {"retry_count": str(retries_left - 1),
@@ -166,7 +195,16 @@ class Processor:
         return Outcome(message.entry_id, message.id, "retry", fields,
                        run_at_ms=int(time.time() * 1000) + delay, error=error)
 
+    def _dead(self, message: Message, exc: Exception, reason: str) -> dict[str, str] | None:
+        """The DLQ entry of a job that failed for good, if the DLQ wants it."""
+        if self.settings.dlq is None or not self.settings.dlq.wants(message, exc, message.attempt):
+            return None
+        return dlq.entry(message.id, message.queue, message.name, reason, dlq.describe(exc),
+                         message.attempt)
+
     def _applied(self, queue: str, outcome: Outcome, applied: bool) -> None:
+        if applied and outcome.dead is not None and self.dead_letters is not None:
+            self.dead_letters.add(outcome.dead)
         if not applied or self.events is None:
             return
         if outcome.kind == "retry":

@@ -69,6 +69,7 @@ def decode(fields: Mapping[str, str], logs: list[Any] | None = None) -> AdminJob
         progress=jsonutil.loads(fields["progress"]) if fields.get("progress") else None,
         result=jsonutil.loads(fields["result"]) if fields.get("result") else None,
         finished_at=_opt_int(fields, "finished_at"),
+        next_run=_opt_int(fields, "next_run"),
         deliveries=_int(fields, "deliveries"),
         worker=fields.get("worker") or None,
     )

@@ -51,8 +51,11 @@ FINISH = _load("finish")
 PROMOTE = _load("promote")
 RENEW = _load("renew")
 UPDATE = _load("update")
+CRON = _load("cron")
+DEBOUNCE = _load("debounce")
+DEBOUNCE_EMIT = _load("debounce_emit")
 
-ALL = (EMIT, DELIVER, FINISH, PROMOTE, RENEW, UPDATE)
+ALL = (EMIT, DELIVER, FINISH, PROMOTE, RENEW, UPDATE, CRON, DEBOUNCE, DEBOUNCE_EMIT)
 
 
 @dataclass(frozen=True)

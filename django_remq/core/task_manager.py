@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import commands, jsonutil
+from . import commands, debounce, jsonutil
 from .commands import NewJob
 from .connection import Connection, RedisLike
+from .cron import CronSpec
 from .errors import DuplicateHandler, InvalidOptions
 from .keys import Keys, validate_queue_name
 from .options import run_at_ms, validate_emit_options, validate_handler_options
@@ -37,6 +38,8 @@ class HandlerEntry:
     queue: str
     fn: Handler
     options: dict[str, Any]
+    debounce: debounce.DebounceSpec | None = None
+    repeat: CronSpec | None = None
 
 
 class TaskManager:
@@ -88,7 +91,9 @@ class TaskManager:
             raise DuplicateHandler(
                 f"event {event!r} in queue {queue!r} already has handler {_name(existing.fn)}; "
                 f"cannot also register {_name(handler)}. Rename one event or use another queue.")
-        self._handlers[(queue, event)] = HandlerEntry(event, queue, handler, opts)
+        self._handlers[(queue, event)] = HandlerEntry(
+            event, queue, handler, opts, debounce.DebounceSpec.parse(event, opts.get("debounce")),
+            CronSpec.parse(event, opts.get("repeat")))
         if queue not in self._queues_of[event]:
             self._queues_of[event].append(queue)
 
@@ -127,7 +132,11 @@ class TaskManager:
         job_id = opts.get("id") or uuid.uuid4().hex
         data_json = jsonutil.dumps_data(data, f"emit({event!r})")
         fields = emit_fields(job_id, event, queue, data_json, opts)
-        return queue, NewJob(job_id, fields, run_at_ms(opts))
+        trailing = None
+        if entry is not None and entry.debounce is not None and entry.debounce.mode == "trailing":
+            msg = debounce.provisional_message(job_id, event, queue, data, opts)
+            trailing = (event, entry.debounce.key_of(msg), entry.debounce)
+        return queue, NewJob(job_id, fields, run_at_ms(opts), debounce=trailing)
 
     def emit(self, event: str, queue: str | None = None, data: Any = None,
              options: EmitOptions | None = None) -> str:
@@ -135,43 +144,48 @@ class TaskManager:
         ``options["id"]`` is not enqueued twice (its id is returned)."""
         queue, job = self.prepare(event, queue, data, options)
         self._register_queues_sync([queue])
+        if job.debounce is not None:
+            return run(self.conn.sync, debounce.emit_call(self.keys.queue(queue), *job.debounce,
+                                                          job))
         run(self.conn.sync, commands.emit(self.keys.queue(queue), [job]))
         return job.id
 
     async def aemit(self, event: str, queue: str | None = None, data: Any = None,
                     options: EmitOptions | None = None) -> str:
         queue, job = self.prepare(event, queue, data, options)
-        await self.aenqueue(queue, [job])
-        return job.id
+        return (await self.aenqueue(queue, [job]))[0]
 
-    async def aenqueue(self, queue: str, jobs: Sequence[NewJob]) -> None:
+    async def aenqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+        """Write prepared jobs; returns the ids that will run (see :mod:`.debounce`)."""
         if queue not in self._known_queues:
             await self.conn.aio.sadd(self.keys.queues, queue)
             self._known_queues.add(queue)
-        await arun_many(self.conn.aio, [commands.emit(self.keys.queue(queue), jobs)])
+        chunk = {queue: list(jobs)}
+        replies = await arun_many(self.conn.aio, self._calls(chunk))
+        return self._ids(chunk, [j.id for j in jobs], replies)
 
     def emit_many(self, items: Iterable[Mapping[str, Any]]) -> list[str]:
         """Enqueue many tasks, one round trip per chunk of 1,000; ids in input order."""
         ids: list[str] = []
-        for calls, queues, chunk_ids in self._emit_chunks(items):
-            self._register_queues_sync(queues)
-            run_many(self.conn.sync, calls)
-            ids += chunk_ids
+        for chunk, chunk_ids in self._emit_chunks(items):
+            self._register_queues_sync(chunk)
+            ids += self._ids(chunk, chunk_ids, run_many(self.conn.sync, self._calls(chunk)))
         return ids
 
     async def aemit_many(self, items: Iterable[Mapping[str, Any]]) -> list[str]:
         ids: list[str] = []
-        for calls, queues, chunk_ids in self._emit_chunks(items):
-            new = [q for q in queues if q not in self._known_queues]
+        for chunk, chunk_ids in self._emit_chunks(items):
+            new = [q for q in chunk if q not in self._known_queues]
             if new:
                 await self.conn.aio.sadd(self.keys.queues, *new)
                 self._known_queues.update(new)
-            await arun_many(self.conn.aio, calls)
-            ids += chunk_ids
+            replies = await arun_many(self.conn.aio, self._calls(chunk))
+            ids += self._ids(chunk, chunk_ids, replies)
         return ids
 
     def _emit_chunks(self, items: Iterable[Mapping[str, Any]]
-                     ) -> Iterable[tuple[list[Call[list[int]]], list[str], list[str]]]:
+                     ) -> Iterable[tuple[dict[str, list[NewJob]], list[str]]]:
+        """Prepared jobs by queue, and their ids in input order, in chunks of ``EMIT_CHUNK``."""
         chunk: defaultdict[str, list[NewJob]] = defaultdict(list)
         ids: list[str] = []
         for n, item in enumerate(items):
@@ -184,13 +198,33 @@ class TaskManager:
             chunk[queue].append(job)
             ids.append(job.id)
             if len(ids) >= EMIT_CHUNK:
-                yield self._chunk_calls(chunk), list(chunk), ids
+                yield chunk, ids
                 chunk, ids = defaultdict(list), []
         if ids:
-            yield self._chunk_calls(chunk), list(chunk), ids
+            yield chunk, ids
 
-    def _chunk_calls(self, chunk: Mapping[str, list[NewJob]]) -> list[Call[list[int]]]:
-        return [commands.emit(self.keys.queue(q), jobs) for q, jobs in chunk.items()]
+    def _calls(self, chunk: Mapping[str, list[NewJob]]) -> list[Call[Any]]:
+        """Per queue: one emit.lua call for plain jobs, one call per trailing-debounced job."""
+        calls: list[Call[Any]] = []
+        for q, jobs in chunk.items():
+            qk = self.keys.queue(q)
+            plain = [j for j in jobs if j.debounce is None]
+            if plain:
+                calls.append(commands.emit(qk, plain))
+            calls += [debounce.emit_call(qk, *j.debounce, j) for j in jobs if j.debounce]
+        return calls
+
+    @staticmethod
+    def _ids(chunk: Mapping[str, list[NewJob]], ids: list[str], replies: Sequence[Any]
+             ) -> list[str]:
+        """Job ids in input order; a merged trailing emit answers with the pending job's id."""
+        actual: dict[str, str] = {}
+        it = iter(replies)
+        for jobs in chunk.values():
+            if any(j.debounce is None for j in jobs):
+                next(it)
+            actual.update((j.id, next(it)) for j in jobs if j.debounce)
+        return [actual.get(i, i) for i in ids] if actual else ids
 
     def _register_queues_sync(self, queues: Iterable[str]) -> None:
         new = [q for q in queues if q not in self._known_queues]

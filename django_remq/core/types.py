@@ -62,6 +62,7 @@ class AdminJobData:
     progress: Any = None
     result: Any = None
     finished_at: int | None = None
+    next_run: int | None = None  # repeat jobs: when the next tick runs
     deliveries: int = 0
     worker: str | None = None
 
@@ -171,6 +172,7 @@ class ProcessorOptions(TypedDict, total=False):
     max_deliveries: int
     retention: RetentionConfig
     shutdown_timeout_ms: int
+    timezone: str
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ class Message:
     retried_attempts: int = 0
     retry_count: int | None = None
     deliveries: int = 1
+    timestamp: int = 0  # when it was emitted (ms)
 
     @property
     def attempt(self) -> int:

@@ -37,7 +37,8 @@ else
   for _, e in ipairs(cjson.decode(ARGV[7])) do entries[#entries + 1] = {e[1], e[2], false} end
 end
 -- what a worker needs to run a job (keep in step with commands.RUN_FIELDS)
-local RUN_FIELDS = {'name', 'data', 'options', 'retried_attempts', 'retry_count', 'deliveries'}
+local RUN_FIELDS = {'name', 'data', 'options', 'retried_attempts', 'retry_count', 'timestamp',
+                    'deliveries'}
 local paused = redis.call('EXISTS', KEYS[2]) == 1
 local function drop(eid)
   redis.call('XACK', stream, group, eid)

@@ -1,0 +1,248 @@
+"""Dead-letter queue: a capped stream of jobs that ended ``failed`` for good.
+
+What goes in (when ``processor["dlq"]`` is set, ``{}`` meaning all defaults):
+
+- a handler failure that will not be retried (reason ``no_retries``,
+  ``retries_exhausted`` or ``retry_refused``), if ``should_send_to_dlq(message,
+  error, attempts)`` allows it (no predicate: always);
+- engine failures, always: ``poison`` (delivered ``max_deliveries`` times without
+  finishing), ``malformed`` (a stream entry or record that cannot be decoded),
+  ``unknown_event`` (no handler for the job's event on the worker that got it).
+
+Each entry has the fields ``id``, ``queue``, ``name``, ``reason``, ``error``,
+``attempts`` and ``job`` (the final job record as JSON) -- the Sdk reads exactly
+these. The stream is trimmed with ``XADD ... MAXLEN ~ maxlen`` (default 10,000).
+
+Where it is written: *after* finish.lua has applied the failure, by the worker,
+in one pipeline per batch -- not inside finish.lua. The DLQ key is global (one
+stream for every queue, as the seed has it), so writing it from a per-queue
+script would cross hash slots and fail on a Redis Cluster. Writing it only for
+outcomes finish.lua reports as applied means no duplicate entry when another
+worker already finished the job. The price: a worker killed in the
+milliseconds between the two loses that DLQ entry, never the job -- the record
+stays ``failed`` with its errors in the failed index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+
+from . import commands, jsonutil
+from .commands import NewJob
+from .connection import Connection
+from .errors import InvalidOptions, JobNotFound
+from .keys import Keys, validate_queue_name
+from .records import decode, emit_fields
+from .scripts import Call, arun, run
+from .types import Message
+
+log = logging.getLogger("django_remq.dlq")
+
+DEFAULT_MAXLEN = 10_000
+DLQ_KEYS = frozenset({"stream_key", "should_send_to_dlq", "maxlen"})
+ShouldSend = Callable[[Message, BaseException, int], bool]
+
+
+@dataclass(frozen=True)
+class DeadLetterConfig:
+    """Validated ``processor["dlq"]``; ``stream_key=None`` means ``<prefix>:dlq``."""
+
+    stream_key: str | None = None
+    maxlen: int = DEFAULT_MAXLEN
+    should_send_to_dlq: ShouldSend | None = None
+
+    @classmethod
+    def from_config(cls, config: Any) -> DeadLetterConfig | None:
+        if config is None or config is False:
+            return None
+        if config is True:
+            return cls()
+        if not isinstance(config, Mapping):
+            raise InvalidOptions(f"processor 'dlq' must be a dict (or None), got {config!r}")
+        unknown = set(config) - DLQ_KEYS
+        if unknown:
+            raise InvalidOptions(f"processor 'dlq' has unknown keys {sorted(unknown)}; allowed: "
+                                 f"{', '.join(sorted(DLQ_KEYS))}")
+        key, maxlen = config.get("stream_key"), config.get("maxlen", DEFAULT_MAXLEN)
+        pred = config.get("should_send_to_dlq")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise InvalidOptions(f"processor 'dlq': 'stream_key' must be a string, got {key!r}")
+        if not isinstance(maxlen, int) or isinstance(maxlen, bool) or maxlen < 1:
+            raise InvalidOptions(f"processor 'dlq': 'maxlen' must be an int >= 1, got {maxlen!r}")
+        if pred is not None and not callable(pred):
+            raise InvalidOptions("processor 'dlq': 'should_send_to_dlq' must be a function "
+                                 f"(message, error, attempts) -> bool, got {pred!r}")
+        return cls(key, maxlen, pred)
+
+    def stream(self, keys: Keys) -> str:
+        return self.stream_key or keys.dlq
+
+    def wants(self, message: Message, exc: BaseException, attempts: int) -> bool:
+        """The user's predicate; one that raises counts as "yes" (keep the evidence)."""
+        if self.should_send_to_dlq is None:
+            return True
+        try:
+            return bool(self.should_send_to_dlq(message, exc, attempts))
+        except Exception:
+            log.exception("dlq 'should_send_to_dlq' raised; sending job %s to the DLQ anyway",
+                          message.id)
+            return True
+
+
+def entry(job_id: str, queue: str, name: str, reason: str, error: str,
+          attempts: int) -> dict[str, str]:
+    """The fields of one DLQ stream entry (the Sdk's contract), but ``job``: the writer
+    adds the final record, read back after finish.lua applied the failure."""
+    return {"id": job_id, "queue": queue, "name": name, "reason": reason, "error": error,
+            "attempts": str(attempts)}
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class DeadLetterWriter:
+    """Adds entries to the DLQ stream in the background: one pipeline reads the final
+    records, one writes the entries (failures only: the happy path never pays)."""
+
+    def __init__(self, conn: Connection, keys: Keys, stream_key: str, maxlen: int) -> None:
+        self.conn, self.keys, self.stream_key, self.maxlen = conn, keys, stream_key, maxlen
+        self._buffer: list[Mapping[str, str]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def add(self, fields: Mapping[str, str]) -> None:
+        self._buffer.append(fields)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        failures = 0
+        while self._buffer:
+            batch, self._buffer = self._buffer, []
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                failures += 1
+                if failures > 5:
+                    log.error("dropping %d DLQ entries (%s); the jobs stay failed", len(batch),
+                              exc)
+                    continue
+                self._buffer[:0] = batch
+                log.warning("cannot write %d DLQ entries (%s); retrying", len(batch), exc)
+                await asyncio.sleep(0.2 * failures)
+
+    async def _write(self, batch: list[Mapping[str, str]]) -> None:
+        client = self.conn.aio
+        pipe = client.pipeline(transaction=False)
+        for fields in batch:
+            qk = self.keys.queue(fields["queue"])
+            pipe.hgetall(qk.job(fields["id"]))
+            pipe.lrange(qk.logs(fields["id"]), 0, -1)
+        found = await pipe.execute()
+        pipe = client.pipeline(transaction=False)
+        for n, fields in enumerate(batch):
+            record, logs = found[2 * n], found[2 * n + 1]
+            job = _final_record(record, logs) if record else {}
+            entry_fields: dict[Any, Any] = {**fields, "job": jsonutil.dumps(job)}
+            pipe.xadd(self.stream_key, entry_fields, maxlen=self.maxlen, approximate=True)
+        await pipe.execute()
+
+    async def close(self, timeout: float = 5.0) -> None:
+        if self._flusher is not None and not self._flusher.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._flusher), timeout)
+            except TimeoutError:
+                log.error("DLQ entries not written before shutdown: %d", len(self._buffer))
+
+
+# -- reading and requeueing (the Sdk and the admin wrap these) -------------------------
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    entry_id: str
+    id: str
+    queue: str
+    name: str
+    reason: str
+    error: str
+    attempts: int
+    job: dict[str, Any]
+
+    @classmethod
+    def parse(cls, entry_id: str, fields: Mapping[str, str]) -> DeadLetter:
+        job = jsonutil.loads(fields.get("job") or "{}")
+        return cls(entry_id, fields.get("id", ""), fields.get("queue", ""), fields.get("name", ""),
+                   fields.get("reason", ""), fields.get("error", ""),
+                   int(fields.get("attempts") or 0), job if isinstance(job, dict) else {})
+
+
+def _letters(reply: Any) -> list[DeadLetter]:
+    return [DeadLetter.parse(_s(eid), {_s(k): _s(v) for k, v in f.items()}) for eid, f in reply]
+
+
+def read(client: Redis, stream_key: str, count: int = 100, newest_first: bool = True
+         ) -> list[DeadLetter]:
+    if newest_first:
+        return _letters(client.xrevrange(stream_key, count=count))
+    return _letters(client.xrange(stream_key, count=count))
+
+
+async def aread(client: AsyncRedis, stream_key: str, count: int = 100,
+                newest_first: bool = True) -> list[DeadLetter]:
+    if newest_first:
+        return _letters(await client.xrevrange(stream_key, count=count))
+    return _letters(await client.xrange(stream_key, count=count))
+
+
+def requeue_call(keys: Keys, letter: DeadLetter) -> Call[list[int]]:
+    """Emit the dead job again, same id, fresh record (retries start over)."""
+    state = letter.job.get("state") or {}
+    name, queue = state.get("name") or letter.name, state.get("queue") or letter.queue
+    if not letter.id or not name or not queue:
+        raise JobNotFound(f"DLQ entry {letter.entry_id} has no job to requeue "
+                          f"(reason {letter.reason!r})")
+    validate_queue_name(queue)
+    fields = emit_fields(letter.id, name, queue, jsonutil.dumps(state.get("data")),
+                         state.get("options") or {})
+    return commands.emit(keys.queue(queue), [NewJob(letter.id, fields, 0)])
+
+
+def requeue(client: Redis, keys: Keys, stream_key: str, entry_id: str) -> str:
+    """Requeue DLQ entry ``entry_id`` and remove it from the DLQ; returns the job id."""
+    found = _letters(client.xrange(stream_key, entry_id, entry_id))
+    if not found:
+        raise JobNotFound(f"no DLQ entry {entry_id} in {stream_key!r}")
+    run(client, requeue_call(keys, found[0]))
+    client.sadd(keys.queues, found[0].queue)
+    client.xdel(stream_key, entry_id)
+    return found[0].id
+
+
+async def arequeue(client: AsyncRedis, keys: Keys, stream_key: str, entry_id: str) -> str:
+    found = _letters(await client.xrange(stream_key, entry_id, entry_id))
+    if not found:
+        raise JobNotFound(f"no DLQ entry {entry_id} in {stream_key!r}")
+    await arun(client, requeue_call(keys, found[0]))
+    await client.sadd(keys.queues, found[0].queue)
+    await client.xdel(stream_key, entry_id)
+    return found[0].id
+
+
+def _final_record(fields: Mapping[Any, Any], logs: list[Any]) -> dict[str, Any]:
+    text = {_s(k): _s(v) for k, v in fields.items()}
+    try:
+        return decode(text, logs).to_dict()
+    except (KeyError, ValueError, TypeError):
+        return text  # a corrupt record goes in as found
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
