@@ -39,6 +39,8 @@ from .core.records import decode
 from .core.types import AdminJobData
 from .errors import ImproperlyConfiguredRemq
 
+BURST_BLOCK_MS = 50
+
 _fake_lock = threading.Lock()
 _fake_url: str | None = None
 
@@ -150,16 +152,20 @@ async def arun_until_idle(timeout: float = 10.0, queues: Sequence[str] | None = 
 
 
 async def _burst(tm: TaskManager, queues: list[str], deadline: float, timeout: float) -> None:
-    stop = asyncio.Event()
-    run = asyncio.ensure_future(tm.run(queues, burst=True, stop_event=stop))
-    done, _ = await asyncio.wait([run], timeout=max(deadline - time.monotonic(), 0.01))
-    if run in done:
-        run.result()
-        return
-    stop.set()
-    await run
-    raise TimeoutError(f"run_until_idle: queues {queues} still had work after {timeout}s "
-                       "(a paused queue, a task that never ends, or too much work for the bound)")
+    """One burst run of the real worker; returns once it found nothing left to do."""
+    await tm.start(queues, burst=True)
+    assert tm.processor is not None
+    # a test waits on every empty read: block briefly instead of the worker's 1 s
+    tm.processor.consumer.reader.block_ms = BURST_BLOCK_MS
+    try:
+        await asyncio.wait_for(tm.processor.consumer.idle.wait(),
+                               max(deadline - time.monotonic(), 0.01))
+    except TimeoutError:
+        raise TimeoutError(
+            f"run_until_idle: queues {queues} still had work after {timeout}s (a paused "
+            "queue, a task that never ends, or too much work for the bound)") from None
+    finally:
+        await tm.stop()
 
 
 async def _next_due_in(tm: TaskManager, queues: list[str]) -> float | None:

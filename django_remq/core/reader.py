@@ -34,6 +34,7 @@ class StreamReader:
         self.consumer = consumer
         self.block_ms = block_ms
         self._streams: dict[str, str] = {}
+        self._turn = 0
 
     def _stream(self, queue: str) -> str:
         stream = self._streams.get(queue)
@@ -55,10 +56,16 @@ class StreamReader:
     async def read(self, queues: Sequence[str], count: int) -> list[Entry]:
         if not queues or count <= 0:
             return []
-        streams = {self._stream(q): ">" for q in queues}
+        # COUNT applies per stream: read at most `count` streams (taking turns when
+        # there are more queues than free slots) so one reply never exceeds `count`.
+        picked = min(len(queues), count)
+        start = self._turn % len(queues)
+        self._turn += 1
+        chosen = [queues[(start + i) % len(queues)] for i in range(picked)]
+        streams = {self._stream(q): ">" for q in chosen}
         try:
             reply = await self.conn.aio.xreadgroup(
-                GROUP, self.consumer, streams, count=count, block=self.block_ms
+                GROUP, self.consumer, streams, count=count // picked, block=self.block_ms
             )
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
