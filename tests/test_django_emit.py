@@ -71,12 +71,16 @@ def test_on_commit_defers_until_commit(remq: RemqTestEnv) -> None:  # noqa: F811
 
 @pytest.mark.django_db(transaction=True)
 def test_on_commit_is_dropped_on_rollback(remq: RemqTestEnv) -> None:  # noqa: F811
-    class Boom(Exception):
-        pass
+    ids: list[str] = []
 
-    with pytest.raises(Boom), transaction.atomic():
-        job_id = emit("alpha.echo", data=1, queue="alpha", on_commit=True)
-        raise Boom
+    def emit_then_fail() -> None:
+        with transaction.atomic():
+            ids.append(emit("alpha.echo", data=1, queue="alpha", on_commit=True))
+            raise LookupError("rolled back")
+
+    with pytest.raises(LookupError):
+        emit_then_fail()
+    job_id = ids[0]
     assert remq.get_job(job_id, "alpha") is None
     assert stream_len(remq) == 0
 

@@ -30,13 +30,15 @@ def test_run_until_idle_is_bounded(remq: RemqTestEnv) -> None:  # noqa: F811
     started = time.monotonic()
     with pytest.raises(TimeoutError, match="due in"):
         remq.run_until_idle(timeout=1)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 2
 
 
 def test_run_until_idle_times_out_on_a_task_that_does_not_end(remq: RemqTestEnv) -> None:  # noqa: F811
+    job_id = emit("alpha.slow", data={"seconds": 1.0}, queue="alpha")
     with pytest.raises(TimeoutError, match="still had work"):
-        remq.run_until_idle(timeout=0.5, queues=["alpha"]) if emit(
-            "alpha.slow", data={"seconds": 1.0}, queue="alpha") else None
+        remq.run_until_idle(timeout=0.3, queues=["alpha"])
+    # stopping is graceful: the running task was allowed to finish
+    assert remq.get_job(job_id, "alpha").status == "completed"  # type: ignore[union-attr]
 
 
 def test_each_test_gets_its_own_prefix(remq: RemqTestEnv) -> None:  # noqa: F811
