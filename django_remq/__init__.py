@@ -10,15 +10,26 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .api import aemit, aemit_many, emit, emit_many, get_task_manager
     from .core import TaskManager
+    from .decorators import handler
+    from .sdk import Sdk  # type: ignore[import-not-found,unused-ignore]
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "TaskManager": "django_remq.core",
+    "handler": "django_remq.decorators",
+    "emit": "django_remq.api",
+    "aemit": "django_remq.api",
+    "emit_many": "django_remq.api",
+    "aemit_many": "django_remq.api",
+    "get_task_manager": "django_remq.api",
+    "Sdk": "django_remq.sdk",
 }
 
-__all__ = ["TaskManager", "__version__"]
+__all__ = ["Sdk", "TaskManager", "__version__", "aemit", "aemit_many", "emit", "emit_many",
+           "get_task_manager", "handler"]
 
 
 def __getattr__(name: str) -> Any:

@@ -17,6 +17,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_remq",
+    "tests.remq_apps.alpha",  # two apps with tasks.py, for autodiscovery tests
+    "tests.remq_apps.beta",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -127,3 +127,23 @@ def test_exponential_backoff_sequence():
     jitter = Backoff(kind="exponential", jitter=0.5)
     assert jitter.delay_ms(100, 1, rand=lambda: 0.0) == 50
     assert jitter.delay_ms(100, 1, rand=lambda: 1.0) == 150
+
+
+async def test_engine_runs_on_fakeredis_without_a_server():
+    """The embedded demo uses fakeredis: its Lua quirks (XREADGROUP reply shape) hold."""
+    import fakeredis
+
+    from django_remq.core import TaskManager
+
+    db = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    tm = TaskManager.init(db=db, prefix="fake")
+    ran = []
+
+    async def job(task, ctx):
+        ran.append(task.data)
+
+    tm.register_handler(event="job", handler=job, queue="alpha")
+    tm.emit_many([{"event": "job", "data": i} for i in range(3)])
+    await tm.run(burst=True)
+    assert sorted(ran) == [0, 1, 2]
+    assert db.zcard("fake:{alpha}:status:completed") == 3

@@ -99,7 +99,7 @@ def _deliveries(reply: Any) -> list[Delivery]:
         if verdict == "malformed":
             fields = pairs_to_dict(values)
         else:
-            fields = {k: _s(v) for k, v in zip(RUN_FIELDS, values, strict=False) if v is not None}
+            fields = {k: _s(v) for k, v in zip(RUN_FIELDS, values, strict=False) if v}
         out.append(Delivery(_s(entry_id), _s(job_id), verdict, fields))  # type: ignore[arg-type]
     return out
 

@@ -172,8 +172,8 @@ class Consumer:
 
     async def _fetch(self, queues: Sequence[str]) -> bool:
         """Read and deliver in one script per queue (no blocking); ``True`` if it found work."""
-        share = -(-self.pool.free // len(queues))
-        calls = [commands.fetch(self.keys.queue(q), self.name, share,
+        queues, each = self.reader.share(queues, self.pool.free)
+        calls = [commands.fetch(self.keys.queue(q), self.name, each,
                                 lock_ms=self.options.claim_idle_ms,
                                 max_deliveries=self.options.max_deliveries) for q in queues]
         try:

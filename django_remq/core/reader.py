@@ -36,6 +36,7 @@ class StreamReader:
         self.consumer = consumer
         self.block_ms = block_ms
         self._streams: dict[str, str] = {}
+        self._turn = 0
 
     def _stream(self, queue: str) -> str:
         stream = self._streams.get(queue)
@@ -54,13 +55,25 @@ class StreamReader:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
+    def share(self, queues: Sequence[str], count: int) -> tuple[list[str], int]:
+        """Which queues to read this turn, and how many entries from each, so that all
+        together never exceed ``count`` (COUNT applies per stream). With more queues
+        than free slots the queues take turns."""
+        picked = min(len(queues), count)
+        start = self._turn % len(queues)
+        self._turn += 1
+        return [queues[(start + i) % len(queues)] for i in range(picked)], count // picked
+
     async def read(self, queues: Sequence[str], count: int) -> list[Entry]:
         if not queues or count <= 0:
             return []
-        streams: dict[Any, Any] = {self._stream(q): ">" for q in queues}
+        chosen, each = self.share(queues, count)
+        streams: dict[Any, Any] = {self._stream(q): ">" for q in chosen}
+        # while some queues sit out this turn, don't keep them waiting a whole block
+        block = self.block_ms if len(chosen) == len(queues) else min(self.block_ms, 100)
         try:
             reply = await self.conn.aio.xreadgroup(
-                GROUP, self.consumer, streams, count=count, block=self.block_ms
+                GROUP, self.consumer, streams, count=each, block=block
             )
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):

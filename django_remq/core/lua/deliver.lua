@@ -32,7 +32,9 @@ if ARGV[6] == 'claim' then
   add_entries(redis.call('XAUTOCLAIM', stream, group, ARGV[3], ARGV[7], '0-0', 'COUNT', ARGV[8])[2])
 elseif ARGV[6] == 'fetch' then
   local res = redis.call('XREADGROUP', 'GROUP', group, ARGV[3], 'COUNT', ARGV[7], 'STREAMS', stream, '>')
-  if res then add_entries(res[1][2]) end
+  -- Redis answers {{stream, entries}} or nil; fakeredis {stream, entries} or {}
+  if res and type(res[1]) == 'table' then add_entries(res[1][2])
+  elseif res and res[2] then add_entries(res[2]) end
 else
   for _, e in ipairs(cjson.decode(ARGV[7])) do entries[#entries + 1] = {e[1], e[2], false} end
 end
@@ -70,7 +72,9 @@ for _, e in ipairs(entries) do
     redis.call('HSET', key, 'status', 'processing', 'last_run', now, 'lock_until', now + ARGV[4],
                'worker', ARGV[3])
     local verdict = n > tonumber(ARGV[5]) and 'poison' or 'run'
-    out[#out + 1] = {eid, id, verdict, redis.call('HMGET', key, unpack(RUN_FIELDS))}
+    local values = redis.call('HMGET', key, unpack(RUN_FIELDS))
+    for i = 1, #RUN_FIELDS do values[i] = values[i] or '' end  -- no nils in replies
+    out[#out + 1] = {eid, id, verdict, values}
   end
 end
 return out

@@ -1,0 +1,221 @@
+"""What Django code calls: ``emit``/``aemit``/``emit_many`` and ``get_task_manager``.
+
+One TaskManager per process, built on first use from ``settings.REMQ`` with every
+``@handler`` declaration registered; rebuilt when ``REMQ`` changes
+(``override_settings``) or a declaration is replaced.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial, wraps
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.signals import setting_changed
+from django.db import close_old_connections, transaction
+from django.dispatch import receiver
+
+from .conf import get_settings
+from .core import TaskManager, jsonutil
+from .core.errors import DuplicateHandler
+from .core.task import EventSink
+from .decorators import registry
+
+JSON_LEAVES = (str, int, float, bool, type(None))
+
+_lock = threading.RLock()
+_manager: TaskManager | None = None
+_version = -1
+_wrappers: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = (
+    weakref.WeakKeyDictionary())
+
+
+def get_task_manager() -> TaskManager:
+    """The process-wide TaskManager, with every declared handler registered."""
+    global _manager, _version
+    with _lock:
+        if _manager is not None and _version != registry.version:
+            try:
+                register_declared(_manager)
+                _version = registry.version
+            except DuplicateHandler:
+                if _manager.processor is not None:  # running: never swap it underneath
+                    raise
+                reset_task_manager()
+        if _manager is None:
+            _manager = build_task_manager()
+            _version = registry.version
+        return _manager
+
+
+def build_task_manager(*, concurrency: int | None = None,
+                       processor: Mapping[str, Any] | None = None,
+                       expose: EventSink | None = None) -> TaskManager:
+    """A new TaskManager from ``REMQ`` (the worker command builds its own with overrides)."""
+    conf = get_settings()
+    options = {**conf.processor, **(processor or {})}
+    tm = TaskManager.init(db=conf.redis_url, ctx=conf.build_ctx(),
+                          concurrency=concurrency or conf.concurrency,
+                          processor=options or None,  # type: ignore[arg-type]
+                          expose=expose, prefix=conf.prefix)
+    register_declared(tm)
+    return tm
+
+
+def register_declared(tm: TaskManager) -> None:
+    for decl in registry:
+        tm.register_handler(decl.event, django_handler(decl.fn), decl.queue,
+                            decl.options)  # type: ignore[arg-type]
+
+
+def reset_task_manager() -> None:
+    """Drop the process-wide TaskManager; the next call builds a new one."""
+    global _manager, _version
+    with _lock:
+        if _manager is not None and _manager.processor is None:
+            _manager.conn.close()
+        _manager, _version = None, -1
+
+
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "REMQ":
+        reset_task_manager()
+
+
+def django_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a sync handler a request's DB hygiene: stale connections are closed before
+    and after, so a long-lived worker survives a database restart or CONN_MAX_AGE."""
+    if inspect.iscoroutinefunction(fn):
+        return fn
+    cached = _wrappers.get(fn)
+    if cached is not None:
+        return cached
+
+    @wraps(fn)
+    def wrapped(task: Any, ctx: Any) -> Any:
+        close_old_connections()
+        try:
+            return fn(task, ctx)
+        finally:
+            close_old_connections()
+
+    _wrappers[fn] = wrapped
+    return wrapped
+
+
+# -- emitting ---------------------------------------------------------------------
+
+
+def emit(event: str, data: Any = None, queue: str | None = None,
+         options: Mapping[str, Any] | None = None, *, on_commit: bool | None = None,
+         using: str | None = None) -> str:
+    """Enqueue a task; returns its id at once.
+
+    With ``on_commit=True`` (default: ``REMQ['EMIT_ON_COMMIT']``) the enqueue waits for
+    the current transaction to commit, so a worker never reads rows that are not
+    there yet, and is dropped on rollback. The id is known at once either way.
+    """
+    check_json(f"emit({event!r})", data)
+    tm = get_task_manager()
+    if not _deferred(on_commit):
+        return tm.emit(event, queue=queue, data=data, options=options)  # type: ignore[arg-type]
+    opts = {**(options or {}), "id": (options or {}).get("id") or uuid.uuid4().hex}
+    tm.prepare(event, queue, data, opts)  # validate now, not at commit
+    snapshot = jsonutil.loads(jsonutil.dumps(data))  # later changes to data do not leak in
+    transaction.on_commit(partial(tm.emit, event, queue, snapshot, opts),  # type: ignore[arg-type]
+                          using=using)
+    return str(opts["id"])
+
+
+async def aemit(event: str, data: Any = None, queue: str | None = None,
+                options: Mapping[str, Any] | None = None, *, on_commit: bool | None = None,
+                using: str | None = None) -> str:
+    """Async twin of :func:`emit`."""
+    if _deferred(on_commit):  # transactions live in the sync world (sync_to_async's thread)
+        return await sync_to_async(emit)(event, data, queue, options, on_commit=True,
+                                         using=using)
+    check_json(f"emit({event!r})", data)
+    return await get_task_manager().aemit(event, queue=queue, data=data,
+                                          options=options)  # type: ignore[arg-type]
+
+
+def emit_many(items: Iterable[Mapping[str, Any]], *, on_commit: bool | None = None,
+              using: str | None = None) -> list[str]:
+    """Enqueue many tasks in few round trips; ids in input order."""
+    batch = [dict(item) for item in items]
+    for n, item in enumerate(batch):
+        check_json(f"emit_many item {n} ({item.get('event')!r})", item.get("data"))
+    tm = get_task_manager()
+    if not _deferred(on_commit):
+        return tm.emit_many(batch)
+    for item in batch:
+        opts = dict(item.get("options") or {})
+        item["options"] = {**opts, "id": opts.get("id") or uuid.uuid4().hex}
+        item["data"] = jsonutil.loads(jsonutil.dumps(item.get("data")))
+        tm.prepare(item.get("event"), item.get("queue"), item["data"],  # type: ignore[arg-type]
+                   item["options"])
+    transaction.on_commit(partial(tm.emit_many, batch), using=using)
+    return [str(item["options"]["id"]) for item in batch]
+
+
+async def aemit_many(items: Iterable[Mapping[str, Any]], *, on_commit: bool | None = None,
+                     using: str | None = None) -> list[str]:
+    if _deferred(on_commit):
+        return await sync_to_async(emit_many)(list(items), on_commit=True, using=using)
+    batch = [dict(item) for item in items]
+    for n, item in enumerate(batch):
+        check_json(f"emit_many item {n} ({item.get('event')!r})", item.get("data"))
+    return await get_task_manager().aemit_many(batch)
+
+
+def _deferred(on_commit: bool | None) -> bool:
+    return get_settings().emit_on_commit if on_commit is None else on_commit
+
+
+def check_json(where: str, data: Any) -> None:
+    """Raise ``TypeError`` naming the first value of ``data`` JSON cannot hold."""
+    try:
+        jsonutil.dumps(data)
+    except (TypeError, ValueError) as exc:
+        found = _first_bad(data, "data", set())
+        if found is None:  # e.g. a circular reference
+            raise TypeError(f"{where}: data is not JSON-serialisable ({exc}).") from None
+        path, bad = found
+        raise TypeError(
+            f"{where}: {path} = {_short(bad)} ({type(bad).__name__}) is not JSON-serialisable. "
+            "Convert it before emitting, e.g. a datetime with .isoformat(), a Decimal with "
+            "str(), a model instance with its pk.") from None
+
+
+def _first_bad(value: Any, path: str, seen: set[int]) -> tuple[str, Any] | None:
+    if isinstance(value, JSON_LEAVES):
+        return None
+    if id(value) in seen:
+        return None
+    seen.add(id(value))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, JSON_LEAVES):
+                return f"{path} key", key
+            found = _first_bad(item, f"{path}[{key!r}]", seen)
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = _first_bad(item, f"{path}[{i}]", seen)
+            if found:
+                return found
+        return None
+    return path, value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

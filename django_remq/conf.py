@@ -1,0 +1,261 @@
+"""``settings.REMQ``: read lazily, validated, frozen.
+
+Nothing is read at import. :func:`get_settings` validates the dict once and caches
+a :class:`RemqSettings`; the cache is dropped on ``setting_changed`` so
+``override_settings(REMQ=...)`` works in tests. The same validation feeds the
+system checks (:mod:`django_remq.checks`), so ``manage.py check`` and a running
+process never disagree about what is wrong.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+from .core.errors import InvalidOptions
+from .core.keys import validate_queue_name
+from .core.options import EMIT_KEYS, HANDLER_ONLY_KEYS
+from .core.processor import PROCESSOR_KEYS, ProcessorSettings
+from .errors import ImproperlyConfiguredRemq
+
+ENV_REDIS_URL = "REMQ_REDIS_URL"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+#: key -> (accepted types, default); ``None`` in the types means the key may be None.
+SPEC: dict[str, tuple[tuple[type | None, ...], Any]] = {
+    "REDIS_URL": ((str,), DEFAULT_REDIS_URL),
+    "STREAM_REDIS_URL": ((str, None), None),
+    "PREFIX": ((str,), "remq"),
+    "CONCURRENCY": ((int,), 1),
+    "QUEUES": ((list, tuple, None), None),
+    "CTX": ((str, None), None),
+    "PROCESSOR": ((dict, None), None),
+    "GATEWAY": ((dict, None), None),
+    "EMIT_ON_COMMIT": ((bool,), False),
+    "TASKS_MODULE": ((str, None), "tasks"),
+}
+
+#: Options that belong to one task or one handler, not to the processor.
+TASK_LEVEL_KEYS = (EMIT_KEYS | HANDLER_ONLY_KEYS) - {"id"}
+#: Processor callbacks that live one level down, under ``retry`` or ``dlq``.
+NESTED_PROCESSOR_KEYS = {"max_retries": "retry", "retry_delay_ms": "retry",
+                         "should_retry": "retry", "backoff": "retry",
+                         "should_send_to_dlq": "dlq", "stream_key": "dlq"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with ``REMQ``; ``id`` is the stable system-check id."""
+
+    id: str
+    msg: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class RemqSettings:
+    """The validated ``REMQ`` dict (attribute names are the keys in lower case)."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    stream_redis_url: str | None = None
+    prefix: str = "remq"
+    concurrency: int = 1
+    queues: tuple[str, ...] | None = None
+    ctx: str | None = None
+    processor: Mapping[str, Any] = field(default_factory=dict)
+    gateway: Mapping[str, Any] = field(default_factory=dict)
+    emit_on_commit: bool = False
+    tasks_module: str | None = "tasks"
+
+    def build_ctx(self) -> dict[str, Any]:
+        """Call the ``CTX`` factory (the handlers' shared context), or return ``{}``."""
+        if self.ctx is None:
+            return {}
+        factory: Callable[[], Mapping[str, Any]] = import_string(self.ctx)
+        value = factory()
+        if not isinstance(value, Mapping):
+            raise ImproperlyConfiguredRemq(
+                f"REMQ['CTX'] = {self.ctx!r} returned {type(value).__name__}; it must return a "
+                "dict of what handlers find on ctx (e.g. {'http': requests.Session()}).")
+        return dict(value)
+
+
+def raw_settings() -> dict[str, Any]:
+    """``settings.REMQ`` as written, with the ``REMQ_REDIS_URL`` environment override."""
+    raw = getattr(settings, "REMQ", None)
+    raw = dict(raw) if isinstance(raw, Mapping) else ({} if raw is None else raw)
+    if isinstance(raw, dict) and os.environ.get(ENV_REDIS_URL):
+        raw["REDIS_URL"] = os.environ[ENV_REDIS_URL]
+    return raw
+
+
+@cache
+def get_settings() -> RemqSettings:
+    """The process's REMQ configuration; raises :class:`ImproperlyConfiguredRemq`."""
+    raw = raw_settings()
+    found = problems(raw, import_paths=False)
+    if found:
+        first = found[0]
+        raise ImproperlyConfiguredRemq(f"{first.msg}" + (f" {first.hint}" if first.hint else "")
+                                       + f" [{first.id}]")
+    values = {k: raw.get(k, default) for k, (_, default) in SPEC.items()}
+    return RemqSettings(
+        redis_url=values["REDIS_URL"], stream_redis_url=values["STREAM_REDIS_URL"],
+        prefix=values["PREFIX"], concurrency=values["CONCURRENCY"],
+        queues=tuple(values["QUEUES"]) if values["QUEUES"] else None, ctx=values["CTX"],
+        processor=dict(values["PROCESSOR"] or {}), gateway=dict(values["GATEWAY"] or {}),
+        emit_on_commit=values["EMIT_ON_COMMIT"], tasks_module=values["TASKS_MODULE"])
+
+
+def reset() -> None:
+    """Forget the cached settings (done on ``setting_changed``; call it after changing
+    the ``REMQ_REDIS_URL`` environment variable in a running process)."""
+    get_settings.cache_clear()
+
+
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "REMQ":
+        reset()
+
+
+# -- validation (shared with the system checks) -----------------------------------
+
+
+def problems(raw: Any, *, import_paths: bool = True) -> list[Problem]:
+    """Everything wrong with a ``REMQ`` value, in key order; empty when it is fine."""
+    if not isinstance(raw, dict):
+        return [Problem("remq.E001", f"REMQ must be a dict, got {type(raw).__name__}.",
+                        "Write REMQ = {'REDIS_URL': 'redis://127.0.0.1:6379/0'} in settings.")]
+    found = [_unknown_key(k) for k in raw if k not in SPEC]
+    for key, (types, _) in SPEC.items():
+        if key in raw and not _has_type(raw[key], types):
+            found.append(_wrong_type(key, raw[key], types))
+    if found:
+        return found
+    found += _values(raw)
+    if import_paths and raw.get("CTX"):
+        found += _ctx_problems(raw["CTX"])
+    if raw.get("PROCESSOR"):
+        found += processor_problems(raw["PROCESSOR"])
+    return found
+
+
+def _has_type(value: Any, types: tuple[type | None, ...]) -> bool:
+    if value is None:
+        return None in types
+    if isinstance(value, bool) and bool not in types:
+        return False
+    return isinstance(value, tuple(t for t in types if t is not None))
+
+
+def _unknown_key(key: Any) -> Problem:
+    close = difflib.get_close_matches(str(key).upper(), list(SPEC), n=1)
+    hint = f"Did you mean {close[0]!r}?" if close else f"Known keys: {', '.join(SPEC)}."
+    return Problem("remq.E002", f"REMQ has an unknown key {key!r}.", hint)
+
+
+def _wrong_type(key: str, value: Any, types: tuple[type | None, ...]) -> Problem:
+    names = " or ".join("None" if t is None else t.__name__ for t in types)
+    return Problem("remq.E003", f"REMQ[{key!r}] must be {names}, got {type(value).__name__} "
+                   f"({value!r}).", f"Default: {SPEC[key][1]!r}.")
+
+
+def _values(raw: dict[str, Any]) -> list[Problem]:
+    found = [p for key in ("REDIS_URL", "STREAM_REDIS_URL") if raw.get(key)
+             for p in _url_problems(key, raw[key])]
+    stream = raw.get("STREAM_REDIS_URL")
+    if stream and stream != raw.get("REDIS_URL", DEFAULT_REDIS_URL):
+        found.append(Problem(
+            "remq.E009", "REMQ['STREAM_REDIS_URL'] differs from REDIS_URL.",
+            "Streams and job records change together in one atomic script, so they must live "
+            "in one Redis database: remove STREAM_REDIS_URL or set it equal to REDIS_URL."))
+    if raw.get("CONCURRENCY", 1) < 1:
+        found.append(Problem("remq.E008", f"REMQ['CONCURRENCY'] must be >= 1, got "
+                             f"{raw['CONCURRENCY']}.", "Use 1 or more tasks at a time."))
+    prefix = raw.get("PREFIX", "remq")
+    if not prefix or set(prefix) & set("{} ") or any(c.isspace() for c in prefix):
+        found.append(Problem("remq.E008", f"REMQ['PREFIX'] = {prefix!r} is not a usable key "
+                             "prefix.", "Use letters, digits, '-', '_' or '.', e.g. 'remq'."))
+    for queue in raw.get("QUEUES") or ():
+        try:
+            validate_queue_name(queue)
+        except ValueError as exc:
+            found.append(Problem("remq.E008", f"REMQ['QUEUES']: {exc}.", None))
+    return found
+
+
+def _url_problems(key: str, url: str) -> list[Problem]:
+    parts = urlsplit(url)
+    if parts.scheme not in REDIS_SCHEMES:
+        return [Problem("remq.E004", f"REMQ[{key!r}] = {url.split('@')[-1]!r} is not a Redis "
+                        "URL (scheme must be redis://, rediss:// or unix://).",
+                        "Example: 'redis://127.0.0.1:6379/0' or "
+                        "'rediss://:password@host:6380/1'.")]
+    if parts.scheme != "unix" and not parts.hostname:
+        return [Problem("remq.E004", f"REMQ[{key!r}] has no host.",
+                        "Example: 'redis://127.0.0.1:6379/0'.")]
+    return []
+
+
+def _ctx_problems(path: str) -> list[Problem]:
+    try:
+        factory = import_string(path)
+    except ImportError as exc:
+        return [Problem("remq.E005", f"REMQ['CTX'] = {path!r} does not import: {exc}.",
+                        "Give the dotted path of a callable returning a dict, e.g. "
+                        "'myproject.remq.build_ctx'.")]
+    if not callable(factory):
+        return [Problem("remq.E005", f"REMQ['CTX'] = {path!r} is not callable.",
+                        "CTX names a function that returns the handlers' ctx dict.")]
+    return []
+
+
+def processor_problems(processor: Mapping[str, Any]) -> list[Problem]:
+    """Options at the wrong level first (the likely mistake), then the engine's own checks."""
+    found: list[Problem] = []
+    for key in processor:
+        if key in TASK_LEVEL_KEYS and key not in PROCESSOR_KEYS:
+            where = ("the handler: @handler(..., {k}=...)" if key in HANDLER_ONLY_KEYS
+                     else "a handler or an emit: @handler(..., {k}=...) or emit(..., "
+                     "options={{'{k}': ...}})").format(k=key)
+            found.append(Problem("remq.E007", f"REMQ['PROCESSOR'] has {key!r}, which is a "
+                                 "per-task option, not a processor setting.",
+                                 f"Move it to {where}." + _nested_hint(key)))
+        elif key in NESTED_PROCESSOR_KEYS:
+            sub = NESTED_PROCESSOR_KEYS[key]
+            found.append(Problem("remq.E007", f"REMQ['PROCESSOR'] has {key!r} at the top level.",
+                                 f"It belongs under PROCESSOR[{sub!r}]: "
+                                 f"{{{sub!r}: {{{key!r}: ...}}}}."))
+    retry = processor.get("retry")
+    for key in retry if isinstance(retry, Mapping) else ():
+        if key in ("attempts", "retry_count"):
+            found.append(Problem("remq.E007", f"REMQ['PROCESSOR']['retry'] has {key!r}, the "
+                                 "per-task retry count.",
+                                 f"Set it per handler (@handler(..., {key}=3)) or per emit; "
+                                 "the processor's switch is 'max_retries'."))
+    if found:
+        return found
+    try:
+        ProcessorSettings.from_options(processor)
+    except (InvalidOptions, TypeError, ValueError) as exc:
+        found.append(Problem("remq.E006", f"REMQ['PROCESSOR'] is invalid: {exc}",
+                             "See ProcessorSettings in django_remq.core.processor."))
+    return found
+
+
+def _nested_hint(key: str) -> str:
+    if key == "retry_delay_ms":
+        return " (A processor-wide default delay goes in PROCESSOR['retry']['retry_delay_ms'].)"
+    return ""

@@ -1,0 +1,54 @@
+"""Settings of the example project: the smallest useful django_remq setup."""
+
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = "example-only-not-secret"
+DEBUG = True
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+INSTALLED_APPS = [
+    "django.contrib.staticfiles",
+    "django_remq",  # finds demo/tasks.py, adds `manage.py runworker_remq`
+    "demo",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+]
+ROOT_URLCONF = "example_project.urls"
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+}]
+WSGI_APPLICATION = "example_project.wsgi.application"
+ASGI_APPLICATION = "example_project.asgi.application"
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
+STATIC_URL = "/static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Everything is optional; REMQ_REDIS_URL in the environment overrides REDIS_URL.
+REMQ = {
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "PREFIX": "remq-demo",
+    "CONCURRENCY": 4,
+    "CTX": "demo.ctx.build_ctx",            # what handlers find on `ctx`
+    "PROCESSOR": {
+        "retry": {"max_retries": 5},          # the processor allows retries...
+        "max_logs_per_task": 100,             # ...each handler says how many it wants
+        "claim_idle_ms": 30_000,
+    },
+    "EMIT_ON_COMMIT": True,                   # views emit after their transaction commits
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django_remq": {"handlers": ["console"], "level": "INFO"}},
+}
