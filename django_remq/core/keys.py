@@ -10,6 +10,8 @@ Layout, for prefix ``remq`` and queue ``default``::
     remq:queues                      SET    names of every queue ever emitted to
     remq:workers                     ZSET   worker id -> last heartbeat (ms)
     remq:worker:<id>                 STRING worker info (JSON), expiring
+    remq:dlq                         STREAM dead letters of every queue, capped
+                                            (the key is configurable)
     remq:{default}:stream            STREAM job ids waiting for or in delivery
     remq:{default}:job:<id>          HASH   the job record
     remq:{default}:logs:<id>         LIST   the job's log lines (JSON), capped
@@ -62,6 +64,11 @@ class Keys:
     @cached_property
     def workers(self) -> str:
         return f"{self.prefix}:workers"
+
+    @cached_property
+    def dlq(self) -> str:
+        """The default dead-letter stream (shared by every queue)."""
+        return f"{self.prefix}:dlq"
 
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"

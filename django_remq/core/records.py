@@ -71,4 +71,5 @@ def decode(fields: Mapping[str, str], logs: list[Any] | None = None) -> AdminJob
         finished_at=_opt_int(fields, "finished_at"),
         deliveries=_int(fields, "deliveries"),
         worker=fields.get("worker") or None,
+        cancel_requested=bool(fields.get("cancel_requested")),
     )

@@ -33,9 +33,17 @@ class Script:
         return hashlib.sha1(self.source.encode()).hexdigest()
 
 
+def _read(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
+
+
 def _load(name: str) -> Script:
-    source = resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
-    return Script(name, source)
+    return Script(name, _read(name))
+
+
+def _load_admin(name: str) -> Script:
+    """An admin script: ``lua/_admin.lua`` (shared helpers) followed by the script itself."""
+    return Script(name, _read("_admin") + "\n" + _read(name))
 
 
 EMIT = _load("emit")
@@ -45,7 +53,21 @@ PROMOTE = _load("promote")
 RENEW = _load("renew")
 UPDATE = _load("update")
 
-ALL = (EMIT, DELIVER, FINISH, PROMOTE, RENEW, UPDATE)
+ADMIN_READ = _load_admin("admin_read")
+ADMIN_LIST = _load_admin("admin_list")
+ADMIN_STATS = _load_admin("admin_stats")
+ADMIN_RETRY = _load_admin("admin_retry")
+ADMIN_CANCEL = _load_admin("admin_cancel")
+ADMIN_PAUSE = _load_admin("admin_pause")
+ADMIN_RESUME = _load_admin("admin_resume")
+ADMIN_DELETE = _load_admin("admin_delete")
+ADMIN_BULK = _load_admin("admin_bulk")
+ADMIN_RESTORE = _load_admin("admin_restore")
+ADMIN_CANCEL_REQUESTS = _load_admin("admin_cancel_requests")
+
+ALL = (EMIT, DELIVER, FINISH, PROMOTE, RENEW, UPDATE, ADMIN_READ, ADMIN_LIST, ADMIN_STATS,
+       ADMIN_RETRY, ADMIN_CANCEL, ADMIN_PAUSE, ADMIN_RESUME, ADMIN_DELETE, ADMIN_BULK,
+       ADMIN_RESTORE, ADMIN_CANCEL_REQUESTS)
 
 
 @dataclass(frozen=True)
