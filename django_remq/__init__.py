@@ -11,14 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .core import TaskManager
+    from .sdk import Sdk
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "TaskManager": "django_remq.core",
+    "Sdk": "django_remq.sdk",
 }
 
-__all__ = ["TaskManager", "__version__"]
+__all__ = ["Sdk", "TaskManager", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
