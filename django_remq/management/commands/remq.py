@@ -51,7 +51,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", choices=ACTIONS, help="what to do (see above)")
-        parser.add_argument("args", nargs="*", help="job id, queue name, or DLQ action + id")
+        parser.add_argument("targets", nargs="*", metavar="ARG", help="job id, queue name, or DLQ action + id")
         parser.add_argument("--queue", "-q", help="queue name (job actions default: 'default')")
         parser.add_argument("--status", "-s", help="only jobs with this status")
         parser.add_argument("--limit", "-n", type=int, default=20)
@@ -66,7 +66,7 @@ class Command(BaseCommand):
             self, "do_" + action.replace("-", "_"))
         sdk = Sdk()
         try:
-            result = handler(sdk, list(options["args"]), options)
+            result = handler(sdk, list(options["targets"]), options)
         except (RemqError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         except RedisConnectionError as exc:
