@@ -31,7 +31,8 @@ async def test_retry_all_failed_on_10k_jobs_runs_them(sdk, r, prefix, make_tm):
     assert (stats.failed, stats.waiting) == (0, N)
     assert r.xlen(qk.stream) == N
     job = sdk.get_job("failed-0000042", "default")
-    assert job.status == "waiting" and len(job.errors) == 1  # history kept
+    assert job.status == "waiting"
+    assert len(job.errors) == 1
     assert sdk.retry_all_failed("default") == 0
 
     tm: TaskManager = make_tm(concurrency=50)
@@ -79,7 +80,8 @@ async def test_dlq_list_and_requeue_runs_the_job(sdk, r, prefix, make_tm):
     dead_letter(r, prefix, "elsewhere", queue="other")
     entries = sdk.list_dlq()
     assert [e.entry_id for e in entries][1:] == [lost, kept]
-    assert entries[1].job["data"] == "7" and entries[1].attempts == 3
+    assert entries[1].job["data"] == "7"
+    assert entries[1].attempts == 3
     assert [e.id for e in await sdk.alist_dlq(queue="other")] == ["elsewhere"]
     assert len(sdk.list_dlq(limit=1, offset=2)) == 1
 
@@ -88,7 +90,8 @@ async def test_dlq_list_and_requeue_runs_the_job(sdk, r, prefix, make_tm):
     tm.register_handler(event="work", handler=lambda task, ctx: seen.append(task.data))
     assert sdk.requeue_dlq(kept).status == "waiting"
     job = await sdk.arequeue_dlq(lost)
-    assert job.status == "waiting" and job.state.data == 7
+    assert job.status == "waiting"
+    assert job.state.data == 7
     assert sdk.requeue_dlq(lost) is None
     await tm.run(burst=True)
     assert sorted(seen) == [0, 7]
@@ -125,7 +128,9 @@ async def test_workers_from_heartbeats(sdk, make_tm):
             break
         await asyncio.sleep(0.05)
     [w] = workers
-    assert w.running == [job_id] and w.queues == ["default"] and w.pid > 0
+    assert w.running == [job_id]
+    assert w.queues == ["default"]
+    assert w.pid > 0
     assert w.to_dict()["host"]
     release.set()
     await asyncio.wait_for(runner, 10)

@@ -32,7 +32,8 @@ def as_json(text: str):
 
 def test_sdk_without_arguments_reads_the_settings(remq, redis_url, prefix):
     sdk = Sdk()
-    assert sdk.keys.prefix == prefix and sdk.dlq_key == f"{prefix}:dlq"
+    assert sdk.keys.prefix == prefix
+    assert sdk.dlq_key == f"{prefix}:dlq"
 
 
 def test_queues_and_jobs(remq, make_tm, r, prefix):
@@ -40,7 +41,9 @@ def test_queues_and_jobs(remq, make_tm, r, prefix):
     job_id = tm.emit("hello", data=1)
     seed_finished(r, prefix, "other", 3, "failed")
     text = remq("queues")
-    assert "QUEUE" in text and "default" in text and "DLQ: 0 entries" in text
+    assert "QUEUE" in text
+    assert "default" in text
+    assert "DLQ: 0 entries" in text
     queues = {q["name"]: q for q in as_json(remq("queues", "--json"))}
     assert queues["default"]["stats"]["waiting"] == 1
     assert queues["other"]["stats"]["failed"] == 3
@@ -55,7 +58,8 @@ def test_job_actions(remq, make_tm):
     tm: TaskManager = make_tm()
     job_id = tm.emit("hello", data={"x": 1})
     shown = as_json(remq("show", job_id, "--json"))
-    assert shown["state"]["data"] == {"x": 1} and shown["status"] == "waiting"
+    assert shown["state"]["data"] == {"x": 1}
+    assert shown["status"] == "waiting"
     assert "logs:" in remq("show", job_id)
     assert as_json(remq("pause", job_id, "--json"))["status"] == "paused"
     assert as_json(remq("resume", job_id, "--queue", "default", "--json"))["status"] == "waiting"
@@ -75,7 +79,8 @@ def test_queue_actions_workers_and_dlq(remq, r, prefix, make_tm):
                                      "reason": "exhausted", "error": "boom", "attempts": "2",
                                      "job": json.dumps({"name": "work", "data": "1"})})
     [listed] = as_json(remq("dlq", "--json"))
-    assert listed["entry_id"] == entry and listed["error"] == "boom"
+    assert listed["entry_id"] == entry
+    assert listed["error"] == "boom"
     assert as_json(remq("dlq", "requeue", entry, "--json"))["status"] == "waiting"
     assert remq("dlq").strip() == "DLQ is empty"
 

@@ -58,15 +58,18 @@ async def test_retry_job_runs_a_failed_job_again_and_keeps_history(sdk, make_tm)
     job_id = tm.emit("flaky")
     await tm.run(burst=True)
     failed = await sdk.aget_job(job_id, "default")
-    assert failed is not None and failed.status == "failed"
+    assert failed is not None
+    assert failed.status == "failed"
     assert len(failed.errors) == 1
 
     retried = sdk.retry_job(job_id, "default")
-    assert retried is not None and retried.status == "waiting"
+    assert retried is not None
+    assert retried.status == "waiting"
     await tm.run(burst=True)
 
     done = sdk.get_job(job_id, "default")
-    assert done is not None and done.status == "completed"
+    assert done is not None
+    assert done.status == "completed"
     assert done.result == "ok"
     assert len(runs) == 2
     assert [e.message for e in done.errors] == ["first run fails"]
@@ -109,7 +112,9 @@ async def test_cancel_prevents_running_waiting_and_delayed_jobs(sdk, make_tm, r,
     await tm.run(burst=True)
     assert seen == [keep]
     job = sdk.get_job(gone, "default")
-    assert job is not None and job.status == "cancelled" and job.finished_at
+    assert job is not None
+    assert job.status == "cancelled"
+    assert job.finished_at
     assert sdk.cancel_job(gone, "default") is True  # idempotent
     assert sdk.cancel_job("missing", "default") is False
     with pytest.raises(InvalidJobState, match=rf"cannot cancel job {keep} in queue 'default': "
@@ -133,7 +138,9 @@ async def test_cancel_a_running_job_requests_cooperative_cancellation(sdk, make_
     await asyncio.wait_for(started.wait(), 5)
     assert await sdk.acancel_job(job_id, "default") is True
     job = await sdk.aget_job(job_id, "default")
-    assert job is not None and job.status == "processing" and job.cancel_requested
+    assert job is not None
+    assert job.status == "processing"
+    assert job.cancel_requested
     release.set()
     await asyncio.wait_for(runner, 10)
     assert seen_flag == [[job_id]]
@@ -165,7 +172,9 @@ async def test_pause_job_holds_it_while_others_run_then_resume_runs_it(sdk, make
     tm.register_handler(event="e", handler=lambda task, ctx: seen.append(task.id))
     held, other = tm.emit("e"), tm.emit("e")
     paused = sdk.pause_job(held, "default")
-    assert paused is not None and paused.status == "paused" and paused.paused
+    assert paused is not None
+    assert paused.status == "paused"
+    assert paused.paused
     assert stream_ids(r, prefix) == [other]
     assert sdk.pause_job(held, "default").status == "paused"  # idempotent
     await tm.run(burst=True)
@@ -173,7 +182,8 @@ async def test_pause_job_holds_it_while_others_run_then_resume_runs_it(sdk, make
     assert sdk.get_queue_stats("default").paused == 1
 
     resumed = await sdk.aresume_job(held, "default")
-    assert resumed is not None and resumed.status == "waiting"
+    assert resumed is not None
+    assert resumed.status == "waiting"
     await tm.run(burst=True)
     assert seen == [other, held]
     assert sdk.pause_job("missing", "default") is None
@@ -188,7 +198,8 @@ def test_pause_and_resume_keep_a_delayed_jobs_time(sdk, make_tm, r, prefix):
     qk = Keys(prefix).queue("default")
     assert r.zcard(qk.delayed) == 0
     resumed = sdk.resume_job(job_id, "default")
-    assert resumed.status == "delayed" and resumed.delay_until == run_at
+    assert resumed.status == "delayed"
+    assert resumed.delay_until == run_at
     assert r.zscore(qk.delayed, job_id) == run_at
     assert sdk.resume_job(job_id, "default").status == "delayed"  # not paused: unchanged
 
@@ -226,4 +237,5 @@ def test_sdk_accepts_a_client(redis_url, prefix, make_tm):
         job = Sdk(client, prefix=prefix).get_job(job_id, "default")
     finally:
         client.close()
-    assert job is not None and job.id == job_id
+    assert job is not None
+    assert job.id == job_id

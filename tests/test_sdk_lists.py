@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from django_remq.core import InvalidOptions, TaskManager
-from django_remq.core import sdk_plans
+from django_remq.core import InvalidOptions, TaskManager, sdk_plans
 from django_remq.core.keys import STATUSES, Keys
 from django_remq.core.sdk import Sdk
 
@@ -65,7 +64,8 @@ def test_pages_across_statuses_and_queues_match_brute_force(sdk, r, prefix, mixe
 
 async def test_list_filters_by_status_across_queues(sdk, mixed):
     failed = await sdk.alist_jobs(status="failed", limit=100)
-    assert len(failed) == 25 and {j.state.queue for j in failed} == {"other"}
+    assert len(failed) == 25
+    assert {j.state.queue for j in failed} == {"other"}
     assert {j.status for j in sdk.list_jobs(status="waiting", limit=100)} == {"waiting"}
     assert len(sdk.list_jobs(status="waiting", limit=100)) == 50
 
@@ -95,12 +95,14 @@ def test_expired_records_are_left_out(sdk, r, prefix, mixed):
 def test_stats_queues_and_info(sdk, r, prefix, mixed):
     stats = sdk.get_queue_stats("default")
     assert (stats.waiting, stats.delayed, stats.completed, stats.failed) == (30, 1, 40, 0)
-    assert stats.total == 71 and stats.to_dict()["total"] == 71
+    assert stats.total == 71
+    assert stats.to_dict()["total"] == 71
     r.xadd(f"{prefix}:dlq", {"id": "x", "queue": "default", "name": "a", "job": "{}"})
     assert sdk.get_queue_stats("default").dlq == 1
     assert sdk.get_queues() == ["default", "other"]
     info = {i.name: i for i in sdk.get_queues_info()}
-    assert info["other"].stats.failed == 25 and not info["other"].paused
+    assert info["other"].stats.failed == 25
+    assert not info["other"].paused
     assert info["other"].to_dict()["stats"]["waiting"] == 20
 
 
@@ -108,7 +110,8 @@ async def test_pause_queue_is_the_task_managers_flag(sdk, make_tm):
     tm: TaskManager = make_tm()
     assert not sdk.is_queue_paused("default")
     sdk.pause_queue("default")
-    assert tm.is_queue_paused("default") and await sdk.ais_queue_paused("default")
+    assert tm.is_queue_paused("default")
+    assert await sdk.ais_queue_paused("default")
     assert {i.name: i.paused for i in sdk.get_queues_info()} == {}  # registry is separate
     tm.resume_queue("default")
     assert not sdk.is_queue_paused("default")

@@ -46,10 +46,10 @@ class Page:
 
 @dataclass(frozen=True)
 class Counts:
-    above: int  # jobs with a score above the probe
     low: float | None
     high: float | None
     total: int
+    above: list[int]  # per probe: jobs with a score above it
 
 
 def _s(value: Any) -> str:
@@ -157,14 +157,15 @@ def list_search(qk: QueueKeys, statuses: Sequence[str], needle: str, window: int
     return Call(scripts.ADMIN_LIST, qk.script_keys, args, _page)
 
 
-def list_count(qk: QueueKeys, statuses: Sequence[str], probe: str) -> Call[Counts]:
+def list_count(qk: QueueKeys, statuses: Sequence[str], probes: Sequence[int]) -> Call[Counts]:
+    """Score bounds, total, and how many jobs score above each probe (O(log n) each)."""
     def parse(reply: Any) -> Counts:
-        above, low, high, total = (_s(x) for x in reply)
-        return Counts(int(above), float(low) if low else None, float(high) if high else None,
-                      int(total))
+        low, high = _s(reply[0]), _s(reply[1])
+        return Counts(float(low) if low else None, float(high) if high else None,
+                      int(reply[2]), [int(x) for x in reply[3:]])
 
-    return Call(scripts.ADMIN_LIST, qk.script_keys, _list(qk, statuses, "count", False, probe),
-                parse)
+    args = _list(qk, statuses, "count", False, *probes)
+    return Call(scripts.ADMIN_LIST, qk.script_keys, args, parse)
 
 
 # -- plain reads: registries and the DLQ ---------------------------------------------

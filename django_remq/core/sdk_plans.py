@@ -35,6 +35,7 @@ SEARCH_WINDOW = 10_000
 #: Cross-queue pages with offset + limit up to this merge the queues' heads directly;
 #: deeper pages bisect on the index score first.
 SHALLOW = 1000
+PROBES = 16
 DLQ_SCAN = 10_000
 _ENTRY_ID = re.compile(r"^\d+-\d+$")
 _ALLOWED = {
@@ -258,23 +259,28 @@ def _merge(queues: Sequence[str], pages: Sequence[list[Entry]]) -> list[tuple[st
 
 def _merged_page(queues: Sequence[str], qks: Sequence[QueueKeys], statuses: Sequence[str],
                  offset: int, limit: int) -> Plan[list[tuple[str, Entry]]]:
-    """One page across queues: O(queues x (log n + page)) per bisection step."""
+    """One page across queues. Deep pages first find the offset-th job's score by a
+    16-way search over ZCOUNTs (~12 round trips for ms scores), then read from there."""
     upper, skip = "+inf", offset
     if offset + limit > SHALLOW:
-        counts = yield [ac.list_count(qk, statuses, "+inf") for qk in qks]
+        counts = yield [ac.list_count(qk, statuses, []) for qk in qks]
         lows = [c.low for c in counts if c.low is not None]
         highs = [c.high for c in counts if c.high is not None]
         if sum(c.total for c in counts) <= offset or not lows:
             return []
         a, b = int(min(lows)) - 1, int(max(highs)) + 1
-        while b - a > 1:  # smallest score b with at most `offset` jobs above it
-            mid = (a + b) // 2
-            above = sum(c.above for c in (yield [ac.list_count(qk, statuses, str(mid))
-                                                 for qk in qks]))
-            a, b = (a, mid) if above <= offset else (mid, b)
+        while b - a > 1:  # invariant: more than `offset` jobs above a, at most above b
+            probes = sorted({a + (b - a) * i // PROBES for i in range(1, PROBES)} - {a, b})
+            replies = yield [ac.list_count(qk, statuses, probes) for qk in qks]
+            above = [sum(c.above[i] for c in replies) for i in range(len(probes))]
+            for probe, n in zip(probes, above, strict=True):
+                if n <= offset:
+                    b = probe
+                    break
+                a = probe
         upper = str(b)
-        skip = offset - sum(c.above for c in (yield [ac.list_count(qk, statuses, upper)
-                                                     for qk in qks]))
+        [*replies] = yield [ac.list_count(qk, statuses, [b]) for qk in qks]
+        skip = offset - sum(c.above[0] for c in replies)
     pages = yield [ac.list_upto(qk, statuses, upper, skip + limit) for qk in qks]
     return _merge(queues, [p.entries for p in pages])[skip:skip + limit]
 

@@ -8,7 +8,8 @@
 --   One status: ZREVRANGE by rank, O(log n + page). Several: the score of the
 --   offset-th job is found by bisection over ZCOUNT (O(log n) per status and
 --   step, ~45 steps for ms scores), then the page is read from there.
--- mode "count"   ARGV[7] score s  -> {jobs with score > s, min score, max score, total}
+-- mode "count"   ARGV[7..] probe scores -> {min score, max score, total, then for each
+--                probe the number of jobs with a score above it}
 -- mode "upto"    ARGV[7] score s ("+inf")  ARGV[8] n  -> {total, the first n entries
 --                with score <= s}
 -- mode "search"  ARGV[7] lowercase needle  ARGV[8] window  ARGV[9] n  -> {total, the
@@ -100,7 +101,9 @@ if mode == 'page' then
   return {total(), page(tonumber(ARGV[7]), tonumber(ARGV[8]))}
 elseif mode == 'count' then
   local lo, hi = bounds()
-  return {count_gt(ARGV[7]), lo and fmt(lo) or '', hi and fmt(hi) or '', total()}
+  local out = {lo and fmt(lo) or '', hi and fmt(hi) or '', total()}
+  for i = 7, #ARGV do out[#out + 1] = count_gt(ARGV[i]) end
+  return out
 elseif mode == 'upto' then
   local out = {}
   for _, e in ipairs(upto(ARGV[7], tonumber(ARGV[8]))) do out[#out + 1] = entry(e[1], e[2]) end

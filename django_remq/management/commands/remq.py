@@ -6,6 +6,7 @@ with ``--json``). Every failure is a ``CommandError`` that says what to fix.
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -49,9 +50,15 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
 class Command(BaseCommand):
     help = "Inspect and manage remq queues, jobs, workers and the dead-letter queue." + USAGE
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the usage lines
+        return parser
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", choices=ACTIONS, help="what to do (see above)")
-        parser.add_argument("targets", nargs="*", metavar="ARG", help="job id, queue name, or DLQ action + id")
+        parser.add_argument("targets", nargs="*", metavar="ARG",
+                            help="job id, queue name, or DLQ action + entry id")
         parser.add_argument("--queue", "-q", help="queue name (job actions default: 'default')")
         parser.add_argument("--status", "-s", help="only jobs with this status")
         parser.add_argument("--limit", "-n", type=int, default=20)
@@ -121,7 +128,8 @@ class Command(BaseCommand):
                                f"{e.message}" for e in job.errors)]
         return job.to_dict(), "\n".join(lines)
 
-    def _change(self, sdk: Sdk, args: list[str], o: dict[str, Any], action: str) -> tuple[Any, str]:
+    def _change(self, sdk: Sdk, args: list[str], o: dict[str, Any],
+                action: str) -> tuple[Any, str]:
         job_id, queue = self._job(sdk, args, o, action)
         method = getattr(sdk, f"{action}_job")
         result = method(job_id, queue)
