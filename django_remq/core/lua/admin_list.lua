@@ -53,16 +53,17 @@ end
 
 -- the first n ids with score <= upper, merged across statuses: {{id, score}, ...}
 local function upto(upper, n)
-  local all = {}
+  local all, sources = {}, 0
   for si, s in ipairs(statuses) do
     local r = redis.call('ZREVRANGEBYSCORE', IDX[s], upper, '-inf', 'WITHSCORES', 'LIMIT', 0, n)
+    if #r > 0 then sources = sources + 1 end
     for j = 1, #r, 2 do all[#all + 1] = {r[j], tonumber(r[j + 1]), si, j} end
   end
-  table.sort(all, function(a, b)
+  if sources > 1 then table.sort(all, function(a, b)
     if a[2] ~= b[2] then return a[2] > b[2] end
     if a[3] ~= b[3] then return a[3] < b[3] end
     return a[4] < b[4]
-  end)
+  end) end  -- one source is already in order
   local out = {}
   for i = 1, math.min(n, #all) do out[i] = all[i] end
   return out
