@@ -111,7 +111,7 @@ def test_dlq_bad_entries(sdk, r, prefix):
 
 
 async def test_workers_from_heartbeats(sdk, make_tm):
-    tm: TaskManager = make_tm(processor={"claim_idle_ms": 300})
+    tm: TaskManager = make_tm(processor={"claim_idle_ms": 1500})  # heartbeat every 0.5 s
     started, release = asyncio.Event(), asyncio.Event()
 
     async def slow(task, ctx):
@@ -121,8 +121,8 @@ async def test_workers_from_heartbeats(sdk, make_tm):
     tm.register_handler(event="slow", handler=slow)
     job_id = tm.emit("slow")
     runner = asyncio.create_task(tm.run(burst=True))
-    await asyncio.wait_for(started.wait(), 5)
-    for _ in range(50):
+    await asyncio.wait_for(started.wait(), 20)
+    for _ in range(200):
         workers = await sdk.aget_workers()
         if workers and workers[0].running:
             break
@@ -133,5 +133,5 @@ async def test_workers_from_heartbeats(sdk, make_tm):
     assert w.pid > 0
     assert w.to_dict()["host"]
     release.set()
-    await asyncio.wait_for(runner, 10)
+    await asyncio.wait_for(runner, 20)
     assert sdk.get_workers() == []  # a stopped worker leaves the registry

@@ -135,14 +135,14 @@ async def test_cancel_a_running_job_requests_cooperative_cancellation(sdk, make_
     tm.register_handler(event="slow", handler=slow)
     job_id = tm.emit("slow")
     runner = asyncio.create_task(tm.run(burst=True))
-    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(started.wait(), 20)
     assert await sdk.acancel_job(job_id, "default") is True
     job = await sdk.aget_job(job_id, "default")
     assert job is not None
     assert job.status == "processing"
     assert job.cancel_requested
     release.set()
-    await asyncio.wait_for(runner, 10)
+    await asyncio.wait_for(runner, 20)
     assert seen_flag == [[job_id]]
 
 
@@ -215,14 +215,14 @@ async def test_pause_and_resume_refuse_running_and_finished_jobs(sdk, make_tm):
     tm.register_handler(event="slow", handler=slow)
     job_id = tm.emit("slow")
     runner = asyncio.create_task(tm.run(burst=True))
-    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(started.wait(), 20)
     with pytest.raises(InvalidJobState, match=rf"cannot pause job {job_id} in queue 'default': "
                                               r"it is processing"):
         await sdk.apause_job(job_id, "default")
     with pytest.raises(InvalidJobState, match="it is processing"):
         sdk.resume_job(job_id, "default")
     release.set()
-    await asyncio.wait_for(runner, 10)
+    await asyncio.wait_for(runner, 20)
     with pytest.raises(InvalidJobState, match="it is completed"):
         sdk.pause_job(job_id, "default")
     with pytest.raises(InvalidJobState, match="it is completed"):
