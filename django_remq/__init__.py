@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .api import aemit, aemit_many, emit, emit_many, get_task_manager
     from .core import TaskManager
     from .decorators import handler
-    from .sdk import Sdk  # type: ignore[import-not-found,unused-ignore]
+    from .sdk import Sdk
 
 __version__ = "0.1.0"
 

@@ -11,6 +11,8 @@ Layout, for prefix ``remq`` and queue ``default``::
     remq:workers                     ZSET   worker id -> last heartbeat (ms)
     remq:dlq                         STREAM dead letters (default DLQ), capped MAXLEN ~
     remq:worker:<id>                 STRING worker info (JSON), expiring
+    remq:dlq                         STREAM dead letters of every queue, capped
+                                            (the key is configurable)
     remq:{default}:stream            STREAM job ids waiting for or in delivery
     remq:{default}:job:<id>          HASH   the job record
     remq:{default}:logs:<id>         LIST   the job's log lines (JSON), capped

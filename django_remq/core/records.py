@@ -72,4 +72,5 @@ def decode(fields: Mapping[str, str], logs: list[Any] | None = None) -> AdminJob
         next_run=_opt_int(fields, "next_run"),
         deliveries=_int(fields, "deliveries"),
         worker=fields.get("worker") or None,
+        cancel_requested=bool(fields.get("cancel_requested")),
     )

@@ -45,6 +45,11 @@ def _load(name: str) -> Script:
     return Script(name, f"{_LIB}\n{_read(name)}")
 
 
+def _load_admin(name: str) -> Script:
+    """An admin script: the shared helpers, ``lua/_admin.lua``'s too, then the script."""
+    return Script(name, f"{_LIB}\n{_read('_admin')}\n{_read(name)}")
+
+
 EMIT = _load("emit")
 DELIVER = _load("deliver")
 FINISH = _load("finish")
@@ -55,7 +60,21 @@ CRON = _load("cron")
 DEBOUNCE = _load("debounce")
 DEBOUNCE_EMIT = _load("debounce_emit")
 
-ALL = (EMIT, DELIVER, FINISH, PROMOTE, RENEW, UPDATE, CRON, DEBOUNCE, DEBOUNCE_EMIT)
+ADMIN_READ = _load_admin("admin_read")
+ADMIN_LIST = _load_admin("admin_list")
+ADMIN_STATS = _load_admin("admin_stats")
+ADMIN_RETRY = _load_admin("admin_retry")
+ADMIN_CANCEL = _load_admin("admin_cancel")
+ADMIN_PAUSE = _load_admin("admin_pause")
+ADMIN_RESUME = _load_admin("admin_resume")
+ADMIN_DELETE = _load_admin("admin_delete")
+ADMIN_BULK = _load_admin("admin_bulk")
+ADMIN_RESTORE = _load_admin("admin_restore")
+ADMIN_CANCEL_REQUESTS = _load_admin("admin_cancel_requests")
+
+ALL = (EMIT, DELIVER, FINISH, PROMOTE, RENEW, UPDATE, CRON, DEBOUNCE, DEBOUNCE_EMIT,
+       ADMIN_READ, ADMIN_LIST, ADMIN_STATS, ADMIN_RETRY, ADMIN_CANCEL, ADMIN_PAUSE, ADMIN_RESUME,
+       ADMIN_DELETE, ADMIN_BULK, ADMIN_RESTORE, ADMIN_CANCEL_REQUESTS)
 
 
 @dataclass(frozen=True)

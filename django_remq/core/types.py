@@ -65,6 +65,7 @@ class AdminJobData:
     next_run: int | None = None  # repeat jobs: when the next tick runs
     deliveries: int = 0
     worker: str | None = None
+    cancel_requested: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +100,40 @@ class QueueInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "paused": self.paused, "stats": self.stats.to_dict()}
+
+
+@dataclass(frozen=True)
+class DlqEntry:
+    """A dead letter: a job that exhausted (or was refused) its retries."""
+
+    entry_id: str
+    id: str
+    queue: str
+    name: str
+    reason: str
+    error: str
+    attempts: int
+    job: dict[str, Any]
+    timestamp: int  # when it was dead-lettered (ms; from the entry id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A live worker, from its heartbeat."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    running: list[str]  # ids of the jobs it is running
+    last_seen: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class ListJobsOptions(TypedDict, total=False):

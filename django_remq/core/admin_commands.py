@@ -1,0 +1,224 @@
+"""Typed builders for the admin scripts (``lua/admin_*.lua``) and admin reads.
+
+Pure, like :mod:`.commands`: each returns a :class:`~.scripts.Call` or a
+:class:`~.plan.Cmd` with the function that parses its reply, for the Sdk's plans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from . import jsonutil, scripts
+from .keys import GROUP, STATUSES, Keys, QueueKeys
+from .plan import Cmd
+from .records import pairs_to_dict
+from .scripts import Arg, Call, Script
+from .types import DlqEntry, WorkerInfo
+
+ChangeCode = Literal["ok", "noop", "requested", "missing", "state"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """Reply of a one-job admin script."""
+
+    code: ChangeCode
+    before: str  # the job's status before the call ("" when missing)
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One job of a listing: its index score (ms) and, when asked for, its record."""
+
+    id: str
+    score: float
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Page:
+    total: int
+    entries: list[Entry]
+
+
+@dataclass(frozen=True)
+class Counts:
+    low: float | None
+    high: float | None
+    total: int
+    above: list[int]  # per probe: jobs with a score above it
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _base(qk: QueueKeys) -> list[Arg]:
+    return [qk.job_prefix, qk.logs_prefix, GROUP]
+
+
+def _change(reply: Any) -> Change:
+    code, before, flat = reply
+    return Change(_s(code), _s(before), pairs_to_dict(flat))  # type: ignore[arg-type]
+
+
+def _job(script: Script, qk: QueueKeys, job_id: str, *extra: Arg) -> Call[Change]:
+    return Call(script, qk.script_keys, [*_base(qk), job_id, *extra], _change)
+
+
+def retry(qk: QueueKeys, job_id: str) -> Call[Change]:
+    return _job(scripts.ADMIN_RETRY, qk, job_id)
+
+
+def cancel(qk: QueueKeys, job_id: str, keep_ms: int) -> Call[Change]:
+    return _job(scripts.ADMIN_CANCEL, qk, job_id, keep_ms)
+
+
+def pause(qk: QueueKeys, job_id: str) -> Call[Change]:
+    return _job(scripts.ADMIN_PAUSE, qk, job_id)
+
+
+def resume(qk: QueueKeys, job_id: str) -> Call[Change]:
+    return _job(scripts.ADMIN_RESUME, qk, job_id)
+
+
+def delete(qk: QueueKeys, job_id: str) -> Call[Change]:
+    def parse(reply: Any) -> Change:
+        return Change(_s(reply[0]), _s(reply[1]), {})  # type: ignore[arg-type]
+
+    return Call(scripts.ADMIN_DELETE, qk.script_keys, [*_base(qk), job_id], parse)
+
+
+def restore(qk: QueueKeys, job_id: str, fields: Mapping[str, str]) -> Call[Change]:
+    flat = [x for pair in fields.items() for x in pair]
+    return _job(scripts.ADMIN_RESTORE, qk, job_id, *flat)
+
+
+def bulk(qk: QueueKeys, action: Literal["retry", "delete"], status: str, max_score_ms: int,
+         batch: int) -> Call[int]:
+    args: list[Arg] = [*_base(qk), action, status, max_score_ms, batch]
+    return Call(scripts.ADMIN_BULK, qk.script_keys, args, int)
+
+
+def read(qk: QueueKeys, job_ids: Sequence[str],
+         with_logs: bool = False) -> Call[list[tuple[dict[str, str], list[str]]]]:
+    """Records (and logs) of ``job_ids``, in order; a missing job has empty fields."""
+    def parse(reply: Any) -> list[tuple[dict[str, str], list[str]]]:
+        return [(pairs_to_dict(flat), [_s(x) for x in logs]) for _, flat, logs in reply]
+
+    args: list[Arg] = [*_base(qk), "1" if with_logs else "0", *job_ids]
+    return Call(scripts.ADMIN_READ, qk.script_keys, args, parse)
+
+
+def stats(qk: QueueKeys) -> Call[tuple[bool, dict[str, int]]]:
+    def parse(reply: Any) -> tuple[bool, dict[str, int]]:
+        return bool(int(reply[0])), dict(zip(STATUSES, (int(x) for x in reply[1:]), strict=True))
+
+    return Call(scripts.ADMIN_STATS, qk.script_keys, _base(qk), parse)
+
+
+def cancel_requests(qk: QueueKeys, job_ids: Sequence[str]) -> Call[list[str]]:
+    """The worker's hook: which of these running jobs were asked to stop."""
+    return Call(scripts.ADMIN_CANCEL_REQUESTS, qk.script_keys, [*_base(qk), *job_ids],
+                lambda reply: [_s(x) for x in reply])
+
+
+# -- listing ------------------------------------------------------------------------
+
+def _page(reply: Any) -> Page:
+    total, entries = reply
+    return Page(int(total), [Entry(_s(i), float(score), pairs_to_dict(flat))
+                             for i, score, flat in entries])
+
+
+def _list(qk: QueueKeys, statuses: Iterable[str], mode: str, with_records: bool,
+          *args: Arg) -> list[Arg]:
+    return [*_base(qk), mode, ",".join(statuses), "1" if with_records else "0", *args]
+
+
+def list_page(qk: QueueKeys, statuses: Sequence[str], offset: int, limit: int) -> Call[Page]:
+    """A page with records, newest first; O(log n + page) (see admin_list.lua)."""
+    args = _list(qk, statuses, "page", True, offset, limit)
+    return Call(scripts.ADMIN_LIST, qk.script_keys, args, _page)
+
+
+def list_upto(qk: QueueKeys, statuses: Sequence[str], max_score: str, n: int) -> Call[Page]:
+    """The first ``n`` ids with a score <= ``max_score``, newest first (no records)."""
+    args = _list(qk, statuses, "upto", False, max_score, n)
+    return Call(scripts.ADMIN_LIST, qk.script_keys, args, _page)
+
+
+def list_search(qk: QueueKeys, statuses: Sequence[str], needle: str, window: int,
+                n: int) -> Call[Page]:
+    args = _list(qk, statuses, "search", False, needle.lower(), window, n)
+    return Call(scripts.ADMIN_LIST, qk.script_keys, args, _page)
+
+
+def list_count(qk: QueueKeys, statuses: Sequence[str], probes: Sequence[int]) -> Call[Counts]:
+    """Score bounds, total, and how many jobs score above each probe (O(log n) each)."""
+    def parse(reply: Any) -> Counts:
+        low, high = _s(reply[0]), _s(reply[1])
+        return Counts(float(low) if low else None, float(high) if high else None,
+                      int(reply[2]), [int(x) for x in reply[3:]])
+
+    args = _list(qk, statuses, "count", False, *probes)
+    return Call(scripts.ADMIN_LIST, qk.script_keys, args, parse)
+
+
+# -- plain reads: registries and the DLQ ---------------------------------------------
+
+def queue_names(keys: Keys) -> Cmd[list[str]]:
+    return Cmd(("SMEMBERS", keys.queues), lambda reply: sorted(_s(x) for x in reply))
+
+
+def worker_ids(keys: Keys) -> Cmd[list[str]]:
+    return Cmd(("ZREVRANGE", keys.workers, 0, -1), lambda reply: [_s(x) for x in reply])
+
+
+def worker_info(keys: Keys, worker_id: str) -> Cmd[WorkerInfo | None]:
+    def parse(reply: Any) -> WorkerInfo | None:
+        if reply is None:
+            return None  # its heartbeat expired: not live
+        info = jsonutil.loads(_s(reply))
+        return WorkerInfo(id=info["id"], host=info.get("host", ""), pid=int(info.get("pid", 0)),
+                          queues=list(info.get("queues", [])),
+                          concurrency=int(info.get("concurrency", 0)),
+                          running=list(info.get("running", [])),
+                          last_seen=int(info.get("last_seen", 0)))
+
+    return Cmd(("GET", keys.worker(worker_id)), parse)
+
+
+def dlq_entry(entry_id: Any, flat: Any) -> DlqEntry:
+    fields = flat if isinstance(flat, dict) else pairs_to_dict(list(flat))
+    f = {_s(k): _s(v) for k, v in fields.items()}
+    job = jsonutil.loads(f["job"]) if f.get("job") else {}
+    eid = _s(entry_id)
+    return DlqEntry(entry_id=eid, id=f.get("id", ""), queue=f.get("queue", ""),
+                    name=f.get("name", ""), reason=f.get("reason", ""), error=f.get("error", ""),
+                    attempts=int(f.get("attempts") or 0), job=job if isinstance(job, dict) else {},
+                    timestamp=int(eid.split("-", 1)[0]))
+
+
+def _dlq_entries(reply: Any) -> list[DlqEntry]:
+    return [dlq_entry(eid, flat) for eid, flat in reply or ()]
+
+
+def dlq_range(stream: str, count: int) -> Cmd[list[DlqEntry]]:
+    """The newest ``count`` dead letters, newest first."""
+    return Cmd(("XREVRANGE", stream, "+", "-", "COUNT", count), _dlq_entries)
+
+
+def dlq_get(stream: str, entry_id: str) -> Cmd[list[DlqEntry]]:
+    return Cmd(("XRANGE", stream, entry_id, entry_id), _dlq_entries)
+
+
+def dlq_length(stream: str) -> Cmd[int]:
+    return Cmd(("XLEN", stream), int)
+
+
+def dlq_delete(stream: str, entry_id: str) -> Cmd[bool]:
+    return Cmd(("XDEL", stream, entry_id), lambda reply: bool(int(reply)))

@@ -1,0 +1,124 @@
+-- admin_list: pages of a queue's jobs, newest first, from the status indexes (no SCAN).
+-- KEYS/ARGV[1..3]: see _admin.lua.
+-- ARGV[4] mode   ARGV[5] statuses to include, comma-separated (keys.STATUSES order)
+-- ARGV[6] "1" to include each job's record in entries
+-- Order: index score descending (the time a job entered its status; run-at for
+-- delayed jobs), ties by status order, then id descending, as ZREVRANGE does.
+-- mode "page"    ARGV[7] offset  ARGV[8] limit  -> {total, entries}
+--   One status: ZREVRANGE by rank, O(log n + page). Several: the score of the
+--   offset-th job is found by bisection over ZCOUNT (O(log n) per status and
+--   step, ~45 steps for ms scores), then the page is read from there.
+-- mode "count"   ARGV[7..] probe scores -> {min score, max score, total, then for each
+--                probe the number of jobs with a score above it}
+-- mode "upto"    ARGV[7] score s ("+inf")  ARGV[8] n  -> {total, the first n entries
+--                with score <= s}
+-- mode "search"  ARGV[7] lowercase needle  ARGV[8] window  ARGV[9] n  -> {total, the
+--                first n of the newest `window` jobs whose id or name contains needle}
+-- An entry is {id, score, record fields or {}}.
+local statuses = {}
+for s in string.gmatch(ARGV[5], '[^,]+') do statuses[#statuses + 1] = s end
+local with_records = ARGV[6] == '1'
+
+local function entry(id, score)
+  return {id, score, with_records and redis.call('HGETALL', JOBS .. id) or {}}
+end
+
+local function total()
+  local n = 0
+  for _, s in ipairs(statuses) do n = n + redis.call('ZCARD', IDX[s]) end
+  return n
+end
+
+local function count_gt(score)
+  local n = 0
+  for _, s in ipairs(statuses) do
+    n = n + redis.call('ZCOUNT', IDX[s], '(' .. score, '+inf')
+  end
+  return n
+end
+
+local function bounds()
+  local lo, hi = nil, nil
+  for _, s in ipairs(statuses) do
+    local first = redis.call('ZRANGE', IDX[s], 0, 0, 'WITHSCORES')
+    local last = redis.call('ZREVRANGE', IDX[s], 0, 0, 'WITHSCORES')
+    if first[2] then
+      local a, b = tonumber(first[2]), tonumber(last[2])
+      if not lo or a < lo then lo = a end
+      if not hi or b > hi then hi = b end
+    end
+  end
+  return lo, hi
+end
+
+-- the first n ids with score <= upper, merged across statuses: {{id, score}, ...}
+local function upto(upper, n)
+  local all, sources = {}, 0
+  for si, s in ipairs(statuses) do
+    local r = redis.call('ZREVRANGEBYSCORE', IDX[s], upper, '-inf', 'WITHSCORES', 'LIMIT', 0, n)
+    if #r > 0 then sources = sources + 1 end
+    for j = 1, #r, 2 do all[#all + 1] = {r[j], tonumber(r[j + 1]), si, j} end
+  end
+  if sources > 1 then table.sort(all, function(a, b)
+    if a[2] ~= b[2] then return a[2] > b[2] end
+    if a[3] ~= b[3] then return a[3] < b[3] end
+    return a[4] < b[4]
+  end) end  -- one source is already in order
+  local out = {}
+  for i = 1, math.min(n, #all) do out[i] = all[i] end
+  return out
+end
+
+local function fmt(x) return string.format('%.0f', x) end
+
+local function page(offset, limit)
+  local out = {}
+  if #statuses == 1 then
+    local r = redis.call('ZREVRANGE', IDX[statuses[1]], offset, offset + limit - 1, 'WITHSCORES')
+    for j = 1, #r, 2 do out[#out + 1] = entry(r[j], r[j + 1]) end
+    return out
+  end
+  local upper, skip = '+inf', offset
+  if offset > 0 then
+    local lo, hi = bounds()
+    if not lo then return out end
+    -- smallest integer s with count_gt(s) <= offset: the offset-th job's score
+    local a, b = math.floor(lo) - 1, math.ceil(hi)
+    if count_gt(fmt(a)) <= offset then return out end
+    while b - a > 1 do
+      local mid = math.floor((a + b) / 2)
+      if count_gt(fmt(mid)) <= offset then b = mid else a = mid end
+    end
+    upper = fmt(b)
+    skip = offset - count_gt(upper)
+  end
+  local ids = upto(upper, skip + limit)
+  for i = skip + 1, #ids do out[#out + 1] = entry(ids[i][1], ids[i][2]) end
+  return out
+end
+
+local mode = ARGV[4]
+if mode == 'page' then
+  return {total(), page(tonumber(ARGV[7]), tonumber(ARGV[8]))}
+elseif mode == 'count' then
+  local lo, hi = bounds()
+  local out = {lo and fmt(lo) or '', hi and fmt(hi) or '', total()}
+  for i = 7, #ARGV do out[#out + 1] = count_gt(ARGV[i]) end
+  return out
+elseif mode == 'upto' then
+  local out = {}
+  for _, e in ipairs(upto(ARGV[7], tonumber(ARGV[8]))) do out[#out + 1] = entry(e[1], e[2]) end
+  return {total(), out}
+end
+-- search
+local needle, n, out = ARGV[7], tonumber(ARGV[9]), {}
+for _, e in ipairs(upto('+inf', tonumber(ARGV[8]))) do
+  local id = e[1]
+  local name = redis.call('HGET', JOBS .. id, 'name') or ''
+  if string.find(string.lower(id), needle, 1, true)
+      or string.find(string.lower(name), needle, 1, true) then
+    out[#out + 1] = entry(id, e[2])
+    if #out >= n then break end
+  end
+end
+return {total(), out}

@@ -1,0 +1,211 @@
+"""Sdk: every admin operation over Redis (the seed's ``Sdk``), fast at any size.
+
+Every method has an ``a``-prefixed async twin (``get_job`` / ``aget_job``); both
+run the same plan (:mod:`.sdk_plans`), one with the sync client, one with the
+asyncio client of the running loop. Costs: a job O(1); a page of a listing
+O(log n + page) from the per-status indexes; queue stats O(1) per status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from .sdk_plans import SdkPlans
+from .types import AdminJobData, DlqEntry, QueueInfo, TaskStats, WorkerInfo
+
+
+class Sdk(SdkPlans):
+    """Admin access to the queues of one key prefix.
+
+    ``Sdk(db, prefix="remq", dlq_key=None, retention=None)``: ``db`` is a URL or
+    a (sync or asyncio) Redis client; ``dlq_key`` the dead-letter stream (default
+    ``<prefix>:dlq``); ``retention`` (:class:`~.commands.Retention`) how long jobs
+    cancelled here are kept.
+    """
+
+    # -- one job ------------------------------------------------------------------
+
+    def get_job(self, job_id: str, queue: str) -> AdminJobData | None:
+        """The job with its logs and errors, or ``None`` if there is no such job."""
+        return self._run(self._get_job(job_id, queue))
+
+    async def aget_job(self, job_id: str, queue: str) -> AdminJobData | None:
+        return await self._arun(self._get_job(job_id, queue))
+
+    def retry_job(self, job_id: str, queue: str) -> AdminJobData | None:
+        """Run a failed or cancelled job again, for real: back in the stream, with its logs,
+        errors and attempt count kept (its automatic retries are not restored: one run).
+        Returns the updated job, ``None`` if there is no such job; raises
+        :class:`InvalidJobState` for any other status."""
+        return self._run(self._job_op("retry", job_id, queue))
+
+    async def aretry_job(self, job_id: str, queue: str) -> AdminJobData | None:
+        return await self._arun(self._job_op("retry", job_id, queue))
+
+    def cancel_job(self, job_id: str, queue: str) -> bool:
+        """Cancel a job. ``False``: no such job. ``True``: a waiting, delayed or paused job is
+        now ``cancelled`` and will not run (already cancelled: ``True`` too); a *running*
+        job cannot be stopped from outside, so ``True`` there means cancellation was
+        requested: its record gets ``cancel_requested`` (``AdminJobData.cancel_requested``)
+        for the handler to see, and its status stays ``processing`` until it ends.
+        Raises :class:`InvalidJobState` for a completed or failed job."""
+        return self._run(self._cancel_job(job_id, queue))
+
+    async def acancel_job(self, job_id: str, queue: str) -> bool:
+        return await self._arun(self._cancel_job(job_id, queue))
+
+    def delete_job(self, job_id: str, queue: str) -> bool:
+        """Remove the job everywhere (record, logs, index entries, stream entry) in one
+        atomic step. ``True`` if it existed. A running job's handler is not stopped, but
+        its outcome is dropped. (The seed returns nothing; a bool costs nothing.)"""
+        return self._run(self._delete_job(job_id, queue))
+
+    async def adelete_job(self, job_id: str, queue: str) -> bool:
+        return await self._arun(self._delete_job(job_id, queue))
+
+    def pause_job(self, job_id: str, queue: str) -> AdminJobData | None:
+        """Hold a waiting or delayed job out of the stream/schedule until :meth:`resume_job`.
+        Returns the job (already paused: unchanged), ``None`` if there is no such job;
+        raises :class:`InvalidJobState` for a running or finished job."""
+        return self._run(self._job_op("pause", job_id, queue))
+
+    async def apause_job(self, job_id: str, queue: str) -> AdminJobData | None:
+        return await self._arun(self._job_op("pause", job_id, queue))
+
+    def resume_job(self, job_id: str, queue: str) -> AdminJobData | None:
+        """Put a paused job back: it runs (a delayed one at its original time). Returns the
+        job (waiting or delayed: unchanged), ``None`` if there is no such job; raises
+        :class:`InvalidJobState` for a running or finished job."""
+        return self._run(self._job_op("resume", job_id, queue))
+
+    async def aresume_job(self, job_id: str, queue: str) -> AdminJobData | None:
+        return await self._arun(self._job_op("resume", job_id, queue))
+
+    def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> list[str]:
+        """Worker hook: which of these running jobs were asked to cancel (one round trip)."""
+        return self._run(self._cancel_requested(queue, job_ids))
+
+    async def acancel_requested(self, queue: str, job_ids: Sequence[str]) -> list[str]:
+        return await self._arun(self._cancel_requested(queue, job_ids))
+
+    # -- listing ----------------------------------------------------------------------
+
+    def list_jobs(self, queue: str | None = None, status: str | None = None, limit: int = 100,
+                  offset: int = 0, search: str | None = None) -> list[AdminJobData]:
+        """Jobs newest first (by the time they entered their status; delayed jobs by their
+        run-at time, so scheduled ones come first), without their logs (see
+        :meth:`get_job`). ``queue=None``: every queue in the registry. A page costs
+        O(log n + limit) per queue. ``search`` keeps jobs whose id or name contains it
+        (case-insensitive), looking only at the newest ``SEARCH_WINDOW`` (10,000) jobs of
+        each queue. Jobs whose record expired meanwhile are left out, so a page may be
+        shorter than ``limit``."""
+        return self._run(self._list_jobs(queue, status, limit, offset, search))
+
+    async def alist_jobs(self, queue: str | None = None, status: str | None = None,
+                         limit: int = 100, offset: int = 0,
+                         search: str | None = None) -> list[AdminJobData]:
+        return await self._arun(self._list_jobs(queue, status, limit, offset, search))
+
+    # -- queues -----------------------------------------------------------------------
+
+    def get_queue_stats(self, queue: str) -> TaskStats:
+        """Counts per status (O(1) each) and the length of the DLQ (shared by all queues)."""
+        return self._run(self._get_queue_stats(queue))
+
+    async def aget_queue_stats(self, queue: str) -> TaskStats:
+        return await self._arun(self._get_queue_stats(queue))
+
+    def get_queues(self) -> list[str]:
+        """Every queue ever emitted to or worked, from the registry (sorted)."""
+        return self._run(self._get_queues())
+
+    async def aget_queues(self) -> list[str]:
+        return await self._arun(self._get_queues())
+
+    def get_queues_info(self) -> list[QueueInfo]:
+        """Every queue with its paused flag and stats, in one round trip after the registry."""
+        return self._run(self._get_queues_info())
+
+    async def aget_queues_info(self) -> list[QueueInfo]:
+        return await self._arun(self._get_queues_info())
+
+    def pause_queue(self, queue: str) -> None:
+        """Workers stop reading the queue (the flag ``TaskManager.pause_queue`` sets)."""
+        self._run(self._pause_queue(queue, True))
+
+    async def apause_queue(self, queue: str) -> None:
+        await self._arun(self._pause_queue(queue, True))
+
+    def resume_queue(self, queue: str) -> None:
+        self._run(self._pause_queue(queue, False))
+
+    async def aresume_queue(self, queue: str) -> None:
+        await self._arun(self._pause_queue(queue, False))
+
+    def is_queue_paused(self, queue: str) -> bool:
+        return self._run(self._is_queue_paused(queue))
+
+    async def ais_queue_paused(self, queue: str) -> bool:
+        return await self._arun(self._is_queue_paused(queue))
+
+    # -- bulk ---------------------------------------------------------------------------
+
+    def retry_all_failed(self, queue: str, batch_size: int = 1000) -> int:
+        """Retry every job that is failed now (as :meth:`retry_job`), ``batch_size`` per
+        atomic step; jobs failing again meanwhile are not picked up twice. Returns the count."""
+        return self._run(self._retry_all_failed(queue, batch_size))
+
+    async def aretry_all_failed(self, queue: str, batch_size: int = 1000) -> int:
+        return await self._arun(self._retry_all_failed(queue, batch_size))
+
+    def delete_completed_older_than(self, queue: str, older_than: timedelta | int, *,
+                                    status: str = "completed", batch_size: int = 1000) -> int:
+        """Delete jobs finished more than ``older_than`` (timedelta or ms) ago, in batches;
+        ``status`` may be any finished status (completed, failed, cancelled). Returns the
+        count."""
+        return self._run(self._delete_completed_older_than(queue, older_than, status,
+                                                           batch_size))
+
+    async def adelete_completed_older_than(self, queue: str, older_than: timedelta | int, *,
+                                           status: str = "completed",
+                                           batch_size: int = 1000) -> int:
+        return await self._arun(self._delete_completed_older_than(queue, older_than, status,
+                                                                  batch_size))
+
+    # -- workers and the dead-letter queue ------------------------------------------------
+
+    def get_workers(self) -> list[WorkerInfo]:
+        """Live workers (their heartbeat has not expired), most recently seen first."""
+        return self._run(self._get_workers())
+
+    async def aget_workers(self) -> list[WorkerInfo]:
+        return await self._arun(self._get_workers())
+
+    def list_dlq(self, limit: int = 100, offset: int = 0,
+                 queue: str | None = None) -> list[DlqEntry]:
+        """Dead letters, newest first; ``queue`` filters among the newest 10,000."""
+        return self._run(self._list_dlq(limit, offset, queue))
+
+    async def alist_dlq(self, limit: int = 100, offset: int = 0,
+                        queue: str | None = None) -> list[DlqEntry]:
+        return await self._arun(self._list_dlq(limit, offset, queue))
+
+    def requeue_dlq(self, entry_id: str) -> AdminJobData | None:
+        """Run a dead-lettered job again (as :meth:`retry_job`; its record is rebuilt from
+        the DLQ's copy if it expired) and remove the entry. ``None``: no such entry. A job
+        already on its way again is left as it is (the entry is still removed)."""
+        return self._run(self._requeue_dlq(entry_id))
+
+    async def arequeue_dlq(self, entry_id: str) -> AdminJobData | None:
+        return await self._arun(self._requeue_dlq(entry_id))
+
+    def delete_dlq(self, entry_id: str) -> bool:
+        """Drop a dead letter; ``True`` if it existed."""
+        return self._run(self._delete_dlq(entry_id))
+
+    async def adelete_dlq(self, entry_id: str) -> bool:
+        return await self._arun(self._delete_dlq(entry_id))
+
+
+__all__ = ["Sdk"]

@@ -1,0 +1,315 @@
+"""The Sdk's operations, each written once as a plan (see :mod:`.plan`).
+
+:class:`~.sdk.Sdk` runs a plan with the sync client (``get_job``) or the asyncio
+client of the running loop (``aget_job``); nothing else differs. State changes are
+the ``lua/admin_*.lua`` scripts, so each is atomic; listing and counting read the
+per-status indexes (``keys.QueueKeys.status``), never SCAN.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from . import admin_commands as ac
+from . import jsonutil
+from .admin_commands import Change, Entry
+from .commands import Retention
+from .connection import Connection, RedisLike
+from .errors import InvalidJobState, InvalidOptions, MalformedMessage
+from .keys import FINAL_STATUSES, STATUSES, Keys, QueueKeys, validate_queue_name
+from .plan import Cmd, Plan, adrive, drive
+from .records import decode
+from .types import AdminJobData, DlqEntry, QueueInfo, TaskStats, WorkerInfo
+
+log = logging.getLogger("django_remq.sdk")
+
+T = TypeVar("T")
+MAX_LIMIT = 1000
+#: ``search`` looks at this many of the newest jobs of each queue listed.
+SEARCH_WINDOW = 10_000
+#: Cross-queue pages with offset + limit up to this merge the queues' heads directly;
+#: deeper pages bisect on the index score first.
+SHALLOW = 1000
+PROBES = 16
+DLQ_SCAN = 10_000
+_ENTRY_ID = re.compile(r"^\d+-\d+$")
+_ALLOWED = {
+    "retry": "only failed or cancelled jobs can be retried",
+    "cancel": "completed and failed jobs have nothing left to cancel",
+    "pause": "only waiting or delayed jobs can be paused",
+    "resume": "only paused jobs can be resumed",
+}
+
+
+class SdkPlans:
+    """Connection, key names and the plans of every operation (public API: ``Sdk``)."""
+
+    def __init__(self, db: RedisLike | Connection, prefix: str = "remq", *,
+                 dlq_key: str | None = None, retention: Retention | None = None) -> None:
+        self.conn = db if isinstance(db, Connection) else Connection(db)
+        self.keys = Keys(prefix)
+        self.dlq_key = dlq_key or self.keys.dlq
+        self.retention = retention or Retention()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.conn!r}, prefix={self.keys.prefix!r})"
+
+    def _run(self, plan: Plan[T]) -> T:
+        return drive(self.conn.sync, plan)
+
+    async def _arun(self, plan: Plan[T]) -> T:
+        return await adrive(self.conn.aio, plan)
+
+    def _qk(self, queue: str) -> QueueKeys:
+        return self.keys.queue(validate_queue_name(queue))
+
+    # -- jobs -------------------------------------------------------------------------
+
+    def _get_job(self, job_id: str, queue: str) -> Plan[AdminJobData | None]:
+        [[(fields, logs)]] = yield [ac.read(self._qk(queue), [job_id], with_logs=True)]
+        return _decode(fields, logs, queue) if fields else None
+
+    def _change(self, op: str, job_id: str, queue: str, call: Any) -> Plan[Change]:
+        [change] = yield [call]
+        if change.code == "state":
+            raise InvalidJobState(f"cannot {op} job {job_id} in queue {queue!r}: it is "
+                                  f"{change.before} ({_ALLOWED[op]})")
+        return change  # type: ignore[no-any-return]
+
+    def _job_op(self, op: str, job_id: str, queue: str) -> Plan[AdminJobData | None]:
+        qk = self._qk(queue)
+        call = {"retry": ac.retry, "pause": ac.pause, "resume": ac.resume}[op](qk, job_id)
+        change = yield from self._change(op, job_id, queue, call)
+        return None if change.code == "missing" else _decode(change.fields, None, queue)
+
+    def _cancel_job(self, job_id: str, queue: str) -> Plan[bool]:
+        keep = self.retention.failed_max_age_ms
+        call = ac.cancel(self._qk(queue), job_id, -1 if keep is None else keep)
+        change = yield from self._change("cancel", job_id, queue, call)
+        if change.code == "requested":
+            log.info("job %s in %r is running: cancellation requested", job_id, queue)
+        return change.code != "missing"
+
+    def _delete_job(self, job_id: str, queue: str) -> Plan[bool]:
+        [change] = yield [ac.delete(self._qk(queue), job_id)]
+        return change.code == "ok"  # type: ignore[no-any-return]
+
+    def _cancel_requested(self, queue: str, job_ids: Sequence[str]) -> Plan[list[str]]:
+        if not job_ids:
+            return []
+        [ids] = yield [ac.cancel_requests(self._qk(queue), job_ids)]
+        return ids  # type: ignore[no-any-return]
+
+    # -- listing ----------------------------------------------------------------------
+
+    def _list_jobs(self, queue: str | None = None, status: str | None = None, limit: int = 100,
+                   offset: int = 0, search: str | None = None) -> Plan[list[AdminJobData]]:
+        statuses = _statuses(status)
+        _check_page(limit, offset)
+        if queue is not None and not search:
+            [page] = yield [ac.list_page(self._qk(queue), statuses, offset, limit)]
+            return _decode_entries(page.entries, queue)
+        queues = [queue] if queue is not None else (yield [ac.queue_names(self.keys)])[0]
+        qks = [self._qk(q) for q in queues]
+        if not qks:
+            return []
+        if search:
+            n = offset + limit
+            pages = yield [ac.list_search(qk, statuses, search, SEARCH_WINDOW, n) for qk in qks]
+            picked = _merge(queues, [p.entries for p in pages])[offset:n]
+        else:
+            picked = yield from _merged_page(queues, qks, statuses, offset, limit)
+        return (yield from self._records(picked))
+
+    def _records(self, picked: list[tuple[str, Entry]]) -> Plan[list[AdminJobData]]:
+        """Records of the picked (queue, entry) pairs, in order: one call per queue."""
+        by_queue: dict[str, list[str]] = {}
+        for q, e in picked:
+            by_queue.setdefault(q, []).append(e.id)
+        replies = yield [ac.read(self._qk(q), ids) for q, ids in by_queue.items()]
+        found: dict[tuple[str, str], dict[str, str]] = {}
+        for (q, ids), records in zip(by_queue.items(), replies, strict=True):
+            for job_id, (fields, _) in zip(ids, records, strict=True):
+                found[(q, job_id)] = fields
+        entries = [(q, Entry(e.id, e.score, found[(q, e.id)])) for q, e in picked]
+        return [job for q, e in entries if (job := _decode_entry(e, q)) is not None]
+
+    # -- queues -----------------------------------------------------------------------
+
+    def _get_queue_stats(self, queue: str) -> Plan[TaskStats]:
+        [(_, counts), dlq] = yield [ac.stats(self._qk(queue)), ac.dlq_length(self.dlq_key)]
+        return TaskStats(queue=queue, dlq=dlq, **counts)
+
+    def _get_queues(self) -> Plan[list[str]]:
+        [names] = yield [ac.queue_names(self.keys)]
+        return names  # type: ignore[no-any-return]
+
+    def _get_queues_info(self) -> Plan[list[QueueInfo]]:
+        [names] = yield [ac.queue_names(self.keys)]
+        replies = yield [*(ac.stats(self._qk(q)) for q in names), ac.dlq_length(self.dlq_key)]
+        dlq = replies[-1]
+        return [QueueInfo(name=q, paused=paused, stats=TaskStats(queue=q, dlq=dlq, **counts))
+                for q, (paused, counts) in zip(names, replies[:-1], strict=True)]
+
+    def _pause_queue(self, queue: str, paused: bool) -> Plan[None]:
+        key = self._qk(queue).paused
+        yield [Cmd(("SET", key, "1") if paused else ("DEL", key))]
+
+    def _is_queue_paused(self, queue: str) -> Plan[bool]:
+        [flag] = yield [Cmd(("EXISTS", self._qk(queue).paused), lambda r: bool(int(r)))]
+        return flag  # type: ignore[no-any-return]
+
+    # -- bulk ---------------------------------------------------------------------------
+
+    def _bulk(self, queue: str, action: str, status: str, max_score_ms: int,
+              batch_size: int) -> Plan[int]:
+        if not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
+            raise InvalidOptions(f"batch_size must be an int in 1..10000, got {batch_size!r}")
+        qk, done = self._qk(queue), 0
+        while True:
+            [n] = yield [ac.bulk(qk, action, status, max_score_ms, batch_size)]  # type: ignore[arg-type]
+            done += int(n)
+            if n == 0:
+                log.info("%s: %d %s jobs in %r", action, done, status, queue)
+                return done
+
+    def _retry_all_failed(self, queue: str, batch_size: int = 1000) -> Plan[int]:
+        return (yield from self._bulk(queue, "retry", "failed", _now_ms(), batch_size))
+
+    def _delete_completed_older_than(self, queue: str, older_than: timedelta | int,
+                                     status: str = "completed",
+                                     batch_size: int = 1000) -> Plan[int]:
+        if status not in FINAL_STATUSES:
+            raise InvalidOptions(f"status must be one of {', '.join(FINAL_STATUSES)} "
+                                 f"(finished jobs), got {status!r}")
+        age = older_than if isinstance(older_than, int) else older_than.total_seconds() * 1000
+        if isinstance(age, bool) or age < 0:
+            raise InvalidOptions(f"older_than must be a timedelta or ms >= 0, got {older_than!r}")
+        cutoff = _now_ms() - int(age)
+        return (yield from self._bulk(queue, "delete", status, cutoff, batch_size))
+
+    # -- workers and the DLQ --------------------------------------------------------------
+
+    def _get_workers(self) -> Plan[list[WorkerInfo]]:
+        [ids] = yield [ac.worker_ids(self.keys)]
+        infos = yield [ac.worker_info(self.keys, i) for i in ids]
+        return [w for w in infos if w is not None]
+
+    def _list_dlq(self, limit: int = 100, offset: int = 0,
+                  queue: str | None = None) -> Plan[list[DlqEntry]]:
+        _check_page(limit, offset)
+        count = DLQ_SCAN if queue is not None else offset + limit
+        [entries] = yield [ac.dlq_range(self.dlq_key, count)]
+        if queue is not None:
+            entries = [e for e in entries if e.queue == queue]
+        return entries[offset:offset + limit]  # type: ignore[no-any-return]
+
+    def _requeue_dlq(self, entry_id: str) -> Plan[AdminJobData | None]:
+        if not isinstance(entry_id, str) or not _ENTRY_ID.match(entry_id):
+            raise InvalidOptions(f"DLQ entry id must look like '1700000000000-0', "
+                                 f"got {entry_id!r}")
+        [found] = yield [ac.dlq_get(self.dlq_key, entry_id)]
+        if not found:
+            return None
+        entry: DlqEntry = found[0]
+        if not entry.id or not entry.queue:
+            raise MalformedMessage(f"DLQ entry {entry_id} in {self.dlq_key!r} names no job id "
+                                   f"or queue (fields id={entry.id!r}, queue={entry.queue!r})")
+        [change, _] = yield [ac.restore(self._qk(entry.queue), entry.id, _job_fields(entry)),
+                             ac.dlq_delete(self.dlq_key, entry_id)]
+        return _decode(change.fields, None, entry.queue)
+
+    def _delete_dlq(self, entry_id: str) -> Plan[bool]:
+        [deleted] = yield [ac.dlq_delete(self.dlq_key, entry_id)]
+        return deleted  # type: ignore[no-any-return]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _statuses(status: str | None) -> tuple[str, ...]:
+    if status is None:
+        return STATUSES
+    if status not in STATUSES:
+        raise InvalidOptions(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+    return (status,)
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidOptions(f"limit must be an int in 1..{MAX_LIMIT}, got {limit!r}")
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidOptions(f"offset must be an int >= 0, got {offset!r}")
+
+
+def _merge(queues: Sequence[str], pages: Sequence[list[Entry]]) -> list[tuple[str, Entry]]:
+    """Queues' pages as one list, newest first (ties: queue order, then each page's)."""
+    tagged = [(-e.score, qi, i, q, e) for qi, (q, page) in enumerate(zip(queues, pages,
+                                                                         strict=True))
+              for i, e in enumerate(page)]
+    tagged.sort(key=lambda t: t[:3])
+    return [(t[3], t[4]) for t in tagged]
+
+
+def _merged_page(queues: Sequence[str], qks: Sequence[QueueKeys], statuses: Sequence[str],
+                 offset: int, limit: int) -> Plan[list[tuple[str, Entry]]]:
+    """One page across queues. Deep pages first find the offset-th job's score by a
+    16-way search over ZCOUNTs (~12 round trips for ms scores), then read from there."""
+    upper, skip = "+inf", offset
+    if offset + limit > SHALLOW:
+        counts = yield [ac.list_count(qk, statuses, []) for qk in qks]
+        lows = [c.low for c in counts if c.low is not None]
+        highs = [c.high for c in counts if c.high is not None]
+        if sum(c.total for c in counts) <= offset or not lows:
+            return []
+        a, b = int(min(lows)) - 1, int(max(highs)) + 1
+        while b - a > 1:  # invariant: more than `offset` jobs above a, at most above b
+            probes = sorted({a + (b - a) * i // PROBES for i in range(1, PROBES)} - {a, b})
+            replies = yield [ac.list_count(qk, statuses, probes) for qk in qks]
+            above = [sum(c.above[i] for c in replies) for i in range(len(probes))]
+            for probe, n in zip(probes, above, strict=True):
+                if n <= offset:
+                    b = probe
+                    break
+                a = probe
+        upper = str(b)
+        [*replies] = yield [ac.list_count(qk, statuses, [b]) for qk in qks]
+        skip = offset - sum(c.above[0] for c in replies)
+    pages = yield [ac.list_upto(qk, statuses, upper, skip + limit) for qk in qks]
+    return _merge(queues, [p.entries for p in pages])[skip:skip + limit]
+
+
+def _decode(fields: dict[str, str], logs: list[str] | None, queue: str) -> AdminJobData:
+    try:
+        return decode(fields, logs)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise MalformedMessage(f"job {fields.get('id', '?')} in queue {queue!r} has a corrupt "
+                               f"record: {type(exc).__name__}: {exc}") from None
+
+
+def _decode_entry(entry: Entry, queue: str) -> AdminJobData | None:
+    if not entry.fields:
+        return None  # the record expired; its index entry goes with the next trim
+    try:
+        return _decode(entry.fields, None, queue)
+    except MalformedMessage as exc:
+        log.warning("%s (left out of the listing)", exc)
+        return None
+
+
+def _decode_entries(entries: Sequence[Entry], queue: str) -> list[AdminJobData]:
+    return [job for e in entries if (job := _decode_entry(e, queue)) is not None]
+
+
+def _job_fields(entry: DlqEntry) -> dict[str, str]:
+    """The DLQ's copy of a record as field/value strings, for a record that has expired."""
+    fields = {k: v if isinstance(v, str) else jsonutil.dumps(v) for k, v in entry.job.items()}
+    fields.update(id=entry.id, queue=entry.queue)
+    fields.setdefault("name", entry.name)
+    return fields

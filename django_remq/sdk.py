@@ -1,0 +1,32 @@
+"""The Sdk for Django code: ``Sdk()`` reads ``settings.REMQ``; ``Sdk(db)`` takes a Redis
+client or URL, like the seed's ``new Sdk(db)``. Everything else is the engine's
+:class:`django_remq.core.sdk.Sdk`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .core.commands import Retention
+from .core.connection import Connection, RedisLike
+from .core.sdk import Sdk as CoreSdk
+
+
+class Sdk(CoreSdk):
+    """Admin operations on the queues configured in ``REMQ`` (see the core ``Sdk``)."""
+
+    def __init__(self, db: RedisLike | Connection | None = None, prefix: str | None = None, *,
+                 dlq_key: str | None = None, retention: Retention | None = None) -> None:
+        from .conf import get_settings
+
+        s = get_settings() if db is None or prefix is None else None
+        processor: Mapping[str, Any] = getattr(s, "processor", None) or {}
+        dlq = processor.get("dlq") or {}
+        kept = processor.get("retention")
+        super().__init__(db if db is not None else s.redis_url,  # type: ignore[union-attr]
+                         prefix if prefix is not None else s.prefix,  # type: ignore[union-attr]
+                         dlq_key=dlq_key or dlq.get("stream_key"),
+                         retention=retention or (Retention(**kept) if kept else None))
+
+
+__all__ = ["Sdk"]

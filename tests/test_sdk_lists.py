@@ -1,0 +1,121 @@
+"""Sdk listing, stats and queues: pages from the status indexes match a brute-force sort."""
+
+from __future__ import annotations
+
+import pytest
+
+from django_remq.core import InvalidOptions, TaskManager, sdk_plans
+from django_remq.core.keys import STATUSES, Keys
+from django_remq.core.sdk import Sdk
+
+from .sdk_seed import seed_finished
+
+
+@pytest.fixture
+def sdk(redis_url: str, prefix: str) -> Sdk:
+    return Sdk(redis_url, prefix=prefix)
+
+
+def all_sorted(r, prefix, queues):
+    """Every indexed job, in the documented order (score desc, queue, status, id desc)."""
+    rows = []
+    for qi, q in enumerate(queues):
+        for si, s in enumerate(STATUSES):
+            for job_id, score in r.zrange(Keys(prefix).queue(q).status(s), 0, -1,
+                                          withscores=True):
+                rows.append((-score, qi, si, [-ord(c) for c in job_id], job_id))
+    return [row[-1] for row in sorted(rows)]
+
+
+@pytest.fixture
+def mixed(r, prefix, make_tm):
+    """Two queues, several statuses, many jobs sharing one millisecond (ties)."""
+    tm: TaskManager = make_tm()
+    tm.emit_many([{"event": "a", "data": i} for i in range(30)])
+    tm.emit_many([{"event": "b", "queue": "other", "data": i} for i in range(20)])
+    tm.emit("a", options={"delay_ms": 60_000})
+    seed_finished(r, prefix, "default", 40, "completed")
+    seed_finished(r, prefix, "other", 25, "failed", start_ms=1_700_000_000_020)
+    return ["default", "other"]
+
+
+def ids(jobs):
+    return [j.id for j in jobs]
+
+
+def test_list_one_queue_one_status_newest_first(sdk, r, prefix, mixed):
+    expected = [i for i in all_sorted(r, prefix, ["default"]) if i.startswith("completed")]
+    assert ids(sdk.list_jobs("default", "completed", limit=1000)) == expected
+    assert ids(sdk.list_jobs("default", "completed", limit=7, offset=30)) == expected[30:37]
+    assert expected[0] == "completed-0000039"
+
+
+@pytest.mark.parametrize("shallow", [1000, 1])  # 1: every page goes through bisection
+def test_pages_across_statuses_and_queues_match_brute_force(sdk, r, prefix, mixed, shallow,
+                                                            monkeypatch):
+    monkeypatch.setattr(sdk_plans, "SHALLOW", shallow)
+    for queues, queue in ((["default"], "default"), (mixed, None)):
+        expected = all_sorted(r, prefix, queues)
+        for offset, limit in ((0, 5), (3, 10), (29, 3), (31, 40), (len(expected) - 2, 10),
+                              (len(expected), 5)):
+            got = ids(sdk.list_jobs(queue, limit=limit, offset=offset))
+            assert got == expected[offset:offset + limit], (queue, offset, limit)
+
+
+async def test_list_filters_by_status_across_queues(sdk, mixed):
+    failed = await sdk.alist_jobs(status="failed", limit=100)
+    assert len(failed) == 25
+    assert {j.state.queue for j in failed} == {"other"}
+    assert {j.status for j in sdk.list_jobs(status="waiting", limit=100)} == {"waiting"}
+    assert len(sdk.list_jobs(status="waiting", limit=100)) == 50
+
+
+def test_search_on_id_and_name(sdk, mixed):
+    assert ids(sdk.list_jobs(search="FAILED-000001", limit=100)) == [
+        f"failed-00000{i}" for i in range(19, 9, -1)]
+    names = {j.state.name for j in sdk.list_jobs(search="seed", limit=1000)}
+    assert names == {"seeded"}
+    assert len(sdk.list_jobs("other", search="b", limit=1000)) == 20
+
+
+def test_bad_list_arguments(sdk):
+    with pytest.raises(InvalidOptions, match="unknown status 'done'"):
+        sdk.list_jobs(status="done")
+    with pytest.raises(InvalidOptions, match="limit"):
+        sdk.list_jobs(limit=0)
+    with pytest.raises(InvalidOptions, match="offset"):
+        sdk.list_jobs(offset=-1)
+
+
+def test_expired_records_are_left_out(sdk, r, prefix, mixed):
+    r.delete(Keys(prefix).queue("default").job("completed-0000039"))
+    assert "completed-0000039" not in ids(sdk.list_jobs("default", "completed", limit=5))
+
+
+def test_stats_queues_and_info(sdk, r, prefix, mixed):
+    stats = sdk.get_queue_stats("default")
+    assert (stats.waiting, stats.delayed, stats.completed, stats.failed) == (30, 1, 40, 0)
+    assert stats.total == 71
+    assert stats.to_dict()["total"] == 71
+    r.xadd(f"{prefix}:dlq", {"id": "x", "queue": "default", "name": "a", "job": "{}"})
+    assert sdk.get_queue_stats("default").dlq == 1
+    assert sdk.get_queues() == ["default", "other"]
+    info = {i.name: i for i in sdk.get_queues_info()}
+    assert info["other"].stats.failed == 25
+    assert not info["other"].paused
+    assert info["other"].to_dict()["stats"]["waiting"] == 20
+
+
+async def test_pause_queue_is_the_task_managers_flag(sdk, make_tm):
+    tm: TaskManager = make_tm()
+    assert not sdk.is_queue_paused("default")
+    sdk.pause_queue("default")
+    assert tm.is_queue_paused("default")
+    assert await sdk.ais_queue_paused("default")
+    assert {i.name: i.paused for i in sdk.get_queues_info()} == {}  # registry is separate
+    tm.resume_queue("default")
+    assert not sdk.is_queue_paused("default")
+    tm.pause_queue("q2")
+    assert sdk.is_queue_paused("q2")
+    await sdk.aresume_queue("q2")
+    assert not tm.is_queue_paused("q2")
