@@ -9,6 +9,7 @@ from .errors import (
     DuplicateHandler,
     InvalidJobState,
     InvalidOptions,
+    JobCancelled,
     JobNotFound,
     MalformedMessage,
     PoisonMessage,
@@ -25,7 +26,7 @@ from .task_manager import HandlerEntry, TaskManager
 
 __all__ = [
     "ConcurrencyPool", "Consumer", "ConsumerOptions", "DuplicateHandler", "HandlerContext",
-    "HandlerEntry", "InvalidJobState", "InvalidOptions", "JobNotFound", "Keys",
+    "HandlerEntry", "InvalidJobState", "InvalidOptions", "JobCancelled", "JobNotFound", "Keys",
     "MalformedMessage", "PoisonMessage", "Processor", "ProcessorSettings", "RemqError",
     "StreamReader", "Task", "TaskManager", "TaskTimeout", "UnknownEvent",
 ]

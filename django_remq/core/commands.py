@@ -140,9 +140,16 @@ def promote(qk: QueueKeys, limit: int = 1000) -> Call[Promoted]:
     return Call(scripts.PROMOTE, qk.script_keys, [qk.job_prefix, limit], parse)
 
 
-def renew(qk: QueueKeys, consumer: str, job_ids: Sequence[str], lock_ms: int) -> Call[list[str]]:
+@dataclass(frozen=True)
+class Renewed:
+    owned: list[str]  # entry ids this consumer still owns
+    cancel: list[str]  # job ids asked to cancel
+
+
+def renew(qk: QueueKeys, consumer: str, job_ids: Sequence[str], lock_ms: int) -> Call[Renewed]:
     args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, *job_ids]
-    return Call(scripts.RENEW, qk.script_keys, args, lambda reply: [_s(x) for x in reply])
+    return Call(scripts.RENEW, qk.script_keys, args,
+                lambda reply: Renewed([_s(x) for x in reply[0]], [_s(x) for x in reply[1]]))
 
 
 def update(qk: QueueKeys, job_id: str, items: Sequence[tuple[str, str]],

@@ -32,13 +32,23 @@ from .keys import Keys
 from .pool import ConcurrencyPool
 from .reader import Entry, StreamReader
 from .scripts import arun_many
-from .types import Message, MessageContext
+from .types import CancelToken, Message, MessageContext
 from .upkeep import Upkeep
 
 log = logging.getLogger("django_remq.consumer")
 
 MessageHandler = Callable[[Message, MessageContext], Awaitable[Outcome]]
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class Running:
+    """A job this worker runs: where its entry is, its task, its cancel request."""
+
+    queue: str
+    entry_id: str
+    task: asyncio.Task[None]
+    cancel: CancelToken
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,7 @@ class Consumer:
         self.reader = StreamReader(conn, self.keys, self.name, options.block_ms)
         self.acker = Acker(conn, self.keys, options.retention, on_applied)
         self.upkeep = Upkeep(self)
-        self.running: dict[str, tuple[str, str]] = {}  # job id -> (queue, entry id)
+        self.running: dict[str, Running] = {}
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._burst = False
@@ -256,8 +266,18 @@ class Consumer:
             self.acker.add(queue, failures.failed(d.entry_id, d.job_id, err, 1, queue,
                                                   d.fields.get("name", "")))
             return
-        self.running[msg.id] = (queue, d.entry_id)
-        self.pool.spawn(self._run(msg, MessageContext(self.name, msg.deliveries, mark), mark))
+        mctx = MessageContext(self.name, msg.deliveries, mark)
+        task = self.pool.spawn(self._run(msg, mctx, mark))
+        self.running[msg.id] = Running(queue, d.entry_id, task, mctx.cancel)
+
+    def cancel(self, job_id: str) -> None:
+        """Ask a running job to stop: ``ctx.cancelled`` turns true and an async handler gets
+        ``CancelledError`` (a sync one is abandoned); it ends ``cancelled``."""
+        running = self.running.get(job_id)
+        if running is not None and not running.cancel.requested:
+            log.info("job %s in %r: cancellation requested, stopping it", job_id, running.queue)
+            running.cancel.requested = True
+            running.task.cancel()
 
     async def _run(self, msg: Message, ctx: MessageContext,
                    mark: asyncio.Future[Any] | None) -> None:
@@ -269,13 +289,12 @@ class Consumer:
         except Exception as exc:  # the handler is meant to turn errors into outcomes
             log.exception("message handler failed on job %s", msg.id)
             outcome = failures.failed(msg.entry_id, msg.id, exc, msg.attempt, msg.queue, msg.name)
+        self.running.pop(msg.id, None)  # from here on, a cancel request has nothing to stop
         try:
             if mark is not None:
                 await asyncio.shield(mark)
         except Exception:  # the mark never reached Redis: leave the entry for reclaim
-            self.running.pop(msg.id, None)
             return
-        self.running.pop(msg.id, None)
         self.acker.add(msg.queue, outcome)
 
 

@@ -39,5 +39,9 @@ class PoisonMessage(RemqError):
     """A job was delivered too many times without finishing (it keeps killing workers?)."""
 
 
+class JobCancelled(RemqError):
+    """A running job was asked to stop (``Sdk.cancel_job``); recorded on the job."""
+
+
 class TaskTimeout(RemqError, TimeoutError):
     """A handler ran past its ``timeout_ms``."""

@@ -26,7 +26,7 @@ from .consumer import Consumer, ConsumerOptions
 from .cron import CronScheduler, Schedule, timezone
 from .debounce import DebounceManager
 from .dlq import DeadLetterConfig, DeadLetterWriter
-from .errors import InvalidOptions, TaskTimeout, UnknownEvent
+from .errors import InvalidOptions, JobCancelled, TaskTimeout, UnknownEvent
 from .keys import Keys
 from .options import retries_of
 from .policies import RetryPolicy
@@ -150,9 +150,18 @@ class Processor:
             if skipped is not None:
                 await updates.drain()
                 return skipped
-        ctx = HandlerContext(self.manager, task, updates, self.ctx, self.events)
+        ctx = HandlerContext(self.manager, task, updates, self.ctx, self.events, mctx.cancel)
         try:
             result = await self._invoke(entry.fn, task, ctx, options.get("timeout_ms"))
+        except asyncio.CancelledError:
+            if not mctx.cancel.requested:
+                raise  # the worker is shutting down: the job is handed back
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            await updates.drain()
+            return Outcome(message.entry_id, message.id, "cancelled", error=failures.error_json(
+                JobCancelled(f"job {message.id} was cancelled while running"), message.attempt))
         except Exception as exc:
             await updates.drain()
             return self._failure(message, options, exc)

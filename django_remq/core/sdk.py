@@ -45,10 +45,11 @@ class Sdk(SdkPlans):
 
     def cancel_job(self, job_id: str, queue: str) -> bool:
         """Cancel a job. ``False``: no such job. ``True``: a waiting, delayed or paused job is
-        now ``cancelled`` and will not run (already cancelled: ``True`` too); a *running*
-        job cannot be stopped from outside, so ``True`` there means cancellation was
-        requested: its record gets ``cancel_requested`` (``AdminJobData.cancel_requested``)
-        for the handler to see, and its status stays ``processing`` until it ends.
+        now ``cancelled`` and will not run (already cancelled: ``True`` too). For a *running*
+        job ``True`` means cancellation was requested (``AdminJobData.cancel_requested``):
+        its worker sees the request at its next heartbeat (within ``claim_idle_ms / 3``),
+        sets ``ctx.cancelled``, cancels an async handler (``CancelledError``) or abandons a
+        sync one, and the job ends ``cancelled``. Until then it stays ``processing``.
         Raises :class:`InvalidJobState` for a completed or failed job."""
         return self._run(self._cancel_job(job_id, queue))
 

@@ -18,7 +18,7 @@ from . import commands, jsonutil
 from .connection import Connection
 from .keys import QueueKeys
 from .scripts import arun
-from .types import EmitOptions, Message
+from .types import CancelToken, EmitOptions, Message
 
 if TYPE_CHECKING:
     from .task_manager import TaskManager
@@ -112,11 +112,18 @@ class HandlerContext(Mapping[str, Any]):
     the entries of the user's ctx (``ctx.db`` or ``ctx["db"]``)."""
 
     def __init__(self, manager: TaskManager, task: Task, updates: TaskUpdates,
-                 user: Mapping[str, Any], events: EventSink | None) -> None:
+                 user: Mapping[str, Any], events: EventSink | None,
+                 cancel: CancelToken | None = None) -> None:
         self._manager, self._updates, self._user = manager, updates, user
         self.socket = Socket(task, updates, events)
         self.task = task
-        self.cancelled = False
+        self._cancel = cancel or CancelToken()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once someone asked this job to stop: a sync handler should check it and
+        return early (an async one gets ``CancelledError`` too)."""
+        return self._cancel.requested
 
     def __getattr__(self, name: str) -> Any:
         try:

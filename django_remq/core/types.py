@@ -233,6 +233,15 @@ class Message:
         return self.retried_attempts + 1
 
 
+class CancelToken:
+    """Set when someone asked a running job to stop (``Sdk.cancel_job``); mutable."""
+
+    __slots__ = ("requested",)
+
+    def __init__(self) -> None:
+        self.requested = False
+
+
 @dataclass(frozen=True)
 class MessageContext:
     """What the Consumer knows about a delivery besides the message.
@@ -243,3 +252,4 @@ class MessageContext:
     consumer: str
     deliveries: int
     marked: Awaitable[Any] | None = None
+    cancel: CancelToken = field(default_factory=CancelToken)

@@ -102,19 +102,21 @@ class Upkeep:
 
     async def renew(self) -> None:
         by_queue: defaultdict[str, list[str]] = defaultdict(list)
-        for job_id, (queue, _) in list(self.c.running.items()):
-            by_queue[queue].append(job_id)
+        for job_id, running in list(self.c.running.items()):
+            by_queue[running.queue].append(job_id)
         if not by_queue:
             return
         opts = self.c.options
         calls = [commands.renew(self.c.keys.queue(q), self.c.name, ids, opts.claim_idle_ms)
                  for q, ids in by_queue.items()]
-        for (queue, ids), owned in zip(by_queue.items(), await arun_many(self.c.conn.aio, calls),
-                                       strict=True):
-            mine = set(owned)
+        for (queue, ids), renewed in zip(by_queue.items(),
+                                         await arun_many(self.c.conn.aio, calls), strict=True):
+            for job_id in renewed.cancel:
+                self.c.cancel(job_id)
+            mine = set(renewed.owned)
             for job_id in ids:
                 entry = self.c.running.get(job_id)
-                if entry and entry[1] not in mine:
+                if entry and entry.entry_id not in mine:
                     log.warning("job %s in %r was taken over by another worker (this worker "
                                 "stalled past claim_idle_ms=%d)", job_id, queue,
                                 opts.claim_idle_ms)

@@ -5,7 +5,8 @@
 -- KEYS: the queue's standard script keys (1 stream, 2 paused flag, 3..9 status indexes)
 -- ARGV[1] job key prefix  ARGV[2] group  ARGV[3] consumer  ARGV[4] lock_ms
 -- ARGV[5..] job ids this worker is running in this queue
--- Returns the entry ids this consumer owns.
+-- Returns {entry ids this consumer owns, ids of those jobs someone asked to cancel
+-- (Sdk.cancel_job sets ``cancel_requested``)}.
 local now = now_ms()
 local owned = {}
 local pending = redis.call('XPENDING', KEYS[1], ARGV[2], '-', '+', 100000, ARGV[3])
@@ -16,10 +17,13 @@ for i = 1, #owned, 1000 do
   args[#args + 1] = 'JUSTID'
   redis.call(unpack(args))
 end
+local cancel = {}
 for i = 5, #ARGV do
   local key = ARGV[1] .. ARGV[i]
-  if redis.call('HGET', key, 'worker') == ARGV[3] then
+  local rec = redis.call('HMGET', key, 'worker', 'cancel_requested')
+  if rec[1] == ARGV[3] then
     redis.call('HSET', key, 'lock_until', now + tonumber(ARGV[4]))
   end
+  if rec[2] and rec[2] ~= '0' and rec[2] ~= '' then cancel[#cancel + 1] = ARGV[i] end
 end
-return owned
+return {owned, cancel}
