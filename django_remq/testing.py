@@ -177,7 +177,7 @@ async def _next_due_in(tm: TaskManager, queues: list[str]) -> float | None:
         qk = tm.keys.queue(queue)
         scheduled: Any = await client.zrange(qk.delayed, 0, 99, withscores=True)
         for job_id, score in scheduled:
-            name: Any = await client.hget(qk.job(job_id), "name")
+            name: Any = await client.hget(qk.job(job_id), "name")  # type: ignore[misc]
             entry = tm.handler_for(queue, name) if name else None
             if entry is not None and entry.options.get("repeat"):
                 continue

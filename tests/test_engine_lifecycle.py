@@ -190,3 +190,25 @@ def test_emit_many_rejects_bad_items(make_tm, bad):
     tm: TaskManager = make_tm()
     with pytest.raises(ValueError, match="emit_many item 0"):
         tm.emit_many(bad)
+
+
+async def test_stop_is_prompt_while_the_worker_is_busy(make_tm):
+    """Regression: a client library that swallows task cancellation (redis-py 8.0/8.1
+    does) must not make a worker's stop hang."""
+    import random
+
+    tm: TaskManager = make_tm(concurrency=4, processor={"claim_idle_ms": 300})
+
+    async def busy(task, ctx):
+        await asyncio.sleep(0.001)
+
+    tm.register_handler(event="busy", handler=busy)
+    for _ in range(8):
+        tm.emit_many({"event": "busy"} for _ in range(200))
+        stop = asyncio.Event()
+        runner = asyncio.create_task(tm.run(stop_event=stop))
+        await asyncio.sleep(0.05 + random.random() * 0.1)
+        stop.set()
+        t0 = time.monotonic()
+        await asyncio.wait_for(runner, 10)
+        assert time.monotonic() - t0 < 6

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from django_remq.core import TaskManager
-from django_remq.core.dlq import DeadLetterWriter, read, requeue
+from django_remq.core.dlq import DeadLetterWriter
+from django_remq.core.sdk import Sdk
 
 from .policy_helpers import run_until
 
@@ -216,7 +217,7 @@ async def test_dlq_is_capped(redis_url, make_tm, r, prefix):
                     "attempts": "1"})
     await writer.close()
     assert 50 <= r.xlen(f"{prefix}:dlq") <= 150  # MAXLEN ~ trims whole nodes (100 entries)
-    assert read(r, f"{prefix}:dlq", count=1)[0].id == "999"
+    assert r.xrevrange(f"{prefix}:dlq", count=1)[0][1]["id"] == "999"
 
 
 async def test_dlq_entry_can_be_requeued(make_tm, r, prefix):
@@ -232,8 +233,10 @@ async def test_dlq_entry_can_be_requeued(make_tm, r, prefix):
     tm.register_handler("e", handler)
     jid = tm.emit("e", data=7)
     await run_until(tm, lambda: r.xlen(f"{prefix}:dlq") > 0)
-    [letter] = read(r, f"{prefix}:dlq")
-    assert requeue(r, tm.keys, f"{prefix}:dlq", letter.entry_id) == jid
+    sdk = Sdk(tm.conn.sync, prefix=prefix)
+    [letter] = sdk.list_dlq()
+    assert letter.id == jid
+    assert sdk.requeue_dlq(letter.entry_id).id == jid
     assert r.xlen(f"{prefix}:dlq") == 0
     await run_until(tm, lambda: job(r, prefix, jid).get("status") == "completed")
     assert calls == [7, 7]

@@ -98,7 +98,7 @@ class Consumer:
             self.reader.block_ms = min(self.reader.block_ms, 50)
         await self._until_connected(lambda: self.reader.ensure_groups(self.queues))
         await self.upkeep.promote()
-        await self.conn.aio.sadd(self.keys.queues, *self.queues)
+        await self.conn.aio.sadd(self.keys.queues, *self.queues)  # type: ignore[misc]
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._read_loop(), name="remq-read"),
                        *self.upkeep.start()]
@@ -124,7 +124,9 @@ class Consumer:
         """Graceful stop: let running tasks finish up to the shutdown timeout, then leave
         the rest to other workers at once (not after the visibility timeout)."""
         self.stop()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait(self._tasks, timeout=5.0) if self._tasks else ((), ())
+        if stuck:  # they also watch the stopping flag; this only bounds the wait
+            log.warning("%d worker loops did not stop within 5 s", len(stuck))
         finished = await self.pool.wait_idle(self.options.shutdown_timeout_ms / 1000)
         if not finished:
             log.warning("shutdown timeout: %d tasks still running are handed back",

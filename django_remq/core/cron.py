@@ -142,19 +142,21 @@ class CronScheduler:
                  tz: ZoneInfo) -> None:
         self.conn, self.keys, self.schedules, self.tz = conn, keys, list(schedules), tz
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         if self.schedules and self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="remq-cron")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 wait_ms = await self.tick()
             except asyncio.CancelledError:

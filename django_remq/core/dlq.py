@@ -11,7 +11,8 @@ What goes in (when ``processor["dlq"]`` is set, ``{}`` meaning all defaults):
 
 Each entry has the fields ``id``, ``queue``, ``name``, ``reason``, ``error``,
 ``attempts`` and ``job`` (the final job record as JSON) -- the Sdk reads exactly
-these. The stream is trimmed with ``XADD ... MAXLEN ~ maxlen`` (default 10,000).
+these (``Sdk.list_dlq``, ``Sdk.requeue_dlq``). The stream is trimmed with
+``XADD ... MAXLEN ~ maxlen`` (default 10,000).
 
 Where it is written: *after* finish.lua has applied the failure, by the worker,
 in one pipeline per batch -- not inside finish.lua. The DLQ key is global (one
@@ -31,16 +32,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from redis import Redis
-from redis.asyncio import Redis as AsyncRedis
-
-from . import commands, jsonutil
-from .commands import NewJob
+from . import jsonutil
 from .connection import Connection
-from .errors import InvalidOptions, JobNotFound
-from .keys import Keys, validate_queue_name
-from .records import decode, emit_fields
-from .scripts import Call, arun, run
+from .errors import InvalidOptions
+from .keys import Keys
+from .records import decode
 from .types import Message
 
 log = logging.getLogger("django_remq.dlq")
@@ -160,80 +156,6 @@ class DeadLetterWriter:
                 await asyncio.wait_for(asyncio.shield(self._flusher), timeout)
             except TimeoutError:
                 log.error("DLQ entries not written before shutdown: %d", len(self._buffer))
-
-
-# -- reading and requeueing (the Sdk and the admin wrap these) -------------------------
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    entry_id: str
-    id: str
-    queue: str
-    name: str
-    reason: str
-    error: str
-    attempts: int
-    job: dict[str, Any]
-
-    @classmethod
-    def parse(cls, entry_id: str, fields: Mapping[str, str]) -> DeadLetter:
-        job = jsonutil.loads(fields.get("job") or "{}")
-        return cls(entry_id, fields.get("id", ""), fields.get("queue", ""), fields.get("name", ""),
-                   fields.get("reason", ""), fields.get("error", ""),
-                   int(fields.get("attempts") or 0), job if isinstance(job, dict) else {})
-
-
-def _letters(reply: Any) -> list[DeadLetter]:
-    return [DeadLetter.parse(_s(eid), {_s(k): _s(v) for k, v in f.items()}) for eid, f in reply]
-
-
-def read(client: Redis, stream_key: str, count: int = 100, newest_first: bool = True
-         ) -> list[DeadLetter]:
-    if newest_first:
-        return _letters(client.xrevrange(stream_key, count=count))
-    return _letters(client.xrange(stream_key, count=count))
-
-
-async def aread(client: AsyncRedis, stream_key: str, count: int = 100,
-                newest_first: bool = True) -> list[DeadLetter]:
-    if newest_first:
-        return _letters(await client.xrevrange(stream_key, count=count))
-    return _letters(await client.xrange(stream_key, count=count))
-
-
-def requeue_call(keys: Keys, letter: DeadLetter) -> Call[list[int]]:
-    """Emit the dead job again, same id, fresh record (retries start over)."""
-    state = letter.job.get("state") or {}
-    name, queue = state.get("name") or letter.name, state.get("queue") or letter.queue
-    if not letter.id or not name or not queue:
-        raise JobNotFound(f"DLQ entry {letter.entry_id} has no job to requeue "
-                          f"(reason {letter.reason!r})")
-    validate_queue_name(queue)
-    fields = emit_fields(letter.id, name, queue, jsonutil.dumps(state.get("data")),
-                         state.get("options") or {})
-    return commands.emit(keys.queue(queue), [NewJob(letter.id, fields, 0)])
-
-
-def requeue(client: Redis, keys: Keys, stream_key: str, entry_id: str) -> str:
-    """Requeue DLQ entry ``entry_id`` and remove it from the DLQ; returns the job id."""
-    found = _letters(client.xrange(stream_key, entry_id, entry_id))
-    if not found:
-        raise JobNotFound(f"no DLQ entry {entry_id} in {stream_key!r}")
-    run(client, requeue_call(keys, found[0]))
-    client.sadd(keys.queues, found[0].queue)
-    client.xdel(stream_key, entry_id)
-    return found[0].id
-
-
-async def arequeue(client: AsyncRedis, keys: Keys, stream_key: str, entry_id: str) -> str:
-    found = _letters(await client.xrange(stream_key, entry_id, entry_id))
-    if not found:
-        raise JobNotFound(f"no DLQ entry {entry_id} in {stream_key!r}")
-    await arun(client, requeue_call(keys, found[0]))
-    await client.sadd(keys.queues, found[0].queue)
-    await client.xdel(stream_key, entry_id)
-    return found[0].id
 
 
 def _final_record(fields: Mapping[Any, Any], logs: list[Any]) -> dict[str, Any]:

@@ -102,10 +102,10 @@ def run(client: Redis, call: Call[T]) -> T:
 
 async def arun(client: AsyncRedis, call: Call[T]) -> T:
     try:
-        reply = await client.evalsha(*call.evalsha_args)
+        reply = await client.evalsha(*call.evalsha_args)  # type: ignore[misc]
     except NoScriptError:
         await client.script_load(call.script.source)
-        reply = await client.evalsha(*call.evalsha_args)
+        reply = await client.evalsha(*call.evalsha_args)  # type: ignore[misc]
     return call.parse(reply)
 
 

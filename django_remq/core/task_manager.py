@@ -158,7 +158,7 @@ class TaskManager:
     async def aenqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
         """Write prepared jobs; returns the ids that will run (see :mod:`.debounce`)."""
         if queue not in self._known_queues:
-            await self.conn.aio.sadd(self.keys.queues, queue)
+            await self.conn.aio.sadd(self.keys.queues, queue)  # type: ignore[misc]
             self._known_queues.add(queue)
         chunk = {queue: list(jobs)}
         replies = await arun_many(self.conn.aio, self._calls(chunk))
@@ -177,7 +177,7 @@ class TaskManager:
         for chunk, chunk_ids in self._emit_chunks(items):
             new = [q for q in chunk if q not in self._known_queues]
             if new:
-                await self.conn.aio.sadd(self.keys.queues, *new)
+                await self.conn.aio.sadd(self.keys.queues, *new)  # type: ignore[misc]
                 self._known_queues.update(new)
             replies = await arun_many(self.conn.aio, self._calls(chunk))
             ids += self._ids(chunk, chunk_ids, replies)

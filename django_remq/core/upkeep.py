@@ -74,7 +74,7 @@ class Upkeep:
         return wait
 
     async def _promote_loop(self) -> None:
-        while True:
+        while not self.c.stopping:  # the flag too: a library may swallow a cancellation
             try:
                 wait = await self.promote()
             except asyncio.CancelledError:
@@ -86,7 +86,7 @@ class Upkeep:
 
     async def _maintain_loop(self) -> None:
         rounds = 0
-        while True:
+        while not self.c.stopping:
             await asyncio.sleep(self.interval)
             try:
                 await self.renew()
