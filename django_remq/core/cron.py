@@ -38,6 +38,7 @@ from . import jsonutil, scripts
 from .connection import Connection
 from .errors import InvalidOptions
 from .keys import Keys
+from .loops import repeat
 from .scripts import Arg, Call, arun
 
 log = logging.getLogger("django_remq.cron")
@@ -156,15 +157,10 @@ class CronScheduler:
             self._task = None
 
     async def _loop(self) -> None:
-        while not self._stopping:
-            try:
-                wait_ms = await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("cron: claiming ticks failed (%s); retrying", exc)
-                wait_ms = 1000
-            await asyncio.sleep(min(max(wait_ms / 1000, 0.005), MAX_SLEEP_S))
+        async def step() -> float:
+            return min(await self.tick() / 1000, MAX_SLEEP_S)
+
+        await repeat(step, lambda: self._stopping, "cron: claiming ticks")
 
     async def tick(self) -> int:
         """Claim every due tick; returns ms until the nearest next tick."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import commands, jsonutil
 from .keys import GROUP
+from .loops import repeat
 from .scripts import arun_many
 
 if TYPE_CHECKING:
@@ -74,31 +75,22 @@ class Upkeep:
         return wait
 
     async def _promote_loop(self) -> None:
-        while not self.c.stopping:  # the flag too: a library may swallow a cancellation
-            try:
-                wait = await self.promote()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("promoting delayed jobs failed: %s", exc)
-                wait = 1.0
-            await asyncio.sleep(max(wait, 0.005))
+        await repeat(self.promote, lambda: self.c.stopping, "promoting delayed jobs")
 
     async def _maintain_loop(self) -> None:
         rounds = 0
-        while not self.c.stopping:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.renew()
-                await self.reclaim()
-                await self.heartbeat()
-                if rounds % 100 == 0:
-                    await self.forget_dead_consumers()
-                rounds += 1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("worker upkeep failed: %s", exc)
+
+        async def step() -> float:
+            nonlocal rounds
+            await self.renew()
+            await self.reclaim()
+            await self.heartbeat()
+            if rounds % 100 == 0:
+                await self.forget_dead_consumers()
+            rounds += 1
+            return self.interval
+
+        await repeat(step, lambda: self.c.stopping, "worker upkeep", retry_in=self.interval)
 
     async def renew(self) -> None:
         by_queue: defaultdict[str, list[str]] = defaultdict(list)
