@@ -16,6 +16,7 @@ from functools import partial, wraps
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 from django.db import close_old_connections, transaction
 from django.dispatch import receiver
@@ -58,7 +59,9 @@ def build_task_manager(*, concurrency: int | None = None,
                        expose: EventSink | None = None) -> TaskManager:
     """A new TaskManager from ``REMQ`` (the worker command builds its own with overrides)."""
     conf = get_settings()
-    options = {**conf.processor, **(processor or {})}
+    # cron patterns tick in the project's time zone unless PROCESSOR says otherwise
+    options = {"timezone": django_settings.TIME_ZONE or "UTC", **conf.processor,
+               **(processor or {})}
     tm = TaskManager.init(db=conf.redis_url, ctx=conf.build_ctx(),
                           concurrency=concurrency or conf.concurrency,
                           processor=options or None,  # type: ignore[arg-type]

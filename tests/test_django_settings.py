@@ -122,3 +122,13 @@ def test_manage_py_check_reports_the_error() -> None:
     with override_settings(REMQ={"CONCURRENCY": -1}), pytest.raises(SystemCheckError) as err:
         call_command("check")
     assert "remq.E008" in str(err.value)
+
+
+def test_cron_ticks_in_the_project_time_zone():
+    from django_remq.api import build_task_manager
+
+    with override_settings(TIME_ZONE="Europe/Paris"):
+        assert build_task_manager().settings.timezone == "Europe/Paris"
+    with override_settings(TIME_ZONE="Europe/Paris",
+                           REMQ={"PROCESSOR": {"timezone": "Asia/Tokyo"}}):
+        assert build_task_manager().settings.timezone == "Asia/Tokyo"
