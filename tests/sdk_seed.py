@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
 import redis
 
@@ -30,3 +32,19 @@ def seed_finished(r: redis.Redis, prefix: str, queue: str, n: int, status: str =
             pipe.execute()
     pipe.execute()
     return ids
+
+
+async def hold_a_running_job(tm: Any) -> tuple[str, asyncio.Event, asyncio.Task[None]]:
+    """Emit one job and run a burst worker until that job is inside its handler, held
+    there until the returned event is set; returns (job id, release, worker task)."""
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(task: Any, ctx: Any) -> None:
+        started.set()
+        await release.wait()
+
+    tm.register_handler(event="slow", handler=slow)
+    job_id = tm.emit("slow")
+    runner = asyncio.create_task(tm.run(burst=True))
+    await asyncio.wait_for(started.wait(), 20)
+    return job_id, release, runner

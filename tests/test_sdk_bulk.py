@@ -13,7 +13,7 @@ from django_remq.core import InvalidOptions, MalformedMessage, TaskManager
 from django_remq.core.keys import Keys
 from django_remq.core.sdk import Sdk
 
-from .sdk_seed import seed_finished
+from .sdk_seed import hold_a_running_job, seed_finished
 
 N = 10_000
 
@@ -112,16 +112,7 @@ def test_dlq_bad_entries(sdk, r, prefix):
 
 async def test_workers_from_heartbeats(sdk, make_tm):
     tm: TaskManager = make_tm(processor={"claim_idle_ms": 1500})  # heartbeat every 0.5 s
-    started, release = asyncio.Event(), asyncio.Event()
-
-    async def slow(task, ctx):
-        started.set()
-        await release.wait()
-
-    tm.register_handler(event="slow", handler=slow)
-    job_id = tm.emit("slow")
-    runner = asyncio.create_task(tm.run(burst=True))
-    await asyncio.wait_for(started.wait(), 20)
+    job_id, release, runner = await hold_a_running_job(tm)
     for _ in range(200):
         workers = await sdk.aget_workers()
         if workers and workers[0].running:

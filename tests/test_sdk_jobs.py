@@ -11,6 +11,8 @@ from django_remq.core import InvalidJobState, TaskManager
 from django_remq.core.keys import Keys
 from django_remq.core.sdk import Sdk
 
+from .sdk_seed import hold_a_running_job
+
 
 @pytest.fixture
 def sdk(redis_url: str, prefix: str) -> Sdk:
@@ -206,16 +208,7 @@ def test_pause_and_resume_keep_a_delayed_jobs_time(sdk, make_tm, r, prefix):
 
 async def test_pause_and_resume_refuse_running_and_finished_jobs(sdk, make_tm):
     tm: TaskManager = make_tm()
-    started, release = asyncio.Event(), asyncio.Event()
-
-    async def slow(task, ctx):
-        started.set()
-        await release.wait()
-
-    tm.register_handler(event="slow", handler=slow)
-    job_id = tm.emit("slow")
-    runner = asyncio.create_task(tm.run(burst=True))
-    await asyncio.wait_for(started.wait(), 20)
+    job_id, release, runner = await hold_a_running_job(tm)
     with pytest.raises(InvalidJobState, match=rf"cannot pause job {job_id} in queue 'default': "
                                               r"it is processing"):
         await sdk.apause_job(job_id, "default")
