@@ -22,8 +22,8 @@ from typing import Any
 import redis
 
 from django_remq.core import TaskManager
-from django_remq.core.keys import Keys
 from django_remq.core.sdk import Sdk
+from django_remq.core.store.keys import Keys
 
 QUEUE = "bench"
 CHUNK = 10_000

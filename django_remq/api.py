@@ -24,7 +24,7 @@ from django.dispatch import receiver
 from .conf import get_settings
 from .core import TaskManager, jsonutil
 from .core.errors import DuplicateHandler
-from .core.task import EventSink
+from .core.worker.task import EventSink
 from .decorators import registry
 
 JSON_LEAVES = (str, int, float, bool, type(None))

@@ -23,9 +23,9 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from .core.errors import InvalidOptions
-from .core.keys import validate_queue_name
 from .core.options import EMIT_KEYS, HANDLER_ONLY_KEYS
-from .core.processor import PROCESSOR_KEYS, ProcessorSettings
+from .core.store.keys import validate_queue_name
+from .core.worker.processor import PROCESSOR_KEYS, ProcessorSettings
 from .errors import ImproperlyConfiguredRemq
 
 ENV_REDIS_URL = "REMQ_REDIS_URL"
@@ -251,7 +251,7 @@ def processor_problems(processor: Mapping[str, Any]) -> list[Problem]:
         ProcessorSettings.from_options(processor)
     except (InvalidOptions, TypeError, ValueError) as exc:
         found.append(Problem("remq.E006", f"REMQ['PROCESSOR'] is invalid: {exc}",
-                             "See ProcessorSettings in django_remq.core.processor."))
+                             "See ProcessorSettings in django_remq.core.worker.processor."))
     return found
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from .core.errors import InvalidOptions
-from .core.keys import validate_queue_name
 from .core.options import validate_handler_options
+from .core.store.keys import validate_queue_name
 from .errors import DuplicateHandlerDeclared, ImproperlyConfiguredRemq, InvalidHandlerOptions
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .core.commands import Retention
-from .core.connection import Connection, RedisLike
 from .core.sdk import Sdk as CoreSdk
+from .core.store.connection import Connection, RedisLike
+from .core.store.ops import Retention
 
 
 class Sdk(CoreSdk):

@@ -35,7 +35,7 @@ from .api import get_task_manager, reset_task_manager
 from .conf import ENV_REDIS_URL, get_settings
 from .conf import reset as reset_settings
 from .core import TaskManager
-from .core.records import decode
+from .core.store.records import decode
 from .core.types import AdminJobData
 from .errors import ImproperlyConfiguredRemq
 

@@ -17,8 +17,8 @@ import redis
 
 from .conf import get_settings
 from .core import TaskManager
-from .core.connection import describe
 from .core.errors import RemqError
+from .core.store.connection import describe
 
 log = logging.getLogger("django_remq.worker")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from django_remq.core.keys import Keys
+from django_remq.core.store.keys import Keys
 
 
 def seed_finished(r: redis.Redis, prefix: str, queue: str, n: int, status: str = "completed",

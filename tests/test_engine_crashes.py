@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from django_remq.core import TaskManager
-from django_remq.core.keys import Keys
+from django_remq.core.store.keys import Keys
 
 from .test_engine_lifecycle import record
 

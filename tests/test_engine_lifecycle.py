@@ -8,8 +8,8 @@ import time
 import pytest
 
 from django_remq.core import TaskManager
-from django_remq.core.keys import Keys
-from django_remq.core.records import decode
+from django_remq.core.store.keys import Keys
+from django_remq.core.store.records import decode
 
 
 def record(r, prefix, job_id, queue="default"):

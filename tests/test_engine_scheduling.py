@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from django_remq.core import TaskManager
-from django_remq.core.keys import Keys
+from django_remq.core.store.keys import Keys
 
 from .test_engine_lifecycle import record
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from django_remq.core import InvalidOptions
-from django_remq.core.keys import Keys, validate_queue_name
 from django_remq.core.options import (
     run_at_ms,
     validate_emit_options,
     validate_handler_options,
 )
-from django_remq.core.policies import Backoff, RetryPolicy
-from django_remq.core.processor import ProcessorSettings
+from django_remq.core.policies.retry import Backoff, RetryPolicy
+from django_remq.core.store.keys import Keys, validate_queue_name
+from django_remq.core.worker.processor import ProcessorSettings
 
 CORE = Path(__file__).resolve().parent.parent / "django_remq" / "core"
 

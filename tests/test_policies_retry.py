@@ -10,7 +10,7 @@ import time
 import pytest
 
 from django_remq.core import TaskManager
-from django_remq.core.dlq import DeadLetterWriter
+from django_remq.core.policies.dlq import DeadLetterWriter
 from django_remq.core.sdk import Sdk
 
 from .policy_helpers import run_until

@@ -7,13 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from django_remq.core.cron import CronSpec
-from django_remq.core.debounce import DebounceSpec
-from django_remq.core.dlq import DeadLetterConfig
 from django_remq.core.errors import InvalidOptions
 from django_remq.core.options import validate_emit_options, validate_handler_options
-from django_remq.core.policies import Backoff, RetryPolicy
-from django_remq.core.processor import ProcessorSettings
+from django_remq.core.policies.cron import CronSpec
+from django_remq.core.policies.debounce import DebounceSpec
+from django_remq.core.policies.dlq import DeadLetterConfig
+from django_remq.core.policies.retry import Backoff, RetryPolicy
+from django_remq.core.worker.processor import ProcessorSettings
 
 ERR = ValueError("boom")
 

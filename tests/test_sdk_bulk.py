@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 
 from django_remq.core import InvalidOptions, MalformedMessage, TaskManager
-from django_remq.core.keys import Keys
 from django_remq.core.sdk import Sdk
+from django_remq.core.store.keys import Keys
 
 from .sdk_seed import hold_a_running_job, seed_finished
 

@@ -8,8 +8,8 @@ import pytest
 import redis
 
 from django_remq.core import InvalidJobState, TaskManager
-from django_remq.core.keys import Keys
 from django_remq.core.sdk import Sdk
+from django_remq.core.store.keys import Keys
 
 from .sdk_seed import hold_a_running_job
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from django_remq.core import InvalidOptions, TaskManager, sdk_plans
-from django_remq.core.keys import STATUSES, Keys
+from django_remq.core import InvalidOptions, TaskManager
 from django_remq.core.sdk import Sdk
+from django_remq.core.sdk import plans as sdk_plans
+from django_remq.core.store.keys import STATUSES, Keys
 
 from .sdk_seed import seed_finished
 

@@ -1,10 +1,11 @@
 """The django_remq engine: Redis Streams task processing with no Django imports.
 
-Read in this order: ``keys`` (the data model), ``lua/`` + ``commands`` (every state
-change), ``task_manager`` (the API), ``processor`` and ``consumer`` (the worker).
+The tree is the architecture. Read in this order: ``store`` (keys, Lua scripts, records:
+the data model and every state change), ``task_manager`` (the API), ``worker`` (reader,
+consumer, processor, acker, upkeep), ``policies`` (retry, DLQ, debounce, cron) and
+``sdk`` (the admin side).
 """
 
-from .consumer import Consumer, ConsumerOptions
 from .errors import (
     DuplicateHandler,
     InvalidJobState,
@@ -17,12 +18,13 @@ from .errors import (
     TaskTimeout,
     UnknownEvent,
 )
-from .keys import Keys
-from .pool import ConcurrencyPool
-from .processor import Processor, ProcessorSettings
-from .reader import StreamReader
-from .task import HandlerContext, Task
+from .store.keys import Keys
 from .task_manager import HandlerEntry, TaskManager
+from .worker.consumer import Consumer, ConsumerOptions
+from .worker.pool import ConcurrencyPool
+from .worker.processor import Processor, ProcessorSettings
+from .worker.reader import StreamReader
+from .worker.task import HandlerContext, Task
 
 __all__ = [
     "ConcurrencyPool", "Consumer", "ConsumerOptions", "DuplicateHandler", "HandlerContext",

@@ -14,18 +14,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import commands, debounce, jsonutil
-from .commands import NewJob
-from .connection import Connection, RedisLike
-from .cron import CronSpec
+from . import jsonutil
 from .errors import DuplicateHandler, InvalidOptions
-from .keys import Keys, validate_queue_name
 from .options import run_at_ms, validate_emit_options, validate_handler_options
-from .processor import Processor, ProcessorSettings
-from .records import emit_fields
-from .scripts import Call, arun_many, run, run_many
-from .task import EventSink
+from .policies import debounce
+from .policies.cron import CronSpec
+from .store import ops
+from .store.connection import Connection, RedisLike
+from .store.keys import Keys, validate_queue_name
+from .store.ops import NewJob
+from .store.records import emit_fields
+from .store.scripts import Call, arun_many, run, run_many
 from .types import EmitOptions, HandlerOptions, ProcessorOptions
+from .worker.processor import Processor, ProcessorSettings
+from .worker.task import EventSink
 
 Handler = Callable[..., Any]
 EMIT_CHUNK = 1000
@@ -147,7 +149,7 @@ class TaskManager:
         if job.debounce is not None:
             return run(self.conn.sync, debounce.emit_call(self.keys.queue(queue), *job.debounce,
                                                           job))
-        run(self.conn.sync, commands.emit(self.keys.queue(queue), [job]))
+        run(self.conn.sync, ops.emit(self.keys.queue(queue), [job]))
         return job.id
 
     async def aemit(self, event: str, queue: str | None = None, data: Any = None,
@@ -210,7 +212,7 @@ class TaskManager:
             qk = self.keys.queue(q)
             plain = [j for j in jobs if j.debounce is None]
             if plain:
-                calls.append(commands.emit(qk, plain))
+                calls.append(ops.emit(qk, plain))
             calls += [debounce.emit_call(qk, *j.debounce, j) for j in jobs if j.debounce]
         return calls
 

@@ -9,8 +9,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from django_remq import emit, get_task_manager
-from django_remq.core.keys import STATUSES
-from django_remq.core.records import decode
+from django_remq.core.store.keys import STATUSES
+from django_remq.core.store.records import decode
 
 DEMO_TASKS: dict[str, dict[str, Any]] = {
     "send-welcome-email": {"email": "ada@example.com", "name": "Ada"},

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ...api import build_task_manager
 from ...conf import get_settings
-from ...core.keys import validate_queue_name
+from ...core.store.keys import validate_queue_name
 from ...worker import (
     RedisUnavailable,
     banner,

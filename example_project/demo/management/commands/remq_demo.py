@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand
 from django_remq.api import build_task_manager, reset_task_manager
 from django_remq.conf import ENV_REDIS_URL, get_settings
 from django_remq.conf import reset as reset_settings
-from django_remq.core.connection import describe
+from django_remq.core.store.connection import describe
 from django_remq.testing import start_fake_redis
 from django_remq.worker import RedisUnavailable, banner, configure_logging, probe_redis
 

@@ -18,10 +18,11 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from . import commands, jsonutil
-from .keys import GROUP
+from .. import jsonutil
+from ..store import ops
+from ..store.keys import GROUP
+from ..store.scripts import arun_many
 from .loops import repeat
-from .scripts import arun_many
 
 if TYPE_CHECKING:
     from .consumer import Consumer
@@ -64,7 +65,7 @@ class Upkeep:
         """Move due jobs to their streams, refresh the paused set; returns seconds to sleep."""
         wait = self.c.options.promote_interval_ms / 1000
         queues = self.c.queues
-        calls = [commands.promote(self.c.keys.queue(q)) for q in queues]
+        calls = [ops.promote(self.c.keys.queue(q)) for q in queues]
         paused = set()
         for q, p in zip(queues, await arun_many(self.c.conn.aio, calls), strict=True):
             if p.next_due_in_ms is not None:
@@ -99,7 +100,7 @@ class Upkeep:
         if not by_queue:
             return
         opts = self.c.options
-        calls = [commands.renew(self.c.keys.queue(q), self.c.name, ids, opts.claim_idle_ms)
+        calls = [ops.renew(self.c.keys.queue(q), self.c.name, ids, opts.claim_idle_ms)
                  for q, ids in by_queue.items()]
         for (queue, ids), renewed in zip(by_queue.items(),
                                          await arun_many(self.c.conn.aio, calls), strict=True):
@@ -119,7 +120,7 @@ class Upkeep:
             free = self.c.pool.free
             if free <= 0 or self.c.stopping:
                 return
-            call = commands.reclaim(self.c.keys.queue(queue), self.c.name,
+            call = ops.reclaim(self.c.keys.queue(queue), self.c.name,
                                     min_idle_ms=opts.claim_idle_ms, count=free,
                                     lock_ms=opts.claim_idle_ms, max_deliveries=opts.max_deliveries)
             deliveries = (await arun_many(self.c.conn.aio, [call]))[0]

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .errors import InvalidOptions
+from ..errors import InvalidOptions
 
 log = logging.getLogger("django_remq.policies")
 

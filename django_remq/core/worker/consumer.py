@@ -22,17 +22,19 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from . import commands, failures, jsonutil
+from .. import jsonutil
+from ..errors import MalformedMessage, PoisonMessage
+from ..policies import failures
+from ..store import ops
+from ..store.connection import Connection
+from ..store.keys import Keys
+from ..store.ops import Delivery, Outcome, Retention
+from ..store.scripts import arun_many
+from ..types import CancelToken, Message, MessageContext
 from .acker import Acker, OnApplied
-from .backoff import Backoff
-from .commands import Delivery, Outcome, Retention
-from .connection import Connection
-from .errors import MalformedMessage, PoisonMessage
-from .keys import Keys
 from .pool import ConcurrencyPool
 from .reader import Entry, StreamReader
-from .scripts import arun_many
-from .types import CancelToken, Message, MessageContext
+from .reconnect import Backoff
 from .upkeep import Upkeep
 
 log = logging.getLogger("django_remq.consumer")
@@ -185,7 +187,7 @@ class Consumer:
     async def _fetch(self, queues: Sequence[str]) -> bool:
         """Read and deliver in one script per queue (no blocking); ``True`` if it found work."""
         queues, each = self.reader.share(queues, self.pool.free)
-        calls = [commands.fetch(self.keys.queue(q), self.name, each,
+        calls = [ops.fetch(self.keys.queue(q), self.name, each,
                                 lock_ms=self.options.claim_idle_ms,
                                 max_deliveries=self.options.max_deliveries) for q in queues]
         try:
@@ -217,7 +219,7 @@ class Consumer:
                 self._start(e.queue, Delivery(e.entry_id, e.job_id, "run", e.fields), mark)
                 started.add(e.entry_id)
         qs = list(by_queue)
-        calls = [commands.deliver(self.keys.queue(q), self.name, by_queue[q],
+        calls = [ops.deliver(self.keys.queue(q), self.name, by_queue[q],
                                   lock_ms=self.options.claim_idle_ms,
                                   max_deliveries=self.options.max_deliveries) for q in qs]
         try:

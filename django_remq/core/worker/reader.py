@@ -9,8 +9,8 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from .connection import Connection
-from .keys import GROUP, Keys
+from ..store.connection import Connection
+from ..store.keys import GROUP, Keys
 
 log = logging.getLogger("django_remq.reader")
 

@@ -10,12 +10,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from . import jsonutil, scripts
-from .keys import GROUP, STATUSES, Keys, QueueKeys
+from .. import jsonutil
+from ..store import scripts
+from ..store.keys import GROUP, STATUSES, Keys, QueueKeys
+from ..store.records import pairs_to_dict
+from ..store.scripts import Arg, Call, Script
+from ..types import DlqEntry, WorkerInfo
 from .plan import Cmd
-from .records import pairs_to_dict
-from .scripts import Arg, Call, Script
-from .types import DlqEntry, WorkerInfo
 
 ChangeCode = Literal["ok", "noop", "requested", "missing", "state"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from .sdk_plans import SdkPlans
-from .types import AdminJobData, DlqEntry, QueueInfo, TaskStats, WorkerInfo
+from ..types import AdminJobData, DlqEntry, QueueInfo, TaskStats, WorkerInfo
+from .plans import SdkPlans
 
 
 class Sdk(SdkPlans):

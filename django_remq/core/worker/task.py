@@ -14,14 +14,15 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import commands, jsonutil
-from .connection import Connection
-from .keys import QueueKeys
-from .scripts import arun
-from .types import CancelToken, EmitOptions, Message
+from .. import jsonutil
+from ..store import ops
+from ..store.connection import Connection
+from ..store.keys import QueueKeys
+from ..store.scripts import arun
+from ..types import CancelToken, EmitOptions, Message
 
 if TYPE_CHECKING:
-    from .task_manager import TaskManager
+    from ..task_manager import TaskManager
 
 EventSink = Callable[[dict[str, Any]], Any]
 
@@ -61,7 +62,7 @@ class TaskUpdates:
             await asyncio.shield(self.ready)
         while self._items:
             items, self._items = self._items, []
-            await arun(self.conn.aio, commands.update(self.qk, self.job_id, items, self.max_logs))
+            await arun(self.conn.aio, ops.update(self.qk, self.job_id, items, self.max_logs))
 
     async def drain(self) -> None:
         """Wait for every queued write and tracked follow-up (errors are the caller's)."""

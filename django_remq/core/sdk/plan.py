@@ -18,7 +18,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError
 
-from .scripts import Arg, Call
+from ..store.scripts import Arg, Call
 
 T = TypeVar("T")
 

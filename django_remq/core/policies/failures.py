@@ -6,9 +6,10 @@ import time
 import traceback
 from collections.abc import Mapping
 
-from . import dlq, jsonutil
-from .commands import Outcome
-from .errors import MalformedMessage, PoisonMessage, UnknownEvent
+from .. import jsonutil
+from ..errors import MalformedMessage, PoisonMessage, UnknownEvent
+from ..store.ops import Outcome
+from . import dlq
 
 MAX_TRACEBACK = 8_000
 

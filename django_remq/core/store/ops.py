@@ -10,7 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import jsonutil, scripts
+from .. import jsonutil
+from . import scripts
 from .keys import GROUP, QueueKeys
 from .records import pairs_to_dict
 from .scripts import Arg, Call

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import jsonutil
-from .options import retries_of
-from .types import AdminJobData, JobError, JobState, LogEntry
+from .. import jsonutil
+from ..options import retries_of
+from ..types import AdminJobData, JobError, JobState, LogEntry
 
 Fields = Mapping[bytes | str, bytes | str]
 

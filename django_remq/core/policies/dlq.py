@@ -32,12 +32,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import jsonutil
-from .connection import Connection
-from .errors import InvalidOptions
-from .keys import Keys
-from .records import decode
-from .types import Message
+from .. import jsonutil
+from ..errors import InvalidOptions
+from ..store.connection import Connection
+from ..store.keys import Keys
+from ..store.records import decode
+from ..types import Message
 
 log = logging.getLogger("django_remq.dlq")
 

@@ -34,12 +34,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from . import jsonutil, scripts
-from .connection import Connection
-from .errors import InvalidOptions
-from .keys import Keys
-from .loops import repeat
-from .scripts import Arg, Call, arun
+from .. import jsonutil
+from ..errors import InvalidOptions
+from ..store import scripts
+from ..store.connection import Connection
+from ..store.keys import Keys
+from ..store.scripts import Arg, Call, arun
+from ..worker.loops import repeat
 
 log = logging.getLogger("django_remq.cron")
 

@@ -15,16 +15,16 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from . import admin_commands as ac
-from . import jsonutil
-from .admin_commands import Change, Entry
-from .commands import Retention
-from .connection import Connection, RedisLike
-from .errors import InvalidJobState, InvalidOptions, MalformedMessage
-from .keys import FINAL_STATUSES, STATUSES, Keys, QueueKeys, validate_queue_name
+from .. import jsonutil
+from ..errors import InvalidJobState, InvalidOptions, MalformedMessage
+from ..store.connection import Connection, RedisLike
+from ..store.keys import FINAL_STATUSES, STATUSES, Keys, QueueKeys, validate_queue_name
+from ..store.ops import Retention
+from ..store.records import decode
+from ..types import AdminJobData, DlqEntry, QueueInfo, TaskStats, WorkerInfo
+from . import ops as ac
+from .ops import Change, Entry
 from .plan import Cmd, Plan, adrive, drive
-from .records import decode
-from .types import AdminJobData, DlqEntry, QueueInfo, TaskStats, WorkerInfo
 
 log = logging.getLogger("django_remq.sdk")
 

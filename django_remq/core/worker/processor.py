@@ -19,22 +19,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import dlq, failures, jsonutil
-from .commands import Outcome, Retention
-from .connection import Connection
+from .. import jsonutil
+from ..errors import InvalidOptions, JobCancelled, TaskTimeout, UnknownEvent
+from ..options import retries_of
+from ..policies import dlq, failures
+from ..policies.cron import CronScheduler, Schedule, timezone
+from ..policies.debounce import DebounceManager
+from ..policies.dlq import DeadLetterConfig, DeadLetterWriter
+from ..policies.retry import RetryPolicy
+from ..store.connection import Connection
+from ..store.keys import Keys
+from ..store.ops import Outcome, Retention
+from ..types import Message, MessageContext, ProcessorOptions
 from .consumer import Consumer, ConsumerOptions
-from .cron import CronScheduler, Schedule, timezone
-from .debounce import DebounceManager
-from .dlq import DeadLetterConfig, DeadLetterWriter
-from .errors import InvalidOptions, JobCancelled, TaskTimeout, UnknownEvent
-from .keys import Keys
-from .options import retries_of
-from .policies import RetryPolicy
 from .task import EventSink, HandlerContext, Task, TaskUpdates
-from .types import Message, MessageContext, ProcessorOptions
 
 if TYPE_CHECKING:
-    from .task_manager import TaskManager
+    from ..task_manager import TaskManager
 
 log = logging.getLogger("django_remq.processor")
 

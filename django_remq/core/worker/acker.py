@@ -18,12 +18,12 @@ from collections.abc import Callable
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from . import commands
-from .backoff import Backoff
-from .commands import Outcome, Retention
-from .connection import Connection
-from .keys import Keys
-from .scripts import arun_many
+from ..store import ops
+from ..store.connection import Connection
+from ..store.keys import Keys
+from ..store.ops import Outcome, Retention
+from ..store.scripts import arun_many
+from .reconnect import Backoff
 
 log = logging.getLogger("django_remq.acker")
 
@@ -54,7 +54,7 @@ class Acker:
         while self._buffer:
             batch, self._buffer = self._buffer, defaultdict(list)
             queues = list(batch)
-            calls = [commands.finish(self.keys.queue(q), batch[q], self.retention) for q in queues]
+            calls = [ops.finish(self.keys.queue(q), batch[q], self.retention) for q in queues]
             try:
                 replies = await arun_many(self.conn.aio, calls)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:

@@ -38,13 +38,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from . import jsonutil, scripts
-from .commands import NewJob, Outcome
-from .connection import Connection
-from .errors import InvalidOptions
-from .keys import Keys, QueueKeys
-from .scripts import Arg, Call, arun
-from .types import Message
+from .. import jsonutil
+from ..errors import InvalidOptions
+from ..store import scripts
+from ..store.connection import Connection
+from ..store.keys import Keys, QueueKeys
+from ..store.ops import NewJob, Outcome
+from ..store.scripts import Arg, Call, arun
+from ..types import Message
 
 log = logging.getLogger("django_remq.debounce")
 
