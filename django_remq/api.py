@@ -66,6 +66,10 @@ def build_task_manager(*, concurrency: int | None = None,
                           concurrency=concurrency or conf.concurrency,
                           processor=options or None,  # type: ignore[arg-type]
                           expose=expose, prefix=conf.prefix)
+    if expose is None:
+        from .consumers.delivery import sink_for
+
+        tm.expose = sink_for(tm)  # live events to the WebSocket gateway, if a layer is set
     register_declared(tm)
     return tm
 

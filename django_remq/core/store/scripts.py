@@ -58,6 +58,7 @@ RENEW = _load("renew")
 UPDATE = _load("update")
 CRON = _load("cron")
 DEBOUNCE = _load("debounce")
+WATCH = _load("watch")
 DEBOUNCE_EMIT = _load("debounce_emit")
 
 ADMIN_READ = _load_admin("admin_read")
@@ -72,7 +73,7 @@ ADMIN_BULK = _load_admin("admin_bulk")
 ADMIN_RESTORE = _load_admin("admin_restore")
 ADMIN_CANCEL_REQUESTS = _load_admin("admin_cancel_requests")
 
-ALL = (EMIT, DELIVER, FINISH, PROMOTE, RENEW, UPDATE, CRON, DEBOUNCE, DEBOUNCE_EMIT,
+ALL = (EMIT, DELIVER, FINISH, PROMOTE, RENEW, UPDATE, CRON, DEBOUNCE, DEBOUNCE_EMIT, WATCH,
        ADMIN_READ, ADMIN_LIST, ADMIN_STATS, ADMIN_RETRY, ADMIN_CANCEL, ADMIN_PAUSE, ADMIN_RESUME,
        ADMIN_DELETE, ADMIN_BULK, ADMIN_RESTORE, ADMIN_CANCEL_REQUESTS)
 
