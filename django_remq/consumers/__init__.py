@@ -12,13 +12,26 @@ importing Channels' consumer machinery.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .gateway import TaskGatewayConsumer
 
-__all__ = ["TaskGatewayConsumer"]
+__all__ = ["TaskGatewayConsumer", "install_expose"]
+
+
+def install_expose() -> None:
+    """Let the engine's ``expose=PORT`` serve this gateway (imports it when used)."""
+    from ..core import TaskManager
+
+    async def serve(tm: TaskManager, port: int) -> Callable[[], Awaitable[None]]:
+        from .expose import serve_for
+
+        return await serve_for(tm, port)
+
+    TaskManager.gateway_server = serve
 
 
 def __getattr__(name: str) -> Any:
