@@ -169,8 +169,8 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.send_json({"type": "subscribed", "taskId": task_id, "queue": queue,
                               "status": state.status, "progress": progress.get("progress"),
                               "data": progress.get("data")})
-        if state.status in FINAL:
-            await self._send_finished(task_id, queue, state)
+        if state.status in FINAL:  # its end, as an answer to this subscribe
+            await self._send_finished(task_id, queue, state, again=True)
 
     async def unsubscribe(self, task_id: str) -> None:
         await self._unfollow(task_id)
@@ -205,8 +205,9 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             cutoff = time.monotonic() - 60
             self.done = {k: t for k, t in self.done.items() if t > cutoff}
 
-    async def _send_finished(self, task_id: str, queue: str, state: Watched | None) -> None:
-        if task_id in self.done:
+    async def _send_finished(self, task_id: str, queue: str, state: Watched | None, *,
+                             again: bool = False) -> None:
+        if task_id in self.done and not again:
             return
         self._mark_finished(task_id)
         await self.send_json({"type": "task_finished", "taskId": task_id, "queue": queue,
