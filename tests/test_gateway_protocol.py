@@ -42,7 +42,8 @@ async def test_emit_gets_queued_then_live_updates_in_order_and_one_finished(
         assert u["taskId"] == u["id"] == task_id
         assert (u["event"], u["queue"]) == ("live.report", "default")
         assert "watched" not in u
-    assert frames[-1] == {"type": "task_finished", "taskId": task_id, "queue": "default",
+    assert frames[-1] == {"type": "task_finished", "taskId": task_id, "event": "live.report",
+                          "queue": "default",
                           "status": "completed", "error": None}
     assert await comm.receive_nothing(timeout=3)  # no second task_finished (reconcile: 2 s)
     job = env.get_job(task_id)
@@ -96,7 +97,8 @@ async def test_a_final_failure_is_finished_failed_with_its_error(env: RemqTestEn
                                                              "pause": 0})
         frames = await until_finished(comm, task_id)
     assert [f["type"] for f in frames].count("task_retry") == 2  # attempts=2: two retries
-    assert frames[-1] == {"type": "task_finished", "taskId": task_id, "queue": "default",
+    assert frames[-1] == {"type": "task_finished", "taskId": task_id, "event": "live.report",
+                          "queue": "default",
                           "status": "failed", "error": "bad report"}
     await comm.disconnect()
 

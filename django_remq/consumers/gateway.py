@@ -210,7 +210,8 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if task_id in self.done and not again:
             return
         self._mark_finished(task_id)
-        await self.send_json({"type": "task_finished", "taskId": task_id, "queue": queue,
+        await self.send_json({"type": "task_finished", "taskId": task_id, "event": state.name
+                              if state else None, "queue": queue,
                               "status": state.status if state else "deleted",
                               "error": state.error if state and state.status == "failed"
                               else None})

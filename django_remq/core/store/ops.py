@@ -171,17 +171,19 @@ class Watched:
     owner: str | None  # the user who emitted it over the gateway
     finished_at: int | None
     error: str | None  # the last error's message
+    name: str | None = None  # the event
 
 
 def watch(qk: QueueKeys, job_id: str, *, flag: bool) -> Call[Watched | None]:
     def parse(reply: Any) -> Watched | None:
         if not reply:
             return None
-        status, progress, owner, finished_at, errors = (_s(x) if x else None for x in reply)
+        status, progress, owner, finished_at, errors, name = (_s(x) if x else None
+                                                              for x in reply)
         last = jsonutil.loads(errors)[-1:] if errors else []
         return Watched(status or "waiting", jsonutil.loads(progress) if progress else None,
                        owner, int(finished_at) if finished_at else None,
-                       str(last[0].get("message")) if last else None)
+                       str(last[0].get("message")) if last else None, name)
 
     return Call(scripts.WATCH, (qk.job(job_id),), ["1" if flag else "0"], parse)
 

@@ -232,8 +232,8 @@ class Processor:
                          "retryDelayMs": delay, "watched": watched})
         else:
             status = "failed" if outcome.kind == "malformed" else outcome.kind
-            self.events({"type": "task_finished", "taskId": outcome.job_id, "queue": queue,
-                         "status": status, "error": error, "watched": watched})
+            self.events({"type": "task_finished", "taskId": outcome.job_id, "event": name,
+                         "queue": queue, "status": status, "error": error, "watched": watched})
 
 
 def _result_fields(result: Any) -> dict[str, str]:
