@@ -191,3 +191,25 @@ def test_check_warns_when_gateway_has_no_channel_layer() -> None:
     layers = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     with override_settings(REMQ={"GATEWAY": {}}, CHANNEL_LAYERS=layers):
         assert not [m for m in run_checks(tags=["remq"]) if m.id == "remq.W020"]
+
+
+async def test_expose_port_needs_the_gateway_hook_and_a_real_port(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django_remq.core import TaskManager
+    from django_remq.core.errors import InvalidOptions
+
+    with pytest.raises(InvalidOptions, match="TCP port"):
+        TaskManager.init(db=redis_url, expose=70_000)
+    monkeypatch.setattr(TaskManager, "gateway_server", None)  # a bare engine, no Django layer
+    tm = TaskManager.init(db=redis_url, expose=4000, prefix="remqtest-nohook")
+    with pytest.raises(InvalidOptions, match="needs the Django layer"):
+        await tm.start()
+    assert tm.processor is None  # nothing left running
+    tm.conn.close()
+
+
+def test_runworker_refuses_a_bad_expose_port() -> None:
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--expose must be a TCP port"):
+        call_command("runworker_remq", "--expose", "0")

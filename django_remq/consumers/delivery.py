@@ -8,7 +8,8 @@ plugged in by the Django layer when a channel layer is configured. Rules:
   watched registry) or a broadcast connection is open. Both registries are Redis
   sorted sets the sink re-reads once a second (:data:`REFRESH_S`), never per task.
 - The handler never waits: events queue in memory and one sender sends them in
-  order. While a send is on the wire, newer ``task_update`` s of a task replace its
+  order, in batches (one Channels message per group carries up to :data:`BATCH`
+  events). While a send is on the wire, newer ``task_update`` s of a task replace its
   queued one (coalesced to the latest); ``task_retry`` / ``task_finished`` are never
   coalesced. So a burst of updates costs a few messages, and a group's channels stay
   far below channels-redis's ``capacity`` (it drops what is over it, silently).
@@ -40,6 +41,7 @@ SEND_TIMEOUT_S = 2.0
 MAX_PENDING = 10_000
 WARN_EVERY_S = 30.0
 MAX_WATCHED = 100_000
+BATCH = 100  # events per Channels message at most
 _GROUP_SAFE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
@@ -89,6 +91,7 @@ class ChannelLayerSink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._down_until = 0.0
+        self._sending = False
         self._warn = RateLimitedLog()
 
     def __repr__(self) -> str:
@@ -166,37 +169,55 @@ class ChannelLayerSink:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            event = self._pending.popleft()
-            self._forget(event)
-            await self._send(event)
+            batch: list[dict[str, Any]] = []
+            while self._pending and len(batch) < BATCH:
+                event = self._pending.popleft()
+                self._forget(event)
+                batch.append(event)
+            self._sending = True
+            try:
+                await self._send(batch)
+            finally:
+                self._sending = False
 
-    async def _send(self, event: dict[str, Any]) -> None:
-        watched = bool(event.pop("watched", False)) or event["taskId"] in self.watched
-        prefix = self.keys.prefix
-        targets = ([(task_group(prefix, event["taskId"]), "task")] if watched else []) + (
-            [(broadcast_group(prefix), "broadcast")] if self.broadcast else [])
+    async def _send(self, batch: list[dict[str, Any]]) -> None:
+        """One ``group_send`` per group for the whole batch (in order), not one per event:
+        a Channels message costs a few Redis round trips, an event in it nothing."""
         if time.monotonic() < self._down_until:
-            self.dropped += 1
+            self.dropped += len(batch)
             return
-        for group, via in targets:
+        prefix = self.keys.prefix
+        by_task: dict[str, list[dict[str, Any]]] = {}
+        for event in batch:
+            if event.pop("watched", False) or event["taskId"] in self.watched:
+                by_task.setdefault(event["taskId"], []).append(event)
+        sends = [(task_group(prefix, task_id), "task", events)
+                 for task_id, events in by_task.items()]
+        if self.broadcast:
+            sends.append((broadcast_group(prefix), "broadcast", batch))
+        for group, via, events in sends:
             try:
                 await asyncio.wait_for(self.layer.group_send(
-                    group, {"type": "remq.event", "via": via, "event": event}), SEND_TIMEOUT_S)
-                self.sent += 1
+                    group, {"type": "remq.events", "via": via, "events": events}),
+                    SEND_TIMEOUT_S)
+                self.sent += len(events)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.dropped += 1
+                self.dropped += len(events)
                 self._down_until = time.monotonic() + REFRESH_S
-                self._warn.warning("gateway: live event for task %s not sent (%s: %s); the "
-                                   "task goes on, its progress is on the job record",
-                                   event["taskId"], type(exc).__name__, exc)
+                self._warn.warning("gateway: live events not sent (%s: %s); tasks go on, "
+                                   "their progress is on the job record",
+                                   type(exc).__name__, exc)
                 return
 
     async def aclose(self) -> None:
         """Send what is queued (bounded by the send timeout), then stop."""
+        if self._loop is not asyncio.get_running_loop():  # started on another loop, or never
+            self._tasks, self._loop = [], None
+            return
         deadline = time.monotonic() + SEND_TIMEOUT_S
-        while self._pending and time.monotonic() < deadline and self._tasks:
+        while (self._pending or self._sending) and self._tasks and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         for task in self._tasks:
             task.cancel()

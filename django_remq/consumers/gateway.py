@@ -25,6 +25,7 @@ from ..conf import get_settings
 from ..core import TaskManager
 from ..core.errors import InvalidOptions
 from ..core.store import ops
+from ..core.store.keys import validate_queue_name
 from ..core.store.ops import NewJob, Watched
 from ..core.store.scripts import arun_many
 from .delivery import broadcast_group, task_group
@@ -148,8 +149,11 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.send_json({"type": "queued", "taskId": task_id})
 
     async def subscribe(self, task_id: str, queue: Any) -> None:
-        if queue is not None and not isinstance(queue, str):
-            raise ClientError("invalid_message", "\"queue\" must be a string", task_id)
+        if queue is not None:
+            try:
+                validate_queue_name(queue)
+            except ValueError as exc:
+                raise ClientError("invalid_message", f"\"queue\": {exc}", task_id) from None
         found = await self._lookup(task_id, queue)
         owner = found[1].owner if found else None
         if not await self.policy.check("can_subscribe", self.scope, task_id, owner):
@@ -178,19 +182,21 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     # -- events from workers (channel layer) -----------------------------------------
 
-    async def remq_event(self, message: dict[str, Any]) -> None:
-        event = message["event"]
-        task_id = event["taskId"]
-        if message.get("via") == "broadcast":
-            if task_id in self.watching:
-                return  # it comes through the task's own group, in order
-        elif task_id not in self.watching:
-            return  # unsubscribed, or finished already
-        if task_id in self.done:
-            return
-        if event["type"] == "task_finished":
-            self._mark_finished(task_id)
-        await self.send_json(event)
+    async def remq_events(self, message: dict[str, Any]) -> None:
+        """A batch of live events from a worker, in order (see :mod:`.delivery`)."""
+        broadcast = message.get("via") == "broadcast"
+        for event in message["events"]:
+            task_id = event["taskId"]
+            if broadcast:
+                if task_id in self.watching:
+                    continue  # it comes through the task's own group, in order
+            elif task_id not in self.watching:
+                continue  # unsubscribed, or finished already
+            if task_id in self.done:
+                continue
+            if event["type"] == "task_finished":
+                self._mark_finished(task_id)
+            await self.send_json(event)
 
     def _mark_finished(self, task_id: str) -> None:
         """Synchronous on purpose: the one place that lets a task_finished through."""

@@ -290,6 +290,9 @@ class TaskManager:
             return
         processor, self.processor = self.processor, None
         await processor.close()
+        flush = getattr(self.expose, "aclose", None)  # a sink may hold events still unsent
+        if flush is not None:
+            await flush()
         if self._close_gateway is not None:
             close, self._close_gateway = self._close_gateway, None
             await close()
