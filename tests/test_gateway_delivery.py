@@ -213,3 +213,31 @@ def test_runworker_refuses_a_bad_expose_port() -> None:
 
     with pytest.raises(CommandError, match="--expose must be a TCP port"):
         call_command("runworker_remq", "--expose", "0")
+
+
+async def test_a_channel_layer_that_hangs_never_blocks_the_task(
+        redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A server that accepts connections and never answers: sends time out, tasks go on."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    port = silent.getsockname()[1]
+    try:
+        with gateway_env(redis_url, layer_hosts=[f"redis://127.0.0.1:{port}/0"]) as test_env:
+            keys = test_env.task_manager.keys
+            far = int(time.time() * 1000) + 60_000
+            test_env.task_manager.conn.sync.zadd(keys.gateway_broadcast, {"someone": far})
+            caplog.set_level(logging.WARNING, "django_remq.gateway")
+            ids = [emit("live.report", data={"steps": 3, "pause": 0}) for _ in range(5)]
+            started = time.monotonic()
+            async with worker():
+                while any((j := test_env.get_job(i)) is None or j.status != "completed"
+                          for i in ids):
+                    await asyncio.sleep(0.05)
+                took = time.monotonic() - started
+            assert took < 10  # the 2 s send timeout is the sender's, never the task's
+            assert any("TimeoutError" in r.getMessage() for r in caplog.records)
+    finally:
+        silent.close()
