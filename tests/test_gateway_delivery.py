@@ -241,3 +241,35 @@ async def test_a_channel_layer_that_hangs_never_blocks_the_task(
             assert any("TimeoutError" in r.getMessage() for r in caplog.records)
     finally:
         silent.close()
+
+
+async def test_expose_server_checks_origin_but_lets_non_browser_clients_in(
+        env: RemqTestEnv) -> None:
+    """The --expose server: a page of another site is refused; a client that sends no
+    Origin (the original's Node/Deno clients) connects, and the policy still applies."""
+    import json
+    import socket
+
+    from websockets.asyncio.client import connect as ws_connect
+    from websockets.exceptions import ConnectionClosed
+
+    from django_remq.consumers.expose import serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with override_settings(ALLOWED_HOSTS=["127.0.0.1"]):
+        close = await serve(port, host="127.0.0.1")
+    try:
+        async with ws_connect(f"ws://127.0.0.1:{port}/",
+                              additional_headers={"Origin": "http://evil.example"}) as evil:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(evil.recv(), 10)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4003
+        async with ws_connect(f"ws://127.0.0.1:{port}/") as client:  # no Origin, no session
+            await client.send(json.dumps({"event": "live.report"}))
+            reply = json.loads(await asyncio.wait_for(client.recv(), 10))
+            assert (reply["type"], reply["code"]) == ("error", "not_permitted")
+    finally:
+        await close()

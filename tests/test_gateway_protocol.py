@@ -197,3 +197,20 @@ async def test_broadcast_is_refused_to_non_staff_who_see_nothing_else(
         assert await comm.receive_nothing(timeout=1.5)  # nothing of another's task
     await emit_over(comm, "live.report")  # the connection still works
     await comm.disconnect()
+
+
+async def test_default_limits_are_64_kib_frames_and_100_tasks_in_flight(
+        env: RemqTestEnv) -> None:
+    comm = await connect(ADA)
+    frame = json.dumps({"event": "live.report", "data": ""})
+    padding = 64 * 1024 - len(frame)
+    await comm.send_to(text_data=json.dumps({"event": "live.report", "data": "x" * padding}))
+    assert (await comm.receive_json_from(timeout=10))["type"] == "queued"  # exactly 64 KiB
+    await comm.send_to(text_data=json.dumps({"event": "live.report",
+                                             "data": "x" * (padding + 1)}))
+    assert (await comm.receive_json_from(timeout=10))["code"] == "too_large"
+    for _ in range(99):
+        await emit_over(comm, "live.report")
+    await comm.send_json_to({"event": "live.report"})
+    assert (await comm.receive_json_from(timeout=10))["code"] == "too_many_in_flight"
+    await comm.disconnect()
