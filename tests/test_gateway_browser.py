@@ -1,6 +1,9 @@
 """The example project's live pages in a real browser (Playwright driving Debian's
 chromium): a signed-in user generates a report and watches it to 100 % with a retry
-notice; staff watch every task on the live feed (a broadcast connection)."""
+notice; staff watch every task on the live feed (a broadcast connection).
+
+``REMQ_SAVE_SCREENSHOTS=1`` writes the screenshots the README shows
+(docs/screenshots/live-progress.png, live-feed.png)."""
 
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ import redis
 from playwright import sync_api
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "docs" / "screenshots"
+#: REMQ_SAVE_SCREENSHOTS=1 refreshes the README's screenshots (else they go to tmp_path)
+SAVE_SHOTS = os.environ.get("REMQ_SAVE_SCREENSHOTS") == "1"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -82,7 +86,8 @@ def sign_in(browser: object, base: str, user: str, path: str) -> object:
 
 
 def test_live_report_fills_to_100_with_a_retry_notice_and_staff_see_it_on_the_feed(
-        demo: str) -> None:
+        demo: str, tmp_path: Path) -> None:
+    shots = ROOT / "docs" / "screenshots" if SAVE_SHOTS else tmp_path
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -101,14 +106,14 @@ def test_live_report_fills_to_100_with_a_retry_notice_and_staff_see_it_on_the_fe
             assert "the report service timed out" in page.inner_text(  # type: ignore[attr-defined]
                 "#notice")
             assert page.inner_text("#step") == "report ready"  # type: ignore[attr-defined]
-            SHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOTS / "live-progress.png"))  # type: ignore[attr-defined]
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / "live-progress.png"))  # type: ignore[attr-defined]
             feed.wait_for_selector("tr.task_finished", timeout=10_000)  # type: ignore[attr-defined]
             rows = feed.inner_text("#rows")  # type: ignore[attr-defined]
             assert "generate-report" in rows
             assert "task_retry" in rows
             assert "completed" in rows
-            feed.screenshot(path=str(SHOTS / "live-feed.png"))  # type: ignore[attr-defined]
+            feed.screenshot(path=str(shots / "live-feed.png"))  # type: ignore[attr-defined]
             denied = sign_in(browser, demo, "demo", "/live/")  # a non-staff user...
             denied.goto(demo + "/live/feed/")  # type: ignore[attr-defined]
             assert "/login/" in denied.url  # type: ignore[attr-defined]  # ...has no feed
