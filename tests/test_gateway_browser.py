@@ -114,6 +114,12 @@ def test_live_report_fills_to_100_with_a_retry_notice_and_staff_see_it_on_the_fe
             assert "task_retry" in rows
             assert "completed" in rows
             feed.screenshot(path=str(shots / "live-feed.png"))  # type: ignore[attr-defined]
+            page.click("#generate")  # type: ignore[attr-defined]  # again, and reload mid-way:
+            page.wait_for_selector("#percent:has-text('25%')")  # type: ignore[attr-defined]
+            page.reload()  # type: ignore[attr-defined]  # the page subscribes and resumes
+            page.wait_for_selector("#state.completed", timeout=60_000)  # type: ignore[attr-defined]
+            assert page.inner_text("#percent") == "100%"  # type: ignore[attr-defined]
+            assert "subscribed" in page.inner_text("#log")  # type: ignore[attr-defined]
             denied = sign_in(browser, demo, "demo", "/live/")  # a non-staff user...
             denied.goto(demo + "/live/feed/")  # type: ignore[attr-defined]
             assert "/login/" in denied.url  # type: ignore[attr-defined]  # ...has no feed
