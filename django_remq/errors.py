@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 
 from .core.errors import (
+    CorruptRecord,
     DuplicateHandler,
     InvalidJobState,
     InvalidOptions,
@@ -34,7 +35,7 @@ class InvalidHandlerOptions(ImproperlyConfiguredRemq, InvalidOptions):
 
 
 __all__ = [
-    "DuplicateHandler", "DuplicateHandlerDeclared", "ImproperlyConfiguredRemq",
+    "CorruptRecord", "DuplicateHandler", "DuplicateHandlerDeclared", "ImproperlyConfiguredRemq",
     "InvalidHandlerOptions",
     "InvalidJobState", "InvalidOptions", "JobNotFound", "MalformedMessage", "PoisonMessage",
     "RemqError", "TaskTimeout", "UnknownEvent",

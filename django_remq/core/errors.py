@@ -35,6 +35,11 @@ class MalformedMessage(RemqError):
     """A stream entry or job record that cannot be decoded."""
 
 
+class CorruptRecord(MalformedMessage):
+    """A job record (or a DLQ entry's copy of one) that cannot be decoded; the message names
+    the job and the field. The only error decoding a record ever raises."""
+
+
 class PoisonMessage(RemqError):
     """A job was delivered too many times without finishing (it keeps killing workers?)."""
 

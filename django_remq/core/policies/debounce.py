@@ -139,6 +139,3 @@ class DebounceManager:
         log.info("job %s (%s) skipped, %s", message.id, message.name, reason)
         log_line(reason)
         return Outcome(message.entry_id, message.id, "cancelled", {"reason": reason})
-
-    def cleanup(self) -> None:
-        """Nothing held in process memory: windows expire in Redis by themselves."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .. import jsonutil
-from ..store import scripts
+from ..store import records, scripts
 from ..store.keys import GROUP, STATUSES, Keys, QueueKeys
 from ..store.records import pairs_to_dict
 from ..store.scripts import Arg, Call, Script
@@ -104,14 +104,8 @@ def bulk(qk: QueueKeys, action: Literal["retry", "delete"], status: str, max_sco
     return Call(scripts.ADMIN_BULK, qk.script_keys, args, int)
 
 
-def read(qk: QueueKeys, job_ids: Sequence[str],
-         with_logs: bool = False) -> Call[list[tuple[dict[str, str], list[str]]]]:
-    """Records (and logs) of ``job_ids``, in order; a missing job has empty fields."""
-    def parse(reply: Any) -> list[tuple[dict[str, str], list[str]]]:
-        return [(pairs_to_dict(flat), [_s(x) for x in logs]) for _, flat, logs in reply]
-
-    args: list[Arg] = [*_base(qk), "1" if with_logs else "0", *job_ids]
-    return Call(scripts.ADMIN_READ, qk.script_keys, args, parse)
+#: Records (and logs) of job ids: the store's one reader.
+read = records.read
 
 
 def stats(qk: QueueKeys) -> Call[tuple[bool, dict[str, int]]]:

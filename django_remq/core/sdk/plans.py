@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from .. import jsonutil
-from ..errors import InvalidJobState, InvalidOptions, MalformedMessage
+from ..errors import CorruptRecord, InvalidJobState, InvalidOptions, MalformedMessage
 from ..store.connection import Connection, RedisLike
 from ..store.keys import FINAL_STATUSES, STATUSES, Keys, QueueKeys, validate_queue_name
 from ..store.ops import Retention
@@ -286,11 +286,7 @@ def _merged_page(queues: Sequence[str], qks: Sequence[QueueKeys], statuses: Sequ
 
 
 def _decode(fields: dict[str, str], logs: list[str] | None, queue: str) -> AdminJobData:
-    try:
-        return decode(fields, logs)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise MalformedMessage(f"job {fields.get('id', '?')} in queue {queue!r} has a corrupt "
-                               f"record: {type(exc).__name__}: {exc}") from None
+    return decode(fields, logs, queue)
 
 
 def _decode_entry(entry: Entry, queue: str) -> AdminJobData | None:
@@ -298,7 +294,7 @@ def _decode_entry(entry: Entry, queue: str) -> AdminJobData | None:
         return None  # the record expired; its index entry goes with the next trim
     try:
         return _decode(entry.fields, None, queue)
-    except MalformedMessage as exc:
+    except CorruptRecord as exc:
         log.warning("%s (left out of the listing)", exc)
         return None
 

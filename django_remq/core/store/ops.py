@@ -19,6 +19,8 @@ from .scripts import Arg, Call
 Verdict = Literal["run", "gone", "requeued", "poison", "malformed"]
 OutcomeKind = Literal["completed", "failed", "cancelled", "retry", "malformed"]
 KEEP = -1  # "no limit" in retention arguments
+#: finish.lua's reply for an outcome whose record it could not update (now failed, corrupt)
+FINISH_CORRUPT = 2
 
 
 @dataclass(frozen=True)

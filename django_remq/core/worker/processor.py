@@ -127,7 +127,6 @@ class Processor:
 
     def cleanup(self) -> None:
         """Release the thread pool (abandoned sync handlers finish in the background)."""
-        self.debounce.cleanup()
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.executor = None
