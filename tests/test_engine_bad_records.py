@@ -93,7 +93,7 @@ async def test_one_record_with_bad_options_does_not_drop_other_dlq_entries(make_
     assert sdk.get_job(ids[1], "default").status == "failed"
 
 
-@pytest.mark.parametrize("fields, field", [
+@pytest.mark.parametrize(("fields", "field"), [
     ({"options": "[1, 2]"}, "options"),
     ({"options": "{not json"}, "options"),
     ({"data": "{oops"}, "data"),

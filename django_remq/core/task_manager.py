@@ -16,7 +16,12 @@ from typing import Any
 
 from . import jsonutil
 from .errors import DuplicateHandler, InvalidOptions
-from .options import run_at_ms, validate_emit_options, validate_handler_options
+from .options import (
+    check_emit_item,
+    run_at_ms,
+    validate_emit_options,
+    validate_handler_options,
+)
 from .policies import debounce
 from .policies.cron import CronSpec
 from .store import ops
@@ -191,6 +196,7 @@ class TaskManager:
         chunk: defaultdict[str, list[NewJob]] = defaultdict(list)
         ids: list[str] = []
         for n, item in enumerate(items):
+            check_emit_item(n, item)
             unknown = set(item) - EMIT_ITEM_KEYS
             if unknown or "event" not in item:
                 raise InvalidOptions(f"emit_many item {n}: needs 'event' and may have queue, "

@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 from .. import jsonutil
 from ..errors import InvalidOptions
+from ..options import MAX_MS
 from ..store import scripts
 from ..store.connection import Connection
 from ..store.keys import Keys, QueueKeys
@@ -77,9 +78,9 @@ class DebounceSpec:
         max_wait, key = value.get("max_wait_ms", 0), value.get("key")
         for name, num in (("window_ms", window), ("max_wait_ms", max_wait)):
             if not isinstance(num, int) or isinstance(num, bool) or num < 0 or (
-                    name == "window_ms" and num < 1):
-                raise InvalidOptions(f"{where}: {name!r} must be a positive int (ms), "
-                                     f"got {num!r}")
+                    name == "window_ms" and num < 1) or num > MAX_MS:
+                raise InvalidOptions(f"{where}: {name!r} must be a positive int (ms, at most "
+                                     f"{MAX_MS}), got {num!r}")
         if mode not in ("leading", "trailing"):
             raise InvalidOptions(f"{where}: 'mode' must be 'leading' or 'trailing', got {mode!r}")
         if key is not None and not callable(key):
