@@ -26,7 +26,7 @@ RedisLike = str | redis.Redis | redis.asyncio.Redis
 #: Seconds to wait for a reply / for a connection, for clients made from a URL.
 DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
-_TIMEOUTS = {"socket_timeout": DEFAULT_SOCKET_TIMEOUT,
+_TIMEOUTS: dict[str, Any] = {"socket_timeout": DEFAULT_SOCKET_TIMEOUT,
              "socket_connect_timeout": DEFAULT_CONNECT_TIMEOUT}
 
 _SYNC_TO_ASYNC = {
