@@ -61,7 +61,7 @@ def build_task_manager(*, concurrency: int | None = None,
     # cron patterns tick in the project's time zone unless PROCESSOR says otherwise
     options = {"timezone": django_settings.TIME_ZONE or "UTC", **conf.processor,
                **(processor or {})}
-    tm = TaskManager.init(db=conf.redis_url, ctx=conf.build_ctx(),
+    tm = TaskManager.init(db=conf.connection_url, ctx=conf.build_ctx(),
                           concurrency=concurrency or conf.concurrency,
                           processor=options or None,  # type: ignore[arg-type]
                           expose=expose, prefix=conf.prefix)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
@@ -35,6 +36,18 @@ _SYNC_TO_ASYNC = {
     redis.SSLConnection: redis.asyncio.SSLConnection,
 }
 _ASYNC_TO_SYNC = {v: k for k, v in _SYNC_TO_ASYNC.items()}
+
+
+def with_timeouts(url: str, socket_timeout: float, socket_connect_timeout: float) -> str:
+    """``url`` with these timeouts in its query, where the query does not set them already
+    (settings give defaults; a URL's own query is the more specific choice)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = {k for k, _ in query}
+    query += [(k, str(v)) for k, v in (("socket_timeout", socket_timeout),
+                                         ("socket_connect_timeout", socket_connect_timeout))
+              if k not in given]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def describe(db: RedisLike) -> str:
