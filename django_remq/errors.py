@@ -19,6 +19,7 @@ from .core.errors import (
     RemqError,
     TaskTimeout,
     UnknownEvent,
+    UnknownEventWarning,
 )
 
 
@@ -38,5 +39,5 @@ __all__ = [
     "CorruptRecord", "DuplicateHandler", "DuplicateHandlerDeclared", "ImproperlyConfiguredRemq",
     "InvalidHandlerOptions",
     "InvalidJobState", "InvalidOptions", "JobNotFound", "MalformedMessage", "PoisonMessage",
-    "RemqError", "TaskTimeout", "UnknownEvent",
+    "RemqError", "TaskTimeout", "UnknownEvent", "UnknownEventWarning",
 ]

@@ -72,3 +72,10 @@ def test_cli_turns_bad_ids_into_command_errors(remq: RemqTestEnv) -> None:  # no
     for args in (("dlq", "delete", "bogus"), ("dlq", "requeue", "bogus")):
         with pytest.raises(CommandError, match="DLQ entry id"):
             call_command("remq", *args, stdout=StringIO())
+
+
+def test_emit_of_an_undeclared_event_warns_with_the_declared_ones(remq: RemqTestEnv) -> None:  # noqa: F811
+    from django_remq.errors import UnknownEventWarning
+
+    with pytest.warns(UnknownEventWarning, match=r"known events: .*alpha\.echo"):
+        emit("alpha.ecko", queue="alpha")

@@ -119,3 +119,31 @@ def test_sdk_refuses_bad_ids_clearly(r, prefix):
         with pytest.raises(InvalidOptions, match="job id"):
             sdk.cancel_job(bad, "default")  # type: ignore[arg-type]
     assert sdk.delete_dlq("1-0") is False  # well-formed but absent: just False
+
+
+def test_emit_of_an_unknown_event_warns_once_with_the_known_events(make_tm):
+    import warnings
+
+    from django_remq.core.errors import UnknownEventWarning
+
+    tm: TaskManager = make_tm()
+    tm.register_handler("send-email", lambda t, c: None)
+    tm.register_handler("resize", lambda t, c: None, queue="images")
+    with pytest.warns(UnknownEventWarning, match="known events: resize, send-email") as seen:
+        tm.emit("send-emial")
+    assert seen[0].filename == __file__  # points at the caller's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tm.emit("send-emial")  # once per event
+        tm.emit("send-email")  # known: silent
+    with pytest.warns(UnknownEventWarning, match="'other'"):
+        tm.emit_many([{"event": "other"}])
+
+
+def test_no_warning_when_this_process_knows_no_handlers(make_tm):
+    import warnings
+
+    tm: TaskManager = make_tm()  # a pure producer: handlers live elsewhere
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tm.emit("anything")

@@ -18,6 +18,7 @@ from .errors import (
     RemqError,
     TaskTimeout,
     UnknownEvent,
+    UnknownEventWarning,
 )
 from .store.keys import Keys
 from .task_manager import HandlerEntry, TaskManager
@@ -32,5 +33,5 @@ __all__ = [
     "HandlerContext", "HandlerEntry", "InvalidJobState", "InvalidOptions", "JobCancelled",
     "JobNotFound", "Keys", "MalformedMessage", "PoisonMessage", "Processor",
     "ProcessorSettings", "RemqError", "StreamReader", "Task", "TaskManager", "TaskTimeout",
-    "UnknownEvent",
+    "UnknownEvent", "UnknownEventWarning",
 ]

@@ -50,3 +50,10 @@ class JobCancelled(RemqError):
 
 class TaskTimeout(RemqError, TimeoutError):
     """A handler ran past its ``timeout_ms``."""
+
+
+class UnknownEventWarning(RuntimeWarning):
+    """``emit`` of an event no handler is registered for in this process (while some are):
+    likely a typo, and the job would fail ``UnknownEvent`` on the worker. Warned once per
+    event; silence it with ``warnings.filterwarnings("ignore", category=...)`` when another
+    service handles the event."""

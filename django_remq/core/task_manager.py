@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import jsonutil
-from .errors import DuplicateHandler, InvalidOptions
+from .errors import DuplicateHandler, InvalidOptions, UnknownEventWarning
 from .options import (
     check_emit_item,
     run_at_ms,
@@ -66,6 +67,7 @@ class TaskManager:
         self._handlers: dict[tuple[str, str], HandlerEntry] = {}
         self._queues_of: defaultdict[str, list[str]] = defaultdict(list)
         self._known_queues: set[str] = set()
+        self._warned_events: set[str] = set()
         self.processor: Processor | None = None
 
     @classmethod
@@ -131,6 +133,8 @@ class TaskManager:
             known = self._queues_of.get(event)
             queue = known[0] if known and len(known) == 1 else "default"
         validate_queue_name(queue)
+        if self._handlers and event not in self._queues_of:
+            self._warn_unknown(event)
         entry = self._handlers.get((queue, event))
         if entry is not None:
             opts = {**entry.options, **opts}
@@ -144,6 +148,15 @@ class TaskManager:
             msg = debounce.provisional_message(job_id, event, queue, data, opts)
             trailing = (event, entry.debounce.key_of(msg), entry.debounce)
         return queue, NewJob(job_id, fields, run_at_ms(opts), debounce=trailing)
+
+    def _warn_unknown(self, event: str) -> None:
+        if event in self._warned_events:
+            return
+        self._warned_events.add(event)
+        warnings.warn(f"emit({event!r}): no handler is registered for this event in this "
+                      f"process (known events: {', '.join(sorted(self._queues_of))}); the job "
+                      "will fail with UnknownEvent unless a worker elsewhere handles it",
+                      UnknownEventWarning, stacklevel=4)
 
     def emit(self, event: str, queue: str | None = None, data: Any = None,
              options: EmitOptions | None = None) -> str:

@@ -1,9 +1,11 @@
 """Debounce per handler, enforced in Redis so it holds across every worker and process.
 
-``register_handler(..., options={"debounce": 5000})`` is the seed's behaviour;
-``{"debounce": {"window_ms", "mode", "key", "max_wait_ms"}}`` (``DebounceConfig``)
-chooses. The debounce key is ``key(message)`` if given, else the job id (the seed's
-``keyFn`` default); keys are per queue and per event.
+``register_handler(..., options={"debounce": 5000})``: the handler runs at most once
+per 5 s window; ``{"debounce": {"window_ms", "mode", "key", "max_wait_ms"}}``
+chooses more. Windows are per queue and per event; by default one window covers the
+whole handler (so three quick emits run once), and ``key(message)`` splits it finer,
+e.g. ``"key": lambda m: m.data["user_id"]`` for one window per user, or
+``lambda m: m.id`` for the original remq's per-job default (re-emits of one id).
 
 ``mode="leading"`` (default) -- checked by the worker when a job is about to run
   for the first time. The first job with a key runs and holds the window for
@@ -91,7 +93,8 @@ class DebounceSpec:
         return cls(window, mode, key, max_wait)
 
     def key_of(self, message: Message) -> str:
-        return message.id if self.key is None else str(self.key(message))
+        """The debounce key: ``""`` (the whole handler, i.e. event + queue) by default."""
+        return "" if self.key is None else str(self.key(message))
 
 
 def provisional_message(job_id: str, event: str, queue: str, data: Any,
