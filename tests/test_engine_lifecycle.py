@@ -8,6 +8,7 @@ import time
 import pytest
 
 from django_remq.core import TaskManager
+from django_remq.core.errors import UnknownEventWarning
 from django_remq.core.sdk import Sdk
 from django_remq.core.store.keys import Keys
 
@@ -110,7 +111,8 @@ async def test_unknown_event_fails_naming_the_registered_handlers(make_tm, r, pr
         return None
 
     tm.register_handler(event="known", handler=known)
-    job_id = tm.emit("nobody-handles-this")
+    with pytest.warns(UnknownEventWarning):
+        job_id = tm.emit("nobody-handles-this")
     await tm.run(burst=True)
     job = record(r, prefix, job_id)
     assert job.status == "failed"

@@ -78,7 +78,8 @@ def _check_common(where: str, options: Mapping[str, Any]) -> None:
             raise InvalidOptions(f"{where}: 'timeout_ms' must be >= 1 ms; for no timeout leave "
                                  "it out or pass None.")
         if not low <= value <= high:
-            raise InvalidOptions(f"{where}: {key!r} must be in {low}..{high}, got {value}.")
+            raise InvalidOptions(f"{where}: {key!r} must be >= {low} and <= {high}, "
+                                 f"got {value}.")
 
 
 def validate_emit_options(event: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
