@@ -198,3 +198,15 @@ async def test_batcher_retries_gives_up_and_keeps_order():
     strict.add(99)
     with pytest.raises(ValueError, match="poison"):
         await strict.drain()
+
+
+def test_a_hand_written_dlq_entry_does_not_cost_the_listing(r, prefix):
+    sdk = Sdk(r, prefix=prefix)
+    r.xadd(f"{prefix}:dlq", {"id": "a", "queue": "default", "reason": "x", "attempts": "1",
+                             "job": "{}"})
+    r.xadd(f"{prefix}:dlq", {"id": "b", "queue": "default", "attempts": "many",
+                             "job": "{not json"})
+    entries = sdk.list_dlq()
+    assert [e.id for e in entries] == ["b", "a"]
+    assert entries[0].attempts == 0
+    assert entries[0].job == {"raw": "{not json"}

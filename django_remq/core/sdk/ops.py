@@ -190,11 +190,16 @@ def worker_info(keys: Keys, worker_id: str) -> Cmd[WorkerInfo | None]:
 def dlq_entry(entry_id: Any, flat: Any) -> DlqEntry:
     fields = flat if isinstance(flat, dict) else pairs_to_dict(list(flat))
     f = {_s(k): _s(v) for k, v in fields.items()}
-    job = jsonutil.loads(f["job"]) if f.get("job") else {}
     eid = _s(entry_id)
+    try:  # an entry written by hand may hold anything: keep what it has, never raise
+        job = jsonutil.loads(f["job"]) if f.get("job") else {}
+    except ValueError:
+        job = None
+    attempts = f.get("attempts") or "0"
     return DlqEntry(entry_id=eid, id=f.get("id", ""), queue=f.get("queue", ""),
                     name=f.get("name", ""), reason=f.get("reason", ""), error=f.get("error", ""),
-                    attempts=int(f.get("attempts") or 0), job=job if isinstance(job, dict) else {},
+                    attempts=int(attempts) if attempts.isdigit() else 0,
+                    job=job if isinstance(job, dict) else {"raw": f.get("job", "")},
                     timestamp=int(eid.split("-", 1)[0]))
 
 
