@@ -210,3 +210,29 @@ def test_a_hand_written_dlq_entry_does_not_cost_the_listing(r, prefix):
     assert [e.id for e in entries] == ["b", "a"]
     assert entries[0].attempts == 0
     assert entries[0].job == {"raw": "{not json"}
+
+
+async def test_a_failing_event_sink_does_not_cost_other_outcomes(make_tm, r, prefix):
+    seen: list[str] = []
+
+    def sink(event):
+        if event.get("type") == "task_finished":
+            seen.append(event["taskId"])
+            if len(seen) == 1:
+                raise RuntimeError("sink broke")
+
+    tm: TaskManager = make_tm(concurrency=5, expose=sink)
+    go = asyncio.Event()
+    started: list[str] = []
+
+    async def work(task, ctx):
+        started.append(task.id)
+        if len(started) == 5:
+            go.set()
+        await go.wait()
+
+    tm.register_handler("work", work)
+    ids = tm.emit_many({"event": "work"} for _ in range(5))
+    sdk = Sdk(r, prefix=prefix)
+    assert await run_until(tm, lambda: sdk.get_queue_stats("default").completed == 5)
+    assert sorted(seen) == sorted(ids)  # every outcome reported, after the one that raised

@@ -78,7 +78,10 @@ class Acker:
                 if code == FINISH_CORRUPT:
                     outcome = corrupted(q, outcome)
                 if self.on_applied is not None:
-                    self.on_applied(q, outcome, bool(code))
+                    try:
+                        self.on_applied(q, outcome, bool(code))
+                    except Exception:  # applied in Redis already: report, don't undo
+                        log.exception("after finishing job %s in %r", outcome.job_id, q)
 
     def _retry(self, batch: Sequence[Item], exc: Exception, failures: int) -> float | None:
         if not isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
