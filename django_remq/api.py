@@ -24,10 +24,9 @@ from django.dispatch import receiver
 from .conf import get_settings
 from .core import TaskManager, jsonutil
 from .core.errors import DuplicateHandler
+from .core.options import check_emit_item
 from .core.worker.task import EventSink
 from .decorators import registry
-
-JSON_LEAVES = (str, int, float, bool, type(None))
 
 _lock = threading.RLock()
 _manager: TaskManager | None = None
@@ -62,7 +61,7 @@ def build_task_manager(*, concurrency: int | None = None,
     # cron patterns tick in the project's time zone unless PROCESSOR says otherwise
     options = {"timezone": django_settings.TIME_ZONE or "UTC", **conf.processor,
                **(processor or {})}
-    tm = TaskManager.init(db=conf.redis_url, ctx=conf.build_ctx(),
+    tm = TaskManager.init(db=conf.connection_url, ctx=conf.build_ctx(),
                           concurrency=concurrency or conf.concurrency,
                           processor=options or None,  # type: ignore[arg-type]
                           expose=expose, prefix=conf.prefix)
@@ -151,9 +150,7 @@ async def aemit(event: str, data: Any = None, queue: str | None = None,
 def emit_many(items: Iterable[Mapping[str, Any]], *, on_commit: bool | None = None,
               using: str | None = None) -> list[str]:
     """Enqueue many tasks in few round trips; ids in input order."""
-    batch = [dict(item) for item in items]
-    for n, item in enumerate(batch):
-        check_json(f"emit_many item {n} ({item.get('event')!r})", item.get("data"))
+    batch = _items(items)
     tm = get_task_manager()
     if not _deferred(on_commit):
         return tm.emit_many(batch)
@@ -171,10 +168,18 @@ async def aemit_many(items: Iterable[Mapping[str, Any]], *, on_commit: bool | No
                      using: str | None = None) -> list[str]:
     if _deferred(on_commit):
         return await sync_to_async(emit_many)(list(items), on_commit=True, using=using)
-    batch = [dict(item) for item in items]
-    for n, item in enumerate(batch):
-        check_json(f"emit_many item {n} ({item.get('event')!r})", item.get("data"))
+    batch = _items(items)
     return await get_task_manager().aemit_many(batch)
+
+
+def _items(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``emit_many``'s items as dicts, each checked (shape, then JSON data)."""
+    batch = []
+    for n, item in enumerate(items):
+        check_emit_item(n, item)
+        batch.append(dict(item))
+        check_json(f"emit_many item {n} ({item.get('event')!r})", item.get("data"))
+    return batch
 
 
 def _deferred(on_commit: bool | None) -> bool:
@@ -182,43 +187,6 @@ def _deferred(on_commit: bool | None) -> bool:
 
 
 def check_json(where: str, data: Any) -> None:
-    """Raise ``TypeError`` naming the first value of ``data`` JSON cannot hold."""
-    try:
-        jsonutil.dumps(data)
-    except (TypeError, ValueError) as exc:
-        found = _first_bad(data, "data", set())
-        if found is None:  # e.g. a circular reference
-            raise TypeError(f"{where}: data is not JSON-serialisable ({exc}).") from None
-        path, bad = found
-        raise TypeError(
-            f"{where}: {path} = {_short(bad)} ({type(bad).__name__}) is not JSON-serialisable. "
-            "Convert it before emitting, e.g. a datetime with .isoformat(), a Decimal with "
-            "str(), a model instance with its pk.") from None
-
-
-def _first_bad(value: Any, path: str, seen: set[int]) -> tuple[str, Any] | None:
-    if isinstance(value, JSON_LEAVES):
-        return None
-    if id(value) in seen:
-        return None
-    seen.add(id(value))
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, JSON_LEAVES):
-                return f"{path} key", key
-            found = _first_bad(item, f"{path}[{key!r}]", seen)
-            if found:
-                return found
-        return None
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            found = _first_bad(item, f"{path}[{i}]", seen)
-            if found:
-                return found
-        return None
-    return path, value
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    """Raise ``TypeError`` naming the first value of ``data`` JSON cannot hold (the
+    engine's own check, run before any Django-side work such as on_commit)."""
+    jsonutil.dumps_data(data, where)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 
 from .core.errors import (
+    CorruptRecord,
     DuplicateHandler,
     InvalidJobState,
     InvalidOptions,
@@ -18,6 +19,7 @@ from .core.errors import (
     RemqError,
     TaskTimeout,
     UnknownEvent,
+    UnknownEventWarning,
 )
 
 
@@ -34,8 +36,8 @@ class InvalidHandlerOptions(ImproperlyConfiguredRemq, InvalidOptions):
 
 
 __all__ = [
-    "DuplicateHandler", "DuplicateHandlerDeclared", "ImproperlyConfiguredRemq",
+    "CorruptRecord", "DuplicateHandler", "DuplicateHandlerDeclared", "ImproperlyConfiguredRemq",
     "InvalidHandlerOptions",
     "InvalidJobState", "InvalidOptions", "JobNotFound", "MalformedMessage", "PoisonMessage",
-    "RemqError", "TaskTimeout", "UnknownEvent",
+    "RemqError", "TaskTimeout", "UnknownEvent", "UnknownEventWarning",
 ]

@@ -35,7 +35,7 @@ from .api import get_task_manager, reset_task_manager
 from .conf import ENV_REDIS_URL, get_settings
 from .conf import reset as reset_settings
 from .core import TaskManager
-from .core.store.records import decode
+from .core.sdk import Sdk
 from .core.types import AdminJobData
 from .errors import ImproperlyConfiguredRemq
 
@@ -188,11 +188,7 @@ async def _next_due_in(tm: TaskManager, queues: list[str]) -> float | None:
 def get_job(job_id: str, queue: str = "default") -> AdminJobData | None:
     """A job record as stored (status, result, errors, logs, progress)."""
     tm = get_task_manager()
-    qk = tm.keys.queue(queue)
-    fields = tm.conn.sync.hgetall(qk.job(job_id))
-    if not fields:
-        return None
-    return decode(fields, tm.conn.sync.lrange(qk.logs(job_id), 0, -1))  # type: ignore[arg-type]
+    return Sdk(tm.conn, prefix=tm.keys.prefix).get_job(job_id, queue)
 
 
 try:

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from django_remq.core import TaskManager
+from django_remq.core.errors import UnknownEventWarning
 from django_remq.core.policies.dlq import DeadLetterWriter
 from django_remq.core.sdk import Sdk
 
@@ -203,7 +204,8 @@ async def test_malformed_entry_goes_to_the_dlq(make_tm, r, prefix):
 async def test_unknown_event_goes_to_the_dlq(make_tm, r, prefix):
     tm: TaskManager = make_tm(processor={"dlq": {}})
     tm.register_handler("known", failing([]))
-    jid = tm.emit("nobody-handles-this", queue="default")
+    with pytest.warns(UnknownEventWarning):
+        jid = tm.emit("nobody-handles-this", queue="default")
     await run_until(tm, lambda: r.xlen(f"{prefix}:dlq") > 0)
     fields = r.xrange(f"{prefix}:dlq")[0][1]
     assert (fields["reason"], fields["id"]) == ("unknown_event", jid)

@@ -7,6 +7,7 @@ consumer, processor, acker, upkeep), ``policies`` (retry, DLQ, debounce, cron) a
 """
 
 from .errors import (
+    CorruptRecord,
     DuplicateHandler,
     InvalidJobState,
     InvalidOptions,
@@ -17,6 +18,7 @@ from .errors import (
     RemqError,
     TaskTimeout,
     UnknownEvent,
+    UnknownEventWarning,
 )
 from .store.keys import Keys
 from .task_manager import HandlerEntry, TaskManager
@@ -27,8 +29,9 @@ from .worker.reader import StreamReader
 from .worker.task import HandlerContext, Task
 
 __all__ = [
-    "ConcurrencyPool", "Consumer", "ConsumerOptions", "DuplicateHandler", "HandlerContext",
-    "HandlerEntry", "InvalidJobState", "InvalidOptions", "JobCancelled", "JobNotFound", "Keys",
-    "MalformedMessage", "PoisonMessage", "Processor", "ProcessorSettings", "RemqError",
-    "StreamReader", "Task", "TaskManager", "TaskTimeout", "UnknownEvent",
+    "ConcurrencyPool", "Consumer", "ConsumerOptions", "CorruptRecord", "DuplicateHandler",
+    "HandlerContext", "HandlerEntry", "InvalidJobState", "InvalidOptions", "JobCancelled",
+    "JobNotFound", "Keys", "MalformedMessage", "PoisonMessage", "Processor",
+    "ProcessorSettings", "RemqError", "StreamReader", "Task", "TaskManager", "TaskTimeout",
+    "UnknownEvent", "UnknownEventWarning",
 ]

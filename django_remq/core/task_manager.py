@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import jsonutil
-from .errors import DuplicateHandler, InvalidOptions
-from .options import run_at_ms, validate_emit_options, validate_handler_options
+from .errors import DuplicateHandler, InvalidOptions, UnknownEventWarning
+from .options import (
+    check_emit_item,
+    run_at_ms,
+    validate_emit_options,
+    validate_handler_options,
+)
 from .policies import debounce
 from .policies.cron import CronSpec
 from .store import ops
@@ -61,6 +67,7 @@ class TaskManager:
         self._handlers: dict[tuple[str, str], HandlerEntry] = {}
         self._queues_of: defaultdict[str, list[str]] = defaultdict(list)
         self._known_queues: set[str] = set()
+        self._warned_events: set[str] = set()
         self.processor: Processor | None = None
 
     @classmethod
@@ -126,6 +133,8 @@ class TaskManager:
             known = self._queues_of.get(event)
             queue = known[0] if known and len(known) == 1 else "default"
         validate_queue_name(queue)
+        if self._handlers and event not in self._queues_of:
+            self._warn_unknown(event)
         entry = self._handlers.get((queue, event))
         if entry is not None:
             opts = {**entry.options, **opts}
@@ -139,6 +148,15 @@ class TaskManager:
             msg = debounce.provisional_message(job_id, event, queue, data, opts)
             trailing = (event, entry.debounce.key_of(msg), entry.debounce)
         return queue, NewJob(job_id, fields, run_at_ms(opts), debounce=trailing)
+
+    def _warn_unknown(self, event: str) -> None:
+        if event in self._warned_events:
+            return
+        self._warned_events.add(event)
+        warnings.warn(f"emit({event!r}): no handler is registered for this event in this "
+                      f"process (known events: {', '.join(sorted(self._queues_of))}); the job "
+                      "will fail with UnknownEvent unless a worker elsewhere handles it",
+                      UnknownEventWarning, stacklevel=4)
 
     def emit(self, event: str, queue: str | None = None, data: Any = None,
              options: EmitOptions | None = None) -> str:
@@ -191,6 +209,7 @@ class TaskManager:
         chunk: defaultdict[str, list[NewJob]] = defaultdict(list)
         ids: list[str] = []
         for n, item in enumerate(items):
+            check_emit_item(n, item)
             unknown = set(item) - EMIT_ITEM_KEYS
             if unknown or "event" not in item:
                 raise InvalidOptions(f"emit_many item {n}: needs 'event' and may have queue, "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .. import jsonutil
-from ..store import scripts
+from ..store import records, scripts
 from ..store.keys import GROUP, STATUSES, Keys, QueueKeys
 from ..store.records import pairs_to_dict
 from ..store.scripts import Arg, Call, Script
@@ -104,14 +104,8 @@ def bulk(qk: QueueKeys, action: Literal["retry", "delete"], status: str, max_sco
     return Call(scripts.ADMIN_BULK, qk.script_keys, args, int)
 
 
-def read(qk: QueueKeys, job_ids: Sequence[str],
-         with_logs: bool = False) -> Call[list[tuple[dict[str, str], list[str]]]]:
-    """Records (and logs) of ``job_ids``, in order; a missing job has empty fields."""
-    def parse(reply: Any) -> list[tuple[dict[str, str], list[str]]]:
-        return [(pairs_to_dict(flat), [_s(x) for x in logs]) for _, flat, logs in reply]
-
-    args: list[Arg] = [*_base(qk), "1" if with_logs else "0", *job_ids]
-    return Call(scripts.ADMIN_READ, qk.script_keys, args, parse)
+#: Records (and logs) of job ids: the store's one reader.
+read = records.read
 
 
 def stats(qk: QueueKeys) -> Call[tuple[bool, dict[str, int]]]:
@@ -196,11 +190,16 @@ def worker_info(keys: Keys, worker_id: str) -> Cmd[WorkerInfo | None]:
 def dlq_entry(entry_id: Any, flat: Any) -> DlqEntry:
     fields = flat if isinstance(flat, dict) else pairs_to_dict(list(flat))
     f = {_s(k): _s(v) for k, v in fields.items()}
-    job = jsonutil.loads(f["job"]) if f.get("job") else {}
     eid = _s(entry_id)
+    try:  # an entry written by hand may hold anything: keep what it has, never raise
+        job = jsonutil.loads(f["job"]) if f.get("job") else {}
+    except ValueError:
+        job = None
+    attempts = f.get("attempts") or "0"
     return DlqEntry(entry_id=eid, id=f.get("id", ""), queue=f.get("queue", ""),
                     name=f.get("name", ""), reason=f.get("reason", ""), error=f.get("error", ""),
-                    attempts=int(f.get("attempts") or 0), job=job if isinstance(job, dict) else {},
+                    attempts=int(attempts) if attempts.isdigit() else 0,
+                    job=job if isinstance(job, dict) else {"raw": f.get("job", "")},
                     timestamp=int(eid.split("-", 1)[0]))
 
 

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from .. import jsonutil
-from ..errors import InvalidJobState, InvalidOptions, MalformedMessage
+from ..errors import CorruptRecord, InvalidJobState, InvalidOptions, MalformedMessage
 from ..store.connection import Connection, RedisLike
 from ..store.keys import FINAL_STATUSES, STATUSES, Keys, QueueKeys, validate_queue_name
 from ..store.ops import Retention
@@ -68,10 +68,16 @@ class SdkPlans:
     def _qk(self, queue: str) -> QueueKeys:
         return self.keys.queue(validate_queue_name(queue))
 
+    def _job(self, job_id: str, queue: str) -> QueueKeys:
+        """The queue's keys, once both names are known to be usable."""
+        if not isinstance(job_id, str) or not job_id:
+            raise InvalidOptions(f"job id must be a non-empty string, got {job_id!r}")
+        return self._qk(queue)
+
     # -- jobs -------------------------------------------------------------------------
 
     def _get_job(self, job_id: str, queue: str) -> Plan[AdminJobData | None]:
-        [[(fields, logs)]] = yield [ac.read(self._qk(queue), [job_id], with_logs=True)]
+        [[(fields, logs)]] = yield [ac.read(self._job(job_id, queue), [job_id], with_logs=True)]
         return _decode(fields, logs, queue) if fields else None
 
     def _change(self, op: str, job_id: str, queue: str, call: Any) -> Plan[Change]:
@@ -82,21 +88,21 @@ class SdkPlans:
         return change  # type: ignore[no-any-return]
 
     def _job_op(self, op: str, job_id: str, queue: str) -> Plan[AdminJobData | None]:
-        qk = self._qk(queue)
+        qk = self._job(job_id, queue)
         call = {"retry": ac.retry, "pause": ac.pause, "resume": ac.resume}[op](qk, job_id)
         change = yield from self._change(op, job_id, queue, call)
         return None if change.code == "missing" else _decode(change.fields, None, queue)
 
     def _cancel_job(self, job_id: str, queue: str) -> Plan[bool]:
         keep = self.retention.failed_max_age_ms
-        call = ac.cancel(self._qk(queue), job_id, -1 if keep is None else keep)
+        call = ac.cancel(self._job(job_id, queue), job_id, -1 if keep is None else keep)
         change = yield from self._change("cancel", job_id, queue, call)
         if change.code == "requested":
             log.info("job %s in %r is running: cancellation requested", job_id, queue)
         return change.code != "missing"
 
     def _delete_job(self, job_id: str, queue: str) -> Plan[bool]:
-        [change] = yield [ac.delete(self._qk(queue), job_id)]
+        [change] = yield [ac.delete(self._job(job_id, queue), job_id)]
         return change.code == "ok"  # type: ignore[no-any-return]
 
     def _cancel_requested(self, queue: str, job_ids: Sequence[str]) -> Plan[list[str]]:
@@ -210,9 +216,7 @@ class SdkPlans:
         return entries[offset:offset + limit]  # type: ignore[no-any-return]
 
     def _requeue_dlq(self, entry_id: str) -> Plan[AdminJobData | None]:
-        if not isinstance(entry_id, str) or not _ENTRY_ID.match(entry_id):
-            raise InvalidOptions(f"DLQ entry id must look like '1700000000000-0', "
-                                 f"got {entry_id!r}")
+        _check_entry_id(entry_id)
         [found] = yield [ac.dlq_get(self.dlq_key, entry_id)]
         if not found:
             return None
@@ -225,8 +229,15 @@ class SdkPlans:
         return _decode(change.fields, None, entry.queue)
 
     def _delete_dlq(self, entry_id: str) -> Plan[bool]:
+        _check_entry_id(entry_id)
         [deleted] = yield [ac.dlq_delete(self.dlq_key, entry_id)]
         return deleted  # type: ignore[no-any-return]
+
+
+def _check_entry_id(entry_id: str) -> None:
+    if not isinstance(entry_id, str) or not _ENTRY_ID.match(entry_id):
+        raise InvalidOptions(f"DLQ entry id must look like '1700000000000-0' (see list_dlq / "
+                             f"remq dlq), got {entry_id!r}")
 
 
 def _now_ms() -> int:
@@ -286,11 +297,7 @@ def _merged_page(queues: Sequence[str], qks: Sequence[QueueKeys], statuses: Sequ
 
 
 def _decode(fields: dict[str, str], logs: list[str] | None, queue: str) -> AdminJobData:
-    try:
-        return decode(fields, logs)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise MalformedMessage(f"job {fields.get('id', '?')} in queue {queue!r} has a corrupt "
-                               f"record: {type(exc).__name__}: {exc}") from None
+    return decode(fields, logs, queue)
 
 
 def _decode_entry(entry: Entry, queue: str) -> AdminJobData | None:
@@ -298,7 +305,7 @@ def _decode_entry(entry: Entry, queue: str) -> AdminJobData | None:
         return None  # the record expired; its index entry goes with the next trim
     try:
         return _decode(entry.fields, None, queue)
-    except MalformedMessage as exc:
+    except CorruptRecord as exc:
         log.warning("%s (left out of the listing)", exc)
         return None
 

@@ -66,7 +66,7 @@ class ProcessorSettings:
         ints = {k: options[k] for k in ("max_logs_per_task", "claim_idle_ms", "max_deliveries",
                                         "shutdown_timeout_ms") if k in options}
         for key, value in ints.items():
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidOptions(f"processor option {key!r} must be an int >= 1, got {value!r}")
         retention = options.get("retention") or {}
         unknown = set(retention) - set(Retention.__dataclass_fields__)
@@ -127,7 +127,6 @@ class Processor:
 
     def cleanup(self) -> None:
         """Release the thread pool (abandoned sync handlers finish in the background)."""
-        self.debounce.cleanup()
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.executor = None

@@ -69,7 +69,21 @@ local function rerun(id, from)
   requeue(id, from, 0)
 end
 
+-- A job's record fields for reading; a key that is not a hash reads as
+-- {'__corrupt__', its type} (records.py reports it as CorruptRecord), never an error.
+local function record(id)
+  local kind = redis.call('TYPE', JOBS .. id)['ok']
+  if kind == 'hash' or kind == 'none' then return redis.call('HGETALL', JOBS .. id) end
+  return {'__corrupt__', kind}
+end
+
+-- A job's log lines for reading ({} when the key is missing or not a list).
+local function log_lines(id)
+  if redis.call('TYPE', LOGS .. id)['ok'] ~= 'list' then return {} end
+  return redis.call('LRANGE', LOGS .. id, 0, -1)
+end
+
 -- The usual reply of a one-job script: {code, status, record fields}.
 local function reply(code, id, status)
-  return {code, status or '', redis.call('HGETALL', JOBS .. id)}
+  return {code, status or '', record(id)}
 end

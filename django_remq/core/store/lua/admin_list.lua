@@ -20,7 +20,7 @@ for s in string.gmatch(ARGV[5], '[^,]+') do statuses[#statuses + 1] = s end
 local with_records = ARGV[6] == '1'
 
 local function entry(id, score)
-  return {id, score, with_records and redis.call('HGETALL', JOBS .. id) or {}}
+  return {id, score, with_records and record(id) or {}}
 end
 
 local function total()
