@@ -18,6 +18,7 @@ from .errors import (
     TaskTimeout,
     UnknownEvent,
 )
+from .policies.debounce import DebounceManager
 from .store.keys import Keys
 from .task_manager import HandlerEntry, TaskManager
 from .worker.consumer import Consumer, ConsumerOptions
@@ -27,7 +28,8 @@ from .worker.reader import StreamReader
 from .worker.task import HandlerContext, Task
 
 __all__ = [
-    "ConcurrencyPool", "Consumer", "ConsumerOptions", "DuplicateHandler", "HandlerContext",
+    "ConcurrencyPool", "Consumer", "ConsumerOptions", "DebounceManager", "DuplicateHandler",
+    "HandlerContext",
     "HandlerEntry", "InvalidJobState", "InvalidOptions", "JobCancelled", "JobNotFound", "Keys",
     "MalformedMessage", "PoisonMessage", "Processor", "ProcessorSettings", "RemqError",
     "StreamReader", "Task", "TaskManager", "TaskTimeout", "UnknownEvent",

@@ -2,18 +2,38 @@
 
 Records are frozen dataclasses with a ``to_dict()`` for JSON; option bags are
 TypedDicts so a type checker catches a misspelt key before the runtime check does.
-Times are integer milliseconds since the epoch, as in the seed.
+Times are integer milliseconds since the epoch, as in the original remq
+(github.com/mirairoad/remq).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
-JobStatus = Literal[
-    "waiting", "delayed", "processing", "completed", "failed", "cancelled", "paused"
-]
+
+class JobStatus(StrEnum):
+    """Every status a job record can hold; each has its own index (a sorted set).
+
+    The one Python list of statuses: the key schema, the Sdk and the views read it
+    from here. Lua has the one other (``STATUSES`` in ``store/lua/_lib.lua``, same
+    order: a script's status-index KEYS follow it). A member compares equal to its
+    string (``JobStatus.FAILED == "failed"``)."""
+
+    WAITING = "waiting"
+    DELAYED = "delayed"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PAUSED = "paused"
+
+    @property
+    def final(self) -> bool:
+        """A final job does not run again unless someone retries it."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -45,7 +65,7 @@ class AdminJobData:
 
     id: str
     state: JobState
-    status: str
+    status: JobStatus
     timestamp: int
     delay_until: int | None = None
     lock_until: int | None = None

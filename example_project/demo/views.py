@@ -7,9 +7,9 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django_remq.types import JobStatus
 
 from django_remq import emit, get_task_manager
-from django_remq.core.store.keys import STATUSES
 from django_remq.core.store.records import decode
 
 DEMO_TASKS: dict[str, dict[str, Any]] = {
@@ -38,7 +38,7 @@ def recent_jobs(queue: str = "default", limit: int = 15) -> list[Any]:
     tm = get_task_manager()
     qk, client = tm.keys.queue(queue), tm.conn.sync
     scored: list[tuple[float, str]] = []
-    for status in STATUSES:
+    for status in JobStatus:
         for job_id, score in client.zrevrange(qk.status(status), 0, limit - 1, withscores=True):
             scored.append((score, job_id))
     jobs = []

@@ -8,7 +8,6 @@ O(log n + page) from the per-status indexes; queue stats O(1) per status.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 
 from ..types import AdminJobData, DlqEntry, QueueInfo, TaskStats, WorkerInfo
@@ -82,13 +81,6 @@ class Sdk(SdkPlans):
 
     async def aresume_job(self, job_id: str, queue: str) -> AdminJobData | None:
         return await self._arun(self._job_op("resume", job_id, queue))
-
-    def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> list[str]:
-        """Worker hook: which of these running jobs were asked to cancel (one round trip)."""
-        return self._run(self._cancel_requested(queue, job_ids))
-
-    async def acancel_requested(self, queue: str, job_ids: Sequence[str]) -> list[str]:
-        return await self._arun(self._cancel_requested(queue, job_ids))
 
     # -- listing ----------------------------------------------------------------------
 

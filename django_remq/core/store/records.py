@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import jsonutil
 from ..options import retries_of
-from ..types import AdminJobData, JobError, JobState, LogEntry
+from ..types import AdminJobData, JobError, JobState, JobStatus, LogEntry
 
 Fields = Mapping[bytes | str, bytes | str]
 
@@ -52,7 +52,7 @@ def decode(fields: Mapping[str, str], logs: list[Any] | None = None) -> AdminJob
         id=fields["id"],
         state=JobState(name=fields["name"], queue=fields["queue"],
                        data=jsonutil.loads(fields.get("data") or "null"), options=options),
-        status=fields.get("status", "waiting"),
+        status=JobStatus(fields.get("status") or "waiting"),
         timestamp=_int(fields, "timestamp"),
         delay_until=_opt_int(fields, "delay_until"),
         lock_until=_opt_int(fields, "lock_until"),

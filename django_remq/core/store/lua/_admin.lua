@@ -3,9 +3,7 @@
 -- Every admin script takes the queue's standard KEYS (keys.QueueKeys.script_keys:
 -- 1 stream, 2 paused flag, 3..9 status indexes) and ARGV[1] job key prefix,
 -- ARGV[2] logs key prefix, ARGV[3] consumer group; its own arguments follow.
-local IDX = {waiting = KEYS[3], delayed = KEYS[4], processing = KEYS[5], completed = KEYS[6],
-             failed = KEYS[7], cancelled = KEYS[8], paused = KEYS[9]}
-local ORDER = {'waiting', 'delayed', 'processing', 'completed', 'failed', 'cancelled', 'paused'}
+local IDX = status_keys()
 local STREAM, JOBS, LOGS, GROUP = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local NOW = now_ms()
 local SCAN_PAGE, SCAN_PAGES = 1000, 10
