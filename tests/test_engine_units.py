@@ -13,8 +13,8 @@ from django_remq.core.options import (
     validate_handler_options,
 )
 from django_remq.core.policies.retry import Backoff, RetryPolicy
+from django_remq.core.settings import ProcessorSettings
 from django_remq.core.store.keys import Keys, validate_queue_name
-from django_remq.core.worker.processor import ProcessorSettings
 
 CORE = Path(__file__).resolve().parent.parent / "django_remq" / "core"
 

@@ -13,7 +13,7 @@ from django_remq.core.policies.cron import CronSpec
 from django_remq.core.policies.debounce import DebounceSpec
 from django_remq.core.policies.dlq import DeadLetterConfig
 from django_remq.core.policies.retry import Backoff, RetryPolicy
-from django_remq.core.worker.processor import ProcessorSettings
+from django_remq.core.settings import ProcessorSettings
 
 ERR = ValueError("boom")
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django_remq.types import JobStatus
 
 from django_remq.core import InvalidOptions, TaskManager
 from django_remq.core.sdk import Sdk
 from django_remq.core.sdk import plans as sdk_plans
 from django_remq.core.store.keys import Keys
+from django_remq.types import JobStatus
 
 from .sdk_seed import seed_finished
 

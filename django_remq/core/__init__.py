@@ -19,11 +19,12 @@ from .errors import (
     UnknownEvent,
 )
 from .policies.debounce import DebounceManager
+from .settings import ProcessorSettings
 from .store.keys import Keys
 from .task_manager import HandlerEntry, TaskManager
 from .worker.consumer import Consumer, ConsumerOptions
 from .worker.pool import ConcurrencyPool
-from .worker.processor import Processor, ProcessorSettings
+from .worker.processor import Processor
 from .worker.reader import StreamReader
 from .worker.task import HandlerContext, Task
 

@@ -19,6 +19,7 @@ from .errors import DuplicateHandler, InvalidOptions
 from .options import run_at_ms, validate_emit_options, validate_handler_options
 from .policies import debounce
 from .policies.cron import CronSpec
+from .settings import ProcessorSettings
 from .store import ops
 from .store.connection import Connection, RedisLike
 from .store.keys import Keys, validate_queue_name
@@ -26,7 +27,7 @@ from .store.ops import NewJob
 from .store.records import emit_fields
 from .store.scripts import Cmd, Step, arun_many, run_many
 from .types import EmitOptions, HandlerOptions, ProcessorOptions
-from .worker.processor import Processor, ProcessorSettings
+from .worker.processor import Processor
 from .worker.task import EventSink
 
 Handler = Callable[..., Any]

@@ -7,10 +7,10 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
-from django_remq.types import JobStatus
 
 from django_remq import emit, get_task_manager
 from django_remq.core.store.records import decode
+from django_remq.types import JobStatus
 
 DEMO_TASKS: dict[str, dict[str, Any]] = {
     "send-welcome-email": {"email": "ada@example.com", "name": "Ada"},
