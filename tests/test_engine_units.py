@@ -12,7 +12,7 @@ from django_remq.core.options import (
     validate_emit_options,
     validate_handler_options,
 )
-from django_remq.core.policies.retry import Backoff, RetryPolicy
+from django_remq.core.policies.retry import RetryPolicy
 from django_remq.core.settings import ProcessorSettings
 from django_remq.core.store.keys import Keys, validate_queue_name
 
@@ -112,14 +112,6 @@ def test_retry_combo_both_levels_must_allow():
     refuse = RetryPolicy(max_retries=5, should_retry=lambda e, attempt: attempt < 2)
     assert refuse.next_delay_ms(err, 3, 0, 0) == 0
     assert refuse.next_delay_ms(err, 3, 1, 0) is None
-
-
-def test_exponential_backoff_sequence():
-    b = Backoff(kind="exponential", factor=2, max_ms=1000)
-    assert [b.delay_ms(100, n) for n in range(1, 6)] == [100, 200, 400, 800, 1000]
-    jitter = Backoff(kind="exponential", jitter=0.5)
-    assert jitter.delay_ms(100, 1, rand=lambda: 0.0) == 50
-    assert jitter.delay_ms(100, 1, rand=lambda: 1.0) == 150
 
 
 async def test_engine_runs_on_fakeredis_without_a_server():
