@@ -9,13 +9,8 @@ import pytest
 
 from django_remq.core import TaskManager
 from django_remq.core.store.keys import Keys
-from django_remq.core.store.records import decode
 
-
-def record(r, prefix, job_id, queue="default"):
-    qk = Keys(prefix).queue(queue)
-    fields = r.hgetall(qk.job(job_id))
-    return decode(fields, r.lrange(qk.logs(job_id), 0, -1)) if fields else None
+from .records import record
 
 
 async def test_async_handler_completes_with_result_logs_and_progress(make_tm, r, prefix):
