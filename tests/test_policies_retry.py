@@ -1,4 +1,4 @@
-"""Retries (the seed's two-level combo), the DLQ and timeouts, on a real Redis."""
+"""Retries (the original remq's two-level combo), the DLQ and timeouts, on a real Redis."""
 
 from __future__ import annotations
 

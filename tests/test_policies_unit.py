@@ -110,7 +110,7 @@ def test_backoff_parse():
         RetryBackoff.parse({"kind": "exponential", "factor": 0.5})
 
 
-# -- common mistakes (the seed's list) ----------------------------------------------
+# -- common mistakes (the original remq's list) ----------------------------------------------
 
 def test_attempts_and_retry_count_together():
     with pytest.raises(InvalidOptions, match="use one"):

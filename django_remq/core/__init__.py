@@ -1,5 +1,8 @@
 """The django_remq engine: Redis Streams task processing with no Django imports.
 
+A port of the original remq (github.com/mirairoad/remq, TypeScript/Deno): its names in
+snake_case, its semantics made robust (at-least-once, bounded memory).
+
 The tree is the architecture. Read in this order: ``store`` (keys, Lua scripts, records:
 the data model and every state change), ``task_manager`` (the API), ``worker`` (reader,
 consumer, processor, acker, upkeep), ``policies`` (retry, DLQ, debounce, cron) and

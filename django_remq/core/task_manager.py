@@ -1,4 +1,4 @@
-"""TaskManager: the engine's front door (the seed's ``TaskManager``).
+"""TaskManager: the engine's front door (the original remq's ``TaskManager``).
 
 Holds the handler registry, emits tasks, pauses queues, and runs a Processor
 when this process is a worker. Usable without Django: the Django layer builds
@@ -46,7 +46,7 @@ class HandlerEntry:
 
 
 class TaskManager:
-    """Create with :meth:`init` (the seed's ``TaskManager.init(options)``)."""
+    """Create with :meth:`init` (the original remq's ``TaskManager.init(options)``)."""
 
     def __init__(self, conn: Connection, *, ctx: Mapping[str, Any] | None = None,
                  concurrency: int = 1, processor: ProcessorOptions | None = None,
@@ -69,8 +69,8 @@ class TaskManager:
              ctx: Mapping[str, Any] | None = None, concurrency: int = 1,
              processor: ProcessorOptions | None = None, expose: EventSink | None = None,
              prefix: str = "remq") -> TaskManager:
-        """``streamdb`` is accepted for the seed's signature; job records and streams change
-        together in one atomic script, so they must live in the same Redis database."""
+        """``streamdb`` is accepted for the original remq's signature; job records and
+        streams change together in one atomic script, so they must share one database."""
         if streamdb is not None and streamdb is not db:
             raise InvalidOptions(
                 "streamdb: streams and job records are updated together atomically, so they "

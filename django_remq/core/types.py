@@ -61,7 +61,8 @@ class JobError:
 
 @dataclass(frozen=True)
 class AdminJobData:
-    """A job as stored: the seed's ``AdminJobData`` plus progress, result and bookkeeping."""
+    """A job as stored: the original remq's ``AdminJobData``, plus progress, result and
+    bookkeeping."""
 
     id: str
     state: JobState
@@ -171,7 +172,7 @@ class RepeatOptions(TypedDict, total=False):
 
 
 class EmitOptions(TypedDict, total=False):
-    """Per-task options accepted by ``emit`` (the seed's emit options, snake_case)."""
+    """Per-task options accepted by ``emit`` (the original remq's emit options, snake_case)."""
 
     id: str
     attempts: int

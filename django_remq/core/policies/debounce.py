@@ -1,8 +1,8 @@
 """Debounce per handler, enforced in Redis so it holds across every worker and process.
 
-``register_handler(..., options={"debounce": 5000})`` is the seed's behaviour;
+``register_handler(..., options={"debounce": 5000})`` is the original remq's behaviour;
 ``{"debounce": {"window_ms", "mode", "key", "max_wait_ms"}}`` (``DebounceConfig``)
-chooses. The debounce key is ``key(message)`` if given, else the job id (the seed's
+chooses. The debounce key is ``key(message)`` if given, else the job id (the original remq's
 ``keyFn`` default); keys are per queue and per event.
 
 ``mode="leading"`` (default) -- checked by the worker when a job is about to run
@@ -112,7 +112,7 @@ def emit_call(qk: QueueKeys, event: str, key: str, spec: DebounceSpec, job: NewJ
 
 
 class DebounceManager:
-    """The seed's per-handler debouncer, with its state in Redis instead of memory."""
+    """The original remq's per-handler debouncer, with its state in Redis instead of memory."""
 
     def __init__(self, conn: Connection, keys: Keys) -> None:
         self.conn, self.keys = conn, keys

@@ -3,7 +3,7 @@
 No Redis here; unit-tested directly. The Processor applies the decision with one
 atomic script (finish.lua).
 
-The seed's two-level combo: a task asks for retries (``attempts``/``retry_count``
+The original remq's two-level combo: a task asks for retries (``attempts``/``retry_count``
 on emit or on the handler, emit winning); the processor allows them
 (``retry.max_retries > 0``, and it also caps them: a task gets
 ``min(task retries, max_retries)`` retries); ``should_retry(error, attempt)`` may
@@ -94,7 +94,7 @@ class RetryBackoff:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """The seed's two-level combo: the task asks for retries, the processor allows them."""
+    """The original remq's two-level combo: the task asks for retries, the processor allows them."""
 
     max_retries: int = DEFAULT_MAX_RETRIES
     retry_delay_ms: int = 0

@@ -1,4 +1,4 @@
-"""Sdk: every admin operation over Redis (the seed's ``Sdk``), fast at any size.
+"""Sdk: every admin operation over Redis (the original remq's ``Sdk``), fast at any size.
 
 Every method has an ``a``-prefixed async twin (``get_job`` / ``aget_job``); both
 run the same plan (:mod:`.sdk_plans`), one with the sync client, one with the
@@ -58,7 +58,7 @@ class Sdk(SdkPlans):
     def delete_job(self, job_id: str, queue: str) -> bool:
         """Remove the job everywhere (record, logs, index entries, stream entry) in one
         atomic step. ``True`` if it existed. A running job's handler is not stopped, but
-        its outcome is dropped. (The seed returns nothing; a bool costs nothing.)"""
+        its outcome is dropped. (The original remq returns nothing; a bool costs nothing.)"""
         return self._run(self._delete_job(job_id, queue))
 
     async def adelete_job(self, job_id: str, queue: str) -> bool:
