@@ -26,9 +26,14 @@ def test_engine_imports_no_django() -> None:
 
 
 def test_importing_the_package_reads_no_settings() -> None:
+    """Nor do its public modules: ``django_remq.testing`` loads in every pytest run (it is
+    a plugin), settings or not."""
     code = ("import sys, django_remq; "
             "assert 'django.conf' not in sys.modules, 'settings machinery imported'; "
-            "assert callable(django_remq.TaskManager.init); print('ok')")
+            "assert callable(django_remq.TaskManager.init); "
+            "import django_remq.types, django_remq.testing; "
+            "from django.conf import settings; "
+            "assert not settings.configured, 'settings were read'; print('ok')")
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=False)

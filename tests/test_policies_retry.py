@@ -31,31 +31,22 @@ def failing(runs, exc=None):
     return handler
 
 
-async def test_attempts_3_with_max_retries_0_runs_once(make_tm, r, prefix):
-    tm: TaskManager = make_tm(processor={"retry": {"max_retries": 0}})
+@pytest.mark.parametrize(("max_retries", "attempts"), [(0, 1), (5, 4)])
+async def test_attempts_3_within_the_processors_max_retries(make_tm, r, prefix, max_retries,
+                                                             attempts):
+    """Both levels must allow a retry: max_retries=0 turns them off, 5 lets 3 through."""
+    tm: TaskManager = make_tm(processor={"retry": {"max_retries": max_retries}})
     runs: list[float] = []
     tm.register_handler("e", failing(runs), options={"attempts": 3})
     jid = tm.emit("e")
     await run_until(tm, final(r, prefix, jid), settle=0.2)
-    assert len(runs) == 1
+    assert len(runs) == attempts
     rec = job(r, prefix, jid)
     assert rec["status"] == "failed"
-    assert rec.get("retried_attempts", "0") == "0"
-
-
-async def test_attempts_3_with_max_retries_5_runs_4_times(make_tm, r, prefix):
-    tm: TaskManager = make_tm(processor={"retry": {"max_retries": 5}})
-    runs: list[float] = []
-    tm.register_handler("e", failing(runs), options={"attempts": 3})
-    jid = tm.emit("e")
-    await run_until(tm, final(r, prefix, jid), settle=0.2)
-    assert len(runs) == 4
-    rec = job(r, prefix, jid)
-    assert rec["status"] == "failed"
-    assert rec["retried_attempts"] == "3"
-    assert rec["retry_count"] == "0"
+    assert int(rec.get("retried_attempts", 0)) == attempts - 1
+    assert int(rec.get("retry_count", 0)) == 0
     errors = json.loads(rec["errors"])
-    assert [e["attempt"] for e in errors] == [1, 2, 3, 4]
+    assert [e["attempt"] for e in errors] == list(range(1, attempts + 1))
     assert all(e["message"] == "flaky" for e in errors)
 
 
