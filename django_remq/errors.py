@@ -12,6 +12,7 @@ from .core.errors import (
     DuplicateHandler,
     InvalidJobState,
     InvalidOptions,
+    JobCancelled,
     JobNotFound,
     MalformedMessage,
     PoisonMessage,
@@ -36,6 +37,7 @@ class InvalidHandlerOptions(ImproperlyConfiguredRemq, InvalidOptions):
 __all__ = [
     "DuplicateHandler", "DuplicateHandlerDeclared", "ImproperlyConfiguredRemq",
     "InvalidHandlerOptions",
-    "InvalidJobState", "InvalidOptions", "JobNotFound", "MalformedMessage", "PoisonMessage",
+    "InvalidJobState", "InvalidOptions", "JobCancelled", "JobNotFound", "MalformedMessage",
+    "PoisonMessage",
     "RemqError", "TaskTimeout", "UnknownEvent",
 ]

@@ -83,3 +83,13 @@ def test_option_bags_are_typed_dicts() -> None:
                                                              "should_retry"}
     assert set(typing.get_type_hints(types.DLQConfig)) >= {"stream_key", "should_send_to_dlq"}
 
+
+
+def test_every_engine_error_is_in_the_one_import_for_users() -> None:
+    from django_remq import errors
+    from django_remq.core import errors as core_errors
+
+    engine = {n for n, v in vars(core_errors).items() if isinstance(v, type)
+              and issubclass(v, Exception) and v.__module__ == core_errors.__name__}
+    assert "JobCancelled" in engine
+    assert engine - set(errors.__all__) == set()

@@ -1,7 +1,7 @@
 """Sdk: every admin operation over Redis (the original remq's ``Sdk``), fast at any size.
 
 Every method has an ``a``-prefixed async twin (``get_job`` / ``aget_job``); both
-run the same plan (:mod:`.sdk_plans`), one with the sync client, one with the
+run the same plan (:mod:`.plans`), one with the sync client, one with the
 asyncio client of the running loop. Costs: a job O(1); a page of a listing
 O(log n + page) from the per-status indexes; queue stats O(1) per status.
 """
@@ -19,7 +19,7 @@ class Sdk(SdkPlans):
 
     ``Sdk(db, prefix="remq", dlq_key=None, retention=None)``: ``db`` is a URL or
     a (sync or asyncio) Redis client; ``dlq_key`` the dead-letter stream (default
-    ``<prefix>:dlq``); ``retention`` (:class:`~.commands.Retention`) how long jobs
+    ``<prefix>:dlq``); ``retention`` (:class:`~..store.ops.Retention`) how long jobs
     cancelled here are kept.
     """
 
