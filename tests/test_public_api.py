@@ -73,6 +73,14 @@ def test_status_values_are_the_original_strings() -> None:
     assert [s for s in JobStatus if s.final] == ["completed", "failed", "cancelled"]
 
 
+def test_queue_stats_count_every_status() -> None:
+    from django_remq.types import JobStatus, TaskStats
+
+    assert {f.name for f in dataclasses.fields(TaskStats)} == {"queue", "dlq", *JobStatus}
+    stats = TaskStats("q", **{s: n for n, s in enumerate(JobStatus, 1)}, dlq=100)
+    assert stats.total == sum(range(1, len(JobStatus) + 1))
+
+
 def test_option_bags_are_typed_dicts() -> None:
     from django_remq import types
 

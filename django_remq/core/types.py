@@ -94,6 +94,8 @@ class AdminJobData:
 
 @dataclass(frozen=True)
 class TaskStats:
+    """A queue's job count per :class:`JobStatus` (one field each), and the DLQ's length."""
+
     queue: str
     waiting: int = 0
     delayed: int = 0
@@ -106,8 +108,7 @@ class TaskStats:
 
     @property
     def total(self) -> int:
-        return (self.waiting + self.delayed + self.processing + self.completed + self.failed
-                + self.cancelled + self.paused)
+        return sum(int(getattr(self, status)) for status in JobStatus)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total": self.total}
