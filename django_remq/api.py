@@ -123,38 +123,37 @@ def emit(event: str, data: Any = None, queue: str | None = None,
     the current transaction to commit, so a worker never reads rows that are not
     there yet, and is dropped on rollback. The id is known at once either way.
     """
-    check_json(f"emit({event!r})", data)
-    tm = get_task_manager()
-    if not _deferred(on_commit):
-        return tm.emit(event, queue=queue, data=data, options=options)  # type: ignore[arg-type]
-    opts = {**(options or {}), "id": (options or {}).get("id") or uuid.uuid4().hex}
-    tm.prepare(event, queue, data, opts)  # validate now, not at commit
-    snapshot = jsonutil.loads(jsonutil.dumps(data))  # later changes to data do not leak in
-    transaction.on_commit(partial(tm.emit, event, queue, snapshot, opts),  # type: ignore[arg-type]
-                          using=using)
-    return str(opts["id"])
+    item = {"event": event, "data": data, "queue": queue, "options": options}
+    return _emit([item], f"emit({event!r})", on_commit, using)[0]
 
 
 async def aemit(event: str, data: Any = None, queue: str | None = None,
                 options: Mapping[str, Any] | None = None, *, on_commit: bool | None = None,
                 using: str | None = None) -> str:
     """Async twin of :func:`emit`."""
-    if _deferred(on_commit):  # transactions live in the sync world (sync_to_async's thread)
-        return await sync_to_async(emit)(event, data, queue, options, on_commit=True,
-                                         using=using)
-    check_json(f"emit({event!r})", data)
-    return await get_task_manager().aemit(event, queue=queue, data=data,
-                                          options=options)  # type: ignore[arg-type]
+    item = {"event": event, "data": data, "queue": queue, "options": options}
+    return (await _aemit([item], f"emit({event!r})", on_commit, using))[0]
 
 
 def emit_many(items: Iterable[Mapping[str, Any]], *, on_commit: bool | None = None,
               using: str | None = None) -> list[str]:
     """Enqueue many tasks in few round trips; ids in input order."""
-    batch = _items(items)
+    return _emit(items, None, on_commit, using)
+
+
+async def aemit_many(items: Iterable[Mapping[str, Any]], *, on_commit: bool | None = None,
+                     using: str | None = None) -> list[str]:
+    return await _aemit(items, None, on_commit, using)
+
+
+def _emit(items: Iterable[Mapping[str, Any]], where: str | None, on_commit: bool | None,
+          using: str | None) -> list[str]:
+    """Every sync emit: checked now; written now, or when the transaction commits."""
+    batch = _checked(items, where)
     tm = get_task_manager()
     if not _deferred(on_commit):
         return tm.emit_many(batch)
-    for item in batch:
+    for item in batch:  # fix the ids and the data now; validate now, not at commit
         opts = dict(item.get("options") or {})
         item["options"] = {**opts, "id": opts.get("id") or uuid.uuid4().hex}
         item["data"] = jsonutil.loads(jsonutil.dumps(item.get("data")))
@@ -164,22 +163,22 @@ def emit_many(items: Iterable[Mapping[str, Any]], *, on_commit: bool | None = No
     return [str(item["options"]["id"]) for item in batch]
 
 
-async def aemit_many(items: Iterable[Mapping[str, Any]], *, on_commit: bool | None = None,
-                     using: str | None = None) -> list[str]:
-    if _deferred(on_commit):
-        return await sync_to_async(emit_many)(list(items), on_commit=True, using=using)
-    batch = _items(items)
-    return await get_task_manager().aemit_many(batch)
+async def _aemit(items: Iterable[Mapping[str, Any]], where: str | None, on_commit: bool | None,
+                 using: str | None) -> list[str]:
+    if _deferred(on_commit):  # transactions live in the sync world (sync_to_async's thread)
+        return await sync_to_async(_emit)(list(items), where, True, using)
+    return await get_task_manager().aemit_many(_checked(items, where))
 
 
-def _items(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """``emit_many``'s items as dicts, each checked (shape, then JSON data)."""
+def _checked(items: Iterable[Mapping[str, Any]], where: str | None) -> list[dict[str, Any]]:
+    """The items as fresh dicts, each with JSON data (``where`` names a single emit)."""
     batch = []
     for n, item in enumerate(items):
         check_emit_item(n, item)
         batch.append(dict(item))
-        check_json(f"emit_many item {n} ({item.get('event')!r})", item.get("data"))
+        check_json(where or f"emit_many item {n} ({item.get('event')!r})", item.get("data"))
     return batch
+
 
 
 def _deferred(on_commit: bool | None) -> bool:

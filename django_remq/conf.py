@@ -24,9 +24,9 @@ from django.utils.module_loading import import_string
 
 from .core.errors import InvalidOptions
 from .core.options import EMIT_KEYS, HANDLER_ONLY_KEYS
+from .core.settings import PROCESSOR_KEYS, ProcessorSettings
 from .core.store.connection import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT, with_timeouts
 from .core.store.keys import validate_queue_name
-from .core.worker.processor import PROCESSOR_KEYS, ProcessorSettings
 from .errors import ImproperlyConfiguredRemq
 
 ENV_REDIS_URL = "REMQ_REDIS_URL"
@@ -269,7 +269,7 @@ def processor_problems(processor: Mapping[str, Any]) -> list[Problem]:
         ProcessorSettings.from_options(processor)
     except (InvalidOptions, TypeError, ValueError) as exc:
         found.append(Problem("remq.E006", f"REMQ['PROCESSOR'] is invalid: {exc}",
-                             "See ProcessorSettings in django_remq.core.worker.processor."))
+                             "See ProcessorSettings in django_remq.core.settings."))
     return found
 
 

@@ -13,6 +13,7 @@ from .core.errors import (
     DuplicateHandler,
     InvalidJobState,
     InvalidOptions,
+    JobCancelled,
     JobNotFound,
     MalformedMessage,
     PoisonMessage,
@@ -38,6 +39,6 @@ class InvalidHandlerOptions(ImproperlyConfiguredRemq, InvalidOptions):
 __all__ = [
     "CorruptRecord", "DuplicateHandler", "DuplicateHandlerDeclared", "ImproperlyConfiguredRemq",
     "InvalidHandlerOptions",
-    "InvalidJobState", "InvalidOptions", "JobNotFound", "MalformedMessage", "PoisonMessage",
-    "RemqError", "TaskTimeout", "UnknownEvent", "UnknownEventWarning",
+    "InvalidJobState", "InvalidOptions", "JobCancelled", "JobNotFound", "MalformedMessage",
+    "PoisonMessage", "RemqError", "TaskTimeout", "UnknownEvent", "UnknownEventWarning",
 ]

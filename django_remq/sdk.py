@@ -1,5 +1,5 @@
 """The Sdk for Django code: ``Sdk()`` reads ``settings.REMQ``; ``Sdk(db)`` takes a Redis
-client or URL, like the seed's ``new Sdk(db)``. Everything else is the engine's
+client or URL, like the original remq's ``new Sdk(db)``. Everything else is the engine's
 :class:`django_remq.core.sdk.Sdk`."""
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""Test helpers for projects using django_remq (and for our own tests).
+"""Test helpers for projects using django_remq (and for our own tests); a pytest plugin.
+
+Installing django-remq registers this module as a pytest plugin (entry point
+``pytest11``), so the ``remq`` and ``remq_fake`` fixtures need no import.
 
 ``remq_test_settings()`` points ``REMQ`` at a real Redis (default: the configured
 one) or an in-process fake one, under a fresh key prefix that is deleted
 afterwards. ``run_until_idle()`` runs the real worker in this process until every
 task emitted so far, with its retries and delayed runs, reached a final state::
-
-    from django_remq.testing import remq  # noqa: F401  (the pytest fixture)
 
     def test_signup_sends_mail(remq):
         client.post("/signup/", {...})       # the view emits "send-welcome"

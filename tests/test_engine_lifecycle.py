@@ -9,12 +9,9 @@ import pytest
 
 from django_remq.core import TaskManager
 from django_remq.core.errors import UnknownEventWarning
-from django_remq.core.sdk import Sdk
 from django_remq.core.store.keys import Keys
 
-
-def record(r, prefix, job_id, queue="default"):
-    return Sdk(r, prefix=prefix).get_job(job_id, queue)
+from .records import record
 
 
 async def test_async_handler_completes_with_result_logs_and_progress(make_tm, r, prefix):

@@ -1,4 +1,4 @@
-"""Debounce per handler, held in Redis: leading (the seed's) and trailing edge."""
+"""Debounce per handler, held in Redis: leading (the original remq's) and trailing edge."""
 
 from __future__ import annotations
 

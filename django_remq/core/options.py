@@ -1,4 +1,4 @@
-"""Validation of per-task and per-handler options, with the seed's common mistakes.
+"""Validation of per-task and per-handler options, with the original remq's common mistakes.
 
 Runs where the options are written (``emit``, ``register_handler``), so a typo is
 an error at the call site, not a surprise on a worker at 3 a.m.

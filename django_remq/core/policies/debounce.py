@@ -116,7 +116,7 @@ def emit_call(qk: QueueKeys, event: str, key: str, spec: DebounceSpec, job: NewJ
 
 
 class DebounceManager:
-    """The seed's per-handler debouncer, with its state in Redis instead of memory."""
+    """The original remq's per-handler debouncer, with its state in Redis instead of memory."""
 
     def __init__(self, conn: Connection, keys: Keys) -> None:
         self.conn, self.keys = conn, keys

@@ -16,7 +16,7 @@ these (``Sdk.list_dlq``, ``Sdk.requeue_dlq``). The stream is trimmed with
 
 Where it is written: *after* finish.lua has applied the failure, by the worker,
 in one pipeline per batch -- not inside finish.lua. The DLQ key is global (one
-stream for every queue, as the seed has it), so writing it from a per-queue
+stream for every queue, as the original remq has it), so writing it from a per-queue
 script would cross hash slots and fail on a Redis Cluster. Writing it only for
 outcomes finish.lua reports as applied means no duplicate entry when another
 worker already finished the job. The price: a worker killed in the

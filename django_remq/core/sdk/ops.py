@@ -1,7 +1,7 @@
 """Typed builders for the admin scripts (``lua/admin_*.lua``) and admin reads.
 
-Pure, like :mod:`.commands`: each returns a :class:`~.scripts.Call` or a
-:class:`~.plan.Cmd` with the function that parses its reply, for the Sdk's plans.
+Pure, like :mod:`..store.ops`: each returns a :class:`~..store.scripts.Call` or a
+:class:`~..store.scripts.Cmd` with the function that parses its reply, for the Sdk's plans.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from typing import Any, Literal
 
 from .. import jsonutil
 from ..store import records, scripts
-from ..store.keys import GROUP, STATUSES, Keys, QueueKeys
+from ..store.keys import GROUP, Keys, QueueKeys
 from ..store.records import pairs_to_dict
-from ..store.scripts import Arg, Call, Script
-from ..types import DlqEntry, WorkerInfo
-from .plan import Cmd
+from ..store.scripts import Arg, Call, Cmd, Script
+from ..types import DlqEntry, JobStatus, WorkerInfo
 
 ChangeCode = Literal["ok", "noop", "requested", "missing", "state"]
 
@@ -31,7 +30,7 @@ class Change:
 
 
 @dataclass(frozen=True)
-class Entry:
+class ListedJob:
     """One job of a listing: its index score (ms) and, when asked for, its record."""
 
     id: str
@@ -42,7 +41,7 @@ class Entry:
 @dataclass(frozen=True)
 class Page:
     total: int
-    entries: list[Entry]
+    entries: list[ListedJob]
 
 
 @dataclass(frozen=True)
@@ -110,22 +109,16 @@ read = records.read
 
 def stats(qk: QueueKeys) -> Call[tuple[bool, dict[str, int]]]:
     def parse(reply: Any) -> tuple[bool, dict[str, int]]:
-        return bool(int(reply[0])), dict(zip(STATUSES, (int(x) for x in reply[1:]), strict=True))
+        return bool(int(reply[0])), dict(zip(JobStatus, (int(x) for x in reply[1:]), strict=True))
 
     return Call(scripts.ADMIN_STATS, qk.script_keys, _base(qk), parse)
-
-
-def cancel_requests(qk: QueueKeys, job_ids: Sequence[str]) -> Call[list[str]]:
-    """The worker's hook: which of these running jobs were asked to stop."""
-    return Call(scripts.ADMIN_CANCEL_REQUESTS, qk.script_keys, [*_base(qk), *job_ids],
-                lambda reply: [_s(x) for x in reply])
 
 
 # -- listing ------------------------------------------------------------------------
 
 def _page(reply: Any) -> Page:
     total, entries = reply
-    return Page(int(total), [Entry(_s(i), float(score), pairs_to_dict(flat))
+    return Page(int(total), [ListedJob(_s(i), float(score), pairs_to_dict(flat))
                              for i, score, flat in entries])
 
 

@@ -1,7 +1,7 @@
 """One typed entry per Lua script: builds its keys and arguments, parses its reply.
 
 These are pure (no I/O), so the sync and async callers share them; see
-:func:`scripts.run` / :func:`scripts.arun`.
+:func:`.scripts.run_many` / :func:`.scripts.arun_many`.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ class NewJob:
 #: The record fields deliver.lua returns for a job to run (its RUN_FIELDS).
 RUN_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "timestamp",
               "deliveries")
-#: The record fields a stream entry carries (_lib.lua's ENTRY_FIELDS).
-ENTRY_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "timestamp")
 
 
 @dataclass(frozen=True)

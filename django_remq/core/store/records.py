@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from .. import jsonutil
 from ..errors import CorruptRecord
 from ..options import retries_of
-from ..types import AdminJobData, JobError, JobState, LogEntry
+from ..types import AdminJobData, JobError, JobState, JobStatus, LogEntry
 from . import scripts
 from .keys import GROUP, QueueKeys
 from .scripts import Arg, Call
@@ -137,12 +137,12 @@ def _decode(f: _Reader, logs: Sequence[Any] | None) -> AdminJobData:
         except (ValueError, TypeError) as exc:
             raise CorruptRecord(f"{f.where} has a corrupt log line {n}: {exc}") from None
     retries = retries_of(options)
-    status = f.fields.get("status", "waiting")
+    status = f.fields.get("status") or "waiting"
     return AdminJobData(
         id=f.text("id"),
         state=JobState(name=f.text("name"), queue=f.text("queue"),
                        data=f.json("data"), options=options),
-        status=status,
+        status=JobStatus(status),
         timestamp=f.int("timestamp"),
         delay_until=f.int("delay_until") or None,
         lock_until=f.int("lock_until") or None,

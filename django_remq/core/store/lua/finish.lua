@@ -15,8 +15,7 @@
 -- Returns one integer per outcome: 1 applied, 0 ignored (already acknowledged
 -- elsewhere, e.g. by a worker that reclaimed the entry, or the job was deleted),
 -- 2 the record could not be updated: the job is now failed as corrupt.
-local IDX = {waiting = KEYS[3], delayed = KEYS[4], processing = KEYS[5], completed = KEYS[6],
-             failed = KEYS[7], cancelled = KEYS[8], paused = KEYS[9]}
+local IDX = status_keys()
 local now = now_ms()
 local stream, group, jobs, logs = KEYS[1], ARGV[3], ARGV[1], ARGV[2]
 local keep = {completed = {tonumber(ARGV[4]), tonumber(ARGV[5])},
