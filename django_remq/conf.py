@@ -24,8 +24,9 @@ from django.utils.module_loading import import_string
 
 from .core.errors import InvalidOptions
 from .core.options import EMIT_KEYS, HANDLER_ONLY_KEYS
+from .core.settings import PROCESSOR_KEYS, ProcessorSettings
+from .core.store.connection import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT, with_timeouts
 from .core.store.keys import validate_queue_name
-from .core.worker.processor import PROCESSOR_KEYS, ProcessorSettings
 from .errors import ImproperlyConfiguredRemq
 
 ENV_REDIS_URL = "REMQ_REDIS_URL"
@@ -44,6 +45,8 @@ SPEC: dict[str, tuple[tuple[type | None, ...], Any]] = {
     "GATEWAY": ((dict, None), None),
     "EMIT_ON_COMMIT": ((bool,), False),
     "TASKS_MODULE": ((str, None), "tasks"),
+    "SOCKET_TIMEOUT": ((int, float), DEFAULT_SOCKET_TIMEOUT),
+    "SOCKET_CONNECT_TIMEOUT": ((int, float), DEFAULT_CONNECT_TIMEOUT),
 }
 
 #: Options that belong to one task or one handler, not to the processor.
@@ -77,6 +80,13 @@ class RemqSettings:
     gateway: Mapping[str, Any] = field(default_factory=dict)
     emit_on_commit: bool = False
     tasks_module: str | None = "tasks"
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT
+    socket_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+
+    @property
+    def connection_url(self) -> str:
+        """``redis_url`` with the socket timeouts in its query (unless it sets its own)."""
+        return with_timeouts(self.redis_url, self.socket_timeout, self.socket_connect_timeout)
 
     def build_ctx(self) -> dict[str, Any]:
         """Call the ``CTX`` factory (the handlers' shared context), or return ``{}``."""
@@ -115,7 +125,9 @@ def get_settings() -> RemqSettings:
         prefix=values["PREFIX"], concurrency=values["CONCURRENCY"],
         queues=tuple(values["QUEUES"]) if values["QUEUES"] else None, ctx=values["CTX"],
         processor=dict(values["PROCESSOR"] or {}), gateway=dict(values["GATEWAY"] or {}),
-        emit_on_commit=values["EMIT_ON_COMMIT"], tasks_module=values["TASKS_MODULE"])
+        emit_on_commit=values["EMIT_ON_COMMIT"], tasks_module=values["TASKS_MODULE"],
+        socket_timeout=float(values["SOCKET_TIMEOUT"]),
+        socket_connect_timeout=float(values["SOCKET_CONNECT_TIMEOUT"]))
 
 
 def reset() -> None:
@@ -183,6 +195,12 @@ def _values(raw: dict[str, Any]) -> list[Problem]:
             "remq.E009", "REMQ['STREAM_REDIS_URL'] differs from REDIS_URL.",
             "Streams and job records change together in one atomic script, so they must live "
             "in one Redis database: remove STREAM_REDIS_URL or set it equal to REDIS_URL."))
+    for key in ("SOCKET_TIMEOUT", "SOCKET_CONNECT_TIMEOUT"):
+        value = raw.get(key, 1.0)
+        if not 0 < value <= 3600:  # NaN fails this too
+            found.append(Problem("remq.E008", f"REMQ[{key!r}] must be seconds in (0, 3600], "
+                                 f"got {value!r}.",
+                                 f"Default: {SPEC[key][1]!r}; a URL's ?{key.lower()}= wins."))
     if raw.get("CONCURRENCY", 1) < 1:
         found.append(Problem("remq.E008", f"REMQ['CONCURRENCY'] must be >= 1, got "
                              f"{raw['CONCURRENCY']}.", "Use 1 or more tasks at a time."))
@@ -253,7 +271,7 @@ def processor_problems(processor: Mapping[str, Any]) -> list[Problem]:
         ProcessorSettings.from_options(processor)
     except (InvalidOptions, TypeError, ValueError) as exc:
         found.append(Problem("remq.E006", f"REMQ['PROCESSOR'] is invalid: {exc}",
-                             "See ProcessorSettings in django_remq.core.worker.processor."))
+                             "See ProcessorSettings in django_remq.core.settings."))
     return found
 
 

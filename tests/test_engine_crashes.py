@@ -18,7 +18,7 @@ import redis
 from django_remq.core import TaskManager
 from django_remq.core.store.keys import Keys
 
-from .test_engine_lifecycle import record
+from .records import record
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ import time
 from django_remq.core import TaskManager
 from django_remq.core.store.keys import Keys
 
-from .test_engine_lifecycle import record
+from .records import record
 
 
 async def run_for(tm: TaskManager, seconds: float) -> None:

@@ -35,6 +35,11 @@ class MalformedMessage(RemqError):
     """A stream entry or job record that cannot be decoded."""
 
 
+class CorruptRecord(MalformedMessage):
+    """A job record (or a DLQ entry's copy of one) that cannot be decoded; the message names
+    the job and the field. The only error decoding a record ever raises."""
+
+
 class PoisonMessage(RemqError):
     """A job was delivered too many times without finishing (it keeps killing workers?)."""
 
@@ -45,3 +50,10 @@ class JobCancelled(RemqError):
 
 class TaskTimeout(RemqError, TimeoutError):
     """A handler ran past its ``timeout_ms``."""
+
+
+class UnknownEventWarning(RuntimeWarning):
+    """``emit`` of an event no handler is registered for in this process (while some are):
+    likely a typo, and the job would fail ``UnknownEvent`` on the worker. Warned once per
+    event; silence it with ``warnings.filterwarnings("ignore", category=...)`` when another
+    service handles the event."""

@@ -10,9 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from django_remq import emit, get_task_manager
-from django_remq.core.store.keys import STATUSES
-from django_remq.core.store.records import decode
+from django_remq import Sdk, emit
 
 DEMO_TASKS: dict[str, dict[str, Any]] = {
     "send-welcome-email": {"email": "ada@example.com", "name": "Ada"},
@@ -47,17 +45,5 @@ def emit_task(request: HttpRequest, event: str) -> HttpResponse:
 
 
 def recent_jobs(queue: str = "default", limit: int = 15) -> list[Any]:
-    """Latest jobs of every status, straight from the per-status indexes (the admin
-    pages use the Sdk for this)."""
-    tm = get_task_manager()
-    qk, client = tm.keys.queue(queue), tm.conn.sync
-    scored: list[tuple[float, str]] = []
-    for status in STATUSES:
-        for job_id, score in client.zrevrange(qk.status(status), 0, limit - 1, withscores=True):
-            scored.append((score, job_id))
-    jobs = []
-    for _, job_id in sorted(scored, reverse=True)[:limit]:
-        fields = client.hgetall(qk.job(job_id))
-        if fields:
-            jobs.append(decode(fields))
-    return jobs
+    """Latest jobs of every status, newest first (the Sdk reads the per-status indexes)."""
+    return Sdk().list_jobs(queue=queue, limit=limit)

@@ -1,14 +1,13 @@
-"""Sdk: every admin operation over Redis (the seed's ``Sdk``), fast at any size.
+"""Sdk: every admin operation over Redis (the original remq's ``Sdk``), fast at any size.
 
 Every method has an ``a``-prefixed async twin (``get_job`` / ``aget_job``); both
-run the same plan (:mod:`.sdk_plans`), one with the sync client, one with the
+run the same plan (:mod:`.plans`), one with the sync client, one with the
 asyncio client of the running loop. Costs: a job O(1); a page of a listing
 O(log n + page) from the per-status indexes; queue stats O(1) per status.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 
 from ..types import AdminJobData, DlqEntry, QueueInfo, TaskStats, WorkerInfo
@@ -20,7 +19,7 @@ class Sdk(SdkPlans):
 
     ``Sdk(db, prefix="remq", dlq_key=None, retention=None)``: ``db`` is a URL or
     a (sync or asyncio) Redis client; ``dlq_key`` the dead-letter stream (default
-    ``<prefix>:dlq``); ``retention`` (:class:`~.commands.Retention`) how long jobs
+    ``<prefix>:dlq``); ``retention`` (:class:`~..store.ops.Retention`) how long jobs
     cancelled here are kept.
     """
 
@@ -59,7 +58,7 @@ class Sdk(SdkPlans):
     def delete_job(self, job_id: str, queue: str) -> bool:
         """Remove the job everywhere (record, logs, index entries, stream entry) in one
         atomic step. ``True`` if it existed. A running job's handler is not stopped, but
-        its outcome is dropped. (The seed returns nothing; a bool costs nothing.)"""
+        its outcome is dropped. (The original remq returns nothing; a bool costs nothing.)"""
         return self._run(self._delete_job(job_id, queue))
 
     async def adelete_job(self, job_id: str, queue: str) -> bool:
@@ -82,13 +81,6 @@ class Sdk(SdkPlans):
 
     async def aresume_job(self, job_id: str, queue: str) -> AdminJobData | None:
         return await self._arun(self._job_op("resume", job_id, queue))
-
-    def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> list[str]:
-        """Worker hook: which of these running jobs were asked to cancel (one round trip)."""
-        return self._run(self._cancel_requested(queue, job_ids))
-
-    async def acancel_requested(self, queue: str, job_ids: Sequence[str]) -> list[str]:
-        return await self._arun(self._cancel_requested(queue, job_ids))
 
     # -- listing ----------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """One typed entry per Lua script: builds its keys and arguments, parses its reply.
 
 These are pure (no I/O), so the sync and async callers share them; see
-:func:`scripts.run` / :func:`scripts.arun`.
+:func:`.scripts.run_many` / :func:`.scripts.arun_many`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .. import jsonutil
+from ..errors import InvalidOptions
 from . import scripts
 from .keys import GROUP, QueueKeys
 from .records import pairs_to_dict
@@ -19,6 +20,9 @@ from .scripts import Arg, Call
 Verdict = Literal["run", "gone", "requeued", "poison", "malformed"]
 OutcomeKind = Literal["completed", "failed", "cancelled", "retry", "malformed"]
 KEEP = -1  # "no limit" in retention arguments
+MAX_RETENTION = 10**13  # ms (over 300 years) or jobs; Lua's numbers hold it exactly
+#: finish.lua's reply for an outcome whose record it could not update (now failed, corrupt)
+FINISH_CORRUPT = 2
 
 
 @dataclass(frozen=True)
@@ -33,9 +37,6 @@ class NewJob:
 #: The record fields deliver.lua returns for a job to run (its RUN_FIELDS).
 RUN_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "timestamp",
               "deliveries", "watch")
-#: The record fields a stream entry carries (_lib.lua's ENTRY_FIELDS).
-ENTRY_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "timestamp",
-                "watch")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,18 @@ class Retention:
     completed_max_count: int | None = 10_000
     failed_max_age_ms: int | None = 7 * 86_400_000
     failed_max_count: int | None = 100_000
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if (not isinstance(value, int) or isinstance(value, bool)
+                    or not 0 <= value <= MAX_RETENTION):
+                raise InvalidOptions(
+                    f"processor 'retention': {name!r} must be an int in 0..{MAX_RETENTION} "
+                    f"({'milliseconds' if name.endswith('_ms') else 'jobs'}) or None to keep "
+                    f"all, got {value!r}")
 
     def args(self) -> list[int]:
         values = (self.completed_max_age_ms, self.completed_max_count,

@@ -72,7 +72,7 @@ class StreamReader:
         # while some queues sit out this turn, don't keep them waiting a whole block
         block = self.block_ms if len(chosen) == len(queues) else min(self.block_ms, 100)
         try:
-            reply = await self.conn.aio.xreadgroup(
+            reply = await self.conn.blocking(self.block_ms).xreadgroup(
                 GROUP, self.consumer, streams, count=each, block=block
             )
         except ResponseError as exc:

@@ -20,6 +20,7 @@ from ..store.connection import Connection
 from ..store.keys import QueueKeys
 from ..store.scripts import arun
 from ..types import CancelToken, EmitOptions, Message
+from .batcher import Batcher
 
 if TYPE_CHECKING:
     from ..task_manager import TaskManager
@@ -30,16 +31,15 @@ EventSink = Callable[[dict[str, Any]], Any]
 
 
 class TaskUpdates:
-    """The ordered log/progress writes of one running task."""
+    """The ordered log/progress writes of one running task (a :class:`Batcher`)."""
 
     def __init__(self, conn: Connection, qk: QueueKeys, job_id: str, max_logs: int,
                  loop: asyncio.AbstractEventLoop, ready: Awaitable[Any] | None = None) -> None:
         self.conn, self.qk, self.job_id, self.max_logs = conn, qk, job_id, max_logs
-        self.ready = ready  # writes wait for the job to be marked processing
         self.loop = loop
         self.loop_thread = threading.get_ident()  # made on the loop, by the processor
-        self._items: list[tuple[str, str]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        # writes wait for the job to be marked processing (``ready``)
+        self._batcher: Batcher[tuple[str, str]] = Batcher(self._write, ready=ready, loop=loop)
         self._pending: set[asyncio.Future[Any]] = set()
 
     def push(self, kind: str, value: Any) -> None:
@@ -50,27 +50,20 @@ class TaskUpdates:
             self.loop.call_soon_threadsafe(self._push, kind, value)
 
     def _push(self, kind: str, value: Any) -> None:
-        self._items.append((kind, jsonutil.dumps(value)))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = self.loop.create_task(self._flush())
+        self._batcher.add((kind, jsonutil.dumps(value)))
 
     def track(self, fut: asyncio.Future[Any]) -> None:
         """Something the task started (a follow-up emit) that must land before its ack."""
         self._pending.add(fut)
         fut.add_done_callback(self._pending.discard)
 
-    async def _flush(self) -> None:
-        if self.ready is not None:
-            await asyncio.shield(self.ready)
-        while self._items:
-            items, self._items = self._items, []
-            await arun(self.conn.aio, ops.update(self.qk, self.job_id, items, self.max_logs))
+    async def _write(self, items: list[tuple[str, str]]) -> None:
+        await arun(self.conn.aio, ops.update(self.qk, self.job_id, items, self.max_logs))
 
     async def drain(self) -> None:
         """Wait for every queued write and tracked follow-up (errors are the caller's)."""
-        while (self._flusher and not self._flusher.done()) or self._pending:
-            if self._flusher and not self._flusher.done():
-                await self._flusher
+        while self._batcher.busy or self._pending:
+            await self._batcher.drain()
             if self._pending:
                 await asyncio.gather(*self._pending)
 

@@ -1,5 +1,17 @@
 -- _lib: helpers shared by every script; scripts.py prepends this file to each one.
 
+-- Job statuses, the one Lua list (types.JobStatus is the Python one, same order). A
+-- queue script's KEYS are the stream, the paused flag, then one index per status in
+-- this order (keys.QueueKeys.script_keys): status_keys() maps each status to its key.
+local STATUSES = {'waiting', 'delayed', 'processing', 'completed', 'failed', 'cancelled', 'paused'}
+-- A final job does not run again unless someone retries it (JobStatus.final).
+local FINAL = {completed = true, failed = true, cancelled = true}
+local function status_keys()
+  local idx = {}
+  for i, status in ipairs(STATUSES) do idx[status] = KEYS[i + 2] end
+  return idx
+end
+
 -- Redis's clock, in ms: every worker and emitter agrees on "now".
 local function now_ms()
   local t = redis.call('TIME')
@@ -7,7 +19,7 @@ local function now_ms()
 end
 
 -- Put job `id` (record at `key`) on `stream`. The entry carries what a worker needs
--- to start the job (keep in step with commands.ENTRY_FIELDS), so a worker woken by
+-- to start the job (the reader reads them back by name), so a worker woken by
 -- its blocking read starts at once; the record remembers its entry id, so cancelling
 -- or deleting the job can take the entry out.
 local ENTRY_FIELDS = {'name', 'data', 'options', 'retried_attempts', 'retry_count', 'timestamp',

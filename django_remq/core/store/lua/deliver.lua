@@ -16,8 +16,7 @@
 --               worker fails it through finish.lua (one failure path, at-least-once)
 --   "malformed" the entry has no job id; record = the entry's raw fields. Not acked:
 --               the worker records it through finish.lua
-local IDX = {waiting = KEYS[3], delayed = KEYS[4], processing = KEYS[5], completed = KEYS[6],
-             failed = KEYS[7], cancelled = KEYS[8], paused = KEYS[9]}
+local IDX = status_keys()
 local now = now_ms()
 local stream, group = KEYS[1], ARGV[2]
 local entries = {}
@@ -38,7 +37,7 @@ elseif ARGV[6] == 'fetch' then
 else
   for _, e in ipairs(cjson.decode(ARGV[7])) do entries[#entries + 1] = {e[1], e[2], false} end
 end
--- what a worker needs to run a job (keep in step with commands.RUN_FIELDS)
+-- what a worker needs to run a job (keep in step with store/ops.py RUN_FIELDS)
 local RUN_FIELDS = {'name', 'data', 'options', 'retried_attempts', 'retry_count', 'timestamp',
                     'deliveries', 'watch'}
 local paused = redis.call('EXISTS', KEYS[2]) == 1
