@@ -55,7 +55,7 @@ def get_task_manager() -> TaskManager:
 
 def build_task_manager(*, concurrency: int | None = None,
                        processor: Mapping[str, Any] | None = None,
-                       expose: EventSink | None = None) -> TaskManager:
+                       expose: EventSink | int | None = None) -> TaskManager:
     """A new TaskManager from ``REMQ`` (the worker command builds its own with overrides)."""
     conf = get_settings()
     # cron patterns tick in the project's time zone unless PROCESSOR says otherwise
@@ -65,6 +65,10 @@ def build_task_manager(*, concurrency: int | None = None,
                           concurrency=concurrency or conf.concurrency,
                           processor=options or None,  # type: ignore[arg-type]
                           expose=expose, prefix=conf.prefix)
+    if tm.expose is None:
+        from .consumers.delivery import sink_for
+
+        tm.expose = sink_for(tm)  # live events to the WebSocket gateway, if a layer is set
     register_declared(tm)
     return tm
 

@@ -21,6 +21,9 @@ class RemqConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the checks)
+        from .consumers import install_expose
+
+        install_expose()  # TaskManager.init(expose=PORT) serves the WebSocket gateway
 
         module = tasks_module()
         if module and not autodiscover_disabled():

@@ -9,6 +9,8 @@ remq.E003  wrong type                      remq.E008  bad value (CONCURRENCY, PR
                                                       SOCKET_*TIMEOUT)
 remq.E004  not a Redis URL                 remq.E009  STREAM_REDIS_URL differs from REDIS_URL
 remq.E005  CTX does not import             remq.W001  a handler's queue no worker serves
+remq.E020  GATEWAY: not a dict, unknown key  remq.E021  GATEWAY: bad allowed_events / limit
+remq.E022  GATEWAY: a rule does not import   remq.W020  GATEWAY set but no channel layer
 """
 
 from __future__ import annotations
@@ -41,3 +43,27 @@ def check_handler_queues(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
                          f"--queues {d.queue}; otherwise its tasks wait forever.",
                     id="remq.W001", obj=d.fn_name)
             for d in registry if d.queue not in served]
+
+
+# -- the WebSocket gateway ----------------------------------------------------------
+
+
+@register("remq")
+def check_gateway_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Without a channel layer, workers cannot reach the gateway's connections."""
+    from django.conf import settings
+
+    raw = raw_settings()
+    if not isinstance(raw, dict) or raw.get("GATEWAY") is None:
+        return []
+    layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    if "default" in layers:
+        return []
+    return [Warning(
+        "REMQ['GATEWAY'] is set but no channel layer is configured, so workers cannot send "
+        "live task events to WebSocket clients.",
+        hint="Add CHANNEL_LAYERS = {'default': {'BACKEND': "
+             "'channels_redis.core.RedisChannelLayer', 'CONFIG': {'hosts': "
+             "['redis://127.0.0.1:6379/0'], 'capacity': 1000}}} (any Redis the workers and "
+             "the ASGI server share).",
+        id="remq.W020", obj="settings.CHANNEL_LAYERS")]

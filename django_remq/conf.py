@@ -161,6 +161,8 @@ def problems(raw: Any, *, import_paths: bool = True) -> list[Problem]:
         found += _ctx_problems(raw["CTX"])
     if raw.get("PROCESSOR"):
         found += processor_problems(raw["PROCESSOR"])
+    if raw.get("GATEWAY") is not None:
+        found += _gateway_problems(raw["GATEWAY"], import_paths)
     return found
 
 
@@ -277,3 +279,12 @@ def _nested_hint(key: str) -> str:
     if key == "retry_delay_ms":
         return " (A processor-wide default delay goes in PROCESSOR['retry']['retry_delay_ms'].)"
     return ""
+
+
+# -- the WebSocket gateway (its rules live in django_remq.consumers.policy) ----------
+
+
+def _gateway_problems(gateway: Any, import_paths: bool) -> list[Problem]:
+    from .consumers.policy import gateway_problems
+
+    return gateway_problems(gateway, import_paths=import_paths)

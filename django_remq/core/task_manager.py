@@ -11,7 +11,7 @@ import asyncio
 import uuid
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,9 @@ from .worker.processor import Processor
 from .worker.task import EventSink
 
 Handler = Callable[..., Any]
+#: Serves the WebSocket gateway on the running loop for ``expose=PORT``; returns its
+#: closer. Set by the Django layer (django_remq.consumers), so the engine stays Django-free.
+GatewayServer = Callable[["TaskManager", int], Awaitable[Callable[[], Awaitable[None]]]]
 EMIT_CHUNK = 1000
 EMIT_ITEM_KEYS = frozenset({"event", "queue", "data", "options"})
 
@@ -54,16 +57,22 @@ class HandlerEntry:
 class TaskManager:
     """Create with :meth:`init` (the original remq's ``TaskManager.init(options)``)."""
 
+    gateway_server: GatewayServer | None = None
+
     def __init__(self, conn: Connection, *, ctx: Mapping[str, Any] | None = None,
                  concurrency: int = 1, processor: ProcessorOptions | None = None,
-                 expose: EventSink | None = None, prefix: str = "remq") -> None:
+                 expose: EventSink | int | None = None, prefix: str = "remq") -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidOptions(f"concurrency must be an int >= 1, got {concurrency!r}")
+        # expose: where live events go (an EventSink), or the original's port to serve
+        # the WebSocket gateway on from this worker
+        self.expose_port = _port(expose) if isinstance(expose, int) else None
+        self._close_gateway: Callable[[], Awaitable[None]] | None = None
         self.conn = conn
         self.ctx = dict(ctx or {})
         self.concurrency = concurrency
         self.settings = ProcessorSettings.from_options(processor)
-        self.expose = expose
+        self.expose: EventSink | None = None if isinstance(expose, int) else expose
         self.keys = Keys(prefix)
         self._handlers: dict[tuple[str, str], HandlerEntry] = {}
         self._queues_of: defaultdict[str, list[str]] = defaultdict(list)
@@ -74,7 +83,7 @@ class TaskManager:
     @classmethod
     def init(cls, db: RedisLike, streamdb: RedisLike | None = None,
              ctx: Mapping[str, Any] | None = None, concurrency: int = 1,
-             processor: ProcessorOptions | None = None, expose: EventSink | None = None,
+             processor: ProcessorOptions | None = None, expose: EventSink | int | None = None,
              prefix: str = "remq") -> TaskManager:
         """``streamdb`` is accepted for the original remq's signature; job records and
         streams change together in one atomic script, so they must share one database."""
@@ -261,6 +270,13 @@ class TaskManager:
             raise RuntimeError("this TaskManager is already started; stop() it first")
         for q in queues or ():
             validate_queue_name(q)
+        if self.expose_port is not None and self._close_gateway is None:
+            if TaskManager.gateway_server is None:
+                raise InvalidOptions(
+                    f"expose={self.expose_port}: serving the WebSocket gateway needs the Django "
+                    "layer (django_remq in INSTALLED_APPS, a CHANNEL_LAYERS); or pass an "
+                    "EventSink as expose")
+            self._close_gateway = await TaskManager.gateway_server(self, self.expose_port)
         self.processor = Processor(self, self.conn, concurrency=self.concurrency,
                                    queues=list(queues or self.queues), prefix=self.keys.prefix,
                                    settings=self.settings, ctx=self.ctx, events=self.expose)
@@ -272,6 +288,12 @@ class TaskManager:
             return
         processor, self.processor = self.processor, None
         await processor.close()
+        flush = getattr(self.expose, "aclose", None)  # a sink may hold events still unsent
+        if flush is not None:
+            await flush()
+        if self._close_gateway is not None:
+            close, self._close_gateway = self._close_gateway, None
+            await close()
 
     async def wait_until_idle(self) -> None:
         """In burst mode, returns once the queues were found empty."""
@@ -293,6 +315,12 @@ class TaskManager:
             for w in waiters:
                 w.cancel()
             await self.stop()
+
+
+def _port(value: int) -> int:
+    if isinstance(value, bool) or not 0 < value < 65536:
+        raise InvalidOptions(f"expose must be a TCP port (1-65535) or an EventSink, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)

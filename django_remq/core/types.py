@@ -249,6 +249,7 @@ class Message:
     retry_count: int | None = None
     deliveries: int = 1
     timestamp: int = 0  # when it was emitted (ms)
+    watched: bool = False  # a gateway connection follows it: send its live events
 
     @property
     def attempt(self) -> int:

@@ -38,13 +38,17 @@ def heartbeat(task: Task, ctx: HandlerContext) -> float:
     return time.time()
 
 
-@handler("generate-report", timeout_ms=120_000)
+@handler("generate-report", timeout_ms=120_000, attempts=2, retry_delay_ms=1000, expose=True)
 async def generate_report(task: Task, ctx: HandlerContext) -> str:
-    """A long task reporting progress: ``ctx.socket.update`` reaches the page live once
-    the WebSocket gateway is on; until then it is stored on the job (``progress``)."""
+    """A long task reporting progress: each ``ctx.socket.update`` reaches the page that
+    emitted it over the WebSocket gateway (``expose=True`` lets signed-in users emit it),
+    and is stored on the job. With ``fail_first`` the first attempt fails half-way, to
+    show the retry notice."""
     steps = ["fetching", "aggregating", "rendering", "uploading"]
     for n, step in enumerate(steps, 1):
-        ctx.socket.update({"step": step}, round(100 * n / len(steps)))
+        if task.data.get("fail_first") and task.attempt == 1 and n == 3:
+            raise ConnectionError("the report service timed out")
+        ctx.socket.update({"step": step, "attempt": task.attempt}, round(100 * n / len(steps)))
         task.logger(f"{step}...")
         await asyncio.sleep(task.data.get("seconds_per_step", 1))
     ctx.emit("send-welcome-email", data={"email": "boss@example.com", "name": "Boss"})

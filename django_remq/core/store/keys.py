@@ -12,6 +12,8 @@ Layout, for prefix ``remq`` and queue ``default``::
     remq:worker:<id>                 STRING worker info (JSON), expiring
     remq:dlq                         STREAM dead letters of every queue, capped MAXLEN ~
                                             (the key is configurable)
+    remq:gateway:broadcast           ZSET   open broadcast WebSocket connections -> expiry
+    remq:gateway:watched             ZSET   job ids followed over the gateway -> expiry
     remq:{default}:stream            STREAM job ids waiting for or in delivery
     remq:{default}:job:<id>          HASH   the job record
     remq:{default}:logs:<id>         LIST   the job's log lines (JSON), capped
@@ -69,6 +71,16 @@ class Keys:
     def dlq(self) -> str:
         """The default dead-letter stream (``processor.dlq.stream_key`` overrides it)."""
         return f"{self.prefix}:dlq"
+
+    @cached_property
+    def gateway_broadcast(self) -> str:
+        """Open broadcast connections: member = channel name, score = expiry (ms)."""
+        return f"{self.prefix}:gateway:broadcast"
+
+    @cached_property
+    def gateway_watched(self) -> str:
+        """Tasks followed over the gateway: member = job id, score = expiry (ms)."""
+        return f"{self.prefix}:gateway:watched"
 
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"

@@ -36,7 +36,7 @@ class NewJob:
 
 #: The record fields deliver.lua returns for a job to run (its RUN_FIELDS).
 RUN_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "timestamp",
-              "deliveries")
+              "deliveries", "watch")
 
 
 @dataclass(frozen=True)
@@ -173,6 +173,32 @@ def update(qk: QueueKeys, job_id: str, items: Sequence[tuple[str, str]],
     for kind, value in items:
         args += [kind, value]
     return Call(scripts.UPDATE, (qk.job(job_id), qk.logs(job_id)), args, lambda r: bool(int(r)))
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A job as a gateway subscriber first sees it (see watch.lua)."""
+
+    status: str
+    progress: Any  # the last ``{"data", "progress"}`` a handler sent, or None
+    owner: str | None  # the user who emitted it over the gateway
+    finished_at: int | None
+    error: str | None  # the last error's message
+    name: str | None = None  # the event
+
+
+def watch(qk: QueueKeys, job_id: str, *, flag: bool) -> Call[Watched | None]:
+    def parse(reply: Any) -> Watched | None:
+        if not reply:
+            return None
+        status, progress, owner, finished_at, errors, name = (_s(x) if x else None
+                                                              for x in reply)
+        last = jsonutil.loads(errors)[-1:] if errors else []
+        return Watched(status or "waiting", jsonutil.loads(progress) if progress else None,
+                       owner, int(finished_at) if finished_at else None,
+                       str(last[0].get("message")) if last else None, name)
+
+    return Call(scripts.WATCH, (qk.job(job_id),), ["1" if flag else "0"], parse)
 
 
 def _s(value: Any) -> str:

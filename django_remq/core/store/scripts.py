@@ -59,6 +59,7 @@ RENEW = _load("renew")
 UPDATE = _load("update")
 CRON = _load("cron")
 DEBOUNCE = _load("debounce")
+WATCH = _load("watch")
 DEBOUNCE_EMIT = _load("debounce_emit")
 
 ADMIN_READ = _load_admin("admin_read")

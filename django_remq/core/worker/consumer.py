@@ -313,4 +313,5 @@ def to_message(queue: str, d: Delivery) -> Message:
                    retried_attempts=int(f.get("retried_attempts") or 0),
                    retry_count=int(f["retry_count"]) if f.get("retry_count") else None,
                    deliveries=int(f.get("deliveries") or 1),
-                   timestamp=int(f.get("timestamp") or 0))  # a fresh entry: 1st delivery
+                   timestamp=int(f.get("timestamp") or 0),  # a fresh entry: 1st delivery
+                   watched=bool(f.get("watch")))

@@ -49,6 +49,7 @@ class Processor:
         self.settings = settings
         self.ctx = ctx or {}
         self.events = events
+        self._live: dict[str, tuple[str, bool]] = {}  # job id -> (event, watched)
         self.keys = Keys(prefix)
         self.executor: ThreadPoolExecutor | None = None
         self.debounce = DebounceManager(conn, self.keys)
@@ -100,6 +101,8 @@ class Processor:
             return failures.failed(message.entry_id, message.id, exc, message.attempt,
                                    message.queue, message.name)
         options = {**entry.options, **message.options}
+        if self.events is not None:  # what its retry/finished events need (see _applied)
+            self._live[message.id] = (message.name, message.watched)
         loop = asyncio.get_running_loop()
         updates = TaskUpdates(self.conn, self.keys.queue(message.queue), message.id,
                               self.settings.max_logs_per_task, loop, ready=mctx.marked)
@@ -173,16 +176,22 @@ class Processor:
     def _applied(self, queue: str, outcome: Outcome, applied: bool) -> None:
         if applied and outcome.dead is not None and self.dead_letters is not None:
             self.dead_letters.add(outcome.dead)
-        if not applied or self.events is None:
+        if self.events is None:
             return
+        name, watched = self._live.pop(outcome.job_id, ("", False))
+        if not applied:
+            return
+        error = jsonutil.loads(outcome.error)["message"] if outcome.error else None
         if outcome.kind == "retry":
-            self.events({"type": "task_retry", "taskId": outcome.job_id, "queue": queue,
-                         "error": jsonutil.loads(outcome.error)["message"],
-                         "retryCount": int(outcome.fields["retry_count"])})
+            delay = max((outcome.run_at_ms or 0) - int(time.time() * 1000), 0)
+            self.events({"type": "task_retry", "taskId": outcome.job_id, "event": name,
+                         "queue": queue, "error": error,
+                         "retryCount": int(outcome.fields["retry_count"]),
+                         "retryDelayMs": delay, "watched": watched})
         else:
             status = "failed" if outcome.kind == "malformed" else outcome.kind
-            self.events({"type": "task_finished", "taskId": outcome.job_id, "queue": queue,
-                         "status": status})
+            self.events({"type": "task_finished", "taskId": outcome.job_id, "event": name,
+                         "queue": queue, "status": status, "error": error, "watched": watched})
 
 
 def _result_fields(result: Any) -> dict[str, str]:

@@ -25,6 +25,8 @@ from .batcher import Batcher
 if TYPE_CHECKING:
     from ..task_manager import TaskManager
 
+#: Receives live events (``task_update`` / ``task_retry`` / ``task_finished``, the
+#: original's shapes plus ``watched``), always on the worker's loop; must not block.
 EventSink = Callable[[dict[str, Any]], Any]
 
 
@@ -76,6 +78,7 @@ class Task:
         self.data = message.data
         self.options = options
         self.attempt = message.attempt
+        self.watched = message.watched  # a gateway connection follows this task
         self._updates = updates
 
     def __repr__(self) -> str:
@@ -95,10 +98,15 @@ class Socket:
 
     def update(self, data: Any, progress: float | None = None) -> None:
         self._updates.push("progress", {"data": data, "progress": progress})
-        if self._events is not None:
-            self._events({"type": "task_update", "taskId": self._task.id,
-                          "queue": self._task.queue, "name": self._task.name,
-                          "data": data, "progress": progress})
+        if self._events is None:
+            return
+        t = self._task
+        event = {"type": "task_update", "taskId": t.id, "id": t.id, "event": t.name,
+                 "queue": t.queue, "data": data, "progress": progress, "watched": t.watched}
+        if threading.get_ident() == self._updates.loop_thread:
+            self._events(event)
+        else:  # a sync handler's thread: sinks are only ever called on the loop, in order
+            self._updates.loop.call_soon_threadsafe(self._events, event)
 
 
 class HandlerContext(Mapping[str, Any]):

@@ -22,7 +22,8 @@ end
 -- to start the job (the reader reads them back by name), so a worker woken by
 -- its blocking read starts at once; the record remembers its entry id, so cancelling
 -- or deleting the job can take the entry out.
-local ENTRY_FIELDS = {'name', 'data', 'options', 'retried_attempts', 'retry_count', 'timestamp'}
+local ENTRY_FIELDS = {'name', 'data', 'options', 'retried_attempts', 'retry_count', 'timestamp',
+                      'watch'}
 local function enqueue(stream, key, id)
   local values = redis.call('HMGET', key, unpack(ENTRY_FIELDS))
   local entry = {'id', id}

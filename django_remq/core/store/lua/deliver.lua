@@ -39,7 +39,7 @@ else
 end
 -- what a worker needs to run a job (keep in step with store/ops.py RUN_FIELDS)
 local RUN_FIELDS = {'name', 'data', 'options', 'retried_attempts', 'retry_count', 'timestamp',
-                    'deliveries'}
+                    'deliveries', 'watch'}
 local paused = redis.call('EXISTS', KEYS[2]) == 1
 local function drop(eid)
   redis.call('XACK', stream, group, eid)
