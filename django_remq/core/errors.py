@@ -35,6 +35,11 @@ class MalformedMessage(RemqError):
     """A stream entry or job record that cannot be decoded."""
 
 
+class CorruptRecord(MalformedMessage):
+    """A job record the engine cannot use (a field of the wrong type, a key that holds no
+    hash); the job fails with it instead of blocking delivery."""
+
+
 class PoisonMessage(RemqError):
     """A job was delivered too many times without finishing (it keeps killing workers?)."""
 
