@@ -176,3 +176,59 @@ async def test_burst_treats_a_paused_queue_as_empty(make_tm, r, prefix):
     tm.pause_queue("open")  # every queue paused: a burst run ends at once
     await asyncio.wait_for(tm.run(burst=True), 15)
     assert ran == [opened]
+
+
+async def test_replayed_entry_of_a_running_job_does_not_run_it_again(make_tm, r, prefix):
+    """The record names its live entry: a copy read by another worker is dropped."""
+    ran: list[str] = []
+
+    async def slow(task, ctx):
+        ran.append(task.id)
+        await asyncio.sleep(1.5)
+
+    first: TaskManager = make_tm()
+    second: TaskManager = make_tm()
+    for tm in (first, second):
+        tm.register_handler(event="slow", handler=slow)
+    qk = Keys(prefix).queue("default")
+    job_id = first.emit("slow")
+    entry = r.xrange(qk.stream)[0][1]
+    stop = asyncio.Event()
+    runner = asyncio.create_task(first.run(stop_event=stop))
+    other: asyncio.Task[None] | None = None
+    try:
+        assert await _until(lambda: ran == [job_id])
+        other = asyncio.create_task(second.run(stop_event=stop))  # idle: free to take it
+        await asyncio.sleep(0.3)
+        r.xadd(qk.stream, entry)  # the same entry again while the job runs on `first`
+        assert await _until(lambda: record(r, prefix, job_id).status == "completed")
+        await asyncio.sleep(0.3)
+    finally:
+        stop.set()
+        await runner
+        if other is not None:
+            await other
+    assert ran == [job_id]
+    assert r.xlen(qk.stream) == 0
+
+
+async def test_malformed_entry_reaching_an_idle_worker_is_recorded_once(make_tm, r, prefix,
+                                                                         caplog):
+    caplog.set_level(logging.ERROR, logger="django_remq")
+    tm: TaskManager = make_tm()
+    _recorder(tm)
+    qk = Keys(prefix).queue("default")
+    tm.emit("job")
+    stop = asyncio.Event()
+    runner = asyncio.create_task(tm.run(stop_event=stop))
+    try:
+        assert await _until(lambda: r.xlen(qk.stream) == 0)
+        bad = r.xadd(qk.stream, {"garbage": "yes"})  # reaches the blocking read
+        assert await _until(lambda: r.hget(qk.job(f"malformed-{bad}"), "status") == "failed")
+        await asyncio.sleep(1.5)  # more wake-ups of the idle worker
+    finally:
+        stop.set()
+        await runner
+    assert len([m for m in caplog.messages if bad in m]) == 1
+    assert r.xlen(qk.stream) == 0
+    assert len(json.loads(r.hget(qk.job(f"malformed-{bad}"), "errors"))) == 1

@@ -40,7 +40,7 @@ from .acker import Acker, OnApplied
 from .pool import ConcurrencyPool
 from .reader import StreamReader
 from .reconnect import Backoff
-from .upkeep import Upkeep, Worker
+from .upkeep import Upkeep, WorkerSpec
 
 log = logging.getLogger("django_remq.consumer")
 
@@ -91,7 +91,7 @@ class Consumer:
         self._stopping = asyncio.Event()
         self.upkeep = Upkeep(
             conn, self.keys,
-            Worker(self.name, options.queues, options.concurrency, options.claim_idle_ms,
+            WorkerSpec(self.name, options.queues, options.concurrency, options.claim_idle_ms,
                    options.promote_interval_ms),
             running=self._held, cancel=self.cancel, stopping=self._stopping.is_set)
         self._tasks: list[asyncio.Task[None]] = []

@@ -41,7 +41,7 @@ RunningView = Callable[[], Mapping[str, tuple[str, str]]]
 
 
 @dataclass(frozen=True)
-class Worker:
+class WorkerSpec:
     """Who this worker is, as the registry and the scripts see it."""
 
     name: str
@@ -52,7 +52,7 @@ class Worker:
 
 
 class Upkeep:
-    def __init__(self, conn: Connection, keys: Keys, worker: Worker, *, running: RunningView,
+    def __init__(self, conn: Connection, keys: Keys, worker: WorkerSpec, *, running: RunningView,
                  cancel: Callable[[str], None], stopping: Callable[[], bool]) -> None:
         self.conn = conn
         self.keys = keys

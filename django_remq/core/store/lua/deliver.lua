@@ -14,7 +14,8 @@
 -- half-done step nor stops the rest of the batch.
 -- Returns a list of {entry id, job id, verdict, record}; verdict is
 --   "run"        the job is now processing; record = the values of RUN_FIELDS below
---   "gone"       the job will not run (cancelled, deleted, finished): acked
+--   "gone"       the job will not run (cancelled, deleted, finished), or this entry
+--                is a stale copy (the record names another, live entry): acked
 --   "orphan"     no job has this id: acked
 --   "requeued"   the queue is paused: entry moved to the stream's end, job waiting
 --   "poison"     delivered more than max deliveries times; record. Not acked: the
@@ -73,6 +74,11 @@ local function key_type(key)
   local t = redis.call('TYPE', key)
   return type(t) == 'table' and t.ok or t
 end
+-- another entry of the job is its live one (the record names it): this one is a replay
+local function stale(eid, current)
+  return current and current ~= eid and string.match(current, '^%d+%-%d+$') ~= nil
+    and redis.call('XRANGE', stream, current, current)[1] ~= nil
+end
 -- a counter HINCRBY can add to: absent, or a plain non-negative integer
 local function is_count(v)
   return not v or (string.match(v, '^%d+$') ~= nil and #v <= 15)
@@ -93,12 +99,15 @@ for _, e in ipairs(entries) do
       redis.call('ZREM', IDX.processing, id)
       out[#out + 1] = {eid, id, 'unreadable', {kind}}
     else
-      local rec = redis.call('HMGET', key, 'status', 'worker', 'deliveries')
+      local rec = redis.call('HMGET', key, 'status', 'worker', 'deliveries', 'entry')
       local status = rec[1]
       if not status then
         drop(eid)
         out[#out + 1] = {eid, id, 'orphan', {}}
       elseif status ~= 'waiting' and status ~= 'processing' then
+        drop(eid)
+        out[#out + 1] = {eid, id, 'gone', {}}
+      elseif stale(eid, rec[4]) then
         drop(eid)
         out[#out + 1] = {eid, id, 'gone', {}}
       elseif mode == 'pending' and status == 'processing' and rec[2] == me then
