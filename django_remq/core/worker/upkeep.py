@@ -62,8 +62,9 @@ class Upkeep:
         self.stopping = stopping
         self.interval = max(worker.claim_idle_ms / 3000, 0.05)
         self.paused: set[str] = set()  # refreshed with every promote round
-        #: set every tick; the read loop reclaims stalled entries before new work
-        self.reclaim_due = False
+        #: set every tick (and at start); the read loop reclaims stalled entries before
+        #: new work
+        self.reclaim_due = True
 
     def start(self) -> list[asyncio.Task[None]]:
         loop = asyncio.get_running_loop()
