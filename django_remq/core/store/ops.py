@@ -34,8 +34,6 @@ class NewJob:
 #: The record fields deliver.lua returns for a job to run (its RUN_FIELDS).
 RUN_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "timestamp",
               "deliveries")
-#: The record fields a stream entry carries (_lib.lua's ENTRY_FIELDS).
-ENTRY_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "timestamp")
 
 
 @dataclass(frozen=True)
