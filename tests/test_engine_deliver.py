@@ -7,9 +7,13 @@ import asyncio
 import json
 import logging
 
+import pytest
+
 from django_remq.core import TaskManager
 from django_remq.core.sdk import Sdk
+from django_remq.core.store import ops
 from django_remq.core.store.keys import GROUP, Keys
+from django_remq.core.store.scripts import run
 
 from .test_engine_lifecycle import record
 
@@ -232,3 +236,21 @@ async def test_malformed_entry_reaching_an_idle_worker_is_recorded_once(make_tm,
     assert len([m for m in caplog.messages if bad in m]) == 1
     assert r.xlen(qk.stream) == 0
     assert len(json.loads(r.hget(qk.job(f"malformed-{bad}"), "errors"))) == 1
+
+
+@pytest.mark.parametrize("bad", ["abc", "-1", "1.5", "9" * 20, ""])
+def test_deliver_checks_the_count_before_writing(make_tm, r, prefix, bad):
+    tm: TaskManager = make_tm()
+    qk = Keys(prefix).queue("default")
+    ids = tm.emit_many({"event": "job", "data": i} for i in range(3))
+    r.hset(qk.job(ids[0]), "deliveries", bad)
+    r.xgroup_create(qk.stream, GROUP, id="0")
+    got = run(tm.conn.sync, ops.fetch(qk, "w1", 10, lock_ms=30_000, max_deliveries=5))
+    verdicts = {d.job_id: d.verdict for d in got}
+    assert verdicts == {ids[0]: "corrupt", ids[1]: "run", ids[2]: "run"}
+    corrupt = next(d for d in got if d.verdict == "corrupt")
+    assert (corrupt.fields["corrupt_field"], corrupt.fields["corrupt_value"]) == (
+        "deliveries", bad)
+    assert r.hget(qk.job(ids[0]), "deliveries") == bad  # untouched
+    assert r.hget(qk.job(ids[0]), "status") == "processing"  # the worker fails it
+    assert [r.hget(qk.job(i), "deliveries") for i in ids[1:]] == ["1", "1"]
