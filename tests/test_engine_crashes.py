@@ -170,7 +170,7 @@ async def test_corrupt_record_fails_the_job_not_the_worker(make_tm, r, prefix):
     qk = Keys(prefix).queue("default")
     broken = tm.emit("fine")
     r.hset(qk.job(broken), "data", "{not json")
-    r.xadd(qk.stream, {"id": broken})  # an entry without run fields: read from the record
+    r.xadd(qk.stream, {"id": broken})
     r.hset(qk.job(broken), "status", "waiting")
     good = tm.emit("fine")
     await tm.run(burst=True)

@@ -36,8 +36,9 @@ class MalformedMessage(RemqError):
 
 
 class CorruptRecord(MalformedMessage):
-    """A job record (or a DLQ entry's copy of one) that cannot be decoded; the message names
-    the job and the field. The only error decoding a record ever raises."""
+    """A job record the engine cannot use or decode (a field of the wrong type, a key that
+    holds no hash). The job fails with it instead of blocking delivery, and it is the only
+    error decoding a record ever raises (the message names the job and the field)."""
 
 
 class PoisonMessage(RemqError):

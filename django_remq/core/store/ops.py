@@ -17,7 +17,8 @@ from .keys import GROUP, QueueKeys
 from .records import pairs_to_dict
 from .scripts import Arg, Call
 
-Verdict = Literal["run", "gone", "requeued", "poison", "malformed"]
+Verdict = Literal["run", "gone", "orphan", "requeued", "poison", "corrupt", "unreadable",
+                  "malformed"]
 OutcomeKind = Literal["completed", "failed", "cancelled", "retry", "malformed"]
 KEEP = -1  # "no limit" in retention arguments
 MAX_RETENTION = 10**13  # ms (over 300 years) or jobs; Lua's numbers hold it exactly
@@ -42,7 +43,8 @@ RUN_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "tim
 @dataclass(frozen=True)
 class Delivery:
     """One entry as deliver.lua left it. ``fields``: the RUN_FIELDS that are set (for
-    "run"/"poison"), or the raw stream entry (for "malformed")."""
+    "run"/"poison"/"corrupt"; "corrupt" adds ``corrupt_field`` and ``corrupt_value``),
+    ``type`` (for "unreadable"), or the raw stream entry (for "malformed")."""
 
     entry_id: str
     job_id: str
@@ -113,30 +115,39 @@ def _deliveries(reply: Any) -> list[Delivery]:
         verdict = _s(verdict)
         if verdict == "malformed":
             fields = pairs_to_dict(values)
+        elif verdict == "unreadable":
+            fields = {"type": _s(values[0])}
         else:
             fields = {k: _s(v) for k, v in zip(RUN_FIELDS, values, strict=False) if v}
+            if verdict == "corrupt":
+                fields["corrupt_field"] = _s(values[len(RUN_FIELDS)])
+                fields["corrupt_value"] = _s(values[len(RUN_FIELDS) + 1])
         out.append(Delivery(_s(entry_id), _s(job_id), verdict, fields))  # type: ignore[arg-type]
     return out
 
 
-def deliver(qk: QueueKeys, consumer: str, entries: Sequence[tuple[str, str]], *, lock_ms: int,
-            max_deliveries: int) -> Call[list[Delivery]]:
-    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, "read",
-                       jsonutil.dumps(entries)]
+def _deliver(qk: QueueKeys, consumer: str, lock_ms: int, max_deliveries: int,
+             mode: str, *rest: Arg) -> Call[list[Delivery]]:
+    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, mode, *rest]
     return Call(scripts.DELIVER, qk.script_keys, args, _deliveries)
 
 
 def fetch(qk: QueueKeys, consumer: str, count: int, *, lock_ms: int,
           max_deliveries: int) -> Call[list[Delivery]]:
-    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, "fetch", count]
-    return Call(scripts.DELIVER, qk.script_keys, args, _deliveries)
+    """Read up to ``count`` new entries and deliver them, in one step."""
+    return _deliver(qk, consumer, lock_ms, max_deliveries, "fetch", count)
+
+
+def pending(qk: QueueKeys, consumer: str, *, lock_ms: int, max_deliveries: int,
+            scan: int = 10_000) -> Call[list[Delivery]]:
+    """Deliver what this consumer's blocking read took (pipelined right after it)."""
+    return _deliver(qk, consumer, lock_ms, max_deliveries, "pending", scan)
 
 
 def reclaim(qk: QueueKeys, consumer: str, *, min_idle_ms: int, count: int, lock_ms: int,
             max_deliveries: int) -> Call[list[Delivery]]:
-    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, "claim",
-                       min_idle_ms, count]
-    return Call(scripts.DELIVER, qk.script_keys, args, _deliveries)
+    """Take over and deliver up to ``count`` entries idle for ``min_idle_ms``."""
+    return _deliver(qk, consumer, lock_ms, max_deliveries, "claim", min_idle_ms, count)
 
 
 def finish(qk: QueueKeys, outcomes: Iterable[Outcome], retention: Retention) -> Call[list[int]]:
@@ -161,8 +172,11 @@ class Renewed:
     cancel: list[str]  # job ids asked to cancel
 
 
-def renew(qk: QueueKeys, consumer: str, job_ids: Sequence[str], lock_ms: int) -> Call[Renewed]:
-    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, *job_ids]
+def renew(qk: QueueKeys, consumer: str, running: Sequence[tuple[str, str]],
+          lock_ms: int) -> Call[Renewed]:
+    """Heartbeat for ``running``: (job id, entry id) of each job this worker runs."""
+    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms,
+                       *(x for pair in running for x in pair)]
     return Call(scripts.RENEW, qk.script_keys, args,
                 lambda reply: Renewed([_s(x) for x in reply[0]], [_s(x) for x in reply[1]]))
 

@@ -18,22 +18,12 @@ local function now_ms()
   return t[1] * 1000 + math.floor(t[2] / 1000)
 end
 
--- Put job `id` (record at `key`) on `stream`. The entry carries what a worker needs
--- to start the job (the reader reads them back by name), so a worker woken by
--- its blocking read starts at once; the record remembers its entry id, so cancelling
--- or deleting the job can take the entry out.
-local ENTRY_FIELDS = {'name', 'data', 'options', 'retried_attempts', 'retry_count', 'timestamp',
-                      'watch'}
+-- Put job `id` (record at `key`) on `stream`. The entry carries the job id only: a
+-- worker runs what deliver.lua reads from the record, never what an entry says. The
+-- record remembers its entry id, so cancelling or deleting the job can take the entry
+-- out, and deliver.lua can tell a stale copy of an entry from the live one.
 local function enqueue(stream, key, id)
-  local values = redis.call('HMGET', key, unpack(ENTRY_FIELDS))
-  local entry = {'id', id}
-  for i, field in ipairs(ENTRY_FIELDS) do
-    if values[i] then
-      entry[#entry + 1] = field
-      entry[#entry + 1] = values[i]
-    end
-  end
-  local eid = redis.call('XADD', stream, '*', unpack(entry))
+  local eid = redis.call('XADD', stream, '*', 'id', id)
   redis.call('HSET', key, 'entry', eid)
   return eid
 end
