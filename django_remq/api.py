@@ -24,6 +24,7 @@ from django.dispatch import receiver
 from .conf import get_settings
 from .core import TaskManager, jsonutil
 from .core.errors import DuplicateHandler
+from .backends.wiring import register_task_backends
 from .core.worker.task import EventSink
 from .decorators import registry
 
@@ -67,6 +68,7 @@ def build_task_manager(*, concurrency: int | None = None,
                           processor=options or None,  # type: ignore[arg-type]
                           expose=expose, prefix=conf.prefix)
     register_declared(tm)
+    register_task_backends(tm)  # Django Tasks (TASKS) run on this TaskManager's workers too
     return tm
 
 
@@ -87,7 +89,7 @@ def reset_task_manager() -> None:
 
 @receiver(setting_changed)
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting == "REMQ":
+    if setting in ("REMQ", "TASKS"):
         reset_task_manager()
 
 

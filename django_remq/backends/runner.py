@@ -1,0 +1,235 @@
+"""The worker side: a Django task is a remq job whose event is the task's module path.
+
+Each task gets a handler (cached per function, so registering it again is a no-op):
+async task functions run natively on the worker's loop, plain ones in its thread pool
+with a request's DB hygiene. The handler rebuilds the ``TaskResult``, sends
+``task_started`` / ``task_finished`` as the framework documents, passes a ``TaskContext``
+to ``takes_context`` tasks, and returns the JSON-normalised value as the job's result.
+Failures are re-raised so remq's retry policy (and DLQ) applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import traceback
+import weakref
+from collections.abc import Callable
+from inspect import iscoroutinefunction
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from ..api import get_task_manager
+from ..core import TaskManager
+from ..core.sdk.plan import adrive, drive
+from .compat import (
+    TaskContext,
+    TaskError,
+    TaskResult,
+    TaskResultStatus,
+    normalize_json,
+    task_backends,
+    task_finished,
+    task_started,
+)
+from .options import task_policies
+from .results import History, class_path, failed_line, find_job, started_line, to_datetime
+
+log = logging.getLogger("django_remq.tasks")
+
+_DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
+_runners: dict[tuple[str, bool], Callable[..., Any]] = {}
+_registered: weakref.WeakKeyDictionary[TaskManager, set[tuple[str, str]]] = (
+    weakref.WeakKeyDictionary())
+
+
+class TaskAborted(Exception):
+    """A task raised a ``BaseException`` (``SystemExit``...): recorded as a failure."""
+
+
+def register_task(tm: TaskManager, task: Any, queue: str | None = None) -> None:
+    """Make ``tm`` run ``task`` in ``queue`` (default: the task's), once per process."""
+    queue = queue or task.queue_name
+    key = (queue, task.module_path)
+    done = _registered.setdefault(tm, set())
+    if key in done:
+        return
+    options = {**task.get_backend().policy_defaults(), **task_policies(task)}
+    tm.register_handler(task.module_path, runner_for(task), queue, options)
+    done.add(key)
+
+
+def resolver(tm: TaskManager) -> Callable[[str, str], bool]:
+    """Finds a task met in a served queue by importing its path; only a task of a
+    RemqBackend is accepted, so an event name cannot make the worker call anything else."""
+    def resolve(queue: str, event: str) -> bool:
+        if not _DOTTED.match(event):
+            return False
+        try:
+            found = import_string(event)
+        except ImportError:
+            return False
+        except Exception:
+            log.exception("importing task %s failed", event)
+            return False
+        if not _is_remq_task(found):
+            return False
+        register_task(tm, found, queue)
+        return True
+
+    return resolve
+
+
+def _is_remq_task(obj: Any) -> bool:
+    from .backend import RemqBackend
+    from .compat import Task
+
+    if not isinstance(obj, Task):
+        return False
+    try:
+        return isinstance(task_backends[obj.backend], RemqBackend)
+    except Exception:  # an alias no longer configured
+        return False
+
+
+def runner_for(task: Any) -> Callable[..., Any]:
+    """The handler of ``task``: one per function, so its identity is stable."""
+    is_async = iscoroutinefunction(task.func)
+    key = (task.module_path, is_async)
+    if key in _runners:
+        return _runners[key]
+    run: Callable[..., Any]
+    if is_async:
+        async def run(job: Any, ctx: Any) -> Any:
+            attempt = await _astart(task, job, ctx)
+            return await _afinish(attempt, attempt.call())
+    else:
+        def run(job: Any, ctx: Any) -> Any:
+            close_old_connections()
+            try:
+                attempt = _start(task, job, ctx)
+                return attempt.finish(attempt.call)
+            finally:
+                close_old_connections()
+    run.__wrapped__ = task.func  # type: ignore[attr-defined]  # the worker's banner names it
+    _runners[key] = run
+    return run
+
+
+class Attempt:
+    """One run of a task: its ``TaskResult`` as the framework sees it."""
+
+    def __init__(self, task: Any, job: Any, history: History, worker_id: str) -> None:
+        data = job.data
+        self.job = job
+        self.task = task.using(priority=int(job.options.get("priority", 0)),
+                               queue_name=job.queue, backend=data["backend"])
+        if data.get("run_after") is not None:
+            self.task = self.task.using(run_after=to_datetime(int(data["run_after"])))
+        self.backend_cls = type(self.task.get_backend())
+        now = timezone.now()
+        self.result = TaskResult(
+            task=self.task, id=job.id, status=TaskResultStatus.RUNNING,
+            enqueued_at=to_datetime(int(data["enqueued_at"])),
+            started_at=to_datetime(history.started_ms[0]) if history.started_ms else now,
+            last_attempted_at=now, finished_at=None, args=data["args"], kwargs=data["kwargs"],
+            backend=data["backend"], errors=[], worker_ids=[*history.worker_ids, worker_id])
+        job.logger(started_line(job.attempt, worker_id))
+
+    def call(self) -> Any:
+        args = self.result.args
+        if self.task.takes_context:
+            args = [TaskContext(task_result=self.result), *args]
+        return self.task.func(*args, **self.result.kwargs)
+
+    def succeeded(self, value: Any) -> Any:
+        normalised = normalize_json(value)
+        self._set(status=TaskResultStatus.SUCCESSFUL, finished_at=timezone.now(),
+                  _return_value=normalised)
+        return normalised
+
+    def failed(self, exc: BaseException) -> None:
+        self.result.errors.append(TaskError(exception_class_path=class_path(type(exc)),
+                                            traceback="".join(traceback.format_exception(exc))))
+        self._set(status=TaskResultStatus.FAILED, finished_at=timezone.now())
+        self.job.logger(failed_line(self.job.attempt, exc))
+
+    def finish(self, call: Callable[[], Any]) -> Any:
+        """Run the call in a thread (sync tasks) and send ``task_finished`` either way."""
+        try:
+            value = self.succeeded(call())
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            raise
+        except BaseException as exc:
+            self.failed(exc)
+            task_finished.send(self.backend_cls, task_result=self.result)
+            if isinstance(exc, Exception):
+                raise
+            raise TaskAborted(f"{class_path(type(exc))}: {exc}") from exc
+        task_finished.send(self.backend_cls, task_result=self.result)
+        return value
+
+    def _set(self, **values: Any) -> None:
+        for name, value in values.items():
+            object.__setattr__(self.result, name, value)
+
+
+def _worker_id(ctx: Any) -> str:
+    """The remq worker id (as in ``Sdk.get_workers()`` and the record's ``worker``)."""
+    processor = getattr(getattr(ctx, "_manager", None), "processor", None)
+    consumer = getattr(processor, "consumer", None)
+    return str(getattr(consumer, "name", None) or "unknown")
+
+
+def _start(task: Any, job: Any, ctx: Any) -> Attempt:
+    history = History()
+    if job.attempt > 1:  # earlier attempts ran elsewhere: read them back (retries only)
+        tm = get_task_manager()
+        record = drive(tm.conn.sync, find_job(tm.keys, job.id, [job.queue]))
+        history = History.of(record) if record is not None else history
+    attempt = Attempt(task, job, history, _worker_id(ctx))
+    task_started.send(attempt.backend_cls, task_result=attempt.result)
+    return attempt
+
+
+async def _astart(task: Any, job: Any, ctx: Any) -> Attempt:
+    history = History()
+    if job.attempt > 1:
+        tm = get_task_manager()
+        record = await adrive(tm.conn.aio, find_job(tm.keys, job.id, [job.queue]))
+        history = History.of(record) if record is not None else history
+    attempt = Attempt(task, job, history, _worker_id(ctx))
+    await task_started.asend(attempt.backend_cls, task_result=attempt.result)
+    return attempt
+
+
+async def _afinish(attempt: Attempt, call: Any) -> Any:
+    try:
+        value = attempt.succeeded(await call)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        raise
+    except BaseException as exc:
+        attempt.failed(exc)
+        await sync_to_async(_send_failed)(attempt, exc)
+        if isinstance(exc, Exception):
+            raise
+        raise TaskAborted(f"{class_path(type(exc))}: {exc}") from exc
+    await task_finished.asend(attempt.backend_cls, task_result=attempt.result)
+    return value
+
+
+def _send_failed(attempt: Attempt, exc: BaseException) -> None:
+    """Django's own receiver logs ``sys.exc_info()``: send from inside a handler, in a
+    thread (sync receivers may use the ORM)."""
+    try:
+        raise exc
+    except BaseException:
+        task_finished.send(attempt.backend_cls, task_result=attempt.result)
+
+
+__all__ = ["TaskAborted", "register_task", "resolver", "runner_for"]
