@@ -21,10 +21,10 @@ from django.core.signals import setting_changed
 from django.db import close_old_connections, transaction
 from django.dispatch import receiver
 
+from .backends.wiring import register_task_backends
 from .conf import get_settings
 from .core import TaskManager, jsonutil
 from .core.errors import DuplicateHandler
-from .backends.wiring import register_task_backends
 from .core.worker.task import EventSink
 from .decorators import registry
 

@@ -23,6 +23,7 @@ from django_remq.backends.compat import (
     InvalidTask,
     TaskResultDoesNotExist,
     TaskResultStatus,
+    task,
     task_backends,
     task_enqueued,
 )
@@ -31,11 +32,6 @@ from tests.remq_apps.dtasks import tasks as t
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = "django_remq.backends.RemqBackend"
-
-try:
-    from django.tasks import task
-except ImportError:
-    from django_tasks import task  # type: ignore[no-redef]
 
 
 @pytest.fixture
@@ -79,7 +75,7 @@ def test_bad_priority_is_refused(priority: Any) -> None:
 
 def test_naive_run_after_is_refused_under_use_tz() -> None:
     with pytest.raises(InvalidTask, match="run_after must be an aware datetime"):
-        t.add.using(run_after=datetime.now() + timedelta(minutes=1))  # noqa: DTZ005
+        t.add.using(run_after=datetime.now() + timedelta(minutes=1))
 
 
 def test_unknown_queue_is_refused(env: RemqTestEnv) -> None:
@@ -179,7 +175,8 @@ def test_run_after_makes_a_delayed_job(env: RemqTestEnv) -> None:
     when = timezone.now() + timedelta(hours=1)
     result = t.add.using(run_after=when).enqueue(1, 2)
     job = Sdk().get_job(result.id, "dtasks")
-    assert job is not None and job.status == "delayed"
+    assert job is not None
+    assert job.status == "delayed"
     assert job.delay_until == int(when.timestamp() * 1000)
     read = backend().get_result(result.id)
     assert read.status == TaskResultStatus.READY
@@ -286,3 +283,12 @@ def test_without_the_backport_on_django_5_the_error_says_what_to_install() -> No
     assert "ImproperlyConfigured" in proc.stderr
     assert "needs Django's Tasks framework: Django 6" in proc.stderr
     assert "pip install 'django-remq[tasks]'" in proc.stderr
+
+
+def test_trailing_debounce_on_task_merges_calls_into_one_job(env: RemqTestEnv) -> None:
+    first = t.debounced.enqueue(1)
+    second = t.debounced.enqueue(2)
+    assert second.id == first.id  # the pending job: the result id to poll
+    read = backend().get_result(first.id)
+    assert read.args == [2]  # it runs once, with the latest call
+    assert Sdk().get_job(first.id, "dtasks").status == "delayed"  # type: ignore[union-attr]

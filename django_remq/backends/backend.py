@@ -42,7 +42,7 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
     supports_get_result = True
     supports_priority = True  # stored on the job; see the README for ordering
 
-    def __init__(self, alias: str, params: Mapping[str, Any]) -> None:
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
         self._defaults: dict[str, Any] | None = None
 
@@ -80,7 +80,7 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
         self.validate_task(task)
         now = timezone.now()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as stored: ms
-        result = TaskResult(task=task, id=uuid.uuid4().hex, status=TaskResultStatus.READY,
+        result: Any = TaskResult(task=task, id=uuid.uuid4().hex, status=TaskResultStatus.READY,
                             enqueued_at=now, started_at=None, last_attempted_at=None,
                             finished_at=None, args=args, kwargs=kwargs, backend=self.alias,
                             errors=[], worker_ids=[])  # normalises args: bad JSON fails here

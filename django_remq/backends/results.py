@@ -71,6 +71,7 @@ class History:
     worker_ids: list[str] = field(default_factory=list)
     started_ms: list[int] = field(default_factory=list)
     error_paths: dict[int, str] = field(default_factory=dict)
+    errors: list[Any] = field(default_factory=list)  # the framework's TaskErrors
 
     @classmethod
     def of(cls, job: AdminJobData) -> History:
@@ -84,9 +85,10 @@ class History:
         if job.status == "processing" and job.worker and (
                 not found.worker_ids or found.worker_ids[-1] != job.worker):
             found.worker_ids.append(job.worker)  # this attempt's line is not written yet
+        found.errors = found._errors(job)
         return found
 
-    def errors(self, job: AdminJobData) -> list[Any]:
+    def _errors(self, job: AdminJobData) -> list[Any]:
         errors = [TaskError(exception_class_path=self.error_paths.get(e.attempt)
                             or _engine_path(e.type), traceback=e.traceback)
                   for e in job.errors]
@@ -108,7 +110,7 @@ def _engine_path(name: str) -> str:
 
 def is_task_call(job: AdminJobData) -> bool:
     data = job.state.data
-    return isinstance(data, dict) and CALL_KEYS <= data.keys()
+    return isinstance(data, dict) and data.keys() >= CALL_KEYS
 
 
 def task_of(job: AdminJobData) -> Any:
@@ -135,16 +137,18 @@ def to_result(job: AdminJobData) -> Any:
         raise TaskResultDoesNotExist(f"job {job.id} is not a Django task")
     data, history = job.state.data, History.of(job)
     status = STATUS.get(job.status, TaskResultStatus.READY)
+    # one clock for both: the worker's, from its log lines (the record's last_run is
+    # Redis's, taken just before the attempt starts)
     started = history.started_ms[0] if history.started_ms else job.last_run
+    last = history.started_ms[-1] if history.started_ms else job.last_run
     finished = job.finished_at if status in (TaskResultStatus.SUCCESSFUL,
                                              TaskResultStatus.FAILED) else None
-    result = TaskResult(
+    result: Any = TaskResult(
         task=task_of(job), id=job.id, status=status,
         enqueued_at=to_datetime(int(data["enqueued_at"])),
-        started_at=to_datetime(started) if history.worker_ids or job.last_run else None,
-        last_attempted_at=to_datetime(job.last_run or (history.started_ms or [0])[-1]),
+        started_at=to_datetime(started), last_attempted_at=to_datetime(last),
         finished_at=to_datetime(finished), args=data["args"], kwargs=data["kwargs"],
-        backend=data["backend"], errors=history.errors(job), worker_ids=history.worker_ids)
+        backend=data["backend"], errors=history.errors, worker_ids=history.worker_ids)
     if status == TaskResultStatus.SUCCESSFUL:
         object.__setattr__(result, "_return_value", job.result)
     return result

@@ -60,7 +60,8 @@ def register_task(tm: TaskManager, task: Any, queue: str | None = None) -> None:
     if key in done:
         return
     options = {**task.get_backend().policy_defaults(), **task_policies(task)}
-    tm.register_handler(task.module_path, runner_for(task), queue, options)
+    tm.register_handler(task.module_path, runner_for(task), queue,
+                        options)  # type: ignore[arg-type]
     done.add(key)
 
 
@@ -116,7 +117,7 @@ def runner_for(task: Any) -> Callable[..., Any]:
                 return attempt.finish(attempt.call)
             finally:
                 close_old_connections()
-    run.__wrapped__ = task.func  # type: ignore[attr-defined]  # the worker's banner names it
+    setattr(run, "__wrapped__", task.func)  # noqa: B010  (the worker's banner names it)
     _runners[key] = run
     return run
 
@@ -133,12 +134,13 @@ class Attempt:
             self.task = self.task.using(run_after=to_datetime(int(data["run_after"])))
         self.backend_cls = type(self.task.get_backend())
         now = timezone.now()
-        self.result = TaskResult(
+        self.result: Any = TaskResult(
             task=self.task, id=job.id, status=TaskResultStatus.RUNNING,
             enqueued_at=to_datetime(int(data["enqueued_at"])),
             started_at=to_datetime(history.started_ms[0]) if history.started_ms else now,
             last_attempted_at=now, finished_at=None, args=data["args"], kwargs=data["kwargs"],
-            backend=data["backend"], errors=[], worker_ids=[*history.worker_ids, worker_id])
+            backend=data["backend"], errors=list(history.errors),
+            worker_ids=[*history.worker_ids, worker_id])
         job.logger(started_line(job.attempt, worker_id))
 
     def call(self) -> Any:

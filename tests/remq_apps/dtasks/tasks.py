@@ -11,12 +11,7 @@ import threading
 import time
 from typing import Any
 
-from django_remq.backends.compat import TaskContext
-
-try:
-    from django.tasks import task
-except ImportError:  # Django 5.2: the django-tasks backport
-    from django_tasks import task  # type: ignore[no-redef]
+from django_remq.backends.compat import TaskContext, task  # django.tasks or the backport
 
 QUEUE = "dtasks"
 
@@ -80,3 +75,12 @@ async def too_slow() -> None:
 def sleeps(seconds: float) -> str:
     time.sleep(seconds)
     return "slept"
+
+
+def _one_key(message: Any) -> str:
+    return "all"
+
+
+@task(queue_name=QUEUE, debounce={"window_ms": 60_000, "mode": "trailing", "key": _one_key})
+def debounced(value: int) -> int:
+    return value
