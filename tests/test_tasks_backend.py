@@ -292,3 +292,8 @@ def test_trailing_debounce_on_task_merges_calls_into_one_job(env: RemqTestEnv) -
     read = backend().get_result(first.id)
     assert read.args == [2]  # it runs once, with the latest call
     assert Sdk().get_job(first.id, "dtasks").status == "delayed"  # type: ignore[union-attr]
+
+
+def test_misspelt_task_keyword_fails_at_import() -> None:
+    with pytest.raises(TypeError, match="atempts"):
+        task(queue_name="dtasks", atempts=3)(t.add.func)

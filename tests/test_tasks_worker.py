@@ -191,3 +191,39 @@ def test_django_tasks_show_in_the_sdk_and_cli(env: RemqTestEnv) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "tests.remq_apps.dtasks.tasks.add" in proc.stdout
     assert "attempt 1 started on worker" in proc.stdout
+
+
+def test_an_event_naming_something_else_is_never_called(env: RemqTestEnv) -> None:
+    from django_remq import emit
+
+    # a worker resolves task paths in its TASKS queues: only a RemqBackend task qualifies
+    not_task = emit("tests.remq_apps.dtasks.tasks._one_key", data={"args": []}, queue="dtasks")
+    stdlib = emit("os.getcwd", queue="dtasks")
+    env.run_until_idle(queues=["dtasks"])
+    for job_id in (not_task, stdlib):
+        job = Sdk().get_job(job_id, "dtasks")
+        assert job is not None
+        assert job.status == "failed"
+        assert job.errors[0].type == "UnknownEvent"
+
+
+def test_a_cancelled_task_reads_as_failed_with_the_reason(env: RemqTestEnv) -> None:
+    waiting = t.add.enqueue(1, 2)
+    assert Sdk().cancel_job(waiting.id, "dtasks")
+    done = result(waiting)
+    assert done.status == TaskResultStatus.FAILED
+    assert done.errors[0].exception_class_path == "django_remq.core.errors.JobCancelled"
+
+
+def test_the_worker_banner_lists_the_imported_tasks(env: RemqTestEnv) -> None:
+    from django_remq.api import build_task_manager
+    from django_remq.worker import banner
+
+    tm = build_task_manager()
+    try:
+        assert {"dtasks", "dtasks-other"} <= set(tm.queues)  # TASKS["default"]["QUEUES"]
+        lines = banner(tm, ["dtasks"], burst=True)
+    finally:
+        tm.conn.close()
+    assert "  dtasks: tests.remq_apps.dtasks.tasks.add -> tests.remq_apps.dtasks.tasks.add" \
+        in lines

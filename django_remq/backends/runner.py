@@ -181,17 +181,22 @@ class Attempt:
             object.__setattr__(self.result, name, value)
 
 
+def _manager(ctx: Any) -> TaskManager:
+    """The TaskManager running this task (its pools), else the process's."""
+    found = getattr(ctx, "_manager", None)
+    return found if isinstance(found, TaskManager) else get_task_manager()
+
+
 def _worker_id(ctx: Any) -> str:
     """The remq worker id (as in ``Sdk.get_workers()`` and the record's ``worker``)."""
-    processor = getattr(getattr(ctx, "_manager", None), "processor", None)
-    consumer = getattr(processor, "consumer", None)
+    consumer = getattr(_manager(ctx).processor, "consumer", None)
     return str(getattr(consumer, "name", None) or "unknown")
 
 
 def _start(task: Any, job: Any, ctx: Any) -> Attempt:
     history = History()
     if job.attempt > 1:  # earlier attempts ran elsewhere: read them back (retries only)
-        tm = get_task_manager()
+        tm = _manager(ctx)
         record = drive(tm.conn.sync, find_job(tm.keys, job.id, [job.queue]))
         history = History.of(record) if record is not None else history
     attempt = Attempt(task, job, history, _worker_id(ctx))
@@ -202,7 +207,7 @@ def _start(task: Any, job: Any, ctx: Any) -> Attempt:
 async def _astart(task: Any, job: Any, ctx: Any) -> Attempt:
     history = History()
     if job.attempt > 1:
-        tm = get_task_manager()
+        tm = _manager(ctx)
         record = await adrive(tm.conn.aio, find_job(tm.keys, job.id, [job.queue]))
         history = History.of(record) if record is not None else history
     attempt = Attempt(task, job, history, _worker_id(ctx))
