@@ -123,11 +123,15 @@ def task_of(job: AdminJobData) -> Any:
     if not isinstance(found, Task):
         raise TaskResultDoesNotExist(f"job {job.id} calls {job.state.name!r}, which is not a "
                                      "task in this process (renamed or removed?)")
-    run_after = data.get("run_after")
-    changed = found.using(priority=int(job.state.options.get("priority", 0)),
-                          queue_name=job.state.queue, backend=data["backend"])
-    if run_after is not None:  # using() ignores None; rebuild it from the record
-        changed = changed.using(run_after=to_datetime(int(run_after)))
+    return as_enqueued(found, job.state.queue, job.state.options, data)
+
+
+def as_enqueued(task: Any, queue: str, options: dict[str, Any], data: dict[str, Any]) -> Any:
+    """``task`` with the queue, priority, backend and run_after of the stored call."""
+    changed = task.using(priority=int(options.get("priority", 0)), queue_name=queue,
+                         backend=data["backend"])
+    if data.get("run_after") is not None:  # using() skips None: only set when stored
+        changed = changed.using(run_after=to_datetime(int(data["run_after"])))
     return changed
 
 

@@ -38,7 +38,15 @@ from .compat import (
     task_started,
 )
 from .options import task_policies
-from .results import History, class_path, failed_line, find_job, started_line, to_datetime
+from .results import (
+    History,
+    as_enqueued,
+    class_path,
+    failed_line,
+    find_job,
+    started_line,
+    to_datetime,
+)
 
 log = logging.getLogger("django_remq.tasks")
 
@@ -128,10 +136,7 @@ class Attempt:
     def __init__(self, task: Any, job: Any, history: History, worker_id: str) -> None:
         data = job.data
         self.job = job
-        self.task = task.using(priority=int(job.options.get("priority", 0)),
-                               queue_name=job.queue, backend=data["backend"])
-        if data.get("run_after") is not None:
-            self.task = self.task.using(run_after=to_datetime(int(data["run_after"])))
+        self.task = as_enqueued(task, job.queue, job.options, data)
         self.backend_cls = type(self.task.get_backend())
         now = timezone.now()
         self.result: Any = TaskResult(
