@@ -182,15 +182,19 @@ def test_signals_fire_in_the_worker(env: RemqTestEnv) -> None:
 
 def test_django_tasks_show_in_the_sdk_and_cli(env: RemqTestEnv) -> None:
     done = t.add.enqueue(2, 2)
+    failed = t.failing.enqueue()
     burst(env, "--queues", "dtasks")
     jobs = Sdk().list_jobs(queue="dtasks", status="completed")
     assert [(j.id, j.state.name, j.result) for j in jobs] == [
         (done.id, "tests.remq_apps.dtasks.tasks.add", 4)]
-    proc = run([sys.executable, "-m", "django", "remq", "show", done.id, "--queue", "dtasks"],
+    proc = run([sys.executable, "-m", "django", "remq", "show", failed.id, "--queue", "dtasks"],
                worker_env(env))
     assert proc.returncode == 0, proc.stderr
-    assert "tests.remq_apps.dtasks.tasks.add" in proc.stdout
-    assert "attempt 1 started on worker" in proc.stdout
+    assert "tests.remq_apps.dtasks.tasks.failing" in proc.stdout
+    assert "status: failed" in proc.stdout
+    worker = result(failed).worker_ids[0]
+    assert f"django task: attempt 1 on worker {worker} (started " in proc.stdout
+    assert "failed with builtins.ValueError: This task failed due to ValueError" in proc.stdout
 
 
 def test_an_event_naming_something_else_is_never_called(env: RemqTestEnv) -> None:

@@ -1,10 +1,11 @@
 """A remq job record read back as the framework's ``TaskResult``, from any process.
 
-The record already holds the status, the timestamps and one error per failed attempt
-(with its traceback). What the framework wants beyond that -- which worker ran each
-attempt, when the first one started, the exception's full class path -- the worker
-writes as one log line per attempt start and per failure (:func:`started_line`,
-:func:`failed_line`); they read well in the admin pages too.
+The record already holds the status, the timestamps, the worker and start of the latest
+delivery, and one error per failed attempt (with its traceback). What the framework
+wants beyond that -- which worker ran each earlier attempt, when the first one started,
+the exception's full class path -- the worker writes as one log line per attempt that
+raised (:func:`ended_line`); it reads well in the admin pages too, and a success costs
+no extra write.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -34,16 +36,25 @@ STATUS = {"waiting": TaskResultStatus.READY, "delayed": TaskResultStatus.READY,
           "cancelled": TaskResultStatus.FAILED}
 #: keys of a job's data that mark it as a Django task call
 CALL_KEYS = frozenset({"args", "kwargs", "backend", "enqueued_at"})
-_STARTED = re.compile(r"^django task: attempt (\d+) started on worker (\S+)$")
-_FAILED = re.compile(r"^django task: attempt (\d+) failed with ([\w.]+)")
+_ENDED = re.compile(r"^django task: attempt (\d+) on worker (\S+) \(started (\d+)\) "
+                    r"failed with ([\w.]+)")
+_CANCELLED = "asyncio.exceptions.CancelledError"
 
 
-def started_line(attempt: int, worker_id: str) -> str:
-    return f"django task: attempt {attempt} started on worker {worker_id}"
+def ended_line(attempt: int, worker_id: str, started_ms: int, exc: BaseException) -> str:
+    """The log line of an attempt that raised (or was stopped): who, when, what."""
+    return (f"django task: attempt {attempt} on worker {worker_id} (started {started_ms}) "
+            f"failed with {class_path(type(exc))}: {exc}")[:2000]
 
 
-def failed_line(attempt: int, exc: BaseException) -> str:
-    return f"django task: attempt {attempt} failed with {class_path(type(exc))}: {exc}"[:2000]
+def _latest_unlogged(job: AdminJobData, ended: set[int]) -> bool:
+    """Whether the record's latest delivery is missing from the log lines: it runs now,
+    it succeeded, or the engine failed it (a crash, a sync task's timeout)."""
+    if job.status in ("processing", "completed"):
+        return True
+    if job.status == "failed" and job.errors:
+        return job.errors[-1].attempt not in ended
+    return False
 
 
 def class_path(cls: type) -> str:
@@ -66,7 +77,8 @@ def to_ms(moment: datetime) -> int:
 
 @dataclass
 class History:
-    """The attempts so far, from the worker's log lines."""
+    """The attempts so far: the record's latest delivery, plus one log line per attempt
+    that did not succeed (a success costs no extra write)."""
 
     worker_ids: list[str] = field(default_factory=list)
     started_ms: list[int] = field(default_factory=list)
@@ -74,17 +86,19 @@ class History:
     errors: list[Any] = field(default_factory=list)  # the framework's TaskErrors
 
     @classmethod
-    def of(cls, job: AdminJobData) -> History:
-        found = cls()
+    def of(cls, job: AdminJobData, *, live: bool = True) -> History:
+        """``live=False``: leave out the delivery running now (the runner adds itself)."""
+        found, ended = cls(), set()
         for line in job.logs:
-            if (m := _STARTED.match(line.message)) is not None:
+            if (m := _ENDED.match(line.message)) is not None:
+                ended.add(int(m[1]))
                 found.worker_ids.append(m[2])
-                found.started_ms.append(line.timestamp)
-            elif (m := _FAILED.match(line.message)) is not None:
-                found.error_paths[int(m[1])] = m[2]
-        if job.status == "processing" and job.worker and (
-                not found.worker_ids or found.worker_ids[-1] != job.worker):
-            found.worker_ids.append(job.worker)  # this attempt's line is not written yet
+                found.started_ms.append(int(m[3]))
+                if m[4] != _CANCELLED:  # a timeout's own error names TaskTimeout
+                    found.error_paths[int(m[1])] = m[4]
+        if live and job.worker and job.last_run and _latest_unlogged(job, ended):
+            found.worker_ids.append(job.worker)
+            found.started_ms.append(job.last_run)
         found.errors = found._errors(job)
         return found
 
@@ -128,10 +142,18 @@ def task_of(job: AdminJobData) -> Any:
 
 def as_enqueued(task: Any, queue: str, options: dict[str, Any], data: dict[str, Any]) -> Any:
     """``task`` with the queue, priority, backend and run_after of the stored call."""
-    changed = task.using(priority=int(options.get("priority", 0)), queue_name=queue,
-                         backend=data["backend"])
-    if data.get("run_after") is not None:  # using() skips None: only set when stored
-        changed = changed.using(run_after=to_datetime(int(data["run_after"])))
+    run_after = data.get("run_after")
+    return _as_enqueued(task, queue, int(options.get("priority", 0)), data["backend"],
+                        None if run_after is None else int(run_after))
+
+
+@lru_cache(maxsize=1024)
+def _as_enqueued(task: Any, queue: str, priority: int, backend: str,
+                 run_after_ms: int | None) -> Any:
+    """Cached: ``using()`` validates the task again (signature inspection), per run."""
+    changed = task.using(priority=priority, queue_name=queue, backend=backend)
+    if run_after_ms is not None:  # using() skips None: only set when stored
+        changed = changed.using(run_after=to_datetime(run_after_ms))
     return changed
 
 

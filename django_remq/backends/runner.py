@@ -42,9 +42,8 @@ from .results import (
     History,
     as_enqueued,
     class_path,
-    failed_line,
+    ended_line,
     find_job,
-    started_line,
     to_datetime,
 )
 
@@ -138,7 +137,9 @@ class Attempt:
         self.job = job
         self.task = as_enqueued(task, job.queue, job.options, data)
         self.backend_cls = type(self.task.get_backend())
+        self.worker_id = worker_id
         now = timezone.now()
+        self.started_ms = int(now.timestamp() * 1000)
         self.result: Any = TaskResult(
             task=self.task, id=job.id, status=TaskResultStatus.RUNNING,
             enqueued_at=to_datetime(int(data["enqueued_at"])),
@@ -146,7 +147,6 @@ class Attempt:
             last_attempted_at=now, finished_at=None, args=data["args"], kwargs=data["kwargs"],
             backend=data["backend"], errors=list(history.errors),
             worker_ids=[*history.worker_ids, worker_id])
-        job.logger(started_line(job.attempt, worker_id))
 
     def call(self) -> Any:
         args = self.result.args
@@ -164,7 +164,12 @@ class Attempt:
         self.result.errors.append(TaskError(exception_class_path=class_path(type(exc)),
                                             traceback="".join(traceback.format_exception(exc))))
         self._set(status=TaskResultStatus.FAILED, finished_at=timezone.now())
-        self.job.logger(failed_line(self.job.attempt, exc))
+        self.stopped(exc)
+
+    def stopped(self, exc: BaseException) -> None:
+        """Leave the attempt in the job's log (worker, start, exception): a success needs
+        no line, the record has its worker and start."""
+        self.job.logger(ended_line(self.job.attempt, self.worker_id, self.started_ms, exc))
 
     def finish(self, call: Callable[[], Any]) -> Any:
         """Run the call in a thread (sync tasks) and send ``task_finished`` either way."""
@@ -203,7 +208,7 @@ def _start(task: Any, job: Any, ctx: Any) -> Attempt:
     if job.attempt > 1:  # earlier attempts ran elsewhere: read them back (retries only)
         tm = _manager(ctx)
         record = drive(tm.conn.sync, find_job(tm.keys, job.id, [job.queue]))
-        history = History.of(record) if record is not None else history
+        history = History.of(record, live=False) if record is not None else history
     attempt = Attempt(task, job, history, _worker_id(ctx))
     task_started.send(attempt.backend_cls, task_result=attempt.result)
     return attempt
@@ -214,16 +219,19 @@ async def _astart(task: Any, job: Any, ctx: Any) -> Attempt:
     if job.attempt > 1:
         tm = _manager(ctx)
         record = await adrive(tm.conn.aio, find_job(tm.keys, job.id, [job.queue]))
-        history = History.of(record) if record is not None else history
+        history = History.of(record, live=False) if record is not None else history
     attempt = Attempt(task, job, history, _worker_id(ctx))
-    await task_started.asend(attempt.backend_cls, task_result=attempt.result)
+    await _asend(task_started, attempt.backend_cls, attempt.result)
     return attempt
 
 
 async def _afinish(attempt: Attempt, call: Any) -> Any:
     try:
         value = attempt.succeeded(await call)
-    except (KeyboardInterrupt, asyncio.CancelledError):
+    except asyncio.CancelledError as exc:  # a timeout, a cancel, or the worker stopping
+        attempt.stopped(exc)
+        raise
+    except KeyboardInterrupt:
         raise
     except BaseException as exc:
         attempt.failed(exc)
@@ -231,8 +239,27 @@ async def _afinish(attempt: Attempt, call: Any) -> Any:
         if isinstance(exc, Exception):
             raise
         raise TaskAborted(f"{class_path(type(exc))}: {exc}") from exc
-    await task_finished.asend(attempt.backend_cls, task_result=attempt.result)
+    await _asend(task_finished, attempt.backend_cls, attempt.result)
     return value
+
+
+#: the framework's own receivers (they only log): safe to call on the event loop
+FRAMEWORK_RECEIVERS = frozenset({"django.tasks.signals", "django_tasks.signals"})
+
+
+async def _asend(signal: Any, sender: type, result: Any) -> None:
+    """``Signal.asend`` runs each sync receiver in a thread (they may use the ORM): one
+    hop each, per task. When the only receivers are the framework's log ones, call them
+    here instead; any other receiver gets ``asend``'s treatment."""
+    try:
+        sync_receivers, async_receivers = signal._live_receivers(sender)
+    except Exception:  # a Django without this (private) helper: always the safe way
+        sync_receivers, async_receivers = None, None
+    if sync_receivers is not None and not async_receivers and all(
+            getattr(r, "__module__", None) in FRAMEWORK_RECEIVERS for r in sync_receivers):
+        signal.send(sender, task_result=result)
+    else:
+        await signal.asend(sender, task_result=result)
 
 
 def _send_failed(attempt: Attempt, exc: BaseException) -> None:
