@@ -4,6 +4,7 @@ results read from this process; signals and context in-process on the real engin
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -156,14 +157,17 @@ def test_running_status_is_visible_from_another_process(env: RemqTestEnv) -> Non
 
 def test_signals_fire_in_the_worker(env: RemqTestEnv) -> None:
     seen: list[Any] = []
+    threads: list[str] = []
 
     def on_started(sender: Any, task_result: Any, **kwargs: Any) -> None:
         seen.append(("started", sender, task_result.id, task_result.status,
                      task_result.attempts))
+        threads.append(threading.current_thread().name)
 
     def on_finished(sender: Any, task_result: Any, **kwargs: Any) -> None:
         seen.append(("finished", sender, task_result.id, task_result.status,
                      task_result.attempts))
+        threads.append(threading.current_thread().name)
 
     task_started.connect(on_started)
     task_finished.connect(on_finished)
@@ -171,13 +175,18 @@ def test_signals_fire_in_the_worker(env: RemqTestEnv) -> None:
         ok = t.add.enqueue(1, 2)
         env.run_until_idle(queues=["dtasks"])  # the real engine, in this process
         bad = t.async_failing.enqueue()
-        env.run_until_idle(queues=["dtasks"])
+        good = t.async_echo.enqueue(1)
+        env.run_until_idle(queues=["dtasks"], timeout=20)
     finally:
         task_started.disconnect(on_started)
         task_finished.disconnect(on_finished)
     R, F, S = TaskResultStatus.RUNNING, TaskResultStatus.FAILED, TaskResultStatus.SUCCESSFUL
-    assert seen == [("started", RemqBackend, ok.id, R, 1), ("finished", RemqBackend, ok.id, S, 1),
-                    ("started", RemqBackend, bad.id, R, 1), ("finished", RemqBackend, bad.id, F, 1)]
+    assert seen == [  # concurrency 1: one task after the other, in order
+        ("started", RemqBackend, ok.id, R, 1), ("finished", RemqBackend, ok.id, S, 1),
+        ("started", RemqBackend, bad.id, R, 1), ("finished", RemqBackend, bad.id, F, 1),
+        ("started", RemqBackend, good.id, R, 1), ("finished", RemqBackend, good.id, S, 1)]
+    # sync receivers may use the ORM: never called on the worker's event loop (this thread)
+    assert threading.current_thread().name not in threads
 
 
 def test_django_tasks_show_in_the_sdk_and_cli(env: RemqTestEnv) -> None:
