@@ -90,7 +90,8 @@ def test_queue_name_remq_cannot_key_is_refused_with_the_fix() -> None:
 
 
 def test_bad_remq_option_on_task_is_refused_at_decoration() -> None:
-    with pytest.raises(InvalidTask, match="'attempts' must be >= 0"):
+    where = r"^@task on tests\.remq_apps\.dtasks\.tasks\.add: "
+    with pytest.raises(InvalidTask, match=where + "'attempts' must be >= 0"):
         task(queue_name="dtasks", attempts=-1)(t.add.func)
     with pytest.raises(InvalidTask, match="'debounce'"):
         task(queue_name="dtasks", debounce={"window": 5})(t.add.func)

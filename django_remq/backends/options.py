@@ -58,8 +58,11 @@ def validate_policies(where: str, options: Mapping[str, Any]) -> dict[str, Any]:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise InvalidOptions(f"{where}: unknown option {unknown[0]!r}.{hint} Allowed: "
                              f"{', '.join(POLICY_KEYS)}.")
-    opts = validate_handler_options(where, options)
-    DebounceSpec.parse(where, opts.get("debounce"))
+    try:
+        opts = validate_handler_options(where, options)
+        DebounceSpec.parse(where, opts.get("debounce"))
+    except InvalidOptions as exc:  # the engine names the call it knows: name ours
+        raise InvalidOptions(str(exc).replace(f"register_handler({where!r})", where)) from None
     return opts
 
 
