@@ -30,7 +30,7 @@ from .compat import (
 )
 from .options import RemqTask, option_problems, remember, task_policies, validate_policies
 from .results import find_job, to_ms, to_result
-from .runner import register_task
+from .runner import asend_signal, register_task
 
 
 class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
@@ -107,7 +107,7 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
         job_id = await get_task_manager().aemit(task.module_path, task.queue_name, data,
                                                 options)  # type: ignore[arg-type]
         result = _with_id(result, job_id)
-        await task_enqueued.asend(type(self), task_result=result)
+        await asend_signal(task_enqueued, type(self), result)
         return result
 
     # -- results ----------------------------------------------------------------------

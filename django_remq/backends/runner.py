@@ -49,7 +49,7 @@ from .results import (
 
 log = logging.getLogger("django_remq.tasks")
 
-_DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
+_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 _runners: dict[tuple[str, bool], Callable[..., Any]] = {}
 _registered: weakref.WeakKeyDictionary[TaskManager, set[tuple[str, str]]] = (
     weakref.WeakKeyDictionary())
@@ -221,7 +221,7 @@ async def _astart(task: Any, job: Any, ctx: Any) -> Attempt:
         record = await adrive(tm.conn.aio, find_job(tm.keys, job.id, [job.queue]))
         history = History.of(record, live=False) if record is not None else history
     attempt = Attempt(task, job, history, _worker_id(ctx))
-    await _asend(task_started, attempt.backend_cls, attempt.result)
+    await asend_signal(task_started, attempt.backend_cls, attempt.result)
     return attempt
 
 
@@ -239,7 +239,7 @@ async def _afinish(attempt: Attempt, call: Any) -> Any:
         if isinstance(exc, Exception):
             raise
         raise TaskAborted(f"{class_path(type(exc))}: {exc}") from exc
-    await _asend(task_finished, attempt.backend_cls, attempt.result)
+    await asend_signal(task_finished, attempt.backend_cls, attempt.result)
     return value
 
 
@@ -247,7 +247,7 @@ async def _afinish(attempt: Attempt, call: Any) -> Any:
 FRAMEWORK_RECEIVERS = frozenset({"django.tasks.signals", "django_tasks.signals"})
 
 
-async def _asend(signal: Any, sender: type, result: Any) -> None:
+async def asend_signal(signal: Any, sender: type, result: Any) -> None:
     """``Signal.asend`` runs each sync receiver in a thread (they may use the ORM): one
     hop each, per task. When the only receivers are the framework's log ones, call them
     here instead; any other receiver gets ``asend``'s treatment."""
@@ -271,4 +271,4 @@ def _send_failed(attempt: Attempt, exc: BaseException) -> None:
         task_finished.send(attempt.backend_cls, task_result=attempt.result)
 
 
-__all__ = ["TaskAborted", "register_task", "resolver", "runner_for"]
+__all__ = ["TaskAborted", "asend_signal", "register_task", "resolver", "runner_for"]
