@@ -21,6 +21,7 @@ from django.core.signals import setting_changed
 from django.db import close_old_connections, transaction
 from django.dispatch import receiver
 
+from .backends.wiring import register_task_backends
 from .conf import get_settings
 from .core import TaskManager, jsonutil
 from .core.errors import DuplicateHandler
@@ -70,6 +71,7 @@ def build_task_manager(*, concurrency: int | None = None,
 
         tm.expose = sink_for(tm)  # live events to the WebSocket gateway, if a layer is set
     register_declared(tm)
+    register_task_backends(tm)  # Django Tasks (TASKS) run on this TaskManager's workers too
     return tm
 
 
@@ -90,7 +92,7 @@ def reset_task_manager() -> None:
 
 @receiver(setting_changed)
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting == "REMQ":
+    if setting in ("REMQ", "TASKS"):
         reset_task_manager()
 
 

@@ -40,6 +40,8 @@ Handler = Callable[..., Any]
 #: Serves the WebSocket gateway on the running loop for ``expose=PORT``; returns its
 #: closer. Set by the Django layer (django_remq.consumers), so the engine stays Django-free.
 GatewayServer = Callable[["TaskManager", int], Awaitable[Callable[[], Awaitable[None]]]]
+#: ``resolver(queue, event)``: may register a handler for an event met at run time
+Resolver = Callable[[str, str], bool]
 EMIT_CHUNK = 1000
 EMIT_ITEM_KEYS = frozenset({"event", "queue", "data", "options"})
 
@@ -78,6 +80,7 @@ class TaskManager:
         self._queues_of: defaultdict[str, list[str]] = defaultdict(list)
         self._known_queues: set[str] = set()
         self._warned_events: set[str] = set()
+        self._resolvers: dict[str | None, Resolver] = {}
         self.processor: Processor | None = None
 
     @classmethod
@@ -116,8 +119,21 @@ class TaskManager:
         if queue not in self._queues_of[event]:
             self._queues_of[event].append(queue)
 
+    def register_resolver(self, queue: str | None, resolver: Resolver) -> None:
+        """Handlers found on demand (the Django Tasks backend imports a task by its path):
+        on a miss for ``(queue, event)`` the resolver may ``register_handler`` it and return
+        True. ``queue=None`` covers every queue; a named queue counts as served."""
+        if queue is not None:
+            validate_queue_name(queue)
+        self._resolvers[queue] = resolver
+
     def handler_for(self, queue: str, event: str) -> HandlerEntry | None:
-        return self._handlers.get((queue, event))
+        entry = self._handlers.get((queue, event))
+        if entry is None and self._resolvers:
+            resolver = self._resolvers.get(queue) or self._resolvers.get(None)
+            if resolver is not None and resolver(queue, event):
+                entry = self._handlers.get((queue, event))
+        return entry
 
     def events_in(self, queue: str) -> list[str]:
         return sorted(e for q, e in self._handlers if q == queue)
@@ -128,8 +144,9 @@ class TaskManager:
 
     @property
     def queues(self) -> list[str]:
-        """Queues with at least one handler here (what a worker serves by default)."""
-        return sorted({q for q, _ in self._handlers}) or ["default"]
+        """Queues with a handler or a resolver here (what a worker serves by default)."""
+        named = {q for q in self._resolvers if q is not None}
+        return sorted({q for q, _ in self._handlers} | named) or ["default"]
 
     # -- emitting ---------------------------------------------------------------
 
