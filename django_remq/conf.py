@@ -44,6 +44,7 @@ SPEC: dict[str, tuple[tuple[type | None, ...], Any]] = {
     "GATEWAY": ((dict, None), None),
     "EMIT_ON_COMMIT": ((bool,), False),
     "TASKS_MODULE": ((str, None), "tasks"),
+    "ADMIN_PERMISSION": ((str, None), None),
 }
 
 #: Options that belong to one task or one handler, not to the processor.
@@ -77,6 +78,7 @@ class RemqSettings:
     gateway: Mapping[str, Any] = field(default_factory=dict)
     emit_on_commit: bool = False
     tasks_module: str | None = "tasks"
+    admin_permission: str | None = None
 
     def build_ctx(self) -> dict[str, Any]:
         """Call the ``CTX`` factory (the handlers' shared context), or return ``{}``."""
@@ -115,7 +117,8 @@ def get_settings() -> RemqSettings:
         prefix=values["PREFIX"], concurrency=values["CONCURRENCY"],
         queues=tuple(values["QUEUES"]) if values["QUEUES"] else None, ctx=values["CTX"],
         processor=dict(values["PROCESSOR"] or {}), gateway=dict(values["GATEWAY"] or {}),
-        emit_on_commit=values["EMIT_ON_COMMIT"], tasks_module=values["TASKS_MODULE"])
+        emit_on_commit=values["EMIT_ON_COMMIT"], tasks_module=values["TASKS_MODULE"],
+        admin_permission=values["ADMIN_PERMISSION"])
 
 
 def reset() -> None:
@@ -149,6 +152,8 @@ def problems(raw: Any, *, import_paths: bool = True) -> list[Problem]:
         found += _ctx_problems(raw["CTX"])
     if raw.get("PROCESSOR"):
         found += processor_problems(raw["PROCESSOR"])
+    if import_paths and raw.get("ADMIN_PERMISSION"):
+        found += admin_permission_problems(raw["ADMIN_PERMISSION"])
     return found
 
 
@@ -259,3 +264,22 @@ def _nested_hint(key: str) -> str:
     if key == "retry_delay_ms":
         return " (A processor-wide default delay goes in PROCESSOR['retry']['retry_delay_ms'].)"
     return ""
+
+
+# -- the admin pages' permission hook ------------------------------------------------
+
+
+def admin_permission_problems(path: str) -> list[Problem]:
+    """``ADMIN_PERMISSION`` names ``callable(request) -> bool``, asked on every admin page."""
+    hint = ("Give the dotted path of a function taking the request and returning True "
+            "when this staff user may use the task-queue admin pages, e.g. "
+            "'myproject.remq.can_admin_queues'.")
+    try:
+        check = import_string(path)
+    except ImportError as exc:
+        return [Problem("remq.E010", f"REMQ['ADMIN_PERMISSION'] = {path!r} does not import: "
+                        f"{exc}.", hint)]
+    if not callable(check):
+        return [Problem("remq.E010", f"REMQ['ADMIN_PERMISSION'] = {path!r} is not callable.",
+                        hint)]
+    return []

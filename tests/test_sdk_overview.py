@@ -64,3 +64,12 @@ async def test_cron_schedules_listed_with_next_tick_and_runs(make_tm, redis_url,
     assert by_event["nightly"].next_run > now_ms()
     assert schedules[0].event == "tick"  # soonest first
     assert [c.event for c in sdk.list_cron(["default"])] == ["nightly"]
+
+
+async def test_dlq_length(redis_url, r, prefix):
+    sdk = Sdk(redis_url, prefix=prefix)
+    assert sdk.get_dlq_length() == 0
+    r.xadd(sdk.dlq_key, {"id": "j1", "queue": "default", "reason": "poison"})
+    r.xadd(sdk.dlq_key, {"id": "j2", "queue": "default", "reason": "poison"})
+    assert sdk.get_dlq_length() == 2
+    assert await sdk.aget_dlq_length() == 2

@@ -222,6 +222,13 @@ class Sdk(SdkPlans):
                         queue: str | None = None) -> list[DlqEntry]:
         return await self._arun(self._list_dlq(limit, offset, queue))
 
+    def get_dlq_length(self) -> int:
+        """Entries in the dead-letter stream (XLEN: O(1))."""
+        return self._run(self._get_dlq_length())
+
+    async def aget_dlq_length(self) -> int:
+        return await self._arun(self._get_dlq_length())
+
     def requeue_dlq(self, entry_id: str) -> AdminJobData | None:
         """Run a dead-lettered job again (as :meth:`retry_job`; its record is rebuilt from
         the DLQ's copy if it expired) and remove the entry. ``None``: no such entry. A job

@@ -195,6 +195,10 @@ class SdkPlans:
         return [FinishedCounts(queue=q, window_ms=w, **by_status)
                 for (q, w), by_status in found.items()]
 
+    def _get_dlq_length(self) -> Plan[int]:
+        [n] = yield [ac.dlq_length(self.dlq_key)]
+        return n  # type: ignore[no-any-return]
+
     def _list_cron(self, queues: Sequence[str] | None) -> Plan[list[CronSchedule]]:
         names = yield from self._queue_names(queues)
         if not names:

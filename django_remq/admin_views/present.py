@@ -1,0 +1,89 @@
+"""Sdk records as what the templates show: datetimes, pretty JSON, valid actions."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from ..core.types import AdminJobData, DlqEntry, WorkerInfo
+
+#: The job actions the pages offer in each status (the Sdk refuses the others).
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "waiting": ("pause", "cancel", "delete"),
+    "delayed": ("pause", "cancel", "delete"),
+    "paused": ("resume", "cancel", "delete"),
+    "processing": ("cancel", "delete"),
+    "completed": ("delete",),
+    "failed": ("retry", "delete"),
+    "cancelled": ("retry", "delete"),
+}
+JOB_ACTIONS = ("retry", "cancel", "delete", "pause", "resume")
+#: Actions that lose something: they go through a confirmation page first.
+DESTRUCTIVE = frozenset({"cancel", "delete"})
+LABELS = {"retry": "Retry", "cancel": "Cancel", "delete": "Delete", "pause": "Pause",
+          "resume": "Resume"}
+
+
+def when(ms: int | None) -> datetime | None:
+    """Epoch ms as an aware datetime (templates localise it); 0/None as nothing."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms else None
+
+
+def pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def percent(progress: Any) -> float | None:
+    """A numeric progress as 0..100 (``ctx.socket.update(data, 33)``), else ``None``."""
+    if isinstance(progress, bool) or not isinstance(progress, int | float):
+        return None
+    return float(min(max(progress, 0), 100))
+
+
+def job_row(job: AdminJobData) -> dict[str, Any]:
+    errors = job.errors
+    return {
+        "id": job.id, "queue": job.state.queue, "event": job.state.name, "status": job.status,
+        "select": f"{job.state.queue}:{job.id}", "emitted": when(job.timestamp),
+        "ran": when(job.last_run), "finished": when(job.finished_at),
+        "due": when(job.delay_until) if job.status == "delayed" else None,
+        "attempts": job.retried_attempts + (1 if job.last_run else 0),
+        "progress": percent(job.progress),
+        "error": errors[-1].message if errors and job.status == "failed" else "",
+        "cancel_requested": job.cancel_requested,
+    }
+
+
+def job_detail(job: AdminJobData) -> dict[str, Any]:
+    row = job_row(job)
+    upcoming = job.delay_until if job.status in ("delayed", "paused") else None
+    return {
+        **row,
+        "data": pretty(job.state.data), "options": pretty(job.state.options),
+        "result": None if job.result is None else pretty(job.result),
+        "progress_raw": None if job.progress is None else pretty(job.progress),
+        "errors": [{"message": e.message, "type": e.type, "traceback": e.traceback,
+                    "attempt": e.attempt, "at": when(e.timestamp)} for e in job.errors],
+        "logs": [{"message": entry.message, "at": when(entry.timestamp)} for entry in job.logs],
+        "next_run": when(upcoming), "next_tick": when(job.next_run),
+        "lock_until": when(job.lock_until) if job.status == "processing" else None,
+        "retries_left": job.retry_count, "retry_delay_ms": job.retry_delay_ms,
+        "repeat_count": job.repeat_count, "priority": job.priority,
+        "deliveries": job.deliveries, "worker": job.worker, "paused": job.paused,
+        "actions": [(a, LABELS[a], a in DESTRUCTIVE) for a in ACTIONS.get(job.status, ())],
+    }
+
+
+def dead_letter(entry: DlqEntry) -> dict[str, Any]:
+    return {"entry_id": entry.entry_id, "id": entry.id, "queue": entry.queue,
+            "event": entry.name, "reason": entry.reason, "error": entry.error,
+            "attempts": entry.attempts, "at": when(entry.timestamp)}
+
+
+def worker(info: WorkerInfo) -> dict[str, Any]:
+    return {"id": info.id, "host": info.host, "pid": info.pid, "queues": info.queues,
+            "concurrency": info.concurrency, "running": info.running,
+            "busy": len(info.running), "last_seen": when(info.last_seen),
+            "load": percent(100 * len(info.running) / info.concurrency)
+            if info.concurrency else None}
