@@ -35,7 +35,10 @@ def pretty(value: Any) -> str:
 
 
 def percent(progress: Any) -> float | None:
-    """A numeric progress as 0..100 (``ctx.socket.update(data, 33)``), else ``None``."""
+    """The progress of ``ctx.socket.update(data, 33)`` (stored as ``{data, progress}``) as
+    0..100, else ``None``."""
+    if isinstance(progress, dict):
+        progress = progress.get("progress")
     if isinstance(progress, bool) or not isinstance(progress, int | float):
         return None
     return float(min(max(progress, 0), 100))
@@ -62,7 +65,7 @@ def job_detail(job: AdminJobData) -> dict[str, Any]:
         **row,
         "data": pretty(job.state.data), "options": pretty(job.state.options),
         "result": None if job.result is None else pretty(job.result),
-        "progress_raw": None if job.progress is None else pretty(job.progress),
+        "update": _update(job.progress),
         "errors": [{"message": e.message, "type": e.type, "traceback": e.traceback,
                     "attempt": e.attempt, "at": when(e.timestamp)} for e in job.errors],
         "logs": [{"message": entry.message, "at": when(entry.timestamp)} for entry in job.logs],
@@ -73,6 +76,13 @@ def job_detail(job: AdminJobData) -> dict[str, Any]:
         "deliveries": job.deliveries, "worker": job.worker, "paused": job.paused,
         "actions": [(a, LABELS[a], a in DESTRUCTIVE) for a in ACTIONS.get(job.status, ())],
     }
+
+
+def _update(progress: Any) -> str | None:
+    """The data of the last ``ctx.socket.update`` as pretty JSON."""
+    if isinstance(progress, dict) and "data" in progress:
+        return None if progress["data"] is None else pretty(progress["data"])
+    return None if progress is None or percent(progress) is not None else pretty(progress)
 
 
 def dead_letter(entry: DlqEntry) -> dict[str, Any]:
