@@ -109,6 +109,14 @@ def remq_view(methods: tuple[str, ...] = ("GET",), *, as_json: bool = False
             except UNREACHABLE as exc:
                 return redis_down(request, exc, as_json=as_json)
 
-        return admin.site.admin_view(inner)
+        wrapped: list[View] = []
+
+        @wraps(view)
+        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not wrapped:  # admin.site is resolved at the first request, not at import
+                wrapped.append(admin.site.admin_view(inner))
+            return wrapped[0](request, *args, **kwargs)
+
+        return guarded
 
     return decorate

@@ -15,7 +15,7 @@ from ..core.store.keys import STATUSES, validate_queue_name
 from .access import get_sdk, page_context, remq_view
 from .confirm import ask, confirmed, safe_next
 from .paging import fetched, paginate
-from .present import DESTRUCTIVE, job_row
+from .present import DESTRUCTIVE, Stamps, job_row
 
 FRAGMENT = "remq_admin/_jobs.html"
 PER_PAGE = 50
@@ -60,7 +60,8 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
              "url": _url(base, queue, None, q), "current": status is None}]
     tabs += [{"status": s, "label": s.capitalize(), "count": counts[s],
               "url": _url(base, queue, s, q), "current": status == s} for s in STATUSES]
-    return {"jobs": [job_row(j) for j in jobs[:PER_PAGE]], "pager": pager, "tabs": tabs,
+    stamps = Stamps()
+    return {"jobs": [job_row(j, stamps) for j in jobs[:PER_PAGE]], "pager": pager, "tabs": tabs,
             "queue": queue, "status": status, "q": q, "problem": problem,
             "queue_names": [i.name for i in infos], "statuses": STATUSES,
             "summary": {**counts, "total": sum(counts.values())},
