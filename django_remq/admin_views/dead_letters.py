@@ -15,7 +15,7 @@ from ..core.errors import MalformedMessage
 from .access import get_sdk, page_context, remq_view
 from .confirm import ask, confirmed, safe_next
 from .paging import fetched, paginate
-from .present import dead_letter
+from .present import Stamps, dead_letter
 
 FRAGMENT = "remq_admin/_dead_letters.html"
 PER_PAGE = 50
@@ -30,7 +30,8 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
                      base_url=reverse("remq_admin:dead_letters"), params={})
     entries = sdk.list_dlq(limit=PER_PAGE + 1, offset=pager.offset)
     pager = fetched(pager, len(entries))
-    return {"entries": [dead_letter(e) for e in entries[:PER_PAGE]], "pager": pager,
+    stamps = Stamps()
+    return {"entries": [dead_letter(e, stamps) for e in entries[:PER_PAGE]], "pager": pager,
             "total": total, "summary": {"dlq": total}}
 
 

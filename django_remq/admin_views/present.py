@@ -104,9 +104,9 @@ def job_row(job: AdminJobData, stamps: Stamps | None = None) -> dict[str, Any]:
 
 
 def job_detail(job: AdminJobData) -> dict[str, Any]:
-    row = job_row(job)
-    row.update(emitted=when(job.timestamp), ran=when(job.last_run),
-               finished=when(job.finished_at))
+    st = Stamps()
+    row = job_row(job, st)
+    row.update(ran=st.pair(job.last_run), finished=st.pair(job.finished_at))
     upcoming = job.delay_until if job.status in ("delayed", "paused") else None
     return {
         **row,
@@ -114,10 +114,10 @@ def job_detail(job: AdminJobData) -> dict[str, Any]:
         "result": None if job.result is None else pretty(job.result),
         "update": _update(job.progress),
         "errors": [{"message": e.message, "type": e.type, "traceback": e.traceback,
-                    "attempt": e.attempt, "at": when(e.timestamp)} for e in job.errors],
+                    "attempt": e.attempt, "at": st.at(e.timestamp)} for e in job.errors],
         "logs": [{"message": entry.message, "at": when(entry.timestamp)} for entry in job.logs],
-        "next_run": when(upcoming), "next_tick": when(job.next_run),
-        "lock_until": when(job.lock_until) if job.status == "processing" else None,
+        "next_run": st.pair(upcoming), "next_tick": st.pair(job.next_run),
+        "lock_until": st.at(job.lock_until) if job.status == "processing" else "",
         "retries_left": job.retry_count, "retry_delay_ms": job.retry_delay_ms,
         "repeat_count": job.repeat_count, "priority": job.priority,
         "deliveries": job.deliveries, "worker": job.worker, "paused": job.paused,
@@ -132,15 +132,17 @@ def _update(progress: Any) -> str | None:
     return None if progress is None or percent(progress) is not None else pretty(progress)
 
 
-def dead_letter(entry: DlqEntry) -> dict[str, Any]:
+def dead_letter(entry: DlqEntry, st: Stamps) -> dict[str, Any]:
     return {"entry_id": entry.entry_id, "id": entry.id, "queue": entry.queue,
             "event": entry.name, "reason": entry.reason, "error": entry.error,
-            "attempts": entry.attempts, "at": when(entry.timestamp)}
+            "attempts": entry.attempts, "at": st.pair(entry.timestamp),
+            "url": f"{st.jobs_url}{quote(entry.queue)}/{quote(entry.id)}/"
+            if entry.queue and entry.id else ""}
 
 
-def worker(info: WorkerInfo) -> dict[str, Any]:
+def worker(info: WorkerInfo, st: Stamps) -> dict[str, Any]:
     return {"id": info.id, "host": info.host, "pid": info.pid, "queues": info.queues,
             "concurrency": info.concurrency, "running": info.running,
-            "busy": len(info.running), "last_seen": when(info.last_seen),
+            "busy": len(info.running), "last_seen": st.pair(info.last_seen),
             "load": percent(100 * len(info.running) / info.concurrency)
             if info.concurrency else None}

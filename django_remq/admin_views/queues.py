@@ -27,12 +27,14 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
     infos = sdk.get_queues_info()
     finished = sdk.get_finished_counts([i.name for i in infos], (MINUTE, HOUR)) if infos else []
     by = {(f.queue, f.window_ms): f for f in finished}
-    rows = [{"name": i.name, "paused": i.paused, "stats": i.stats,
-             "counts": [(s, getattr(i.stats, s)) for s in STATUSES],
-             "minute": by[(i.name, MINUTE)], "hour": by[(i.name, HOUR)]} for i in infos]
     totals = {s: sum(getattr(i.stats, s) for i in infos) for s in STATUSES}
+    # cancelled / paused columns only when some queue has such jobs (keeps the table narrow)
+    shown = [s for s in STATUSES if s not in ("cancelled", "paused") or totals[s]]
+    rows = [{"name": i.name, "paused": i.paused, "stats": i.stats,
+             "counts": [(s, getattr(i.stats, s)) for s in shown],
+             "windows": (by[(i.name, MINUTE)], by[(i.name, HOUR)])} for i in infos]
     dlq = infos[0].stats.dlq if infos else sdk.get_dlq_length()
-    return {"rows": rows, "statuses": STATUSES, "totals": totals, "dlq": dlq,
+    return {"rows": rows, "statuses": shown, "totals": totals, "dlq": dlq,
             "summary": {**totals, "dlq": dlq}}
 
 

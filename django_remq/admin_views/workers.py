@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 
 from ..decorators import registry
 from .access import get_sdk, page_context, remq_view
-from .present import when, worker
+from .present import Stamps, worker
 
 FRAGMENT = "remq_admin/_workers.html"
 
@@ -24,9 +24,11 @@ def _repeat(options: dict[str, Any]) -> str:
 def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
     """Four round trips: worker ids, their heartbeats, queue names, the schedules."""
     sdk = get_sdk()
-    workers = [worker(w) for w in sdk.get_workers()]
+    stamps = Stamps()
+    workers = [worker(w, stamps) for w in sdk.get_workers()]
     patterns = {(d.queue, d.event): _repeat(d.options) for d in registry}
-    crons = [{"queue": c.queue, "event": c.event, "next_run": when(c.next_run), "runs": c.runs,
+    crons = [{"queue": c.queue, "event": c.event, "next_run": stamps.pair(c.next_run),
+              "runs": c.runs,
               "pattern": patterns.get((c.queue, c.event), "")} for c in sdk.list_cron()]
     return {"workers": workers, "crons": crons,
             "summary": {"workers": len(workers),
