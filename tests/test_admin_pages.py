@@ -212,3 +212,10 @@ def test_redis_down_is_an_error_page_not_a_500(admin_client, prefix):
         assert "not reachable" in json.loads(live.content)["error"]
         post = admin_client.post(reverse("remq_admin:queue_action", args=["default", "pause"]))
         assert post.status_code == 503
+
+
+def test_no_section_when_the_pages_are_not_mounted(admin_client, remq, settings):
+    settings.ROOT_URLCONF = "tests.urls_admin_only"
+    page = admin_client.get("/admin/").content.decode()
+    assert "Task queue" not in page
+    assert "Authentication and Authorization" in page  # the rest of the index is intact

@@ -49,6 +49,10 @@
     fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin",
                  cache: "no-store" })
       .then(function (r) {
+        var type = r.headers.get("Content-Type") || "";
+        if (type.indexOf("application/json") < 0) {  // e.g. sent to the login page
+          return { ok: false, code: r.redirected ? 401 : r.status, data: {} };
+        }
         return r.json().then(function (data) { return { ok: r.ok, code: r.status, data: data }; });
       })
       .then(function (res) {
@@ -57,6 +61,8 @@
           say("Live · " + new Date(res.data.at).toLocaleTimeString(), "ok");
         } else if (res.code === 503) {
           say("Redis unreachable · retrying", "down");
+        } else if (res.code === 401) {
+          say("Signed out · reload to sign in", "down");
         } else if (res.code === 404) {
           say("Gone: " + (res.data.error || "not found"), "down");
         } else {
