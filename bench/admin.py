@@ -146,6 +146,16 @@ def main() -> None:
             ("live JSON (jobs page)", reverse("remq_admin:live") + f"?view=jobs&queue={QUEUE}"),
         ]
         print(f"{'page':<44} {'median ms':>10} {'max ms':>8}  ({opts.runs} renders)")
+        # floors, for comparing runs on a shared host: a Redis round trip, and Django's own
+        # admin index (same stack and base template, no Redis)
+        times = []
+        for _ in range(200):
+            t = time.perf_counter()
+            r.ping()
+            times.append((time.perf_counter() - t) * 1000)
+        print(f"{'(floor) Redis PING round trip':<44} {statistics.median(times):>10.2f} "
+              f"{max(times):>8.2f}")
+        pages.insert(0, ("(floor) Django admin index, no Redis", reverse("admin:index")))
         for name, url in pages:
             assert client.get(url).status_code == 200, url  # warm
             times = []

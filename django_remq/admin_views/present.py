@@ -73,9 +73,10 @@ class Stamps:
         return datetime.fromtimestamp(ms / 1000, self.tz).strftime("%Y-%m-%d %H:%M:%S") if ms \
             else ""
 
-    def pair(self, ms: int | None) -> tuple[str, str]:
-        """(absolute time, age) of a past or future moment."""
-        return self.at(ms), ago(ms, self.now_ms)
+    def pair(self, ms: int | None) -> dict[str, str]:
+        """``at`` (absolute time) and ``age`` of a past or future moment (a dict: templates
+        resolve dict keys fastest)."""
+        return {"at": self.at(ms), "age": ago(ms, self.now_ms)}
 
 
 def job_row(job: AdminJobData, stamps: Stamps | None = None) -> dict[str, Any]:
@@ -84,13 +85,13 @@ def job_row(job: AdminJobData, stamps: Stamps | None = None) -> dict[str, Any]:
     errors = job.errors
     queue = job.state.queue
     if job.status == "delayed" and job.delay_until:
-        last = ("runs in", *st.pair(job.delay_until))
+        last = {"verb": "runs in", **st.pair(job.delay_until)}
     elif job.finished_at:
-        last = ("", *st.pair(job.finished_at))
+        last = {"verb": "", **st.pair(job.finished_at)}
     elif job.last_run:
-        last = ("started", *st.pair(job.last_run))
+        last = {"verb": "started", **st.pair(job.last_run)}
     else:
-        last = ("", "", "")
+        last = {"verb": "", "at": "", "age": ""}
     return {
         "id": job.id, "queue": queue, "event": job.state.name, "status": job.status,
         "url": f"{st.jobs_url}{quote(queue)}/{quote(job.id)}/",
@@ -135,7 +136,7 @@ def _update(progress: Any) -> str | None:
 def dead_letter(entry: DlqEntry, st: Stamps) -> dict[str, Any]:
     return {"entry_id": entry.entry_id, "id": entry.id, "queue": entry.queue,
             "event": entry.name, "reason": entry.reason, "error": entry.error,
-            "attempts": entry.attempts, "at": st.pair(entry.timestamp),
+            "attempts": entry.attempts, "when": st.pair(entry.timestamp),
             "url": f"{st.jobs_url}{quote(entry.queue)}/{quote(entry.id)}/"
             if entry.queue and entry.id else ""}
 
