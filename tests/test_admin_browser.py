@@ -179,6 +179,14 @@ def test_every_page_in_the_browser(staff, live_server, browser, redis_url, prefi
                                    ".textContent.startsWith('Live ·')", timeout=15_000)
             assert page.evaluate("document.documentElement.scrollWidth <= innerWidth + 1"), name
             page.screenshot(path=str(out / name), full_page=True)
+        # a live refresh keeps what the user ticked
+        page.goto(live_server.url + "/admin/remq/jobs/")
+        page.evaluate("document.addEventListener('remq:updated', () => window.__swapped = true)")
+        first = page.locator("input[name=_selected]").first
+        first.check()
+        page.wait_for_function("window.__swapped === true", timeout=20_000)
+        assert page.locator("input[name=_selected]").first.is_checked()
+        assert page.inner_text("[data-remq-selected]") == "1 selected"
         page.goto(live_server.url + "/admin/")
         assert page.locator("caption", has_text="Task queue").count() == 1
         dark = browser.new_page(viewport={"width": 1280, "height": 820}, color_scheme="dark")

@@ -74,6 +74,16 @@ def test_admin_permission_is_checked_at_startup(redis_url, prefix):
         call_command("check")
 
 
+def test_admin_permission_must_be_callable(redis_url, prefix):
+    from django_remq.conf import problems
+
+    found = problems({"ADMIN_PERMISSION": "tests.test_admin_pages.PAGES"})
+    assert [p.id for p in found] == ["remq.E010"]
+    assert "is not callable" in found[0].msg
+    assert "request" in found[0].hint
+    assert problems({"ADMIN_PERMISSION": 3})[0].id == "remq.E003"  # wrong type
+
+
 def test_admin_index_has_a_task_queue_section(admin_client, remq):
     page = admin_client.get(reverse("admin:index")).content.decode()
     assert "Task queue" in page
