@@ -39,6 +39,10 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
+def short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
 def percent(progress: Any) -> float | None:
     """The progress of ``ctx.socket.update(data, 33)`` (stored as ``{data, progress}``) as
     0..100, else ``None``."""
@@ -46,7 +50,7 @@ def percent(progress: Any) -> float | None:
         progress = progress.get("progress")
     if isinstance(progress, bool) or not isinstance(progress, int | float):
         return None
-    return float(min(max(progress, 0), 100))
+    return float(round(min(max(progress, 0), 100)))
 
 
 def ago(ms: int | None, now_ms: int) -> str:
@@ -93,7 +97,8 @@ def job_row(job: AdminJobData, stamps: Stamps | None = None) -> dict[str, Any]:
     else:
         last = {"verb": "", "at": "", "age": ""}
     return {
-        "id": job.id, "queue": queue, "event": job.state.name, "status": job.status,
+        "id": job.id, "short_id": short(job.id, 14), "queue": queue, "event": job.state.name,
+        "status": job.status,
         "url": f"{st.jobs_url}{quote(queue)}/{quote(job.id)}/",
         "queue_url": f"{st.jobs_url}?queue={quote(queue)}",
         "select": f"{queue}:{job.id}", "emitted": st.pair(job.timestamp), "last": last,
@@ -101,7 +106,7 @@ def job_row(job: AdminJobData, stamps: Stamps | None = None) -> dict[str, Any]:
         "progress": percent(job.progress),
         "error": errors[-1].message if errors and job.status == "failed" else "",
         "cancel_requested": job.cancel_requested,
-    }
+    } | ({"error_short": short(errors[-1].message, 80)} if errors else {})
 
 
 def job_detail(job: AdminJobData) -> dict[str, Any]:
