@@ -70,7 +70,8 @@ def test_an_action_invalid_for_the_status_is_a_message(admin_client, jobs, sdk):
     response = admin_client.post(act(jobs["completed"], "pause"), follow=True)
     assert status(sdk, jobs["completed"]) == "completed"
     assert any("cannot pause" in m for m in messages_of(response))
-    assert admin_client.post(act(jobs["completed"], "explode")).status_code == 404
+    unknown = f"{reverse('remq_admin:job', args=['default', jobs['completed']])}explode/"
+    assert admin_client.post(unknown).status_code == 405  # the job page (GET only), no action
 
 
 def test_cancel_and_delete_ask_first(admin_client, jobs, sdk):
@@ -154,3 +155,18 @@ def test_next_must_stay_on_this_site(admin_client, jobs, sdk):
     response = admin_client.post(reverse("remq_admin:queue_action", args=["default", "pause"]),
                                  {"next": "https://evil.example/"})
     assert response["Location"] == reverse("remq_admin:queues")
+
+
+def test_a_job_id_with_a_slash(admin_client, sdk, redis_url, prefix):
+    from django_remq.core import TaskManager
+
+    tm = TaskManager.init(db=redis_url, prefix=prefix)
+    job_id = tm.emit("report", data={}, options={"id": "report/2026-10"})
+    tm.conn.close()
+    page = admin_client.get(reverse("remq_admin:job", args=["default", job_id]))
+    assert page.status_code == 200
+    assert "report/2026-10" in page.content.decode()
+    listing = admin_client.get(reverse("remq_admin:jobs")).content.decode()
+    assert 'href="/admin/remq/jobs/default/report/2026-10/"' in listing
+    admin_client.post(act(job_id, "pause"))
+    assert status(sdk, job_id) == "paused"

@@ -99,7 +99,7 @@ def job_row(job: AdminJobData, stamps: Stamps | None = None) -> dict[str, Any]:
     return {
         "id": job.id, "short_id": short(job.id, 14), "queue": queue, "event": job.state.name,
         "status": job.status,
-        "url": f"{st.jobs_url}{quote(queue)}/{quote(job.id)}/",
+        "url": f"{st.jobs_url}{quote(queue)}/{quote(job.id, safe='/')}/",
         "queue_url": f"{st.jobs_url}?queue={quote(queue)}",
         "select": f"{queue}:{job.id}", "emitted": st.pair(job.timestamp), "last": last,
         "attempts": job.retried_attempts + (1 if job.last_run else 0),
@@ -142,7 +142,7 @@ def dead_letter(entry: DlqEntry, st: Stamps) -> dict[str, Any]:
     return {"entry_id": entry.entry_id, "id": entry.id, "queue": entry.queue,
             "event": entry.name, "reason": entry.reason, "error": entry.error,
             "attempts": entry.attempts, "when": st.pair(entry.timestamp),
-            "url": f"{st.jobs_url}{quote(entry.queue)}/{quote(entry.id)}/"
+            "url": f"{st.jobs_url}{quote(entry.queue)}/{quote(entry.id, safe='/')}/"
             if entry.queue and entry.id else ""}
 
 
