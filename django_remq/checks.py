@@ -9,6 +9,7 @@ remq.E003  wrong type                      remq.E008  bad value (CONCURRENCY, PR
                                                       SOCKET_*TIMEOUT)
 remq.E004  not a Redis URL                 remq.E009  STREAM_REDIS_URL differs from REDIS_URL
 remq.E005  CTX does not import             remq.W001  a handler's queue no worker serves
+remq.E010  ADMIN_PERMISSION does not import or is not callable
 remq.E020  GATEWAY: not a dict, unknown key  remq.E021  GATEWAY: bad allowed_events / limit
 remq.E022  GATEWAY: a rule does not import   remq.W020  GATEWAY set but no channel layer
 """

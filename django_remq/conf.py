@@ -47,6 +47,7 @@ SPEC: dict[str, tuple[tuple[type | None, ...], Any]] = {
     "TASKS_MODULE": ((str, None), "tasks"),
     "SOCKET_TIMEOUT": ((int, float), DEFAULT_SOCKET_TIMEOUT),
     "SOCKET_CONNECT_TIMEOUT": ((int, float), DEFAULT_CONNECT_TIMEOUT),
+    "ADMIN_PERMISSION": ((str, None), None),
 }
 
 #: Options that belong to one task or one handler, not to the processor.
@@ -87,6 +88,7 @@ class RemqSettings:
     def connection_url(self) -> str:
         """``redis_url`` with the socket timeouts in its query (unless it sets its own)."""
         return with_timeouts(self.redis_url, self.socket_timeout, self.socket_connect_timeout)
+    admin_permission: str | None = None
 
     def build_ctx(self) -> dict[str, Any]:
         """Call the ``CTX`` factory (the handlers' shared context), or return ``{}``."""
@@ -127,7 +129,8 @@ def get_settings() -> RemqSettings:
         processor=dict(values["PROCESSOR"] or {}), gateway=dict(values["GATEWAY"] or {}),
         emit_on_commit=values["EMIT_ON_COMMIT"], tasks_module=values["TASKS_MODULE"],
         socket_timeout=float(values["SOCKET_TIMEOUT"]),
-        socket_connect_timeout=float(values["SOCKET_CONNECT_TIMEOUT"]))
+        socket_connect_timeout=float(values["SOCKET_CONNECT_TIMEOUT"]),
+        admin_permission=values["ADMIN_PERMISSION"])
 
 
 def reset() -> None:
@@ -163,6 +166,8 @@ def problems(raw: Any, *, import_paths: bool = True) -> list[Problem]:
         found += processor_problems(raw["PROCESSOR"])
     if raw.get("GATEWAY") is not None:
         found += _gateway_problems(raw["GATEWAY"], import_paths)
+    if import_paths and raw.get("ADMIN_PERMISSION"):
+        found += admin_permission_problems(raw["ADMIN_PERMISSION"])
     return found
 
 
@@ -288,3 +293,20 @@ def _gateway_problems(gateway: Any, import_paths: bool) -> list[Problem]:
     from .consumers.policy import gateway_problems
 
     return gateway_problems(gateway, import_paths=import_paths)
+# -- the admin pages' permission hook ------------------------------------------------
+
+
+def admin_permission_problems(path: str) -> list[Problem]:
+    """``ADMIN_PERMISSION`` names ``callable(request) -> bool``, asked on every admin page."""
+    hint = ("Give the dotted path of a function taking the request and returning True "
+            "when this staff user may use the task-queue admin pages, e.g. "
+            "'myproject.remq.can_admin_queues'.")
+    try:
+        check = import_string(path)
+    except ImportError as exc:
+        return [Problem("remq.E010", f"REMQ['ADMIN_PERMISSION'] = {path!r} does not import: "
+                        f"{exc}.", hint)]
+    if not callable(check):
+        return [Problem("remq.E010", f"REMQ['ADMIN_PERMISSION'] = {path!r} is not callable.",
+                        hint)]
+    return []

@@ -276,3 +276,31 @@ class MessageContext:
     deliveries: int
     marked: Awaitable[Any] | None = None
     cancel: CancelToken = field(default_factory=CancelToken)
+
+
+@dataclass(frozen=True)
+class FinishedCounts:
+    """Jobs of a queue that reached a final status in the last ``window_ms`` (the Sdk's
+    ``get_finished_counts``: throughput at a glance, O(log n) per count)."""
+
+    queue: str
+    window_ms: int
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """A repeat handler's schedule as stored in Redis: its next tick and runs so far."""
+
+    queue: str
+    event: str
+    next_run: int  # ms
+    runs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

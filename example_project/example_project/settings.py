@@ -13,9 +13,11 @@ TIME_ZONE = "UTC"
 
 INSTALLED_APPS = [
     "daphne",  # `runserver` serves ASGI (HTTP and the WebSocket gateway)
+    "django.contrib.admin",         # the task-queue admin pages live in the admin
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_remq",  # finds demo/tasks.py, adds `manage.py runworker_remq`
     "demo",
@@ -26,6 +28,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "live"
@@ -33,8 +36,11 @@ ROOT_URLCONF = "example_project.urls"
 TEMPLATES = [{
     "BACKEND": "django.template.backends.django.DjangoTemplates",
     "APP_DIRS": True,
-    "OPTIONS": {"context_processors": ["django.template.context_processors.request",
-                                       "django.contrib.auth.context_processors.auth"]},
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
 }]
 WSGI_APPLICATION = "example_project.wsgi.application"
 ASGI_APPLICATION = "example_project.asgi.application"

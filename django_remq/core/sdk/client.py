@@ -8,9 +8,18 @@ O(log n + page) from the per-status indexes; queue stats O(1) per status.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
-from ..types import AdminJobData, DlqEntry, QueueInfo, TaskStats, WorkerInfo
+from ..types import (
+    AdminJobData,
+    CronSchedule,
+    DlqEntry,
+    FinishedCounts,
+    QueueInfo,
+    TaskStats,
+    WorkerInfo,
+)
 from .plans import SdkPlans
 
 
@@ -142,6 +151,28 @@ class Sdk(SdkPlans):
     async def ais_queue_paused(self, queue: str) -> bool:
         return await self._arun(self._is_queue_paused(queue))
 
+    def get_finished_counts(self, queues: Sequence[str] | None = None,
+                            windows_ms: Sequence[int] = (60_000, 3_600_000)
+                            ) -> list[FinishedCounts]:
+        """Jobs that finished (completed, failed, cancelled) in each of the last
+        ``windows_ms`` per queue (default: the last minute and hour), in one round trip
+        after the registry; O(log n) per count. ``queues=None``: every queue. Counts
+        cover jobs still kept (finished jobs expire by the retention settings)."""
+        return self._run(self._get_finished_counts(queues, windows_ms))
+
+    async def aget_finished_counts(self, queues: Sequence[str] | None = None,
+                                   windows_ms: Sequence[int] = (60_000, 3_600_000)
+                                   ) -> list[FinishedCounts]:
+        return await self._arun(self._get_finished_counts(queues, windows_ms))
+
+    def list_cron(self, queues: Sequence[str] | None = None) -> list[CronSchedule]:
+        """Repeat (cron) schedules with their next tick and runs so far, soonest first.
+        A schedule appears once a worker serving its queue has started."""
+        return self._run(self._list_cron(queues))
+
+    async def alist_cron(self, queues: Sequence[str] | None = None) -> list[CronSchedule]:
+        return await self._arun(self._list_cron(queues))
+
     # -- bulk ---------------------------------------------------------------------------
 
     def retry_all_failed(self, queue: str, batch_size: int = 1000) -> int:
@@ -183,6 +214,13 @@ class Sdk(SdkPlans):
     async def alist_dlq(self, limit: int = 100, offset: int = 0,
                         queue: str | None = None) -> list[DlqEntry]:
         return await self._arun(self._list_dlq(limit, offset, queue))
+
+    def get_dlq_length(self) -> int:
+        """Entries in the dead-letter stream (XLEN: O(1))."""
+        return self._run(self._get_dlq_length())
+
+    async def aget_dlq_length(self) -> int:
+        return await self._arun(self._get_dlq_length())
 
     def requeue_dlq(self, entry_id: str) -> AdminJobData | None:
         """Run a dead-lettered job again (as :meth:`retry_job`; its record is rebuilt from

@@ -215,3 +215,30 @@ def dlq_length(stream: str) -> Cmd[int]:
 
 def dlq_delete(stream: str, entry_id: str) -> Cmd[bool]:
     return Cmd(("XDEL", stream, entry_id), lambda reply: bool(int(reply)))
+
+
+# -- throughput and cron schedules ---------------------------------------------------
+
+def finished_since(qk: QueueKeys, status: str, since_ms: int) -> Cmd[int]:
+    """Jobs that entered a final ``status`` at or after ``since_ms`` (ZCOUNT: O(log n))."""
+    return Cmd(("ZCOUNT", qk.status(status), since_ms, "+inf"), int)
+
+
+def _score_pairs(reply: Any) -> list[tuple[str, float]]:
+    """ZRANGE ... WITHSCORES as (member, score) pairs, from a RESP2 or RESP3 reply."""
+    items = list(reply or ())
+    if items and isinstance(items[0], list | tuple):
+        return [(_s(m), float(s)) for m, s in items]
+    return [(_s(items[i]), float(items[i + 1])) for i in range(0, len(items), 2)]
+
+
+def cron_schedule(qk: QueueKeys) -> Cmd[list[tuple[str, float]]]:
+    return Cmd(("ZRANGE", qk.cron, 0, -1, "WITHSCORES"), _score_pairs)
+
+
+def cron_runs(qk: QueueKeys) -> Cmd[dict[str, int]]:
+    def parse(reply: Any) -> dict[str, int]:
+        pairs = reply if isinstance(reply, dict) else pairs_to_dict(list(reply or ()))
+        return {_s(k): int(v) for k, v in pairs.items()}
+
+    return Cmd(("HGETALL", qk.cron_runs), parse)

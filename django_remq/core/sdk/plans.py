@@ -22,7 +22,16 @@ from ..store.keys import Keys, QueueKeys, validate_queue_name
 from ..store.ops import Retention
 from ..store.records import decode
 from ..store.scripts import Cmd
-from ..types import AdminJobData, DlqEntry, JobStatus, QueueInfo, TaskStats, WorkerInfo
+from ..types import (
+    AdminJobData,
+    CronSchedule,
+    DlqEntry,
+    FinishedCounts,
+    JobStatus,
+    QueueInfo,
+    TaskStats,
+    WorkerInfo,
+)
 from . import ops as ac
 from .ops import Change, ListedJob
 from .plan import Plan, adrive, drive
@@ -164,6 +173,46 @@ class SdkPlans:
     def _is_queue_paused(self, queue: str) -> Plan[bool]:
         [flag] = yield [Cmd(("EXISTS", self._qk(queue).paused), lambda r: bool(int(r)))]
         return flag  # type: ignore[no-any-return]
+
+    def _queue_names(self, queues: Sequence[str] | None) -> Plan[list[str]]:
+        if queues is not None:
+            return [validate_queue_name(q) for q in queues]
+        [names] = yield [ac.queue_names(self.keys)]
+        return names  # type: ignore[no-any-return]
+
+    def _get_finished_counts(self, queues: Sequence[str] | None,
+                             windows_ms: Sequence[int]) -> Plan[list[FinishedCounts]]:
+        for w in windows_ms:
+            if not isinstance(w, int) or isinstance(w, bool) or w <= 0:
+                raise InvalidOptions(f"windows_ms must be ints > 0 (ms), got {w!r}")
+        names = yield from self._queue_names(queues)
+        now = _now_ms()
+        asks = [(q, w, s) for q in names for w in windows_ms for s in JobStatus if s.final]
+        if not asks:
+            return []
+        counts = yield [ac.finished_since(self._qk(q), s, now - w) for q, w, s in asks]
+        found: dict[tuple[str, int], dict[str, int]] = {}
+        for (q, w, s), n in zip(asks, counts, strict=True):
+            found.setdefault((q, w), {})[s] = n
+        return [FinishedCounts(queue=q, window_ms=w, **by_status)
+                for (q, w), by_status in found.items()]
+
+    def _get_dlq_length(self) -> Plan[int]:
+        [n] = yield [ac.dlq_length(self.dlq_key)]
+        return n  # type: ignore[no-any-return]
+
+    def _list_cron(self, queues: Sequence[str] | None) -> Plan[list[CronSchedule]]:
+        names = yield from self._queue_names(queues)
+        if not names:
+            return []
+        replies = yield [step for q in names
+                         for step in (ac.cron_schedule(self._qk(q)), ac.cron_runs(self._qk(q)))]
+        out = []
+        for i, q in enumerate(names):
+            schedule, runs = replies[2 * i], replies[2 * i + 1]
+            out += [CronSchedule(queue=q, event=event, next_run=int(score),
+                                 runs=runs.get(event, 0)) for event, score in schedule]
+        return sorted(out, key=lambda c: (c.next_run, c.queue, c.event))
 
     # -- bulk ---------------------------------------------------------------------------
 
