@@ -15,6 +15,7 @@ from .errors import (
     MalformedMessage,
     PoisonMessage,
     RemqError,
+    SyncThreadsExhausted,
     TaskTimeout,
     UnknownEvent,
 )
@@ -30,5 +31,5 @@ __all__ = [
     "ConcurrencyPool", "Consumer", "ConsumerOptions", "DuplicateHandler", "HandlerContext",
     "HandlerEntry", "InvalidJobState", "InvalidOptions", "JobCancelled", "JobNotFound", "Keys",
     "MalformedMessage", "PoisonMessage", "Processor", "ProcessorSettings", "RemqError",
-    "StreamReader", "Task", "TaskManager", "TaskTimeout", "UnknownEvent",
+    "StreamReader", "SyncThreadsExhausted", "Task", "TaskManager", "TaskTimeout", "UnknownEvent",
 ]

@@ -45,3 +45,8 @@ class JobCancelled(RemqError):
 
 class TaskTimeout(RemqError, TimeoutError):
     """A handler ran past its ``timeout_ms``."""
+
+
+class SyncThreadsExhausted(RemqError):
+    """More sync handlers are stuck past their timeouts than a worker keeps threads for
+    (Python cannot kill a thread); the worker stopped and should be started afresh."""

@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from . import jsonutil
-from .errors import DuplicateHandler, InvalidOptions
-from .options import run_at_ms, validate_emit_options, validate_handler_options
+from .errors import InvalidOptions, SyncThreadsExhausted
+from .handlers import Handler, HandlerEntry, HandlerRegistry
+from .options import run_at_ms, validate_emit_options
 from .policies import debounce
-from .policies.cron import CronSpec
 from .store import ops
 from .store.connection import Connection, RedisLike
 from .store.keys import Keys, validate_queue_name
@@ -27,21 +26,10 @@ from .store.records import emit_fields
 from .store.scripts import Call, arun_many, run, run_many
 from .types import EmitOptions, HandlerOptions, ProcessorOptions
 from .worker.processor import Processor, ProcessorSettings
-from .worker.task import EventSink
+from .worker.task import Emitter, EventSink
 
-Handler = Callable[..., Any]
 EMIT_CHUNK = 1000
 EMIT_ITEM_KEYS = frozenset({"event", "queue", "data", "options"})
-
-
-@dataclass(frozen=True)
-class HandlerEntry:
-    event: str
-    queue: str
-    fn: Handler
-    options: dict[str, Any]
-    debounce: debounce.DebounceSpec | None = None
-    repeat: CronSpec | None = None
 
 
 class TaskManager:
@@ -58,8 +46,7 @@ class TaskManager:
         self.settings = ProcessorSettings.from_options(processor)
         self.expose = expose
         self.keys = Keys(prefix)
-        self._handlers: dict[tuple[str, str], HandlerEntry] = {}
-        self._queues_of: defaultdict[str, list[str]] = defaultdict(list)
+        self.registry = HandlerRegistry()
         self._known_queues: set[str] = set()
         self.processor: Processor | None = None
 
@@ -81,38 +68,22 @@ class TaskManager:
 
     def register_handler(self, event: str, handler: Handler, queue: str = "default",
                          options: HandlerOptions | None = None) -> None:
-        if not isinstance(event, str) or not event:
-            raise InvalidOptions(f"event must be a non-empty string, got {event!r}")
-        validate_queue_name(queue)
-        if not callable(handler):
-            raise InvalidOptions(f"register_handler({event!r}): handler must be callable, "
-                                 f"got {handler!r}")
-        opts = validate_handler_options(event, options)
-        existing = self._handlers.get((queue, event))
-        if existing is not None and existing.fn is not handler:
-            raise DuplicateHandler(
-                f"event {event!r} in queue {queue!r} already has handler {_name(existing.fn)}; "
-                f"cannot also register {_name(handler)}. Rename one event or use another queue.")
-        self._handlers[(queue, event)] = HandlerEntry(
-            event, queue, handler, opts, debounce.DebounceSpec.parse(event, opts.get("debounce")),
-            CronSpec.parse(event, opts.get("repeat")))
-        if queue not in self._queues_of[event]:
-            self._queues_of[event].append(queue)
+        self.registry.register(event, handler, queue, options)
 
     def handler_for(self, queue: str, event: str) -> HandlerEntry | None:
-        return self._handlers.get((queue, event))
+        return self.registry.get(queue, event)
 
     def events_in(self, queue: str) -> list[str]:
-        return sorted(e for q, e in self._handlers if q == queue)
+        return self.registry.events_in(queue)
 
     @property
     def handlers(self) -> list[HandlerEntry]:
-        return list(self._handlers.values())
+        return self.registry.entries
 
     @property
     def queues(self) -> list[str]:
         """Queues with at least one handler here (what a worker serves by default)."""
-        return sorted({q for q, _ in self._handlers}) or ["default"]
+        return self.registry.queues
 
     # -- emitting ---------------------------------------------------------------
 
@@ -123,10 +94,10 @@ class TaskManager:
             raise InvalidOptions(f"event must be a non-empty string, got {event!r}")
         opts = validate_emit_options(event, options)
         if queue is None:
-            known = self._queues_of.get(event)
-            queue = known[0] if known and len(known) == 1 else "default"
+            known = self.registry.queues_of(event)
+            queue = known[0] if len(known) == 1 else "default"
         validate_queue_name(queue)
-        entry = self._handlers.get((queue, event))
+        entry = self.registry.get(queue, event)
         if entry is not None:
             opts = {**entry.options, **opts}
             opts.pop("debounce", None)
@@ -156,6 +127,12 @@ class TaskManager:
                     options: EmitOptions | None = None) -> str:
         queue, job = self.prepare(event, queue, data, options)
         return (await self.aenqueue(queue, [job]))[0]
+
+    def emit_soon(self, event: str, queue: str | None = None, data: Any = None,
+                  options: EmitOptions | None = None) -> tuple[str, asyncio.Future[list[str]]]:
+        """On the event loop: validate now, return the id and the write in flight."""
+        queue, job = self.prepare(event, queue, data, options)
+        return job.id, asyncio.ensure_future(self.aenqueue(queue, [job]))
 
     async def aenqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
         """Write prepared jobs; returns the ids that will run (see :mod:`.debounce`)."""
@@ -263,7 +240,8 @@ class TaskManager:
             raise RuntimeError("this TaskManager is already started; stop() it first")
         for q in queues or ():
             validate_queue_name(q)
-        self.processor = Processor(self, self.conn, concurrency=self.concurrency,
+        self.processor = Processor(self.registry, Emitter(self.emit, self.emit_soon, self.aemit),
+                                   self.conn, concurrency=self.concurrency,
                                    queues=list(queues or self.queues), prefix=self.keys.prefix,
                                    settings=self.settings, ctx=self.ctx, events=self.expose)
         await self.processor.start(burst=burst)
@@ -275,18 +253,18 @@ class TaskManager:
         processor, self.processor = self.processor, None
         await processor.close()
 
-    async def wait_until_idle(self) -> None:
-        """In burst mode, returns once the queues were found empty."""
-        if self.processor is None:
-            raise RuntimeError("start(burst=True) first")
-        await self.processor.consumer.idle.wait()
-
     async def run(self, queues: Sequence[str] | None = None, *, burst: bool = False,
                   stop_event: asyncio.Event | None = None) -> None:
-        """Work until ``stop_event`` is set (or, with ``burst``, until the queues are empty)."""
+        """Work until ``stop_event`` is set (or, with ``burst``, until the queues are empty).
+
+        Raises :class:`SyncThreadsExhausted` (after a graceful stop) when more sync
+        handlers are stuck past their timeouts than the worker keeps threads for: the
+        caller should start a fresh worker (``runworker_remq`` re-executes itself)."""
         await self.start(queues, burst=burst)
-        assert self.processor is not None
-        waiters = [asyncio.ensure_future(self.processor.consumer.idle.wait())]
+        processor = self.processor
+        assert processor is not None
+        waiters = [asyncio.ensure_future(processor.consumer.idle.wait()),
+                   asyncio.ensure_future(processor.exhausted.wait())]
         if stop_event is not None:
             waiters.append(asyncio.ensure_future(stop_event.wait()))
         try:
@@ -295,11 +273,8 @@ class TaskManager:
             for w in waiters:
                 w.cancel()
             await self.stop()
-
-
-def _name(fn: Any) -> str:
-    module = getattr(fn, "__module__", "?")
-    return f"{module}.{getattr(fn, '__qualname__', repr(fn))}"
+        if processor.exhausted.is_set():
+            raise SyncThreadsExhausted(processor.exhausted_reason)
 
 
 __all__ = ["HandlerEntry", "TaskManager"]
