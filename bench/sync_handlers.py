@@ -6,7 +6,9 @@
 N tasks are queued, then one worker process (the engine, no Django) drains them;
 each task INCRs a counter, with an async client in the async handler and a sync
 client in the sync one. Prints tasks/s for both and the sync/async ratio (the
-target is >= 80 %). ``--profile DIR`` runs each worker under ``py-spy record``
+target is >= 80 %), and the worker's CPU time per task (user + system, start-up
+excluded): on a busy shared host the rate swings with the neighbours, the CPU cost
+much less. ``--profile DIR`` runs each worker under ``py-spy record``
 (``pip install py-spy``; GIL holder only) and prints the profile's top entries.
 Not a test: figures vary with the machine; compare the ratio across hosts.
 """
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -56,7 +59,14 @@ def run_worker(url: str, prefix: str, concurrency: int, kind: str) -> None:
     asyncio.run(main())
 
 
-def drain(url: str, n: int, concurrency: int, kind: str, profile: Path | None) -> float:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def drain(url: str, n: int, concurrency: int, kind: str,
+          profile: Path | None) -> tuple[float, float]:
+    """Tasks/s and the worker's CPU seconds (``n`` = 0: start-up and shutdown only)."""
     from django_remq.core import TaskManager
 
     prefix = f"benchsync{uuid.uuid4().hex[:6]}"
@@ -69,14 +79,16 @@ def drain(url: str, n: int, concurrency: int, kind: str, profile: Path | None) -
     if profile is not None:
         cmd = ["py-spy", "record", "--format", "raw", "-o", str(profile / f"{kind}-{prefix}.txt"),
                "--rate", "250", "--gil", "--nonblocking", "--", *cmd]
+    cpu0 = children_cpu()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    while not r.exists(counter) and proc.poll() is None:
+    while n and not r.exists(counter) and proc.poll() is None:
         time.sleep(0.001)
     t0 = time.perf_counter()
     while int(r.get(counter) or 0) < n and proc.poll() is None:
         time.sleep(0.005)
     elapsed = time.perf_counter() - t0
     _, err = proc.communicate(timeout=120)
+    cpu = children_cpu() - cpu0
     done = int(r.get(counter) or 0)
     keys = list(r.scan_iter(f"{prefix}:*", count=5000))
     for i in range(0, len(keys), 5000):
@@ -84,7 +96,7 @@ def drain(url: str, n: int, concurrency: int, kind: str, profile: Path | None) -
     tm.conn.close()
     if done < n:
         raise RuntimeError(f"{kind} worker stopped after {done}/{n} tasks:\n{err[-3000:]}")
-    return (n - 1) / elapsed  # the clock starts at the first task's INCR
+    return (n - 1) / elapsed if n else 0.0, cpu  # the clock starts at the first INCR
 
 
 def top_of_profile(raw: Path, count: int = 12) -> list[str]:
@@ -109,6 +121,31 @@ def top_of_profile(raw: Path, count: int = 12) -> list[str]:
     return lines
 
 
+def report(args: argparse.Namespace) -> None:
+    """Alternate async and sync runs (so both see the same neighbours) and print."""
+    rates: dict[str, list[float]] = {"async": [], "sync": []}
+    cpu_ms: dict[str, list[float]] = {"async": [], "sync": []}
+    startup = {kind: drain(args.url, 0, args.concurrency, kind, None)[1]
+               for kind in ("async", "sync")}
+    for _ in range(args.runs):
+        for kind in ("async", "sync"):
+            rate, cpu = drain(args.url, args.n, args.concurrency, kind, args.profile)
+            rates[kind].append(rate)
+            cpu_ms[kind].append((cpu - startup[kind]) * 1000 / args.n)
+    for kind, values in rates.items():
+        shown = "  ".join(f"{v:8,.0f}" for v in values)
+        print(f"drain {args.n:,} tasks, {kind:5s} handler, concurrency {args.concurrency}: "
+              f"{shown} tasks/s")
+    ratio = max(rates["sync"]) / max(rates["async"])
+    print(f"sync / async (best of {args.runs}): {ratio:.0%}   (target >= 80%)")
+    if args.profile is None:  # under py-spy the child is the profiler
+        for kind, values in cpu_ms.items():
+            shown = "  ".join(f"{v:6.3f}" for v in values)
+            print(f"worker CPU per task, {kind:5s} handler: {shown} ms")
+        cpu_ratio = min(cpu_ms["async"]) / min(cpu_ms["sync"])
+        print(f"async / sync CPU per task (best of {args.runs}): {cpu_ratio:.0%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("REMQ_BENCH_REDIS_URL",
@@ -128,16 +165,7 @@ def main() -> None:
             parser.error("--profile needs py-spy on PATH (pip install py-spy)")
         args.profile.mkdir(parents=True, exist_ok=True)
     print(f"Redis: {args.url}   python {sys.version.split()[0]}   cores: {os.cpu_count()}")
-    rates: dict[str, list[float]] = {"async": [], "sync": []}
-    for _ in range(args.runs):
-        for kind in ("async", "sync"):
-            rates[kind].append(drain(args.url, args.n, args.concurrency, kind, args.profile))
-    for kind, values in rates.items():
-        shown = "  ".join(f"{v:8,.0f}" for v in values)
-        print(f"drain {args.n:,} tasks, {kind:5s} handler, concurrency {args.concurrency}: "
-              f"{shown} tasks/s")
-    ratio = max(rates["sync"]) / max(rates["async"])
-    print(f"sync / async (best of {args.runs}): {ratio:.0%}   (target >= 80%)")
+    report(args)
     if args.profile is not None:
         for raw in sorted(args.profile.glob("*.txt")):
             print(f"top of {raw.name} (GIL-holding samples):")

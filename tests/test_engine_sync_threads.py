@@ -51,7 +51,7 @@ async def test_slot_threads_replace_an_abandoned_call_and_skip_a_cancelled_one()
     await until(lambda: threads.abandoned == 0 and first.state == 1)  # RUNNING
     threads.abandon(queued)  # not started: it never will be
     threads.abandon(first)  # running: its thread is written off and replaced
-    assert (threads.abandoned, threads.threads) == (1, 1)
+    assert (threads.abandoned, threads.live_threads) == (1, 1)
     after = threads.submit(lambda: "fresh")
     assert await asyncio.wait_for(after.future, 10) == "fresh"
     release.set()
@@ -106,7 +106,7 @@ async def test_sync_handlers_past_their_timeout_do_not_wedge_the_worker(make_tm,
             assert sdk.get_job(job_id, "default").errors[-1].type == "TaskTimeout"
         processor = tm.processor
         assert processor is not None
-        assert (processor.threads.abandoned, processor.threads.threads) == (2, 2)
+        assert (processor.threads.abandoned, processor.threads.live_threads) == (2, 2)
         assert processor.consumer.running == {}  # nothing left for the heartbeat to renew
         qk = Keys(prefix).queue("default")
         assert r.xpending(qk.stream, GROUP)["pending"] == 0

@@ -80,7 +80,7 @@ class SlotThreads:
         return self._abandoned
 
     @property
-    def threads(self) -> int:
+    def live_threads(self) -> int:
         """Live slot threads (not counting abandoned ones)."""
         return len(self._slots)
 
