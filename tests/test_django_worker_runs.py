@@ -50,7 +50,8 @@ def test_verbosity_2_logs_each_task_start_and_end(env: RemqTestEnv) -> None:
     assert proc.returncode == 0, err
     assert f"task started: alpha.echo {job} (queue alpha, attempt 1)" in err
     ended = next(line for line in err.splitlines() if f"task ended: alpha.echo {job}" in line)
-    assert ended.endswith(" ms") and " completed in " in ended
+    assert ended.endswith(" ms")
+    assert " completed in " in ended
 
 
 def test_default_verbosity_logs_failures_and_retries_only(env: RemqTestEnv) -> None:
