@@ -152,6 +152,10 @@ async def test_processor_stop_then_wait_for_active_tasks(make_tm, r, prefix):
     try:
         await until(lambda: sdk.get_job(first, "default").status == "processing")
         processor.stop()  # takes no new work; what runs goes on
+        # let the cancelled blocking read go first: a sync emit on this very loop could
+        # otherwise wake the read before the cancel lands (the entry would then wait,
+        # delivered but not run, for the hand-back at close)
+        await asyncio.sleep(0.1)
         second = tm.emit("nap")
         assert await processor.wait_for_active_tasks(20)
         assert sdk.get_job(first, "default").result == "rested"
