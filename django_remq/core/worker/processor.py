@@ -138,7 +138,8 @@ class Processor:
             if skipped is not None:
                 await updates.drain()
                 return skipped
-        ctx = HandlerContext(self.emitter, task, updates, self.ctx, self.events, mctx.cancel)
+        ctx = HandlerContext(self.emitter, task, updates, self.ctx, self.events, mctx.cancel,
+                             self.consumer.name)
         try:
             result = await self._invoke(entry.fn, task, ctx, options.get("timeout_ms"))
         except asyncio.CancelledError:

@@ -126,11 +126,13 @@ class HandlerContext(Mapping[str, Any]):
 
     def __init__(self, emitter: Emitter, task: Task, updates: TaskUpdates,
                  user: Mapping[str, Any], events: EventSink | None,
-                 cancel: CancelToken | None = None) -> None:
+                 cancel: CancelToken | None = None, worker_id: str = "") -> None:
         self._emitter, self._updates, self._user = emitter, updates, user
         self.socket = Socket(task, updates, events)
         self.task = task
         self._cancel = cancel or CancelToken()
+        #: this worker's id, as in ``Sdk.get_workers()`` and the job record's ``worker``
+        self.worker_id = worker_id
 
     @property
     def cancelled(self) -> bool:
