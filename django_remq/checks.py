@@ -8,6 +8,7 @@ remq.E002  unknown key (did you mean)      remq.E007  option at the wrong level
 remq.E003  wrong type                      remq.E008  bad value (CONCURRENCY, PREFIX, QUEUES)
 remq.E004  not a Redis URL                 remq.E009  STREAM_REDIS_URL differs from REDIS_URL
 remq.E005  CTX does not import             remq.W001  a handler's queue no worker serves
+remq.E020  CLUSTER with a unix socket or a database other than 0
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ SPEC: dict[str, tuple[tuple[type | None, ...], Any]] = {
     "GATEWAY": ((dict, None), None),
     "EMIT_ON_COMMIT": ((bool,), False),
     "TASKS_MODULE": ((str, None), "tasks"),
+    "CLUSTER": ((bool,), False),
 }
 
 #: Options that belong to one task or one handler, not to the processor.
@@ -77,6 +78,7 @@ class RemqSettings:
     gateway: Mapping[str, Any] = field(default_factory=dict)
     emit_on_commit: bool = False
     tasks_module: str | None = "tasks"
+    cluster: bool = False
 
     def build_ctx(self) -> dict[str, Any]:
         """Call the ``CTX`` factory (the handlers' shared context), or return ``{}``."""
@@ -115,7 +117,8 @@ def get_settings() -> RemqSettings:
         prefix=values["PREFIX"], concurrency=values["CONCURRENCY"],
         queues=tuple(values["QUEUES"]) if values["QUEUES"] else None, ctx=values["CTX"],
         processor=dict(values["PROCESSOR"] or {}), gateway=dict(values["GATEWAY"] or {}),
-        emit_on_commit=values["EMIT_ON_COMMIT"], tasks_module=values["TASKS_MODULE"])
+        emit_on_commit=values["EMIT_ON_COMMIT"], tasks_module=values["TASKS_MODULE"],
+        cluster=values["CLUSTER"])
 
 
 def reset() -> None:
@@ -145,6 +148,8 @@ def problems(raw: Any, *, import_paths: bool = True) -> list[Problem]:
     if found:
         return found
     found += _values(raw)
+    if raw.get("CLUSTER"):
+        found += cluster_problems(raw)
     if import_paths and raw.get("CTX"):
         found += _ctx_problems(raw["CTX"])
     if raw.get("PROCESSOR"):
@@ -207,6 +212,30 @@ def _url_problems(key: str, url: str) -> list[Problem]:
         return [Problem("remq.E004", f"REMQ[{key!r}] has no host.",
                         "Example: 'redis://127.0.0.1:6379/0'.")]
     return []
+
+
+def cluster_problems(raw: Mapping[str, Any]) -> list[Problem]:
+    """``CLUSTER: True`` needs a TCP URL of database 0 (a Redis Cluster has no other)."""
+    found: list[Problem] = []
+    for key in ("REDIS_URL", "STREAM_REDIS_URL"):
+        url = raw.get(key) or (DEFAULT_REDIS_URL if key == "REDIS_URL" else None)
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme == "unix":
+            found.append(Problem(
+                "remq.E020", f"REMQ[{key!r}] is a unix socket, but REMQ['CLUSTER'] is True.",
+                "A Redis Cluster is reached over TCP: give any node's URL, e.g. "
+                "'redis://node-1:7000/0', or set CLUSTER to False."))
+            continue
+        db = parts.path.strip("/") or "0"
+        if db != "0":
+            found.append(Problem(
+                "remq.E020", f"REMQ[{key!r}] selects database {db}, but REMQ['CLUSTER'] is "
+                "True and a Redis Cluster has only database 0.",
+                "End the URL with /0 (or no path) and keep projects apart with "
+                "REMQ['PREFIX']."))
+    return found
 
 
 def _ctx_problems(path: str) -> list[Problem]:

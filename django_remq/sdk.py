@@ -26,7 +26,8 @@ class Sdk(CoreSdk):
         super().__init__(db if db is not None else s.redis_url,  # type: ignore[union-attr]
                          prefix if prefix is not None else s.prefix,  # type: ignore[union-attr]
                          dlq_key=dlq_key or dlq.get("stream_key"),
-                         retention=retention or (Retention(**kept) if kept else None))
+                         retention=retention or (Retention(**kept) if kept else None),
+                         cluster=db is None and s.cluster)  # type: ignore[union-attr]
 
 
 __all__ = ["Sdk"]

@@ -13,6 +13,7 @@ from django_remq.core import TaskManager
 from django_remq.core.policies.dlq import DeadLetterWriter
 from django_remq.core.sdk import Sdk
 
+from .cluster import on_both
 from .policy_helpers import run_until
 
 
@@ -43,6 +44,7 @@ async def test_attempts_3_with_max_retries_0_runs_once(make_tm, r, prefix):
     assert rec.get("retried_attempts", "0") == "0"
 
 
+@on_both()
 async def test_attempts_3_with_max_retries_5_runs_4_times(make_tm, r, prefix):
     tm: TaskManager = make_tm(processor={"retry": {"max_retries": 5}})
     runs: list[float] = []
@@ -121,6 +123,7 @@ async def test_exponential_backoff_end_to_end(make_tm, r, prefix):
     assert gaps[1] >= 0.299, gaps
 
 
+@on_both()
 async def test_should_retry_false_means_one_run_and_a_dlq_entry(make_tm, r, prefix):
     tm: TaskManager = make_tm(processor={
         "retry": {"max_retries": 5, "should_retry": lambda err, n: "validation" not in str(err)},
@@ -173,6 +176,7 @@ async def test_no_dlq_configured_writes_nothing(make_tm, r, prefix):
     assert not r.exists(f"{prefix}:dlq")
 
 
+@on_both()
 async def test_poison_message_goes_to_the_dlq(make_tm, r, prefix):
     tm: TaskManager = make_tm(processor={"dlq": {}, "max_deliveries": 2})
     runs: list[float] = []
@@ -220,6 +224,7 @@ async def test_dlq_is_capped(redis_url, make_tm, r, prefix):
     assert r.xrevrange(f"{prefix}:dlq", count=1)[0][1]["id"] == "999"
 
 
+@on_both()
 async def test_dlq_entry_can_be_requeued(make_tm, r, prefix):
     tm: TaskManager = make_tm(processor={"dlq": {}})
     calls: list[int] = []

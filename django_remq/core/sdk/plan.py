@@ -42,7 +42,8 @@ Plan = Generator[Sequence[Step], list[Any], T]
 def _queue(pipe: Any, steps: Sequence[Step]) -> None:
     for step in steps:
         if isinstance(step, Call):
-            pipe.evalsha(*step.evalsha_args)
+            # execute_command: redis-py's cluster pipelines refuse .evalsha() but route this
+            pipe.execute_command("EVALSHA", *step.evalsha_args)
         else:
             pipe.execute_command(*step.args)
 

@@ -4,18 +4,30 @@ The user hands us one thing (a URL, a ``redis.Redis`` or a ``redis.asyncio.Redis
 we need both kinds, because Django code emits synchronously while the worker runs
 on asyncio. An asyncio client belongs to the loop that made it, so async clients
 are made per loop (as channels_redis does) from the same connection settings.
+
+With ``cluster=True`` (``REMQ["CLUSTER"]``) a URL becomes redis-py's ``RedisCluster``
+(sync) and ``redis.asyncio.RedisCluster`` (async): any node's URL will do, the
+client learns the slot map and follows MOVED/ASK. A ``RedisCluster`` client given
+instead of a URL implies it; the other kind is made from its node's address and
+credentials (give a ``rediss://`` URL for TLS). The clients are typed as ``Redis``
+for the engine; they answer the same commands (keys of one slot each).
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any
+from typing import Any, cast
+from urllib.parse import quote
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 
-RedisLike = str | redis.Redis | redis.asyncio.Redis
+ClusterClient = redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster
+RedisLike = str | redis.Redis | redis.asyncio.Redis | ClusterClient
+_CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
 
 _SYNC_TO_ASYNC = {
     redis.Connection: redis.asyncio.Connection,
@@ -33,6 +45,8 @@ def describe(db: RedisLike) -> str:
             scheme, rest = url.split("://", 1)
             url = f"{scheme}://***@{rest.split('@', 1)[1]}"
         return url
+    if isinstance(db, ClusterClient):
+        return f"{describe(_cluster_url(db))} (cluster)"
     kw = db.connection_pool.connection_kwargs
     if "path" in kw:
         return f"unix://{kw['path']}?db={kw.get('db', 0)}"
@@ -44,16 +58,23 @@ def describe(db: RedisLike) -> str:
 class Connection:
     """Hands out the right client for the calling context."""
 
-    def __init__(self, db: RedisLike, *, max_connections: int | None = None) -> None:
+    def __init__(self, db: RedisLike, *, max_connections: int | None = None,
+                 cluster: bool = False) -> None:
+        if cluster and not isinstance(db, (str, *_CLUSTER_TYPES)):
+            raise TypeError("cluster=True takes a URL (any node's) or a RedisCluster client, "
+                            f"not {type(db).__name__}")
         self.target = db
+        self.cluster = cluster or isinstance(db, ClusterClient)
         self._max_connections = max_connections
         self._sync: redis.Redis | None = db if isinstance(db, redis.Redis) else None
+        if isinstance(db, redis.cluster.RedisCluster):
+            self._sync = cast(redis.Redis, db)
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
             weakref.WeakKeyDictionary()
         )
 
     def __repr__(self) -> str:
-        return f"Connection({describe(self.target)})"
+        return f"Connection({describe(self.target)}{', cluster' if self.cluster else ''})"
 
     @property
     def sync(self) -> redis.Redis:
@@ -83,6 +104,10 @@ class Connection:
 
     def _make_sync(self) -> redis.Redis:
         db = self.target
+        if self.cluster:
+            url = _cluster_url(db) if isinstance(db, _CLUSTER_TYPES) else str(db)
+            return cast(redis.Redis, redis.cluster.RedisCluster.from_url(
+                url, decode_responses=True))
         if isinstance(db, str):
             client: redis.Redis = redis.Redis.from_url(db, decode_responses=True)
             return client
@@ -99,10 +124,15 @@ class Connection:
         db = self.target
         limit: dict[str, Any] = (
             {"max_connections": self._max_connections} if self._max_connections else {})
+        if self.cluster:
+            url = _cluster_url(db) if isinstance(db, _CLUSTER_TYPES) else str(db)
+            return cast(redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster.from_url(
+                url, decode_responses=True, **limit))
         if isinstance(db, str):
             aclient: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
                 db, decode_responses=True, **limit)
             return aclient
+        assert not isinstance(db, _CLUSTER_TYPES)
         kwargs, cls = _pool_settings(db)
         if "server" in kwargs:
             fake: redis.asyncio.Redis = _fake_client(kwargs, asynchronous=True)
@@ -111,6 +141,20 @@ class Connection:
             connection_class=_SYNC_TO_ASYNC.get(cls, redis.asyncio.Connection), **kwargs, **limit
         )
         return redis.asyncio.Redis(connection_pool=pool)
+
+
+def _cluster_url(client: ClusterClient) -> str:
+    """A URL of the node a cluster client starts from, with its credentials."""
+    node = client.get_default_node()
+    if node is None:
+        raise ValueError("this RedisCluster client knows no node yet; pass a URL instead")
+    kw: dict[str, Any] = (client.nodes_manager.connection_kwargs
+                          if isinstance(client, redis.cluster.RedisCluster)
+                          else client.connection_kwargs)
+    auth = ""
+    if kw.get("password"):
+        auth = f"{quote(kw.get('username') or '')}:{quote(kw['password'])}@"
+    return f"redis://{auth}{node.host}:{node.port}/0"
 
 
 def _pool_settings(client: redis.Redis | redis.asyncio.Redis) -> tuple[dict[str, Any], type]:

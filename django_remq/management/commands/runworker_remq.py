@@ -48,7 +48,7 @@ class Command(BaseCommand):
         try:
             tm = build_task_manager(concurrency=options["concurrency"], processor=processor)
             queues = served_queues(tm, queues)
-            probe_redis(get_settings().redis_url)
+            probe_redis(get_settings().redis_url, cluster=get_settings().cluster)
         except (ImproperlyConfigured, RedisUnavailable) as exc:
             raise CommandError(str(exc)) from None
         for line in banner(tm, queues, burst=options["burst"]):

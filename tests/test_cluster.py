@@ -1,0 +1,140 @@
+"""REMQ["CLUSTER"]: settings, the clients every layer gets, and what a cluster still breaks.
+
+The engine and Sdk tests marked ``@on_both()`` elsewhere run the same assertions on
+the local cluster (:mod:`tests.cluster`); this file covers the setting itself, the
+Django layer on a cluster, and the known gaps as strict xfails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from io import StringIO
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio.cluster
+import redis.cluster
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from django_remq.api import build_task_manager
+from django_remq.checks import check_settings
+from django_remq.conf import get_settings
+from django_remq.core import TaskManager
+from django_remq.core.store.connection import Connection
+from django_remq.sdk import Sdk
+from django_remq.worker import RedisUnavailable, probe_redis
+
+from .cluster import free_ports, on_both
+
+MULTI_QUEUE_READ = ("a worker serving several queues blocks in one XREADGROUP over all their "
+                    "streams, which spans hash slots: redis-py refuses it on a cluster, the read "
+                    "loop logs an error and backs off, and work is only found by the per-queue "
+                    "fetch between back-offs (core/worker/reader.py; needs a per-slot read)")
+
+
+def check_ids(remq: dict[str, Any]) -> list[str]:
+    with override_settings(REMQ=remq):
+        return [m.id for m in check_settings()]
+
+
+def test_cluster_setting_is_checked() -> None:
+    assert check_ids({"CLUSTER": True, "REDIS_URL": "redis://node-1:7000/0"}) == []
+    assert check_ids({"CLUSTER": True, "REDIS_URL": "redis://node-1:7000"}) == []
+    assert check_ids({"CLUSTER": "yes"}) == ["remq.E003"]
+    assert check_ids({"CLUSTER": True, "REDIS_URL": "redis://node-1:7000/3"}) == ["remq.E020"]
+    assert check_ids({"CLUSTER": True, "REDIS_URL": "unix:///run/redis.sock"}) == ["remq.E020"]
+    with override_settings(REMQ={"CLUSTER": True, "REDIS_URL": "redis://node-1:7000/3"}):
+        [problem] = check_settings()
+        assert "only database 0" in problem.msg
+        assert "PREFIX" in (problem.hint or "")
+    with override_settings(REMQ={"CLUSTER": True, "REDIS_URL": "redis://n:7000/0"}):
+        assert get_settings().cluster is True
+    with override_settings(REMQ={}):
+        assert get_settings().cluster is False
+
+
+def test_cluster_flag_takes_a_url_or_a_cluster_client() -> None:
+    with pytest.raises(TypeError, match="RedisCluster client"):
+        Connection(redis.Redis(), cluster=True)
+    assert "cluster" in repr(Connection("redis://127.0.0.1:7000/0", cluster=True))
+
+
+async def test_the_django_layer_sdk_and_cli_use_the_cluster(cluster_url, prefix):
+    remq = {"REDIS_URL": cluster_url, "CLUSTER": True, "PREFIX": prefix}
+    with override_settings(REMQ=remq):
+        tm = build_task_manager()
+        assert tm.conn.cluster
+        assert isinstance(tm.conn.sync, redis.cluster.RedisCluster)
+        done: list[str] = []
+
+        async def work(task: Any, ctx: Any) -> None:
+            done.append(task.queue)
+
+        for queue in ("alpha", "beta", "gamma"):  # three queues on different masters
+            tm.register_handler("work", work, queue=queue)
+            tm.emit("work", queue=queue)
+        for queue in ("alpha", "beta", "gamma"):
+            await tm.run([queue], burst=True)
+        assert sorted(done) == ["alpha", "beta", "gamma"]
+        sdk = Sdk()
+        assert sdk.conn.cluster
+        info = {i.name: i.stats.completed for i in sdk.get_queues_info()}
+        assert info == {"alpha": 1, "beta": 1, "gamma": 1}
+        out = StringIO()
+        call_command("remq", "queues", "--json", stdout=out)
+        assert {q["name"]: q["stats"]["completed"] for q in json.loads(out.getvalue())} == info
+        probe_redis(cluster_url, cluster=True)
+        tm.conn.close()
+
+
+async def test_a_cluster_client_can_be_given_instead_of_a_url(cluster_url, prefix):
+    client = redis.cluster.RedisCluster.from_url(cluster_url)  # bytes replies
+    tm = TaskManager.init(db=client, prefix=prefix)
+    assert tm.conn.cluster
+    tm.register_handler("e", lambda task, ctx: task.data + 1)
+    job_id = await tm.aemit("e", data=1)  # the asyncio twin is made from the client's node
+    await tm.run(burst=True)
+    job = Sdk(client, prefix=prefix).get_job(job_id, "default")
+    assert job is not None
+    assert (job.status, job.result) == ("completed", 2)
+    await tm.conn.aclose()
+    client.close()
+
+
+def test_probe_names_an_unreachable_cluster() -> None:
+    [port] = free_ports(1)
+    with pytest.raises(RedisUnavailable, match=f"127.0.0.1:{port}"):
+        probe_redis(f"redis://127.0.0.1:{port}/0", timeout=0.5, cluster=True)
+
+
+@on_both(cluster_xfail=MULTI_QUEUE_READ)
+async def test_a_worker_serving_several_queues_reads_them_without_errors(make_tm, prefix,
+                                                                         caplog):
+    tm: TaskManager = make_tm(concurrency=4)  # free slots for all three: one read of all
+    done: list[str] = []
+
+    async def work(task: Any, ctx: Any) -> None:
+        done.append(task.queue)
+
+    queues = ["alpha", "beta", "gamma"]
+    for queue in queues:
+        tm.register_handler("work", work, queue=queue)
+    caplog.set_level(logging.WARNING, logger="django_remq")
+    await tm.start(queues)
+    try:
+        await asyncio.sleep(1.5)  # idle: the worker now waits in its blocking read
+        for queue in queues:
+            await tm.aemit("work", queue=queue)
+        for _ in range(200):
+            if len(done) == 3:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await tm.stop()
+    assert sorted(done) == queues
+    problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert problems == []
