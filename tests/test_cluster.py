@@ -17,7 +17,7 @@ import pytest
 import redis
 import redis.asyncio.cluster
 import redis.cluster
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 from django.test import override_settings
 
 from django_remq.api import build_task_manager
