@@ -9,6 +9,7 @@ remq.E003  wrong type                      remq.E008  bad value (CONCURRENCY, PR
 remq.E004  not a Redis URL                 remq.E009  STREAM_REDIS_URL differs from REDIS_URL
 remq.E005  CTX does not import             remq.W001  a handler's queue no worker serves
 remq.E020  CLUSTER with a unix socket or a database other than 0
+remq.W020  CLUSTER with a redis-py whose asyncio cluster client is unsafe
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from django.core.checks import CheckMessage, Error, Warning, register
 
 from .conf import problems, raw_settings
+from .core.store.connection import cluster_client_problem
 from .decorators import registry
 
 
@@ -41,3 +43,14 @@ def check_handler_queues(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
                          f"--queues {d.queue}; otherwise its tasks wait forever.",
                     id="remq.W001", obj=d.fn_name)
             for d in registry if d.queue not in served]
+
+
+@register("remq")
+def check_cluster_client(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    raw = raw_settings()
+    problem = cluster_client_problem()
+    if not isinstance(raw, dict) or raw.get("CLUSTER") is not True or problem is None:
+        return []
+    return [Warning(f"REMQ['CLUSTER'] is True, but {problem.split(';')[0]}.",
+                    hint=problem.split("; ", 1)[1].capitalize() + ".", id="remq.W020",
+                    obj="settings.REMQ")]

@@ -21,10 +21,10 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from django_remq.api import build_task_manager
-from django_remq.checks import check_settings
+from django_remq.checks import check_cluster_client, check_settings
 from django_remq.conf import get_settings
 from django_remq.core import TaskManager
-from django_remq.core.store.connection import Connection
+from django_remq.core.store.connection import Connection, cluster_client_problem
 from django_remq.sdk import Sdk
 from django_remq.worker import RedisUnavailable, probe_redis
 
@@ -138,3 +138,38 @@ async def test_a_worker_serving_several_queues_reads_them_without_errors(make_tm
     assert sorted(done) == queues
     problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert problems == []
+
+
+def test_unsafe_redis_py_for_a_cluster_is_warned_about() -> None:
+    assert cluster_client_problem("7.0.1") is None
+    assert cluster_client_problem("6.4.0") is None
+    assert "redis>=6.4,<7.1" in (cluster_client_problem("7.4.1") or "")
+    with override_settings(REMQ={"CLUSTER": True, "REDIS_URL": "redis://n:7000/0"}):
+        warnings = [m for m in check_cluster_client() if m.id == "remq.W020"]
+    assert bool(warnings) == (cluster_client_problem() is not None)
+    with override_settings(REMQ={"REDIS_URL": "redis://n:7000/0"}):
+        assert check_cluster_client() == []
+
+
+@pytest.mark.xfail(cluster_client_problem() is not None, strict=True,
+                   reason=f"{cluster_client_problem()}")
+async def test_the_async_cluster_client_applies_each_command_once(cluster_url, prefix):
+    """64 concurrent HINCRBYs on one hash, as a worker's handlers and acks would."""
+    conn = Connection(cluster_url, cluster=True)
+    client = conn.aio
+    key = f"{prefix}:{{q}}:runs"
+    gate = asyncio.Semaphore(64)
+
+    async def one(i: int) -> None:
+        async with gate:
+            await client.hincrby(key, str(i), 1)
+
+    try:
+        results = await asyncio.gather(*(one(i) for i in range(3000)), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        counts = [int(v) for v in (await client.hgetall(key)).values()]
+    finally:
+        await client.delete(key)
+        await conn.aclose()
+    assert errors == []
+    assert (len(counts), sum(counts)) == (3000, 3000)

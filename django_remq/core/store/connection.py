@@ -16,6 +16,7 @@ for the engine; they answer the same commands (keys of one slot each).
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from typing import Any, cast
 from urllib.parse import quote
@@ -28,6 +29,24 @@ import redis.cluster
 ClusterClient = redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster
 RedisLike = str | redis.Redis | redis.asyncio.Redis | ClusterClient
 _CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
+
+log = logging.getLogger("django_remq.connection")
+
+
+def cluster_client_problem(version: str = redis.__version__) -> str | None:
+    """Why this redis-py must not drive a cluster, or ``None``. Measured here: from 7.1
+    (tested 7.1.1 to 7.4.1) ``redis.asyncio.RedisCluster`` shared by 8+ concurrent
+    commands corrupts its connections, and its retry then applies a command twice
+    (a HINCRBY counted twice); 6.4.0 and 7.0.1 do not."""
+    try:
+        major, minor = (int(x) for x in version.split(".")[:2])
+    except ValueError:
+        return None
+    if major == 7 and minor >= 1:
+        return (f"redis-py {version}'s asyncio RedisCluster corrupts connections under "
+                "concurrent commands and its retries apply some commands twice; install "
+                "redis>=6.4,<7.1 for a cluster (pip install 'redis[hiredis]>=6.4,<7.1')")
+    return None
 
 _SYNC_TO_ASYNC = {
     redis.Connection: redis.asyncio.Connection,
@@ -126,6 +145,9 @@ class Connection:
             {"max_connections": self._max_connections} if self._max_connections else {})
         if self.cluster:
             url = _cluster_url(db) if isinstance(db, _CLUSTER_TYPES) else str(db)
+            problem = cluster_client_problem()
+            if problem:
+                log.warning("Redis Cluster: %s", problem)
             return cast(redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster.from_url(
                 url, decode_responses=True, **limit))
         if isinstance(db, str):
