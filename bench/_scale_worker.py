@@ -37,7 +37,9 @@ async def main() -> None:
         await client.hincrby(f"{args.prefix}:{{{task.queue}}}:runs", task.id, 1)
 
     tm = TaskManager.init(db=args.url, prefix=args.prefix, concurrency=args.concurrency,
-                          processor={"max_logs_per_task": 10}, cluster=args.cluster)
+                          processor={"max_logs_per_task": 10, "retention": {
+                              "completed_max_count": None, "failed_max_count": None}},
+                          cluster=args.cluster)
     queues = args.queues.split(",")
     for queue in queues:
         tm.register_handler(event="job", handler=job, queue=queue)

@@ -6,14 +6,16 @@
 For each queue layout (all tasks on one queue; spread over 8 queues that every
 worker serves) and each worker count: start the workers (real processes, like
 ``runworker_remq``), emit N tasks (each HINCRBYs its job id in a per-queue hash),
-time until every job ran, then stop them with SIGTERM. Prints tasks/s, the speed-up
-over one worker, fairness (fewest/most tasks one worker ran), extra runs (a job's
-handler run more than once, from the ids each worker wrote at exit; no worker
-crashes here, so anything but 0 is a bug), missing jobs, ``counter+`` (increments the
+time until every job is completed or failed (the status indexes; count retention
+is off), then stop the workers with SIGTERM. Prints tasks/s, the speed-up over one
+worker, fairness (fewest/most tasks one worker ran), extra runs (a job's handler
+run more than once, from the ids each worker wrote at exit; no worker crashes here,
+so anything but 0 is a bug), missing and failed jobs, ``counter+`` (increments the
 Redis counter got beyond one per job: a client applying a command twice), warnings
-and errors the workers logged, and where the CPU went: Redis (INFO cpu deltas, every node), the
-workers (psutil) and this process (emitting, polling), in cores busy. When Redis or
-the machine's cores are saturated the curve flattens; the CPU columns say which.
+and errors the workers logged, and where the CPU went: Redis (INFO cpu deltas, every
+node), the workers (psutil), this process (emitting, polling) and the whole machine,
+in cores busy. When Redis or the machine's cores are saturated the curve flattens;
+the CPU columns say which.
 
 ``--cluster`` starts a local 3-master cluster (one replica each; tests/cluster.py)
 and runs the same there. Not a test: figures vary with the machine and its load.
@@ -39,6 +41,7 @@ import psutil
 import redis
 
 from django_remq.core import TaskManager
+from django_remq.core.store.keys import Keys
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -53,7 +56,8 @@ class Result:
     rate: float
     shares: list[int]
     extra_runs: int  # handler runs beyond one per job, from the workers' own lists
-    missing: int
+    missing: int  # jobs no worker ran (by the deadline)
+    failed: int  # jobs whose handler raised (here: only a Redis error in its HINCRBY)
     counter_extra: int  # increments beyond one per job in Redis (client-side double applies)
     logged: Counter[str]  # warnings and errors the workers logged, by message start
     redis_cores: float
@@ -116,8 +120,10 @@ def run_once(url: str, node_urls: list[str], cluster: bool, n: int, queues: list
         tm.emit_many({"event": "job", "queue": queues[i % len(queues)], "data": i}
                      for i in range(n))
         runs = [f"{prefix}:{{{q}}}:runs" for q in queues]
+        ended = [Keys(prefix).queue(q).status(st) for q in queues
+                 for st in ("completed", "failed")]
         deadline = time.monotonic() + timeout
-        while sum(r.hlen(key) for key in runs) < n and time.monotonic() < deadline:
+        while sum(r.zcard(key) for key in ended) < n and time.monotonic() < deadline:
             time.sleep(0.02)
         elapsed = time.perf_counter() - t0
         worker_cpu = sum(sum(p.cpu_times()[:2]) for p in ps) - sum(cpu0)
@@ -133,8 +139,9 @@ def run_once(url: str, node_urls: list[str], cluster: bool, n: int, queues: list
                          if line.startswith(("ERROR", "WARNING")))
         ran = Counter(i for f in Path(tmp).glob("*.ran") for i in f.read_text().split())
     counted = [int(v) for key in runs for v in r.hgetall(key).values()]
+    failed = sum(r.zcard(Keys(prefix).queue(q).status("failed")) for q in queues)
     result = Result(k, len(ran) / elapsed, shares, sum(c - 1 for c in ran.values() if c > 1),
-                    n - len(ran), sum(counted) - len(counted), logged, redis_used / elapsed,
+                    n - len(ran), failed, sum(counted) - len(counted), logged, redis_used / elapsed,
                     worker_cpu / elapsed, me_used / elapsed, host_used / elapsed)
     cleanup(r, prefix)
     tm.conn.close()
@@ -145,7 +152,7 @@ def run_once(url: str, node_urls: list[str], cluster: bool, n: int, queues: list
 
 def report(title: str, results: list[Result]) -> None:
     print(f"\n{title}")
-    print("  workers  tasks/s  speed-up  per worker min/max  extra runs  missing  "
+    print("  workers  tasks/s  speed-up  per worker min/max  extra runs  missing  failed  "
           "counter+  logged  cores busy: redis / workers / bench / whole machine")
     base = results[0].rate
     logged: Counter[str] = Counter()
@@ -153,6 +160,7 @@ def report(title: str, results: list[Result]) -> None:
         logged.update(x.logged)
         print(f"  {x.workers:7d}  {x.rate:7.0f}  {x.rate / base:7.2f}x  "
               f"{min(x.shares):8d} / {max(x.shares):<8d} {x.extra_runs:10d}  {x.missing:7d}  "
+              f"{x.failed:6d}  "
               f"{x.counter_extra:8d}  {x.logged.total():6d}  {x.redis_cores:6.2f} / "
               f"{x.worker_cores:5.2f} / {x.bench_cores:4.2f} / {x.machine_cores:4.2f}")
     for message, count in logged.most_common(4):
