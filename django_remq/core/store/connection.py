@@ -35,7 +35,7 @@ log = logging.getLogger("django_remq.connection")
 
 def cluster_client_problem(version: str = redis.__version__) -> str | None:
     """Why this redis-py must not drive a cluster, or ``None``. Measured here: from 7.1
-    (tested 7.1.1 to 7.4.1) ``redis.asyncio.RedisCluster`` shared by 8+ concurrent
+    (tested 7.1.1 to 7.4.1) ``redis.asyncio.RedisCluster`` shared by many concurrent
     commands corrupts its connections, and its retry then applies a command twice
     (a HINCRBY counted twice); 6.4.0 and 7.0.1 do not."""
     try:
