@@ -43,13 +43,21 @@ def probe_redis(url: str, timeout: float = 3.0, *, cluster: bool = False) -> Non
         else:
             client = redis.Redis.from_url(url, socket_connect_timeout=timeout,
                                           socket_timeout=timeout)
-        client.ping()
+        ping(client)
     except (redis.RedisError, redis.exceptions.RedisClusterException, OSError) as exc:
         raise RedisUnavailable(f"cannot reach Redis at {describe(url)} ({exc}). "
                                f"{START_REDIS_HINT}") from None
     finally:
         if client is not None:
             client.close()
+
+
+def ping(client: redis.Redis | redis.cluster.RedisCluster) -> None:
+    """PING; on a cluster every master (a plain ``ping()`` asks only one node)."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        client.ping(target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+    else:
+        client.ping()
 
 
 def served_queues(tm: TaskManager, requested: Sequence[str] | None) -> list[str]:

@@ -11,13 +11,15 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+import redis
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from django_remq.core import TaskManager
 from django_remq.sdk import Sdk
+from django_remq.worker import RedisUnavailable, probe_redis
 
-from .cluster import free_ports, on_both
+from .cluster import LocalCluster, free_ports, on_both
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,3 +87,18 @@ def test_health_exit_codes_from_manage_py(redis_url):
     assert down.returncode == 1
     assert f"127.0.0.1:{port}" in down.stderr
     assert "unhealthy" in down.stderr
+
+
+def test_health_on_a_cluster_needs_every_master():
+    with LocalCluster(node_timeout_ms=60_000) as cluster:  # no failover during the test
+        remq = {"REDIS_URL": cluster.url, "CLUSTER": True}
+        with override_settings(REMQ=remq):
+            assert health().startswith("ok: Redis at ")
+            master = next(p for p in cluster.ports[1:] if redis.Redis(port=p).info(
+                "replication")["role"] == "master")
+            cluster.procs[master].kill()
+            cluster.procs[master].wait()
+            with pytest.raises(CommandError, match=f"unhealthy: .*127.0.0.1:{master}"):
+                health()
+        with pytest.raises(RedisUnavailable, match=f"127.0.0.1:{master}"):
+            probe_redis(cluster.url, timeout=1.0, cluster=True)

@@ -20,6 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from django_remq.core.errors import RemqError
 from django_remq.sdk import Sdk
+from django_remq.worker import ping
 
 JOB_ACTIONS = ("show", "retry", "cancel", "delete", "pause", "resume")
 QUEUE_ACTIONS = ("pause-queue", "resume-queue")
@@ -220,7 +221,7 @@ class Command(BaseCommand):
         if args:
             raise CommandError("remq health takes no arguments; use --worker-id ID")
         try:
-            sdk.conn.sync.ping()
+            ping(sdk.conn.sync)
         except (RedisError, RedisClusterException) as exc:
             raise CommandError(f"unhealthy: Redis at {sdk.conn!r} does not answer ({exc})"
                                ) from None
