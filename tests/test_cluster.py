@@ -174,3 +174,19 @@ async def test_the_async_cluster_client_applies_each_command_once(cluster_url, p
         await conn.aclose()
     assert errors == []
     assert (len(counts), sum(counts)) == (3000, 3000)
+
+
+async def test_concurrent_first_use_of_the_async_cluster_client(cluster_url, prefix):
+    """200 aemits at once as the first thing a process does (an ASGI app's first burst)."""
+    tm = TaskManager.init(db=cluster_url, prefix=prefix, cluster=True)
+    await tm.aemit("warm-registry")  # the queue registry write; not the race under test
+    await tm.conn.aclose()
+    results = await asyncio.gather(*(tm.aemit("e", data=i, options={"id": f"job-{i}"})
+                                     for i in range(200)), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    sdk = Sdk(cluster_url, prefix=prefix, cluster=True)
+    waiting = sdk.get_queue_stats("default").waiting
+    await tm.conn.aclose()
+    sdk.conn.close()
+    assert errors == []
+    assert waiting == 201
