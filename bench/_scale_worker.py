@@ -12,9 +12,6 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio
-import redis.asyncio.cluster
-
 from django_remq.core import TaskManager
 
 parser = argparse.ArgumentParser()
@@ -28,13 +25,12 @@ args = parser.parse_args()
 
 
 async def main() -> None:
-    client: Any = (redis.asyncio.cluster.RedisCluster.from_url(args.url) if args.cluster
-                   else redis.asyncio.Redis.from_url(args.url))
     ran: list[str] = []
 
     async def job(task: Any, ctx: Any) -> None:
         ran.append(task.id)
-        await client.hincrby(f"{args.prefix}:{{{task.queue}}}:runs", task.id, 1)
+        # the engine's client: on a cluster, one initialised before use (core/store/connection.py)
+        await tm.conn.aio.hincrby(f"{args.prefix}:{{{task.queue}}}:runs", task.id, 1)
 
     tm = TaskManager.init(db=args.url, prefix=args.prefix, concurrency=args.concurrency,
                           processor={"max_logs_per_task": 10, "retention": {
@@ -50,7 +46,6 @@ async def main() -> None:
     await stop.wait()
     await tm.stop()
     await tm.conn.aclose()
-    await client.aclose()
     Path(args.ran_file).write_text("\n".join(ran))
     print(f"RAN {len(ran)}", flush=True)
 

@@ -1,6 +1,8 @@
 """Throughput, latency and memory of the engine against a real Redis; prints figures.
 
     python bench/throughput.py [--url redis://127.0.0.1:6379/14] [--n 20000]
+    python bench/throughput.py --only latency [--count 2000]   # pick-up latency alone
+    python bench/throughput.py --only drain [--n 20000]        # drain rates alone
 
 Measures: emit one at a time; emit_many; drain rate of N pre-queued no-op tasks
 (each INCRs a counter) by one worker process at concurrency 1 (the default) and
@@ -106,6 +108,19 @@ def bench_latency(url: str, count: int, uvloop: bool) -> tuple[float, float]:
     return statistics.median(values), values[int(len(values) * 0.99) - 1]
 
 
+def print_drains(url: str, n: int, concurrencies: tuple[int, ...], uvloop: bool) -> None:
+    for conc in concurrencies:
+        rate, rss = bench_drain(url, n, conc, uvloop)
+        print(f"drain {n:,} no-op tasks, concurrency {conc:3d}: {rate:10,.0f} tasks/s   "
+              f"worker peak RSS {rss} MB")
+
+
+def print_latency(url: str, count: int, uvloop: bool) -> None:
+    p50, p99 = bench_latency(url, count, uvloop)
+    print(f"pick-up latency (emit -> handler start), idle worker, {count} tasks: "
+          f"p50 {p50:.2f} ms   p99 {p99:.2f} ms")
+
+
 def raw_round_trips(url: str, n: int = 20_000) -> float:
     """PING over a bare socket, one at a time: the most one-at-a-time calls per second
     any Python client gets from this machine right now (shared hosts vary by 3x)."""
@@ -141,20 +156,23 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--tuned", type=int, default=64, help="tuned concurrency")
     parser.add_argument("--uvloop", action="store_true", help="run the worker on uvloop")
+    parser.add_argument("--only", choices=("latency", "drain"), help="run one measurement alone")
+    parser.add_argument("--count", type=int, default=500, help="tasks timed for the latency")
     args = parser.parse_args()
     print(f"Redis: {args.url}   python {sys.version.split()[0]}   cores: {os.cpu_count()}")
+    if args.only == "latency":
+        print_latency(args.url, args.count, args.uvloop)
+        return
+    if args.only == "drain":
+        print_drains(args.url, args.n, (1, args.tuned), args.uvloop)
+        return
     floor = raw_round_trips(args.url)
     print(f"raw PING round trips (bare socket, one at a time): {floor:10,.0f} /s")
     one, many = bench_emit(args.url, 10_000)
     print(f"emit one at a time:   {one:10,.0f} tasks/s   ({one / floor:.0%} of raw round trips)")
     print(f"emit_many:            {many:10,.0f} tasks/s")
-    for conc in (1, args.tuned):
-        rate, rss = bench_drain(args.url, args.n, conc, args.uvloop)
-        print(f"drain {args.n:,} no-op tasks, concurrency {conc:3d}: {rate:10,.0f} tasks/s   "
-              f"worker peak RSS {rss} MB")
-    p50, p99 = bench_latency(args.url, 500, args.uvloop)
-    print(f"pick-up latency (emit -> handler start), idle worker: p50 {p50:.2f} ms   "
-          f"p99 {p99:.2f} ms")
+    print_drains(args.url, args.n, (1, args.tuned), args.uvloop)
+    print_latency(args.url, args.count, args.uvloop)
     print("redis-benchmark (same server, the ceiling):")
     print(redis_benchmark(args.url))
 

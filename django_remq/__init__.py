@@ -11,14 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .api import aemit, aemit_many, emit, emit_many, get_task_manager
-    from .core import TaskManager
+    from .core import HandlerContext, Task, TaskManager
     from .decorators import handler
     from .sdk import Sdk
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it for the package version
 
 _LAZY = {
     "TaskManager": "django_remq.core",
+    "Task": "django_remq.core",
+    "HandlerContext": "django_remq.core",
     "handler": "django_remq.decorators",
     "emit": "django_remq.api",
     "aemit": "django_remq.api",
@@ -28,8 +30,8 @@ _LAZY = {
     "Sdk": "django_remq.sdk",
 }
 
-__all__ = ["Sdk", "TaskManager", "__version__", "aemit", "aemit_many", "emit", "emit_many",
-           "get_task_manager", "handler"]
+__all__ = ["HandlerContext", "Sdk", "Task", "TaskManager", "__version__", "aemit", "aemit_many",
+           "emit", "emit_many", "get_task_manager", "handler"]
 
 
 def __getattr__(name: str) -> Any:

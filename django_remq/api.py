@@ -21,13 +21,13 @@ from django.core.signals import setting_changed
 from django.db import close_old_connections, transaction
 from django.dispatch import receiver
 
+from .backends.wiring import register_task_backends
 from .conf import get_settings
 from .core import TaskManager, jsonutil
 from .core.errors import DuplicateHandler
+from .core.options import check_emit_item
 from .core.worker.task import EventSink
 from .decorators import registry
-
-JSON_LEAVES = (str, int, float, bool, type(None))
 
 _lock = threading.RLock()
 _manager: TaskManager | None = None
@@ -56,17 +56,22 @@ def get_task_manager() -> TaskManager:
 
 def build_task_manager(*, concurrency: int | None = None,
                        processor: Mapping[str, Any] | None = None,
-                       expose: EventSink | None = None) -> TaskManager:
+                       expose: EventSink | int | None = None) -> TaskManager:
     """A new TaskManager from ``REMQ`` (the worker command builds its own with overrides)."""
     conf = get_settings()
     # cron patterns tick in the project's time zone unless PROCESSOR says otherwise
     options = {"timezone": django_settings.TIME_ZONE or "UTC", **conf.processor,
                **(processor or {})}
-    tm = TaskManager.init(db=conf.redis_url, ctx=conf.build_ctx(),
+    tm = TaskManager.init(db=conf.connection_url, ctx=conf.build_ctx(),
                           concurrency=concurrency or conf.concurrency,
                           processor=options or None,  # type: ignore[arg-type]
                           expose=expose, prefix=conf.prefix, cluster=conf.cluster)
+    if tm.expose is None:
+        from .consumers.delivery import sink_for
+
+        tm.expose = sink_for(tm)  # live events to the WebSocket gateway, if a layer is set
     register_declared(tm)
+    register_task_backends(tm)  # Django Tasks (TASKS) run on this TaskManager's workers too
     return tm
 
 
@@ -87,7 +92,7 @@ def reset_task_manager() -> None:
 
 @receiver(setting_changed)
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting == "REMQ":
+    if setting in ("REMQ", "TASKS"):
         reset_task_manager()
 
 
@@ -124,40 +129,37 @@ def emit(event: str, data: Any = None, queue: str | None = None,
     the current transaction to commit, so a worker never reads rows that are not
     there yet, and is dropped on rollback. The id is known at once either way.
     """
-    check_json(f"emit({event!r})", data)
-    tm = get_task_manager()
-    if not _deferred(on_commit):
-        return tm.emit(event, queue=queue, data=data, options=options)  # type: ignore[arg-type]
-    opts = {**(options or {}), "id": (options or {}).get("id") or uuid.uuid4().hex}
-    tm.prepare(event, queue, data, opts)  # validate now, not at commit
-    snapshot = jsonutil.loads(jsonutil.dumps(data))  # later changes to data do not leak in
-    transaction.on_commit(partial(tm.emit, event, queue, snapshot, opts),  # type: ignore[arg-type]
-                          using=using)
-    return str(opts["id"])
+    item = {"event": event, "data": data, "queue": queue, "options": options}
+    return _emit([item], f"emit({event!r})", on_commit, using)[0]
 
 
 async def aemit(event: str, data: Any = None, queue: str | None = None,
                 options: Mapping[str, Any] | None = None, *, on_commit: bool | None = None,
                 using: str | None = None) -> str:
     """Async twin of :func:`emit`."""
-    if _deferred(on_commit):  # transactions live in the sync world (sync_to_async's thread)
-        return await sync_to_async(emit)(event, data, queue, options, on_commit=True,
-                                         using=using)
-    check_json(f"emit({event!r})", data)
-    return await get_task_manager().aemit(event, queue=queue, data=data,
-                                          options=options)  # type: ignore[arg-type]
+    item = {"event": event, "data": data, "queue": queue, "options": options}
+    return (await _aemit([item], f"emit({event!r})", on_commit, using))[0]
 
 
 def emit_many(items: Iterable[Mapping[str, Any]], *, on_commit: bool | None = None,
               using: str | None = None) -> list[str]:
     """Enqueue many tasks in few round trips; ids in input order."""
-    batch = [dict(item) for item in items]
-    for n, item in enumerate(batch):
-        check_json(f"emit_many item {n} ({item.get('event')!r})", item.get("data"))
+    return _emit(items, None, on_commit, using)
+
+
+async def aemit_many(items: Iterable[Mapping[str, Any]], *, on_commit: bool | None = None,
+                     using: str | None = None) -> list[str]:
+    return await _aemit(items, None, on_commit, using)
+
+
+def _emit(items: Iterable[Mapping[str, Any]], where: str | None, on_commit: bool | None,
+          using: str | None) -> list[str]:
+    """Every sync emit: checked now; written now, or when the transaction commits."""
+    batch = _checked(items, where)
     tm = get_task_manager()
     if not _deferred(on_commit):
         return tm.emit_many(batch)
-    for item in batch:
+    for item in batch:  # fix the ids and the data now; validate now, not at commit
         opts = dict(item.get("options") or {})
         item["options"] = {**opts, "id": opts.get("id") or uuid.uuid4().hex}
         item["data"] = jsonutil.loads(jsonutil.dumps(item.get("data")))
@@ -167,14 +169,22 @@ def emit_many(items: Iterable[Mapping[str, Any]], *, on_commit: bool | None = No
     return [str(item["options"]["id"]) for item in batch]
 
 
-async def aemit_many(items: Iterable[Mapping[str, Any]], *, on_commit: bool | None = None,
-                     using: str | None = None) -> list[str]:
-    if _deferred(on_commit):
-        return await sync_to_async(emit_many)(list(items), on_commit=True, using=using)
-    batch = [dict(item) for item in items]
-    for n, item in enumerate(batch):
-        check_json(f"emit_many item {n} ({item.get('event')!r})", item.get("data"))
-    return await get_task_manager().aemit_many(batch)
+async def _aemit(items: Iterable[Mapping[str, Any]], where: str | None, on_commit: bool | None,
+                 using: str | None) -> list[str]:
+    if _deferred(on_commit):  # transactions live in the sync world (sync_to_async's thread)
+        return await sync_to_async(_emit)(list(items), where, True, using)
+    return await get_task_manager().aemit_many(_checked(items, where))
+
+
+def _checked(items: Iterable[Mapping[str, Any]], where: str | None) -> list[dict[str, Any]]:
+    """The items as fresh dicts, each with JSON data (``where`` names a single emit)."""
+    batch = []
+    for n, item in enumerate(items):
+        check_emit_item(n, item)
+        batch.append(dict(item))
+        check_json(where or f"emit_many item {n} ({item.get('event')!r})", item.get("data"))
+    return batch
+
 
 
 def _deferred(on_commit: bool | None) -> bool:
@@ -182,43 +192,6 @@ def _deferred(on_commit: bool | None) -> bool:
 
 
 def check_json(where: str, data: Any) -> None:
-    """Raise ``TypeError`` naming the first value of ``data`` JSON cannot hold."""
-    try:
-        jsonutil.dumps(data)
-    except (TypeError, ValueError) as exc:
-        found = _first_bad(data, "data", set())
-        if found is None:  # e.g. a circular reference
-            raise TypeError(f"{where}: data is not JSON-serialisable ({exc}).") from None
-        path, bad = found
-        raise TypeError(
-            f"{where}: {path} = {_short(bad)} ({type(bad).__name__}) is not JSON-serialisable. "
-            "Convert it before emitting, e.g. a datetime with .isoformat(), a Decimal with "
-            "str(), a model instance with its pk.") from None
-
-
-def _first_bad(value: Any, path: str, seen: set[int]) -> tuple[str, Any] | None:
-    if isinstance(value, JSON_LEAVES):
-        return None
-    if id(value) in seen:
-        return None
-    seen.add(id(value))
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, JSON_LEAVES):
-                return f"{path} key", key
-            found = _first_bad(item, f"{path}[{key!r}]", seen)
-            if found:
-                return found
-        return None
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            found = _first_bad(item, f"{path}[{i}]", seen)
-            if found:
-                return found
-        return None
-    return path, value
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    """Raise ``TypeError`` naming the first value of ``data`` JSON cannot hold (the
+    engine's own check, run before any Django-side work such as on_commit)."""
+    jsonutil.dumps_data(data, where)

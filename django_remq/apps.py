@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.conf import settings
 from django.utils.module_loading import autodiscover_modules
 
@@ -21,6 +21,16 @@ class RemqConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the checks)
+        from .consumers import install_expose
+
+        install_expose()  # TaskManager.init(expose=PORT) serves the WebSocket gateway
+
+        if apps.is_installed("django.contrib.admin"):
+            from django.contrib import admin
+
+            from .admin_views.index import install
+
+            install(admin.site)  # the "Task queue" section on the admin index
 
         module = tasks_module()
         if module and not autodiscover_disabled():

@@ -5,11 +5,14 @@ stable and shared with the errors raised at run time:
 
 remq.E001  REMQ is not a dict              remq.E006  PROCESSOR rejected by the engine
 remq.E002  unknown key (did you mean)      remq.E007  option at the wrong level
-remq.E003  wrong type                      remq.E008  bad value (CONCURRENCY, PREFIX, QUEUES)
+remq.E003  wrong type                      remq.E008  bad value (CONCURRENCY, PREFIX, QUEUES,
+                                                      SOCKET_*TIMEOUT)
 remq.E004  not a Redis URL                 remq.E009  STREAM_REDIS_URL differs from REDIS_URL
 remq.E005  CTX does not import             remq.W001  a handler's queue no worker serves
-remq.E020  CLUSTER with a unix socket or a database other than 0
-remq.W020  CLUSTER with a redis-py whose asyncio cluster client is unsafe
+remq.E010  ADMIN_PERMISSION does not import or is not callable
+remq.E020  GATEWAY: not a dict, unknown key  remq.E021  GATEWAY: bad allowed_events / limit
+remq.E022  GATEWAY: a rule does not import   remq.W020  GATEWAY set but no channel layer
+remq.E030  CLUSTER with a unix socket or a database other than 0
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from typing import Any
 from django.core.checks import CheckMessage, Error, Warning, register
 
 from .conf import problems, raw_settings
-from .core.store.connection import cluster_client_problem
 from .decorators import registry
 
 
@@ -45,12 +47,25 @@ def check_handler_queues(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
             for d in registry if d.queue not in served]
 
 
+# -- the WebSocket gateway ----------------------------------------------------------
+
+
 @register("remq")
-def check_cluster_client(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+def check_gateway_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Without a channel layer, workers cannot reach the gateway's connections."""
+    from django.conf import settings
+
     raw = raw_settings()
-    problem = cluster_client_problem()
-    if not isinstance(raw, dict) or raw.get("CLUSTER") is not True or problem is None:
+    if not isinstance(raw, dict) or raw.get("GATEWAY") is None:
         return []
-    return [Warning(f"REMQ['CLUSTER'] is True, but {problem.split(';')[0]}.",
-                    hint=problem.split("; ", 1)[1].capitalize() + ".", id="remq.W020",
-                    obj="settings.REMQ")]
+    layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    if "default" in layers:
+        return []
+    return [Warning(
+        "REMQ['GATEWAY'] is set but no channel layer is configured, so workers cannot send "
+        "live task events to WebSocket clients.",
+        hint="Add CHANNEL_LAYERS = {'default': {'BACKEND': "
+             "'channels_redis.core.RedisChannelLayer', 'CONFIG': {'hosts': "
+             "['redis://127.0.0.1:6379/0'], 'capacity': 1000}}} (any Redis the workers and "
+             "the ASGI server share).",
+        id="remq.W020", obj="settings.CHANNEL_LAYERS")]

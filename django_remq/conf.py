@@ -24,8 +24,9 @@ from django.utils.module_loading import import_string
 
 from .core.errors import InvalidOptions
 from .core.options import EMIT_KEYS, HANDLER_ONLY_KEYS
+from .core.settings import PROCESSOR_KEYS, ProcessorSettings
+from .core.store.connection import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT, with_timeouts
 from .core.store.keys import validate_queue_name
-from .core.worker.processor import PROCESSOR_KEYS, ProcessorSettings
 from .errors import ImproperlyConfiguredRemq
 
 ENV_REDIS_URL = "REMQ_REDIS_URL"
@@ -44,6 +45,9 @@ SPEC: dict[str, tuple[tuple[type | None, ...], Any]] = {
     "GATEWAY": ((dict, None), None),
     "EMIT_ON_COMMIT": ((bool,), False),
     "TASKS_MODULE": ((str, None), "tasks"),
+    "SOCKET_TIMEOUT": ((int, float), DEFAULT_SOCKET_TIMEOUT),
+    "SOCKET_CONNECT_TIMEOUT": ((int, float), DEFAULT_CONNECT_TIMEOUT),
+    "ADMIN_PERMISSION": ((str, None), None),
     "CLUSTER": ((bool,), False),
 }
 
@@ -78,7 +82,15 @@ class RemqSettings:
     gateway: Mapping[str, Any] = field(default_factory=dict)
     emit_on_commit: bool = False
     tasks_module: str | None = "tasks"
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT
+    socket_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    admin_permission: str | None = None
     cluster: bool = False
+
+    @property
+    def connection_url(self) -> str:
+        """``redis_url`` with the socket timeouts in its query (unless it sets its own)."""
+        return with_timeouts(self.redis_url, self.socket_timeout, self.socket_connect_timeout)
 
     def build_ctx(self) -> dict[str, Any]:
         """Call the ``CTX`` factory (the handlers' shared context), or return ``{}``."""
@@ -118,7 +130,9 @@ def get_settings() -> RemqSettings:
         queues=tuple(values["QUEUES"]) if values["QUEUES"] else None, ctx=values["CTX"],
         processor=dict(values["PROCESSOR"] or {}), gateway=dict(values["GATEWAY"] or {}),
         emit_on_commit=values["EMIT_ON_COMMIT"], tasks_module=values["TASKS_MODULE"],
-        cluster=values["CLUSTER"])
+        socket_timeout=float(values["SOCKET_TIMEOUT"]),
+        socket_connect_timeout=float(values["SOCKET_CONNECT_TIMEOUT"]),
+        admin_permission=values["ADMIN_PERMISSION"], cluster=values["CLUSTER"])
 
 
 def reset() -> None:
@@ -154,6 +168,10 @@ def problems(raw: Any, *, import_paths: bool = True) -> list[Problem]:
         found += _ctx_problems(raw["CTX"])
     if raw.get("PROCESSOR"):
         found += processor_problems(raw["PROCESSOR"])
+    if raw.get("GATEWAY") is not None:
+        found += _gateway_problems(raw["GATEWAY"], import_paths)
+    if import_paths and raw.get("ADMIN_PERMISSION"):
+        found += admin_permission_problems(raw["ADMIN_PERMISSION"])
     return found
 
 
@@ -186,6 +204,12 @@ def _values(raw: dict[str, Any]) -> list[Problem]:
             "remq.E009", "REMQ['STREAM_REDIS_URL'] differs from REDIS_URL.",
             "Streams and job records change together in one atomic script, so they must live "
             "in one Redis database: remove STREAM_REDIS_URL or set it equal to REDIS_URL."))
+    for key in ("SOCKET_TIMEOUT", "SOCKET_CONNECT_TIMEOUT"):
+        value = raw.get(key, 1.0)
+        if not 0 < value <= 3600:  # NaN fails this too
+            found.append(Problem("remq.E008", f"REMQ[{key!r}] must be seconds in (0, 3600], "
+                                 f"got {value!r}.",
+                                 f"Default: {SPEC[key][1]!r}; a URL's ?{key.lower()}= wins."))
     if raw.get("CONCURRENCY", 1) < 1:
         found.append(Problem("remq.E008", f"REMQ['CONCURRENCY'] must be >= 1, got "
                              f"{raw['CONCURRENCY']}.", "Use 1 or more tasks at a time."))
@@ -224,14 +248,14 @@ def cluster_problems(raw: Mapping[str, Any]) -> list[Problem]:
         parts = urlsplit(url)
         if parts.scheme == "unix":
             found.append(Problem(
-                "remq.E020", f"REMQ[{key!r}] is a unix socket, but REMQ['CLUSTER'] is True.",
+                "remq.E030", f"REMQ[{key!r}] is a unix socket, but REMQ['CLUSTER'] is True.",
                 "A Redis Cluster is reached over TCP: give any node's URL, e.g. "
                 "'redis://node-1:7000/0', or set CLUSTER to False."))
             continue
         db = parts.path.strip("/") or "0"
         if db != "0":
             found.append(Problem(
-                "remq.E020", f"REMQ[{key!r}] selects database {db}, but REMQ['CLUSTER'] is "
+                "remq.E030", f"REMQ[{key!r}] selects database {db}, but REMQ['CLUSTER'] is "
                 "True and a Redis Cluster has only database 0.",
                 "End the URL with /0 (or no path) and keep projects apart with "
                 "REMQ['PREFIX']."))
@@ -280,7 +304,7 @@ def processor_problems(processor: Mapping[str, Any]) -> list[Problem]:
         ProcessorSettings.from_options(processor)
     except (InvalidOptions, TypeError, ValueError) as exc:
         found.append(Problem("remq.E006", f"REMQ['PROCESSOR'] is invalid: {exc}",
-                             "See ProcessorSettings in django_remq.core.worker.processor."))
+                             "See ProcessorSettings in django_remq.core.settings."))
     return found
 
 
@@ -288,3 +312,29 @@ def _nested_hint(key: str) -> str:
     if key == "retry_delay_ms":
         return " (A processor-wide default delay goes in PROCESSOR['retry']['retry_delay_ms'].)"
     return ""
+
+
+# -- the WebSocket gateway (its rules live in django_remq.consumers.policy) ----------
+
+
+def _gateway_problems(gateway: Any, import_paths: bool) -> list[Problem]:
+    from .consumers.policy import gateway_problems
+
+    return gateway_problems(gateway, import_paths=import_paths)
+# -- the admin pages' permission hook ------------------------------------------------
+
+
+def admin_permission_problems(path: str) -> list[Problem]:
+    """``ADMIN_PERMISSION`` names ``callable(request) -> bool``, asked on every admin page."""
+    hint = ("Give the dotted path of a function taking the request and returning True "
+            "when this staff user may use the task-queue admin pages, e.g. "
+            "'myproject.remq.can_admin_queues'.")
+    try:
+        check = import_string(path)
+    except ImportError as exc:
+        return [Problem("remq.E010", f"REMQ['ADMIN_PERMISSION'] = {path!r} does not import: "
+                        f"{exc}.", hint)]
+    if not callable(check):
+        return [Problem("remq.E010", f"REMQ['ADMIN_PERMISSION'] = {path!r} is not callable.",
+                        hint)]
+    return []

@@ -28,6 +28,7 @@ class Declaration:
     queue: str
     fn: Callable[..., Any]
     options: dict[str, Any] = field(default_factory=dict)
+    expose: bool = False  # WebSocket clients may emit it (when GATEWAY has no allowed_events)
 
     @property
     def fn_name(self) -> str:
@@ -82,19 +83,20 @@ def handler(event: F, /) -> F: ...
 @overload
 def handler(event: str | None = None, /, *, queue: str = "default", attempts: int | None = None,
             retry_delay_ms: int | None = None, debounce: Any = None, repeat: Any = None,
-            timeout_ms: int | None = None, priority: int | None = None,
+            timeout_ms: int | None = None, priority: int | None = None, expose: bool = False,
             **options: Any) -> Callable[[F], F]: ...
 
 
 def handler(event: Any = None, /, *, queue: str = "default", attempts: int | None = None,
             retry_delay_ms: int | None = None, debounce: Any = None, repeat: Any = None,
-            timeout_ms: int | None = None, priority: int | None = None,
+            timeout_ms: int | None = None, priority: int | None = None, expose: bool = False,
             **options: Any) -> Any:
     """Declare ``fn(task, ctx)`` (sync or async) as the handler of ``event``.
 
     ``@handler`` alone uses the function's name as the event. Other keywords are
     checked like ``register_handler(options=...)``, so a processor setting written
-    here (``should_retry``...) is an error that says where it belongs.
+    here (``should_retry``...) is an error that says where it belongs. ``expose=True``
+    lets WebSocket clients emit the event when ``GATEWAY['allowed_events']`` is not set.
     """
     named = {"attempts": attempts, "retry_delay_ms": retry_delay_ms, "debounce": debounce,
              "repeat": repeat, "timeout_ms": timeout_ms, "priority": priority}
@@ -102,7 +104,7 @@ def handler(event: Any = None, /, *, queue: str = "default", attempts: int | Non
 
     def decorate(fn: F) -> F:
         name = event if isinstance(event, str) else getattr(fn, "__name__", None)
-        declare(name, fn, queue=queue, options=opts)
+        declare(name, fn, queue=queue, options=opts, expose=expose)
         return fn
 
     if callable(event):
@@ -114,7 +116,7 @@ def handler(event: Any = None, /, *, queue: str = "default", attempts: int | Non
 
 
 def declare(event: Any, fn: Callable[..., Any], *, queue: str = "default",
-            options: dict[str, Any] | None = None) -> Declaration:
+            options: dict[str, Any] | None = None, expose: bool = False) -> Declaration:
     """What ``@handler`` does, as a function (for handlers built at run time)."""
     if not isinstance(event, str) or not event:
         raise ImproperlyConfiguredRemq(f"@handler on {qualified_name(fn)}: the event name must "
@@ -131,7 +133,10 @@ def declare(event: Any, fn: Callable[..., Any], *, queue: str = "default",
         opts = validate_handler_options(event, options)
     except InvalidOptions as exc:
         raise InvalidHandlerOptions(f"{exc} (declared on {qualified_name(fn)})") from None
-    decl = Declaration(event, queue, fn, opts)
+    if not isinstance(expose, bool):
+        raise ImproperlyConfiguredRemq(f"@handler({event!r}) on {qualified_name(fn)}: expose must "
+                                       f"be True or False, got {expose!r}.")
+    decl = Declaration(event, queue, fn, opts, expose)
     registry.add(decl)
     return decl
 

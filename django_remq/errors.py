@@ -9,15 +9,18 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 
 from .core.errors import (
+    CorruptRecord,
     DuplicateHandler,
     InvalidJobState,
     InvalidOptions,
+    JobCancelled,
     JobNotFound,
     MalformedMessage,
     PoisonMessage,
     RemqError,
     TaskTimeout,
     UnknownEvent,
+    UnknownEventWarning,
 )
 
 
@@ -34,8 +37,8 @@ class InvalidHandlerOptions(ImproperlyConfiguredRemq, InvalidOptions):
 
 
 __all__ = [
-    "DuplicateHandler", "DuplicateHandlerDeclared", "ImproperlyConfiguredRemq",
+    "CorruptRecord", "DuplicateHandler", "DuplicateHandlerDeclared", "ImproperlyConfiguredRemq",
     "InvalidHandlerOptions",
-    "InvalidJobState", "InvalidOptions", "JobNotFound", "MalformedMessage", "PoisonMessage",
-    "RemqError", "TaskTimeout", "UnknownEvent",
+    "InvalidJobState", "InvalidOptions", "JobCancelled", "JobNotFound", "MalformedMessage",
+    "PoisonMessage", "RemqError", "TaskTimeout", "UnknownEvent", "UnknownEventWarning",
 ]

@@ -1,5 +1,5 @@
 """The Sdk for Django code: ``Sdk()`` reads ``settings.REMQ``; ``Sdk(db)`` takes a Redis
-client or URL, like the seed's ``new Sdk(db)``. Everything else is the engine's
+client or URL, like the original remq's ``new Sdk(db)``. Everything else is the engine's
 :class:`django_remq.core.sdk.Sdk`."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class Sdk(CoreSdk):
         processor: Mapping[str, Any] = getattr(s, "processor", None) or {}
         dlq = processor.get("dlq") or {}
         kept = processor.get("retention")
-        super().__init__(db if db is not None else s.redis_url,  # type: ignore[union-attr]
+        super().__init__(db if db is not None else s.connection_url,  # type: ignore[union-attr]
                          prefix if prefix is not None else s.prefix,  # type: ignore[union-attr]
                          dlq_key=dlq_key or dlq.get("stream_key"),
                          retention=retention or (Retention(**kept) if kept else None),

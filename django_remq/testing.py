@@ -1,11 +1,12 @@
-"""Test helpers for projects using django_remq (and for our own tests).
+"""Test helpers for projects using django_remq (and for our own tests); a pytest plugin.
+
+Installing django-remq registers this module as a pytest plugin (entry point
+``pytest11``), so the ``remq`` and ``remq_fake`` fixtures need no import.
 
 ``remq_test_settings()`` points ``REMQ`` at a real Redis (default: the configured
 one) or an in-process fake one, under a fresh key prefix that is deleted
 afterwards. ``run_until_idle()`` runs the real worker in this process until every
 task emitted so far, with its retries and delayed runs, reached a final state::
-
-    from django_remq.testing import remq  # noqa: F401  (the pytest fixture)
 
     def test_signup_sends_mail(remq):
         client.post("/signup/", {...})       # the view emits "send-welcome"
@@ -35,7 +36,7 @@ from .api import get_task_manager, reset_task_manager
 from .conf import ENV_REDIS_URL, get_settings
 from .conf import reset as reset_settings
 from .core import TaskManager
-from .core.store.records import decode
+from .core.sdk import Sdk
 from .core.types import AdminJobData
 from .errors import ImproperlyConfiguredRemq
 
@@ -188,11 +189,7 @@ async def _next_due_in(tm: TaskManager, queues: list[str]) -> float | None:
 def get_job(job_id: str, queue: str = "default") -> AdminJobData | None:
     """A job record as stored (status, result, errors, logs, progress)."""
     tm = get_task_manager()
-    qk = tm.keys.queue(queue)
-    fields = tm.conn.sync.hgetall(qk.job(job_id))
-    if not fields:
-        return None
-    return decode(fields, tm.conn.sync.lrange(qk.logs(job_id), 0, -1))  # type: ignore[arg-type]
+    return Sdk(tm.conn, prefix=tm.keys.prefix).get_job(job_id, queue)
 
 
 try:

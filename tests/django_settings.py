@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import django
+
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = True
 USE_TZ = True
@@ -40,6 +42,11 @@ TEMPLATES = [{
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 STATIC_URL = "/static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+if django.VERSION < (6,):  # Django 5.2: the Tasks framework is the django-tasks backport
+    INSTALLED_APPS.append("django_tasks")
+# Django tasks on remq (tests/test_tasks_backend*.py; the functions: tests/remq_apps/dtasks)
+TASKS = {"default": {"BACKEND": "django_remq.backends.RemqBackend",
+                     "QUEUES": ["dtasks", "dtasks-other"], "OPTIONS": {}}}
 REMQ = {
     "REDIS_URL": os.environ.get("REMQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
     "PREFIX": "remqtest",

@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from django_remq import aemit, emit, emit_many
 from django_remq.errors import InvalidOptions
-from django_remq.testing import RemqTestEnv, remq  # noqa: F401
+from django_remq.testing import RemqTestEnv
 
 
 def stream_len(env: RemqTestEnv, queue: str = "alpha") -> int:
@@ -19,19 +19,19 @@ def stream_len(env: RemqTestEnv, queue: str = "alpha") -> int:
     return int(tm.conn.sync.xlen(tm.keys.queue(queue).stream))
 
 
-def test_emit_returns_the_id_of_a_waiting_job(remq: RemqTestEnv) -> None:  # noqa: F811
+def test_emit_returns_the_id_of_a_waiting_job(remq: RemqTestEnv) -> None:
     job_id = emit("alpha.echo", data={"x": 1}, queue="alpha")
     job = remq.get_job(job_id, "alpha")
     assert job is not None
     assert (job.status, job.state.name, job.state.data) == ("waiting", "alpha.echo", {"x": 1})
 
 
-def test_emit_picks_the_handlers_queue(remq: RemqTestEnv) -> None:  # noqa: F811
+def test_emit_picks_the_handlers_queue(remq: RemqTestEnv) -> None:
     job_id = emit("beta.greet", data="x")  # declared in queue "beta" only
     assert remq.get_job(job_id, "beta") is not None
 
 
-def test_non_json_data_fails_at_the_call_naming_the_value(remq: RemqTestEnv) -> None:  # noqa: F811
+def test_non_json_data_fails_at_the_call_naming_the_value(remq: RemqTestEnv) -> None:
     when = datetime.datetime(2030, 1, 2, 3, 4, tzinfo=datetime.UTC)
     with pytest.raises(TypeError) as err:
         emit("alpha.echo", data={"user": 1, "items": [1, {"when": when}]}, queue="alpha")
@@ -42,14 +42,14 @@ def test_non_json_data_fails_at_the_call_naming_the_value(remq: RemqTestEnv) -> 
     assert stream_len(remq) == 0
 
 
-def test_non_json_data_in_emit_many_names_the_item(remq: RemqTestEnv) -> None:  # noqa: F811
+def test_non_json_data_in_emit_many_names_the_item(remq: RemqTestEnv) -> None:
     with pytest.raises(TypeError, match=r"emit_many item 1 .*data\['price'\] = Decimal"):
         emit_many([{"event": "alpha.echo", "queue": "alpha", "data": 1},
                    {"event": "alpha.echo", "queue": "alpha", "data": {"price": Decimal("1")}}])
     assert stream_len(remq) == 0
 
 
-def test_wrong_level_option_in_emit_is_an_error(remq: RemqTestEnv) -> None:  # noqa: F811
+def test_wrong_level_option_in_emit_is_an_error(remq: RemqTestEnv) -> None:
     with pytest.raises(InvalidOptions, match="belongs to the handler"):
         emit("alpha.echo", queue="alpha", options={"debounce": 100})  # type: ignore[typeddict-unknown-key]
     with pytest.raises(InvalidOptions, match="processor setting"):
@@ -57,7 +57,7 @@ def test_wrong_level_option_in_emit_is_an_error(remq: RemqTestEnv) -> None:  # n
 
 
 @pytest.mark.django_db(transaction=True)
-def test_on_commit_defers_until_commit(remq: RemqTestEnv) -> None:  # noqa: F811
+def test_on_commit_defers_until_commit(remq: RemqTestEnv) -> None:
     with transaction.atomic():
         job_id = emit("alpha.echo", data=1, queue="alpha", on_commit=True)
         assert isinstance(job_id, str)
@@ -70,7 +70,7 @@ def test_on_commit_defers_until_commit(remq: RemqTestEnv) -> None:  # noqa: F811
 
 
 @pytest.mark.django_db(transaction=True)
-def test_on_commit_is_dropped_on_rollback(remq: RemqTestEnv) -> None:  # noqa: F811
+def test_on_commit_is_dropped_on_rollback(remq: RemqTestEnv) -> None:
     ids: list[str] = []
 
     def emit_then_fail() -> None:
@@ -86,7 +86,7 @@ def test_on_commit_is_dropped_on_rollback(remq: RemqTestEnv) -> None:  # noqa: F
 
 
 @pytest.mark.django_db(transaction=True)
-def test_emit_on_commit_setting_and_data_snapshot(remq: RemqTestEnv,  # noqa: F811
+def test_emit_on_commit_setting_and_data_snapshot(remq: RemqTestEnv,
                                                   settings: object) -> None:
     from django.conf import settings as dj
 
@@ -104,7 +104,7 @@ def test_emit_on_commit_setting_and_data_snapshot(remq: RemqTestEnv,  # noqa: F8
 
 
 @pytest.mark.django_db
-def test_django_capture_on_commit_callbacks(remq: RemqTestEnv,  # noqa: F811
+def test_django_capture_on_commit_callbacks(remq: RemqTestEnv,
                                             django_capture_on_commit_callbacks: object) -> None:
     with django_capture_on_commit_callbacks(execute=False) as callbacks:  # type: ignore[operator]
         job_id = emit("alpha.echo", data=1, queue="alpha", on_commit=True)
@@ -114,7 +114,7 @@ def test_django_capture_on_commit_callbacks(remq: RemqTestEnv,  # noqa: F811
     assert remq.get_job(job_id, "alpha") is not None
 
 
-async def test_aemit(remq: RemqTestEnv) -> None:  # noqa: F811
+async def test_aemit(remq: RemqTestEnv) -> None:
     job_id = await aemit("alpha_double", data=4, queue="alpha")
     assert remq.get_job(job_id, "alpha") is not None
     with pytest.raises(TypeError, match=r"data\[0\] = <object"):

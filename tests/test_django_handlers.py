@@ -16,7 +16,7 @@ from django_remq.errors import (
     InvalidHandlerOptions,
     InvalidOptions,
 )
-from django_remq.testing import RemqTestEnv, remq  # noqa: F401
+from django_remq.testing import RemqTestEnv
 from tests.remq_apps.alpha import tasks as alpha_tasks
 
 
@@ -52,7 +52,7 @@ def test_options_are_recorded() -> None:
     assert decl.options == {"attempts": 2, "retry_delay_ms": 300}
 
 
-def test_task_manager_registers_every_declaration(remq: RemqTestEnv) -> None:  # noqa: F811
+def test_task_manager_registers_every_declaration(remq: RemqTestEnv) -> None:
     tm = get_task_manager()
     assert tm.keys.prefix == remq.prefix
     entry = tm.handler_for("alpha", "alpha.flaky")
@@ -87,7 +87,7 @@ def test_same_event_in_another_queue_is_fine(scratch: list[tuple[str, str]]) -> 
     assert ("scratch-b", "shared.event") in declared()
 
 
-def test_late_declaration_reaches_the_built_manager(remq: RemqTestEnv,  # noqa: F811
+def test_late_declaration_reaches_the_built_manager(remq: RemqTestEnv,
                                                     scratch: list[tuple[str, str]]) -> None:
     tm = get_task_manager()
 

@@ -7,10 +7,10 @@ import time
 import pytest
 
 from django_remq import emit, get_task_manager
-from django_remq.testing import RemqTestEnv, remq, remq_fake  # noqa: F401
+from django_remq.testing import RemqTestEnv
 
 
-def test_run_until_idle_runs_retries_and_delays(remq: RemqTestEnv) -> None:  # noqa: F811
+def test_run_until_idle_runs_retries_and_delays(remq: RemqTestEnv) -> None:
     flaky = emit("alpha.flaky", queue="alpha")  # fails once, retried after 300 ms
     later = emit("alpha.echo", data="later", queue="alpha", options={"delay_ms": 400})
     now = emit("beta.greet", data="bo")
@@ -25,7 +25,7 @@ def test_run_until_idle_runs_retries_and_delays(remq: RemqTestEnv) -> None:  # n
     assert remq.get_job(now, "beta").result == "hello bo"  # type: ignore[union-attr]
 
 
-def test_run_until_idle_is_bounded(remq: RemqTestEnv) -> None:  # noqa: F811
+def test_run_until_idle_is_bounded(remq: RemqTestEnv) -> None:
     emit("alpha.echo", queue="alpha", options={"delay_ms": 60_000})
     started = time.monotonic()
     with pytest.raises(TimeoutError, match="due in"):
@@ -33,7 +33,7 @@ def test_run_until_idle_is_bounded(remq: RemqTestEnv) -> None:  # noqa: F811
     assert time.monotonic() - started < 2
 
 
-def test_run_until_idle_times_out_on_a_task_that_does_not_end(remq: RemqTestEnv) -> None:  # noqa: F811
+def test_run_until_idle_times_out_on_a_task_that_does_not_end(remq: RemqTestEnv) -> None:
     job_id = emit("alpha.slow", data={"seconds": 1.0}, queue="alpha")
     with pytest.raises(TimeoutError, match="still had work"):
         remq.run_until_idle(timeout=0.3, queues=["alpha"])
@@ -41,12 +41,12 @@ def test_run_until_idle_times_out_on_a_task_that_does_not_end(remq: RemqTestEnv)
     assert remq.get_job(job_id, "alpha").status == "completed"  # type: ignore[union-attr]
 
 
-def test_each_test_gets_its_own_prefix(remq: RemqTestEnv) -> None:  # noqa: F811
+def test_each_test_gets_its_own_prefix(remq: RemqTestEnv) -> None:
     assert remq.prefix.startswith("remqtest-")
     assert get_task_manager().keys.prefix == remq.prefix
 
 
-def test_fake_redis_needs_no_server(remq_fake: RemqTestEnv) -> None:  # noqa: F811
+def test_fake_redis_needs_no_server(remq_fake: RemqTestEnv) -> None:
     assert "127.0.0.1" in remq_fake.redis_url
     job = emit("alpha_double", data=5, queue="alpha")
     remq_fake.run_until_idle(queues=["alpha"])

@@ -8,7 +8,7 @@ import threading
 from django_remq.core import TaskManager
 from django_remq.core.sdk import Sdk
 
-from .test_engine_lifecycle import record
+from .records import record
 
 
 async def test_cancel_a_running_async_job(make_tm, redis_url, r, prefix):

@@ -19,7 +19,7 @@ from django_remq.core import TaskManager
 from django_remq.core.store.keys import Keys
 
 from .cluster import on_both
-from .test_engine_lifecycle import record
+from .records import record
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -172,7 +172,7 @@ async def test_corrupt_record_fails_the_job_not_the_worker(make_tm, r, prefix):
     qk = Keys(prefix).queue("default")
     broken = tm.emit("fine")
     r.hset(qk.job(broken), "data", "{not json")
-    r.xadd(qk.stream, {"id": broken})  # an entry without run fields: read from the record
+    r.xadd(qk.stream, {"id": broken})
     r.hset(qk.job(broken), "status", "waiting")
     good = tm.emit("fine")
     await tm.run(burst=True)

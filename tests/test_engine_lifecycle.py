@@ -8,16 +8,11 @@ import time
 import pytest
 
 from django_remq.core import TaskManager
+from django_remq.core.errors import UnknownEventWarning
 from django_remq.core.store.keys import Keys
-from django_remq.core.store.records import decode
 
 from .cluster import on_both
-
-
-def record(r, prefix, job_id, queue="default"):
-    qk = Keys(prefix).queue(queue)
-    fields = r.hgetall(qk.job(job_id))
-    return decode(fields, r.lrange(qk.logs(job_id), 0, -1)) if fields else None
+from .records import record
 
 
 @on_both()
@@ -115,7 +110,8 @@ async def test_unknown_event_fails_naming_the_registered_handlers(make_tm, r, pr
         return None
 
     tm.register_handler(event="known", handler=known)
-    job_id = tm.emit("nobody-handles-this")
+    with pytest.warns(UnknownEventWarning):
+        job_id = tm.emit("nobody-handles-this")
     await tm.run(burst=True)
     job = record(r, prefix, job_id)
     assert job.status == "failed"

@@ -9,7 +9,7 @@ from django_remq.core import TaskManager
 from django_remq.core.store.keys import Keys
 
 from .cluster import on_both
-from .test_engine_lifecycle import record
+from .records import record
 
 
 async def run_for(tm: TaskManager, seconds: float) -> None:

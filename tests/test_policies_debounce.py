@@ -1,4 +1,4 @@
-"""Debounce per handler, held in Redis: leading (the seed's) and trailing edge."""
+"""Debounce per handler, held in Redis: leading (the original remq's) and trailing edge."""
 
 from __future__ import annotations
 
@@ -19,14 +19,36 @@ def statuses(r, prefix, ids):
     return [job(r, prefix, i).get("status") for i in ids]
 
 
-async def test_leading_default_key_is_the_job_id(make_tm, r, prefix):
-    tm: TaskManager = make_tm()
+async def test_leading_default_key_is_the_handler(make_tm, r, prefix):
+    """``debounce=5000`` alone: the handler runs at most once per window, whatever the ids."""
+    tm: TaskManager = make_tm(concurrency=3)
     runs: list[str] = []
 
     async def handler(task, ctx):
         runs.append(task.id)
 
     tm.register_handler("e", handler, options={"debounce": 5000})
+    ids = [tm.emit("e", data=n) for n in range(3)]
+    await tm.run(burst=True)
+    assert len(runs) == 1
+    assert sorted(statuses(r, prefix, ids)) == ["cancelled", "cancelled", "completed"]
+    skipped = next(i for i in ids if i not in runs)
+    rec = job(r, prefix, skipped)
+    assert rec["reason"].startswith(f"debounced: job {runs[0]} ran")
+    logs = [json.loads(x)["message"]
+            for x in r.lrange(f"{prefix}:{{default}}:logs:{skipped}", 0, -1)]
+    assert any(m.startswith("debounced:") for m in logs)
+
+
+async def test_leading_key_on_the_job_id_debounces_re_emits_only(make_tm, r, prefix):
+    tm: TaskManager = make_tm()
+    runs: list[str] = []
+
+    async def handler(task, ctx):
+        runs.append(task.id)
+
+    tm.register_handler("e", handler, options={"debounce": {"window_ms": 5000,
+                                                            "key": lambda m: m.id}})
     first = tm.emit("e", options={"id": "same"})
     other = tm.emit("e")
     await tm.run(burst=True)
@@ -34,11 +56,16 @@ async def test_leading_default_key_is_the_job_id(make_tm, r, prefix):
     await tm.run(burst=True)
     assert first == again == "same"
     assert runs == ["same", other]
-    rec = job(r, prefix, "same")
-    assert rec["status"] == "cancelled"
-    assert rec["reason"].startswith("debounced: job same ran")
-    logs = [json.loads(x)["message"] for x in r.lrange(f"{prefix}:{{default}}:logs:same", 0, -1)]
-    assert any(m.startswith("debounced:") for m in logs)
+    assert job(r, prefix, "same")["status"] == "cancelled"
+
+
+async def test_trailing_default_key_merges_every_emit_of_the_handler(make_tm, r, prefix):
+    tm: TaskManager = make_tm()
+    tm.register_handler("t", lambda task, ctx: None,
+                        options={"debounce": {"window_ms": 60_000, "mode": "trailing"}})
+    ids = [tm.emit("t", data=n) for n in range(3)]
+    assert ids[0] == ids[1] == ids[2]
+    assert json.loads(job(r, prefix, ids[0])["data"]) == 2
 
 
 async def test_leading_with_key_function_skips_visibly(make_tm, r, prefix):

@@ -12,8 +12,8 @@ from django_remq.core.options import validate_emit_options, validate_handler_opt
 from django_remq.core.policies.cron import CronSpec
 from django_remq.core.policies.debounce import DebounceSpec
 from django_remq.core.policies.dlq import DeadLetterConfig
-from django_remq.core.policies.retry import Backoff, RetryPolicy
-from django_remq.core.worker.processor import ProcessorSettings
+from django_remq.core.policies.retry import RetryBackoff, RetryPolicy
+from django_remq.core.settings import ProcessorSettings
 
 ERR = ValueError("boom")
 
@@ -85,32 +85,32 @@ def test_retry_config_validation():
 # -- backoff -----------------------------------------------------------------------
 
 def test_fixed_backoff():
-    assert [Backoff().delay_ms(500, n) for n in range(1, 5)] == [500] * 4
+    assert [RetryBackoff().delay_ms(500, n) for n in range(1, 5)] == [500] * 4
 
 
 def test_exponential_backoff_sequence_and_cap():
-    b = Backoff(kind="exponential", factor=2, max_ms=5000)
+    b = RetryBackoff(kind="exponential", factor=2, max_ms=5000)
     assert [b.delay_ms(500, n) for n in range(1, 7)] == [500, 1000, 2000, 4000, 5000, 5000]
     assert b.delay_ms(500, 10_000) == 5000  # no overflow
 
 
 def test_jitter_stays_within_bounds():
-    b = Backoff(kind="exponential", factor=2, max_ms=10_000, jitter=0.5)
+    b = RetryBackoff(kind="exponential", factor=2, max_ms=10_000, jitter=0.5)
     assert b.delay_ms(1000, 1, rand=lambda: 0.0) == 500
     assert b.delay_ms(1000, 1, rand=lambda: 1.0) == 1500
     assert b.delay_ms(1000, 9, rand=lambda: 1.0) == 10_000  # cap holds after jitter
 
 
 def test_backoff_parse():
-    assert Backoff.parse("exponential").kind == "exponential"
-    assert Backoff.parse({"kind": "exponential", "factor": 3}).factor == 3
+    assert RetryBackoff.parse("exponential").kind == "exponential"
+    assert RetryBackoff.parse({"kind": "exponential", "factor": 3}).factor == 3
     with pytest.raises(InvalidOptions):
-        Backoff.parse({"kind": "linear"})
+        RetryBackoff.parse({"kind": "linear"})
     with pytest.raises(InvalidOptions):
-        Backoff.parse({"kind": "exponential", "factor": 0.5})
+        RetryBackoff.parse({"kind": "exponential", "factor": 0.5})
 
 
-# -- common mistakes (the seed's list) ----------------------------------------------
+# -- common mistakes (the original remq's list) ----------------------------------------------
 
 def test_attempts_and_retry_count_together():
     with pytest.raises(InvalidOptions, match="use one"):

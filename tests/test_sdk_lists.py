@@ -7,7 +7,8 @@ import pytest
 from django_remq.core import InvalidOptions, TaskManager
 from django_remq.core.sdk import Sdk
 from django_remq.core.sdk import plans as sdk_plans
-from django_remq.core.store.keys import STATUSES, Keys
+from django_remq.core.store.keys import Keys
+from django_remq.types import JobStatus
 
 from .cluster import on_both
 from .sdk_seed import seed_finished
@@ -22,7 +23,7 @@ def all_sorted(r, prefix, queues):
     """Every indexed job, in the documented order (score desc, queue, status, id desc)."""
     rows = []
     for qi, q in enumerate(queues):
-        for si, s in enumerate(STATUSES):
+        for si, s in enumerate(JobStatus):
             for job_id, score in r.zrange(Keys(prefix).queue(q).status(s), 0, -1,
                                           withscores=True):
                 rows.append((-score, qi, si, [-ord(c) for c in job_id], job_id))

@@ -1,5 +1,8 @@
 """The django_remq engine: Redis Streams task processing with no Django imports.
 
+A port of the original remq (github.com/mirairoad/remq, TypeScript/Deno): its names in
+snake_case, its semantics made robust (at-least-once, bounded memory).
+
 The tree is the architecture. Read in this order: ``store`` (keys, Lua scripts, records:
 the data model and every state change), ``task_manager`` (the API), ``worker`` (reader,
 consumer, processor, acker, upkeep), ``policies`` (retry, DLQ, debounce, cron) and
@@ -7,6 +10,7 @@ consumer, processor, acker, upkeep), ``policies`` (retry, DLQ, debounce, cron) a
 """
 
 from .errors import (
+    CorruptRecord,
     DuplicateHandler,
     InvalidJobState,
     InvalidOptions,
@@ -17,18 +21,22 @@ from .errors import (
     RemqError,
     TaskTimeout,
     UnknownEvent,
+    UnknownEventWarning,
 )
+from .policies.debounce import DebounceManager
+from .settings import ProcessorSettings
 from .store.keys import Keys
 from .task_manager import HandlerEntry, TaskManager
 from .worker.consumer import Consumer, ConsumerOptions
 from .worker.pool import ConcurrencyPool
-from .worker.processor import Processor, ProcessorSettings
+from .worker.processor import Processor
 from .worker.reader import StreamReader
 from .worker.task import HandlerContext, Task
 
 __all__ = [
-    "ConcurrencyPool", "Consumer", "ConsumerOptions", "DuplicateHandler", "HandlerContext",
-    "HandlerEntry", "InvalidJobState", "InvalidOptions", "JobCancelled", "JobNotFound", "Keys",
-    "MalformedMessage", "PoisonMessage", "Processor", "ProcessorSettings", "RemqError",
-    "StreamReader", "Task", "TaskManager", "TaskTimeout", "UnknownEvent",
+    "ConcurrencyPool", "Consumer", "ConsumerOptions", "CorruptRecord", "DebounceManager",
+    "DuplicateHandler", "HandlerContext", "HandlerEntry", "InvalidJobState", "InvalidOptions",
+    "JobCancelled", "JobNotFound", "Keys", "MalformedMessage", "PoisonMessage", "Processor",
+    "ProcessorSettings", "RemqError", "StreamReader", "Task", "TaskManager", "TaskTimeout",
+    "UnknownEvent", "UnknownEventWarning",
 ]

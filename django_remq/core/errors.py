@@ -35,6 +35,12 @@ class MalformedMessage(RemqError):
     """A stream entry or job record that cannot be decoded."""
 
 
+class CorruptRecord(MalformedMessage):
+    """A job record the engine cannot use or decode (a field of the wrong type, a key that
+    holds no hash). The job fails with it instead of blocking delivery, and it is the only
+    error decoding a record ever raises (the message names the job and the field)."""
+
+
 class PoisonMessage(RemqError):
     """A job was delivered too many times without finishing (it keeps killing workers?)."""
 
@@ -45,3 +51,10 @@ class JobCancelled(RemqError):
 
 class TaskTimeout(RemqError, TimeoutError):
     """A handler ran past its ``timeout_ms``."""
+
+
+class UnknownEventWarning(RuntimeWarning):
+    """``emit`` of an event no handler is registered for in this process (while some are):
+    likely a typo, and the job would fail ``UnknownEvent`` on the worker. Warned once per
+    event; silence it with ``warnings.filterwarnings("ignore", category=...)`` when another
+    service handles the event."""

@@ -1,4 +1,4 @@
-"""Validation of per-task and per-handler options, with the seed's common mistakes.
+"""Validation of per-task and per-handler options, with the original remq's common mistakes.
 
 Runs where the options are written (``emit``, ``register_handler``), so a typo is
 an error at the call site, not a surprise on a worker at 3 a.m.
@@ -7,6 +7,7 @@ an error at the call site, not a surprise on a worker at 3 a.m.
 from __future__ import annotations
 
 import difflib
+import math
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -24,7 +25,14 @@ HANDLER_KEYS = (EMIT_KEYS - {"id", "delay_until", "delay_ms"}) | HANDLER_ONLY_KE
 PROCESSOR_ONLY_KEYS = {"should_retry": "retry", "max_retries": "retry", "backoff": "retry",
                        "should_send_to_dlq": "dlq", "stream_key": "dlq"}
 
-_INT_KEYS = ("attempts", "retry_count", "retry_delay_ms", "delay_ms", "priority", "timeout_ms")
+#: The longest delay or duration an option may ask for: 100 years, in ms.
+MAX_MS = 100 * 365 * 86_400_000
+#: Accepted ranges of the int options (inclusive).
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "attempts": (0, 100_000), "retry_count": (0, 100_000), "retry_delay_ms": (0, MAX_MS),
+    "delay_ms": (0, MAX_MS), "priority": (-(2**31), 2**31 - 1), "timeout_ms": (1, MAX_MS)}
+#: ``delay_until`` numbers below this are seconds, not ms (1e11 ms is March 1973).
+SECONDS_LOOKALIKE = 100_000_000_000
 MAX_ID_LENGTH = 200
 
 
@@ -60,12 +68,18 @@ def _check_common(where: str, options: Mapping[str, Any]) -> None:
             f"{where}: 'attempts' and 'retry_count' mean the same thing (number of retries); "
             "use one."
         )
-    for key in _INT_KEYS:
+    for key, (low, high) in INT_RANGES.items():
         value = options.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
             raise InvalidOptions(f"{where}: {key!r} must be an int, got {value!r}.")
-        if key != "priority" and isinstance(value, int) and value < 0:
-            raise InvalidOptions(f"{where}: {key!r} must be >= 0, got {value}.")
+        if key == "timeout_ms" and value == 0:
+            raise InvalidOptions(f"{where}: 'timeout_ms' must be >= 1 ms; for no timeout leave "
+                                 "it out or pass None.")
+        if not low <= value <= high:
+            raise InvalidOptions(f"{where}: {key!r} must be >= {low} and <= {high}, "
+                                 f"got {value}.")
 
 
 def validate_emit_options(event: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -81,7 +95,35 @@ def validate_emit_options(event: str, options: Mapping[str, Any] | None) -> dict
         validate_job_id(options["id"])
     if "delay_until" in options and "delay_ms" in options:
         raise InvalidOptions(f"{where}: give 'delay_until' or 'delay_ms', not both.")
+    if options.get("delay_until") is not None:
+        _check_delay_until(where, options["delay_until"])
     return dict(options)
+
+
+def _check_delay_until(where: str, when: Any) -> None:
+    if isinstance(when, datetime | timedelta):
+        if isinstance(when, timedelta) and when < timedelta(0):
+            raise InvalidOptions(f"{where}: 'delay_until' as a timedelta must not be negative, "
+                                 f"got {when}.")
+        return
+    if not isinstance(when, int | float) or isinstance(when, bool) or not math.isfinite(when):
+        raise InvalidOptions(f"{where}: 'delay_until' must be a datetime, a timedelta or epoch "
+                             f"milliseconds, got {when!r}.")
+    if when < SECONDS_LOOKALIKE:
+        raise InvalidOptions(f"{where}: delay_until={when!r} looks like seconds since the epoch; "
+                             "pass a datetime or milliseconds (e.g. int(time.time() * 1000)).")
+    if when > time.time() * 1000 + MAX_MS:
+        raise InvalidOptions(f"{where}: delay_until={when!r} is more than 100 years away; "
+                             "pass epoch milliseconds.")
+
+
+def check_emit_item(n: int, item: Any) -> None:
+    """One item of ``emit_many``: a dict, or an error saying what it should be."""
+    if not isinstance(item, Mapping):
+        raise InvalidOptions(
+            f"emit_many item {n}: must be a dict with 'event' (and optionally 'queue', 'data', "
+            f"'options'), e.g. {{'event': 'send-email', 'data': {{...}}}}; got "
+            f"{str(item)[:60]!r} ({type(item).__name__}).")
 
 
 def validate_handler_options(event: str, options: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""TaskManager: the engine's front door (the seed's ``TaskManager``).
+"""TaskManager: the engine's front door (the original remq's ``TaskManager``).
 
 Holds the handler registry, emits tasks, pauses queues, and runs a Processor
 when this process is a worker. Usable without Django: the Django layer builds
@@ -9,27 +9,39 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import jsonutil
-from .errors import DuplicateHandler, InvalidOptions
-from .options import run_at_ms, validate_emit_options, validate_handler_options
+from .errors import DuplicateHandler, InvalidOptions, UnknownEventWarning
+from .options import (
+    check_emit_item,
+    run_at_ms,
+    validate_emit_options,
+    validate_handler_options,
+)
 from .policies import debounce
 from .policies.cron import CronSpec
+from .settings import ProcessorSettings
 from .store import ops
 from .store.connection import Connection, RedisLike
 from .store.keys import Keys, validate_queue_name
 from .store.ops import NewJob
 from .store.records import emit_fields
-from .store.scripts import Call, arun_many, run, run_many
+from .store.scripts import Cmd, Step, arun_many, run_many
 from .types import EmitOptions, HandlerOptions, ProcessorOptions
-from .worker.processor import Processor, ProcessorSettings
+from .worker.processor import Processor
 from .worker.task import EventSink
 
 Handler = Callable[..., Any]
+#: Serves the WebSocket gateway on the running loop for ``expose=PORT``; returns its
+#: closer. Set by the Django layer (django_remq.consumers), so the engine stays Django-free.
+GatewayServer = Callable[["TaskManager", int], Awaitable[Callable[[], Awaitable[None]]]]
+#: ``resolver(queue, event)``: may register a handler for an event met at run time
+Resolver = Callable[[str, str], bool]
 EMIT_CHUNK = 1000
 EMIT_ITEM_KEYS = frozenset({"event", "queue", "data", "options"})
 
@@ -45,31 +57,39 @@ class HandlerEntry:
 
 
 class TaskManager:
-    """Create with :meth:`init` (the seed's ``TaskManager.init(options)``)."""
+    """Create with :meth:`init` (the original remq's ``TaskManager.init(options)``)."""
+
+    gateway_server: GatewayServer | None = None
 
     def __init__(self, conn: Connection, *, ctx: Mapping[str, Any] | None = None,
                  concurrency: int = 1, processor: ProcessorOptions | None = None,
-                 expose: EventSink | None = None, prefix: str = "remq") -> None:
+                 expose: EventSink | int | None = None, prefix: str = "remq") -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidOptions(f"concurrency must be an int >= 1, got {concurrency!r}")
+        # expose: where live events go (an EventSink), or the original's port to serve
+        # the WebSocket gateway on from this worker
+        self.expose_port = _port(expose) if isinstance(expose, int) else None
+        self._close_gateway: Callable[[], Awaitable[None]] | None = None
         self.conn = conn
         self.ctx = dict(ctx or {})
         self.concurrency = concurrency
         self.settings = ProcessorSettings.from_options(processor)
-        self.expose = expose
+        self.expose: EventSink | None = None if isinstance(expose, int) else expose
         self.keys = Keys(prefix)
         self._handlers: dict[tuple[str, str], HandlerEntry] = {}
         self._queues_of: defaultdict[str, list[str]] = defaultdict(list)
         self._known_queues: set[str] = set()
+        self._warned_events: set[str] = set()
+        self._resolvers: dict[str | None, Resolver] = {}
         self.processor: Processor | None = None
 
     @classmethod
     def init(cls, db: RedisLike, streamdb: RedisLike | None = None,
              ctx: Mapping[str, Any] | None = None, concurrency: int = 1,
-             processor: ProcessorOptions | None = None, expose: EventSink | None = None,
+             processor: ProcessorOptions | None = None, expose: EventSink | int | None = None,
              prefix: str = "remq", cluster: bool = False) -> TaskManager:
-        """``streamdb`` is accepted for the seed's signature; job records and streams change
-        together in one atomic script, so they must live in the same Redis database.
+        """``streamdb`` is accepted for the original remq's signature; job records and
+        streams change together in one atomic script, so they must share one database.
         ``cluster=True``: ``db`` is the URL of any node of a Redis Cluster."""
         if streamdb is not None and streamdb is not db:
             raise InvalidOptions(
@@ -100,8 +120,21 @@ class TaskManager:
         if queue not in self._queues_of[event]:
             self._queues_of[event].append(queue)
 
+    def register_resolver(self, queue: str | None, resolver: Resolver) -> None:
+        """Handlers found on demand (the Django Tasks backend imports a task by its path):
+        on a miss for ``(queue, event)`` the resolver may ``register_handler`` it and return
+        True. ``queue=None`` covers every queue; a named queue counts as served."""
+        if queue is not None:
+            validate_queue_name(queue)
+        self._resolvers[queue] = resolver
+
     def handler_for(self, queue: str, event: str) -> HandlerEntry | None:
-        return self._handlers.get((queue, event))
+        entry = self._handlers.get((queue, event))
+        if entry is None and self._resolvers:
+            resolver = self._resolvers.get(queue) or self._resolvers.get(None)
+            if resolver is not None and resolver(queue, event):
+                entry = self._handlers.get((queue, event))
+        return entry
 
     def events_in(self, queue: str) -> list[str]:
         return sorted(e for q, e in self._handlers if q == queue)
@@ -112,8 +145,9 @@ class TaskManager:
 
     @property
     def queues(self) -> list[str]:
-        """Queues with at least one handler here (what a worker serves by default)."""
-        return sorted({q for q, _ in self._handlers}) or ["default"]
+        """Queues with a handler or a resolver here (what a worker serves by default)."""
+        named = {q for q in self._resolvers if q is not None}
+        return sorted({q for q, _ in self._handlers} | named) or ["default"]
 
     # -- emitting ---------------------------------------------------------------
 
@@ -127,6 +161,8 @@ class TaskManager:
             known = self._queues_of.get(event)
             queue = known[0] if known and len(known) == 1 else "default"
         validate_queue_name(queue)
+        if self._handlers and event not in self._queues_of:
+            self._warn_unknown(event)
         entry = self._handlers.get((queue, event))
         if entry is not None:
             opts = {**entry.options, **opts}
@@ -141,99 +177,87 @@ class TaskManager:
             trailing = (event, entry.debounce.key_of(msg), entry.debounce)
         return queue, NewJob(job_id, fields, run_at_ms(opts), debounce=trailing)
 
+    def _warn_unknown(self, event: str) -> None:
+        if event in self._warned_events:
+            return
+        self._warned_events.add(event)
+        warnings.warn(f"emit({event!r}): no handler is registered for this event in this "
+                      f"process (known events: {', '.join(sorted(self._queues_of))}); the job "
+                      "will fail with UnknownEvent unless a worker elsewhere handles it",
+                      UnknownEventWarning, stacklevel=4)
+
     def emit(self, event: str, queue: str | None = None, data: Any = None,
              options: EmitOptions | None = None) -> str:
         """Enqueue a task; returns its id at once. A live job with the same explicit
         ``options["id"]`` is not enqueued twice (its id is returned)."""
-        queue, job = self.prepare(event, queue, data, options)
-        self._register_queues_sync([queue])
-        if job.debounce is not None:
-            return run(self.conn.sync, debounce.emit_call(self.keys.queue(queue), *job.debounce,
-                                                          job))
-        run(self.conn.sync, ops.emit(self.keys.queue(queue), [job]))
-        return job.id
+        batch = self._batch([self.prepare(event, queue, data, options)])
+        return batch.ids_from(run_many(self.conn.sync, batch.steps))[0]
 
     async def aemit(self, event: str, queue: str | None = None, data: Any = None,
                     options: EmitOptions | None = None) -> str:
-        queue, job = self.prepare(event, queue, data, options)
-        return (await self.aenqueue(queue, [job]))[0]
+        batch = self._batch([self.prepare(event, queue, data, options)])
+        return batch.ids_from(await arun_many(self.conn.aio, batch.steps))[0]
 
     async def aenqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
         """Write prepared jobs; returns the ids that will run (see :mod:`.debounce`)."""
-        if queue not in self._known_queues:
-            await self.conn.aio.sadd(self.keys.queues, queue)  # type: ignore[misc]
-            self._known_queues.add(queue)
-        chunk = {queue: list(jobs)}
-        replies = await arun_many(self.conn.aio, self._calls(chunk))
-        return self._ids(chunk, [j.id for j in jobs], replies)
+        batch = self._batch([(queue, job) for job in jobs])
+        return batch.ids_from(await arun_many(self.conn.aio, batch.steps))
 
     def emit_many(self, items: Iterable[Mapping[str, Any]]) -> list[str]:
         """Enqueue many tasks, one round trip per chunk of 1,000; ids in input order."""
         ids: list[str] = []
-        for chunk, chunk_ids in self._emit_chunks(items):
-            self._register_queues_sync(chunk)
-            ids += self._ids(chunk, chunk_ids, run_many(self.conn.sync, self._calls(chunk)))
+        for prepared in self._prepared_chunks(items):
+            batch = self._batch(prepared)
+            ids += batch.ids_from(run_many(self.conn.sync, batch.steps))
         return ids
 
     async def aemit_many(self, items: Iterable[Mapping[str, Any]]) -> list[str]:
         ids: list[str] = []
-        for chunk, chunk_ids in self._emit_chunks(items):
-            new = [q for q in chunk if q not in self._known_queues]
-            if new:
-                await self.conn.aio.sadd(self.keys.queues, *new)  # type: ignore[misc]
-                self._known_queues.update(new)
-            replies = await arun_many(self.conn.aio, self._calls(chunk))
-            ids += self._ids(chunk, chunk_ids, replies)
+        for prepared in self._prepared_chunks(items):
+            batch = self._batch(prepared)
+            ids += batch.ids_from(await arun_many(self.conn.aio, batch.steps))
         return ids
 
-    def _emit_chunks(self, items: Iterable[Mapping[str, Any]]
-                     ) -> Iterable[tuple[dict[str, list[NewJob]], list[str]]]:
-        """Prepared jobs by queue, and their ids in input order, in chunks of ``EMIT_CHUNK``."""
-        chunk: defaultdict[str, list[NewJob]] = defaultdict(list)
-        ids: list[str] = []
+    def _prepared_chunks(self, items: Iterable[Mapping[str, Any]]
+                         ) -> Iterator[list[tuple[str, NewJob]]]:
+        """Each item validated and prepared, in chunks of ``EMIT_CHUNK``."""
+        chunk: list[tuple[str, NewJob]] = []
         for n, item in enumerate(items):
+            check_emit_item(n, item)
             unknown = set(item) - EMIT_ITEM_KEYS
             if unknown or "event" not in item:
                 raise InvalidOptions(f"emit_many item {n}: needs 'event' and may have queue, "
                                      f"data, options; unexpected keys: {sorted(unknown)}")
-            queue, job = self.prepare(item["event"], item.get("queue"), item.get("data"),
-                                      item.get("options"))
-            chunk[queue].append(job)
-            ids.append(job.id)
-            if len(ids) >= EMIT_CHUNK:
-                yield chunk, ids
-                chunk, ids = defaultdict(list), []
-        if ids:
-            yield chunk, ids
+            chunk.append(self.prepare(item["event"], item.get("queue"), item.get("data"),
+                                      item.get("options")))
+            if len(chunk) >= EMIT_CHUNK:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
 
-    def _calls(self, chunk: Mapping[str, list[NewJob]]) -> list[Call[Any]]:
-        """Per queue: one emit.lua call for plain jobs, one call per trailing-debounced job."""
-        calls: list[Call[Any]] = []
-        for q, jobs in chunk.items():
+    def _batch(self, prepared: Sequence[tuple[str, NewJob]]) -> _EmitBatch:
+        """The steps that write prepared jobs in one round trip: the queue registry (for
+        queues this manager has not registered yet), then per queue one emit.lua call for
+        plain jobs and one call per trailing-debounced job."""
+        by_queue: defaultdict[str, list[NewJob]] = defaultdict(list)
+        for queue, job in prepared:
+            by_queue[queue].append(job)
+        new = [q for q in by_queue if q not in self._known_queues]
+        steps: list[Step] = [Cmd(("SADD", self.keys.queues, *new))] if new else []
+        answers: list[str | None] = [None] * len(steps)
+        for q, jobs in by_queue.items():
             qk = self.keys.queue(q)
             plain = [j for j in jobs if j.debounce is None]
             if plain:
-                calls.append(ops.emit(qk, plain))
-            calls += [debounce.emit_call(qk, *j.debounce, j) for j in jobs if j.debounce]
-        return calls
-
-    @staticmethod
-    def _ids(chunk: Mapping[str, list[NewJob]], ids: list[str], replies: Sequence[Any]
-             ) -> list[str]:
-        """Job ids in input order; a merged trailing emit answers with the pending job's id."""
-        actual: dict[str, str] = {}
-        it = iter(replies)
-        for jobs in chunk.values():
-            if any(j.debounce is None for j in jobs):
-                next(it)
-            actual.update((j.id, next(it)) for j in jobs if j.debounce)
-        return [actual.get(i, i) for i in ids] if actual else ids
-
-    def _register_queues_sync(self, queues: Iterable[str]) -> None:
-        new = [q for q in queues if q not in self._known_queues]
-        if new:
-            self.conn.sync.sadd(self.keys.queues, *new)
-            self._known_queues.update(new)
+                steps.append(ops.emit(qk, plain))
+                answers.append(None)
+            for j in jobs:
+                if j.debounce is not None:
+                    steps.append(debounce.emit_call(qk, *j.debounce, j))
+                    answers.append(j.id)
+        return _EmitBatch(self._known_queues, new, [job.id for _, job in prepared], steps,
+                          answers)
 
     # -- pausing ----------------------------------------------------------------
 
@@ -264,6 +288,13 @@ class TaskManager:
             raise RuntimeError("this TaskManager is already started; stop() it first")
         for q in queues or ():
             validate_queue_name(q)
+        if self.expose_port is not None and self._close_gateway is None:
+            if TaskManager.gateway_server is None:
+                raise InvalidOptions(
+                    f"expose={self.expose_port}: serving the WebSocket gateway needs the Django "
+                    "layer (django_remq in INSTALLED_APPS, a CHANNEL_LAYERS); or pass an "
+                    "EventSink as expose")
+            self._close_gateway = await TaskManager.gateway_server(self, self.expose_port)
         self.processor = Processor(self, self.conn, concurrency=self.concurrency,
                                    queues=list(queues or self.queues), prefix=self.keys.prefix,
                                    settings=self.settings, ctx=self.ctx, events=self.expose)
@@ -275,6 +306,12 @@ class TaskManager:
             return
         processor, self.processor = self.processor, None
         await processor.close()
+        flush = getattr(self.expose, "aclose", None)  # a sink may hold events still unsent
+        if flush is not None:
+            await flush()
+        if self._close_gateway is not None:
+            close, self._close_gateway = self._close_gateway, None
+            await close()
 
     async def wait_until_idle(self) -> None:
         """In burst mode, returns once the queues were found empty."""
@@ -296,6 +333,30 @@ class TaskManager:
             for w in waiters:
                 w.cancel()
             await self.stop()
+
+
+def _port(value: int) -> int:
+    if isinstance(value, bool) or not 0 < value < 65536:
+        raise InvalidOptions(f"expose must be a TCP port (1-65535) or an EventSink, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class _EmitBatch:
+    """Prepared jobs and the steps that write them; reads the ids back from the replies."""
+
+    known_queues: set[str]  # the manager's; the new queues join it once written
+    new_queues: list[str]
+    ids: list[str]
+    steps: list[Step]
+    answers: list[str | None]  # per step: the trailing-debounced job it answers for
+
+    def ids_from(self, replies: Sequence[Any]) -> list[str]:
+        """Job ids in input order; a merged trailing emit answers with the pending job's id."""
+        self.known_queues.update(self.new_queues)
+        merged = {job_id: reply for job_id, reply in zip(self.answers, replies, strict=True)
+                  if job_id is not None and reply != job_id}
+        return [merged.get(i, i) for i in self.ids] if merged else self.ids
 
 
 def _name(fn: Any) -> str:

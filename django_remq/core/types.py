@@ -2,18 +2,38 @@
 
 Records are frozen dataclasses with a ``to_dict()`` for JSON; option bags are
 TypedDicts so a type checker catches a misspelt key before the runtime check does.
-Times are integer milliseconds since the epoch, as in the seed.
+Times are integer milliseconds since the epoch, as in the original remq
+(github.com/mirairoad/remq).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
-JobStatus = Literal[
-    "waiting", "delayed", "processing", "completed", "failed", "cancelled", "paused"
-]
+
+class JobStatus(StrEnum):
+    """Every status a job record can hold; each has its own index (a sorted set).
+
+    The one Python list of statuses: the key schema, the Sdk and the views read it
+    from here. Lua has the one other (``STATUSES`` in ``store/lua/_lib.lua``, same
+    order: a script's status-index KEYS follow it). A member compares equal to its
+    string (``JobStatus.FAILED == "failed"``)."""
+
+    WAITING = "waiting"
+    DELAYED = "delayed"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PAUSED = "paused"
+
+    @property
+    def final(self) -> bool:
+        """A final job does not run again unless someone retries it."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -41,11 +61,12 @@ class JobError:
 
 @dataclass(frozen=True)
 class AdminJobData:
-    """A job as stored: the seed's ``AdminJobData`` plus progress, result and bookkeeping."""
+    """A job as stored: the original remq's ``AdminJobData``, plus progress, result and
+    bookkeeping."""
 
     id: str
     state: JobState
-    status: str
+    status: JobStatus
     timestamp: int
     delay_until: int | None = None
     lock_until: int | None = None
@@ -73,6 +94,8 @@ class AdminJobData:
 
 @dataclass(frozen=True)
 class TaskStats:
+    """A queue's job count per :class:`JobStatus` (one field each), and the DLQ's length."""
+
     queue: str
     waiting: int = 0
     delayed: int = 0
@@ -85,8 +108,7 @@ class TaskStats:
 
     @property
     def total(self) -> int:
-        return (self.waiting + self.delayed + self.processing + self.completed + self.failed
-                + self.cancelled + self.paused)
+        return sum(int(getattr(self, status)) for status in JobStatus)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total": self.total}
@@ -151,7 +173,7 @@ class RepeatOptions(TypedDict, total=False):
 
 
 class EmitOptions(TypedDict, total=False):
-    """Per-task options accepted by ``emit`` (the seed's emit options, snake_case)."""
+    """Per-task options accepted by ``emit`` (the original remq's emit options, snake_case)."""
 
     id: str
     attempts: int
@@ -227,6 +249,7 @@ class Message:
     retry_count: int | None = None
     deliveries: int = 1
     timestamp: int = 0  # when it was emitted (ms)
+    watched: bool = False  # a gateway connection follows it: send its live events
 
     @property
     def attempt(self) -> int:
@@ -253,3 +276,31 @@ class MessageContext:
     deliveries: int
     marked: Awaitable[Any] | None = None
     cancel: CancelToken = field(default_factory=CancelToken)
+
+
+@dataclass(frozen=True)
+class FinishedCounts:
+    """Jobs of a queue that reached a final status in the last ``window_ms`` (the Sdk's
+    ``get_finished_counts``: throughput at a glance, O(log n) per count)."""
+
+    queue: str
+    window_ms: int
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """A repeat handler's schedule as stored in Redis: its next tick and runs so far."""
+
+    queue: str
+    event: str
+    next_run: int  # ms
+    runs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -6,11 +6,11 @@ import asyncio
 import time
 from typing import Any
 
-from django_remq import handler
+from django_remq import HandlerContext, Task, handler
 
 
 @handler("send-welcome-email")
-def send_welcome_email(task: Any, ctx: Any) -> dict[str, str]:
+def send_welcome_email(task: Task, ctx: HandlerContext) -> dict[str, str]:
     """A plain sync task: runs in a worker thread, may use the ORM."""
     task.logger(f"sending to {task.data['email']}")
     time.sleep(0.2)  # talking to an SMTP server...
@@ -18,14 +18,14 @@ def send_welcome_email(task: Any, ctx: Any) -> dict[str, str]:
 
 
 @handler("fetch-weather")
-async def fetch_weather(task: Any, ctx: Any) -> dict[str, Any]:
+async def fetch_weather(task: Task, ctx: HandlerContext) -> dict[str, Any]:
     """An async task: runs on the worker's event loop."""
     await asyncio.sleep(0.3)  # an HTTP call with httpx/aiohttp...
     return {"city": task.data.get("city", "Paris"), "temp_c": 21, "worker_host": ctx.host}
 
 
 @handler("flaky-payment", attempts=3, retry_delay_ms=1000)
-def flaky_payment(task: Any, ctx: Any) -> str:
+def flaky_payment(task: Task, ctx: HandlerContext) -> str:
     """Fails twice, then succeeds: retried 1 s apart (PROCESSOR['retry'] allows it)."""
     if task.attempt < 3:
         raise ConnectionError(f"payment gateway timed out (attempt {task.attempt})")
@@ -33,18 +33,22 @@ def flaky_payment(task: Any, ctx: Any) -> str:
 
 
 @handler("heartbeat", repeat={"pattern": "*/30 * * * * *"})
-def heartbeat(task: Any, ctx: Any) -> float:
+def heartbeat(task: Task, ctx: HandlerContext) -> float:
     """A cron task: every 30 seconds (seconds-first pattern), once across all workers."""
     return time.time()
 
 
-@handler("generate-report", timeout_ms=120_000)
-async def generate_report(task: Any, ctx: Any) -> str:
-    """A long task reporting progress: ``ctx.socket.update`` reaches the page live once
-    the WebSocket gateway is on; until then it is stored on the job (``progress``)."""
+@handler("generate-report", timeout_ms=120_000, attempts=2, retry_delay_ms=1000, expose=True)
+async def generate_report(task: Task, ctx: HandlerContext) -> str:
+    """A long task reporting progress: each ``ctx.socket.update`` reaches the page that
+    emitted it over the WebSocket gateway (``expose=True`` lets signed-in users emit it),
+    and is stored on the job. With ``fail_first`` the first attempt fails half-way, to
+    show the retry notice."""
     steps = ["fetching", "aggregating", "rendering", "uploading"]
     for n, step in enumerate(steps, 1):
-        ctx.socket.update({"step": step}, round(100 * n / len(steps)))
+        if task.data.get("fail_first") and task.attempt == 1 and n == 3:
+            raise ConnectionError("the report service timed out")
+        ctx.socket.update({"step": step, "attempt": task.attempt}, round(100 * n / len(steps)))
         task.logger(f"{step}...")
         await asyncio.sleep(task.data.get("seconds_per_step", 1))
     ctx.emit("send-welcome-email", data={"email": "boss@example.com", "name": "Boss"})

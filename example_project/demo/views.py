@@ -1,16 +1,16 @@
-"""One page: buttons that emit each demo task, and the latest jobs with their state."""
+"""Pages: buttons that emit each demo task and the latest jobs; the live report page
+(progress over the WebSocket gateway); the staff-only live feed of every task."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.decorators import login_required, user_passes_test
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from django_remq import emit, get_task_manager
-from django_remq.core.store.keys import STATUSES
-from django_remq.core.store.records import decode
+from django_remq import Sdk, emit
 
 DEMO_TASKS: dict[str, dict[str, Any]] = {
     "send-welcome-email": {"email": "ada@example.com", "name": "Ada"},
@@ -24,6 +24,18 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "demo/index.html", {"tasks": DEMO_TASKS, "jobs": recent_jobs()})
 
 
+@login_required
+def live(request: HttpRequest) -> HttpResponse:
+    """Click "generate report": the page emits it over the WebSocket and follows it."""
+    return render(request, "demo/live.html")
+
+
+@user_passes_test(lambda user: user.is_active and user.is_staff, login_url="login")
+def feed(request: HttpRequest) -> HttpResponse:
+    """Every task's events as they happen (a broadcast connection: staff only)."""
+    return render(request, "demo/feed.html")
+
+
 @require_POST
 def emit_task(request: HttpRequest, event: str) -> HttpResponse:
     if event not in DEMO_TASKS:
@@ -33,17 +45,5 @@ def emit_task(request: HttpRequest, event: str) -> HttpResponse:
 
 
 def recent_jobs(queue: str = "default", limit: int = 15) -> list[Any]:
-    """Latest jobs of every status, straight from the per-status indexes (the admin
-    pages use the Sdk for this)."""
-    tm = get_task_manager()
-    qk, client = tm.keys.queue(queue), tm.conn.sync
-    scored: list[tuple[float, str]] = []
-    for status in STATUSES:
-        for job_id, score in client.zrevrange(qk.status(status), 0, limit - 1, withscores=True):
-            scored.append((score, job_id))
-    jobs = []
-    for _, job_id in sorted(scored, reverse=True)[:limit]:
-        fields = client.hgetall(qk.job(job_id))
-        if fields:
-            jobs.append(decode(fields))
-    return jobs
+    """Latest jobs of every status, newest first (the Sdk reads the per-status indexes)."""
+    return Sdk().list_jobs(queue=queue, limit=limit)

@@ -1,12 +1,7 @@
-"""ASGI entry point.
+"""ASGI entry point: Django's HTTP views, and the remq WebSocket gateway at ``ws/remq/``.
 
-HTTP only for now. The WebSocket gateway (live ``task_update`` / ``task_finished``
-messages over Django Channels) plugs in here as a ``ProtocolTypeRouter``:
-
-    application = ProtocolTypeRouter({
-        "http": django_asgi_app,
-        "websocket": <django_remq's gateway consumer routes>,
-    })
+``AllowedHostsOriginValidator`` refuses pages of other sites (Origin check);
+``AuthMiddlewareStack`` gives the gateway the signed-in user its policy needs.
 """
 
 import os
@@ -14,5 +9,16 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
-django_asgi_app = get_asgi_application()
-application = django_asgi_app
+django_asgi_app = get_asgi_application()  # set Django up before importing consumers
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from django_remq.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter({
+    "http": django_asgi_app,
+    "websocket": AllowedHostsOriginValidator(
+        AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+})

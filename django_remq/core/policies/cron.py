@@ -1,7 +1,7 @@
 """Cron repeat: a handler registered with ``repeat`` runs once per tick, cluster-wide.
 
 ``repeat={"pattern": "*/30 * * * * *"}`` -- six fields with *seconds first* (the
-seed's form) -- or a standard five-field pattern; ``{"every_ms": 5000}`` for a
+original remq's form) -- or a standard five-field pattern; ``{"every_ms": 5000}`` for a
 fixed interval (aligned on the epoch); ``"limit": n`` stops after n runs.
 
 How it holds across workers: each queue has a schedule (``{queue}:cron``, a ZSET

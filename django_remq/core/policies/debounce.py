@@ -1,9 +1,11 @@
 """Debounce per handler, enforced in Redis so it holds across every worker and process.
 
-``register_handler(..., options={"debounce": 5000})`` is the seed's behaviour;
-``{"debounce": {"window_ms", "mode", "key", "max_wait_ms"}}`` (``DebounceConfig``)
-chooses. The debounce key is ``key(message)`` if given, else the job id (the seed's
-``keyFn`` default); keys are per queue and per event.
+``register_handler(..., options={"debounce": 5000})``: the handler runs at most once
+per 5 s window; ``{"debounce": {"window_ms", "mode", "key", "max_wait_ms"}}``
+chooses more. Windows are per queue and per event; by default one window covers the
+whole handler (so three quick emits run once), and ``key(message)`` splits it finer,
+e.g. ``"key": lambda m: m.data["user_id"]`` for one window per user, or
+``lambda m: m.id`` for the original remq's per-job default (re-emits of one id).
 
 ``mode="leading"`` (default) -- checked by the worker when a job is about to run
   for the first time. The first job with a key runs and holds the window for
@@ -40,6 +42,7 @@ from typing import Any, Literal
 
 from .. import jsonutil
 from ..errors import InvalidOptions
+from ..options import MAX_MS
 from ..store import scripts
 from ..store.connection import Connection
 from ..store.keys import Keys, QueueKeys
@@ -77,9 +80,9 @@ class DebounceSpec:
         max_wait, key = value.get("max_wait_ms", 0), value.get("key")
         for name, num in (("window_ms", window), ("max_wait_ms", max_wait)):
             if not isinstance(num, int) or isinstance(num, bool) or num < 0 or (
-                    name == "window_ms" and num < 1):
-                raise InvalidOptions(f"{where}: {name!r} must be a positive int (ms), "
-                                     f"got {num!r}")
+                    name == "window_ms" and num < 1) or num > MAX_MS:
+                raise InvalidOptions(f"{where}: {name!r} must be a positive int (ms, at most "
+                                     f"{MAX_MS}), got {num!r}")
         if mode not in ("leading", "trailing"):
             raise InvalidOptions(f"{where}: 'mode' must be 'leading' or 'trailing', got {mode!r}")
         if key is not None and not callable(key):
@@ -90,7 +93,8 @@ class DebounceSpec:
         return cls(window, mode, key, max_wait)
 
     def key_of(self, message: Message) -> str:
-        return message.id if self.key is None else str(self.key(message))
+        """The debounce key: ``""`` (the whole handler, i.e. event + queue) by default."""
+        return "" if self.key is None else str(self.key(message))
 
 
 def provisional_message(job_id: str, event: str, queue: str, data: Any,
@@ -112,7 +116,7 @@ def emit_call(qk: QueueKeys, event: str, key: str, spec: DebounceSpec, job: NewJ
 
 
 class DebounceManager:
-    """The seed's per-handler debouncer, with its state in Redis instead of memory."""
+    """The original remq's per-handler debouncer, with its state in Redis instead of memory."""
 
     def __init__(self, conn: Connection, keys: Keys) -> None:
         self.conn, self.keys = conn, keys
@@ -139,6 +143,3 @@ class DebounceManager:
         log.info("job %s (%s) skipped, %s", message.id, message.name, reason)
         log_line(reason)
         return Outcome(message.entry_id, message.id, "cancelled", {"reason": reason})
-
-    def cleanup(self) -> None:
-        """Nothing held in process memory: windows expire in Redis by themselves."""

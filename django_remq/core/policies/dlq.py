@@ -16,7 +16,7 @@ these (``Sdk.list_dlq``, ``Sdk.requeue_dlq``). The stream is trimmed with
 
 Where it is written: *after* finish.lua has applied the failure, by the worker,
 in one pipeline per batch -- not inside finish.lua. The DLQ key is global (one
-stream for every queue, as the seed has it), so writing it from a per-queue
+stream for every queue, as the original remq has it), so writing it from a per-queue
 script would cross hash slots and fail on a Redis Cluster. Writing it only for
 outcomes finish.lua reports as applied means no duplicate entry when another
 worker already finished the job. The price: a worker killed in the
@@ -26,18 +26,20 @@ stays ``failed`` with its errors in the failed index.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .. import jsonutil
-from ..errors import InvalidOptions
+from ..errors import CorruptRecord, InvalidOptions
+from ..store import records
 from ..store.connection import Connection
 from ..store.keys import Keys
 from ..store.records import decode
+from ..store.scripts import arun_many
 from ..types import Message
+from ..worker.batcher import Batcher
 
 log = logging.getLogger("django_remq.dlq")
 
@@ -105,66 +107,48 @@ def describe(exc: BaseException) -> str:
 
 
 class DeadLetterWriter:
-    """Adds entries to the DLQ stream in the background: one pipeline reads the final
-    records, one writes the entries (failures only: the happy path never pays)."""
+    """Adds entries to the DLQ stream in the background (a :class:`Batcher`): one round
+    trip reads the final records, one writes the entries (failures only: the happy path
+    never pays). One entry's bad record never costs another entry."""
+
+    MAX_FAILURES = 5
 
     def __init__(self, conn: Connection, keys: Keys, stream_key: str, maxlen: int) -> None:
         self.conn, self.keys, self.stream_key, self.maxlen = conn, keys, stream_key, maxlen
-        self._buffer: list[Mapping[str, str]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._batcher: Batcher[Mapping[str, str]] = Batcher(self._write, retry=self._retry)
 
     def add(self, fields: Mapping[str, str]) -> None:
-        self._buffer.append(fields)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        self._batcher.add(fields)
 
-    async def _flush(self) -> None:
-        failures = 0
-        while self._buffer:
-            batch, self._buffer = self._buffer, []
-            try:
-                await self._write(batch)
-            except Exception as exc:
-                failures += 1
-                if failures > 5:
-                    log.error("dropping %d DLQ entries (%s); the jobs stay failed", len(batch),
-                              exc)
-                    continue
-                self._buffer[:0] = batch
-                log.warning("cannot write %d DLQ entries (%s); retrying", len(batch), exc)
-                await asyncio.sleep(0.2 * failures)
+    def _retry(self, batch: Sequence[Mapping[str, str]], exc: Exception,
+               failures: int) -> float | None:
+        if failures > self.MAX_FAILURES:
+            log.error("dropping %d DLQ entries (%s); the jobs stay failed", len(batch), exc)
+            return None
+        log.warning("cannot write %d DLQ entries (%s); retrying", len(batch), exc)
+        return 0.2 * failures
 
     async def _write(self, batch: list[Mapping[str, str]]) -> None:
         client = self.conn.aio
+        found = await arun_many(client, [
+            records.read(self.keys.queue(f["queue"]), [f["id"]], with_logs=True)
+            for f in batch])
         pipe = client.pipeline(transaction=False)
-        for fields in batch:
-            qk = self.keys.queue(fields["queue"])
-            pipe.hgetall(qk.job(fields["id"]))
-            pipe.lrange(qk.logs(fields["id"]), 0, -1)
-        found = await pipe.execute()
-        pipe = client.pipeline(transaction=False)
-        for n, fields in enumerate(batch):
-            record, logs = found[2 * n], found[2 * n + 1]
-            job = _final_record(record, logs) if record else {}
+        for fields, [(record, logs)] in zip(batch, found, strict=True):
+            job = final_record(record, logs, fields["queue"]) if record else {}
             entry_fields: dict[Any, Any] = {**fields, "job": jsonutil.dumps(job)}
             pipe.xadd(self.stream_key, entry_fields, maxlen=self.maxlen, approximate=True)
         await pipe.execute()
 
     async def close(self, timeout: float = 5.0) -> None:
-        if self._flusher is not None and not self._flusher.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self._flusher), timeout)
-            except TimeoutError:
-                log.error("DLQ entries not written before shutdown: %d", len(self._buffer))
+        if not await self._batcher.close(timeout):
+            log.error("DLQ entries not written before shutdown: %d", self._batcher.pending)
 
 
-def _final_record(fields: Mapping[Any, Any], logs: list[Any]) -> dict[str, Any]:
-    text = {_s(k): _s(v) for k, v in fields.items()}
+def final_record(fields: Mapping[str, str], logs: list[str], queue: str) -> dict[str, Any]:
+    """The record as the DLQ keeps it: decoded, or, if corrupt, its fields as found."""
     try:
-        return decode(text, logs).to_dict()
-    except (KeyError, ValueError, TypeError):
-        return text  # a corrupt record goes in as found
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+        return decode(fields, logs, queue).to_dict()
+    except CorruptRecord as exc:
+        log.warning("%s; its DLQ entry keeps the raw fields", exc)
+        return dict(fields)

@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Mapping
 
 from .. import jsonutil
-from ..errors import MalformedMessage, PoisonMessage, UnknownEvent
+from ..errors import CorruptRecord, MalformedMessage, PoisonMessage, UnknownEvent
 from ..store.ops import Outcome
 from . import dlq
 
@@ -26,6 +26,8 @@ def engine_reason(exc: BaseException) -> str:
     """The DLQ reason of a failure the handler did not cause."""
     if isinstance(exc, PoisonMessage):
         return "poison"
+    if isinstance(exc, CorruptRecord):
+        return "corrupt"
     if isinstance(exc, MalformedMessage):
         return "malformed"
     if isinstance(exc, UnknownEvent):

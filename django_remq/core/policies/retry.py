@@ -3,7 +3,7 @@
 No Redis here; unit-tested directly. The Processor applies the decision with one
 atomic script (finish.lua).
 
-The seed's two-level combo: a task asks for retries (``attempts``/``retry_count``
+The original remq's two-level combo: a task asks for retries (``attempts``/``retry_count``
 on emit or on the handler, emit winning); the processor allows them
 (``retry.max_retries > 0``, and it also caps them: a task gets
 ``min(task retries, max_retries)`` retries); ``should_retry(error, attempt)`` may
@@ -39,7 +39,7 @@ class RetryDecision:
 
 
 @dataclass(frozen=True)
-class Backoff:
+class RetryBackoff:
     """Delay before retry number ``attempt`` (1-based): fixed, or exponential with a cap.
 
     ``kind="exponential"``: ``base_ms * factor ** (attempt - 1)``, capped at ``max_ms``,
@@ -72,12 +72,12 @@ class Backoff:
                                  f"0 <= jitter <= 1; got {self!r}")
 
     @classmethod
-    def parse(cls, value: Any) -> Backoff:
+    def parse(cls, value: Any) -> RetryBackoff:
         if value is None or value == "fixed":
             return cls()
         if value == "exponential":
             return cls(kind="exponential", jitter=0.1)
-        if isinstance(value, Backoff):
+        if isinstance(value, RetryBackoff):
             return value
         if isinstance(value, Mapping):
             unknown = set(value) - {"kind", "factor", "max_ms", "jitter"}
@@ -94,12 +94,12 @@ class Backoff:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """The seed's two-level combo: the task asks for retries, the processor allows them."""
+    """The original remq's two-level combo: the task asks for retries, the processor allows them."""
 
     max_retries: int = DEFAULT_MAX_RETRIES
     retry_delay_ms: int = 0
     should_retry: Callable[[BaseException, int], bool] | None = None
-    backoff: Backoff = Backoff()
+    backoff: RetryBackoff = RetryBackoff()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> RetryPolicy:
@@ -122,7 +122,7 @@ class RetryPolicy:
         return cls(max_retries=int(config.get("max_retries", DEFAULT_MAX_RETRIES)),
                    retry_delay_ms=int(config.get("retry_delay_ms", 0)),
                    should_retry=should_retry,
-                   backoff=Backoff.parse(config.get("backoff")))
+                   backoff=RetryBackoff.parse(config.get("backoff")))
 
     def decide(self, exc: BaseException, retries_left: int, retried: int,
                task_delay_ms: int | None) -> RetryDecision:

@@ -1,7 +1,7 @@
-"""Sdk: every admin operation over Redis (the seed's ``Sdk``), fast at any size.
+"""Sdk: every admin operation over Redis (the original remq's ``Sdk``), fast at any size.
 
 Every method has an ``a``-prefixed async twin (``get_job`` / ``aget_job``); both
-run the same plan (:mod:`.sdk_plans`), one with the sync client, one with the
+run the same plan (:mod:`.plans`), one with the sync client, one with the
 asyncio client of the running loop. Costs: a job O(1); a page of a listing
 O(log n + page) from the per-status indexes; queue stats O(1) per status.
 """
@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from ..types import AdminJobData, DlqEntry, QueueInfo, TaskStats, WorkerInfo
+from ..types import (
+    AdminJobData,
+    CronSchedule,
+    DlqEntry,
+    FinishedCounts,
+    QueueInfo,
+    TaskStats,
+    WorkerInfo,
+)
 from .plans import SdkPlans
 
 
@@ -20,7 +28,7 @@ class Sdk(SdkPlans):
 
     ``Sdk(db, prefix="remq", dlq_key=None, retention=None, cluster=False)``: ``db`` is a
     URL or a (sync or asyncio) Redis client; ``dlq_key`` the dead-letter stream (default
-    ``<prefix>:dlq``); ``retention`` (:class:`~.commands.Retention`) how long jobs
+    ``<prefix>:dlq``); ``retention`` (:class:`~..store.ops.Retention`) how long jobs
     cancelled here are kept; ``cluster=True``: ``db`` is any node's URL of a Redis Cluster.
     """
 
@@ -59,7 +67,7 @@ class Sdk(SdkPlans):
     def delete_job(self, job_id: str, queue: str) -> bool:
         """Remove the job everywhere (record, logs, index entries, stream entry) in one
         atomic step. ``True`` if it existed. A running job's handler is not stopped, but
-        its outcome is dropped. (The seed returns nothing; a bool costs nothing.)"""
+        its outcome is dropped. (The original remq returns nothing; a bool costs nothing.)"""
         return self._run(self._delete_job(job_id, queue))
 
     async def adelete_job(self, job_id: str, queue: str) -> bool:
@@ -82,13 +90,6 @@ class Sdk(SdkPlans):
 
     async def aresume_job(self, job_id: str, queue: str) -> AdminJobData | None:
         return await self._arun(self._job_op("resume", job_id, queue))
-
-    def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> list[str]:
-        """Worker hook: which of these running jobs were asked to cancel (one round trip)."""
-        return self._run(self._cancel_requested(queue, job_ids))
-
-    async def acancel_requested(self, queue: str, job_ids: Sequence[str]) -> list[str]:
-        return await self._arun(self._cancel_requested(queue, job_ids))
 
     # -- listing ----------------------------------------------------------------------
 
@@ -150,6 +151,28 @@ class Sdk(SdkPlans):
     async def ais_queue_paused(self, queue: str) -> bool:
         return await self._arun(self._is_queue_paused(queue))
 
+    def get_finished_counts(self, queues: Sequence[str] | None = None,
+                            windows_ms: Sequence[int] = (60_000, 3_600_000)
+                            ) -> list[FinishedCounts]:
+        """Jobs that finished (completed, failed, cancelled) in each of the last
+        ``windows_ms`` per queue (default: the last minute and hour), in one round trip
+        after the registry; O(log n) per count. ``queues=None``: every queue. Counts
+        cover jobs still kept (finished jobs expire by the retention settings)."""
+        return self._run(self._get_finished_counts(queues, windows_ms))
+
+    async def aget_finished_counts(self, queues: Sequence[str] | None = None,
+                                   windows_ms: Sequence[int] = (60_000, 3_600_000)
+                                   ) -> list[FinishedCounts]:
+        return await self._arun(self._get_finished_counts(queues, windows_ms))
+
+    def list_cron(self, queues: Sequence[str] | None = None) -> list[CronSchedule]:
+        """Repeat (cron) schedules with their next tick and runs so far, soonest first.
+        A schedule appears once a worker serving its queue has started."""
+        return self._run(self._list_cron(queues))
+
+    async def alist_cron(self, queues: Sequence[str] | None = None) -> list[CronSchedule]:
+        return await self._arun(self._list_cron(queues))
+
     # -- bulk ---------------------------------------------------------------------------
 
     def retry_all_failed(self, queue: str, batch_size: int = 1000) -> int:
@@ -191,6 +214,13 @@ class Sdk(SdkPlans):
     async def alist_dlq(self, limit: int = 100, offset: int = 0,
                         queue: str | None = None) -> list[DlqEntry]:
         return await self._arun(self._list_dlq(limit, offset, queue))
+
+    def get_dlq_length(self) -> int:
+        """Entries in the dead-letter stream (XLEN: O(1))."""
+        return self._run(self._get_dlq_length())
+
+    async def aget_dlq_length(self) -> int:
+        return await self._arun(self._get_dlq_length())
 
     def requeue_dlq(self, entry_id: str) -> AdminJobData | None:
         """Run a dead-lettered job again (as :meth:`retry_job`; its record is rebuilt from

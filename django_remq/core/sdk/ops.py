@@ -1,7 +1,7 @@
 """Typed builders for the admin scripts (``lua/admin_*.lua``) and admin reads.
 
-Pure, like :mod:`.commands`: each returns a :class:`~.scripts.Call` or a
-:class:`~.plan.Cmd` with the function that parses its reply, for the Sdk's plans.
+Pure, like :mod:`..store.ops`: each returns a :class:`~..store.scripts.Call` or a
+:class:`~..store.scripts.Cmd` with the function that parses its reply, for the Sdk's plans.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .. import jsonutil
-from ..store import scripts
-from ..store.keys import GROUP, STATUSES, Keys, QueueKeys
+from ..store import records, scripts
+from ..store.keys import GROUP, Keys, QueueKeys
 from ..store.records import pairs_to_dict
-from ..store.scripts import Arg, Call, Script
-from ..types import DlqEntry, WorkerInfo
-from .plan import Cmd
+from ..store.scripts import Arg, Call, Cmd, Script
+from ..types import DlqEntry, JobStatus, WorkerInfo
 
 ChangeCode = Literal["ok", "noop", "requested", "missing", "state"]
 
@@ -31,7 +30,7 @@ class Change:
 
 
 @dataclass(frozen=True)
-class Entry:
+class ListedJob:
     """One job of a listing: its index score (ms) and, when asked for, its record."""
 
     id: str
@@ -42,7 +41,7 @@ class Entry:
 @dataclass(frozen=True)
 class Page:
     total: int
-    entries: list[Entry]
+    entries: list[ListedJob]
 
 
 @dataclass(frozen=True)
@@ -104,34 +103,22 @@ def bulk(qk: QueueKeys, action: Literal["retry", "delete"], status: str, max_sco
     return Call(scripts.ADMIN_BULK, qk.script_keys, args, int)
 
 
-def read(qk: QueueKeys, job_ids: Sequence[str],
-         with_logs: bool = False) -> Call[list[tuple[dict[str, str], list[str]]]]:
-    """Records (and logs) of ``job_ids``, in order; a missing job has empty fields."""
-    def parse(reply: Any) -> list[tuple[dict[str, str], list[str]]]:
-        return [(pairs_to_dict(flat), [_s(x) for x in logs]) for _, flat, logs in reply]
-
-    args: list[Arg] = [*_base(qk), "1" if with_logs else "0", *job_ids]
-    return Call(scripts.ADMIN_READ, qk.script_keys, args, parse)
+#: Records (and logs) of job ids: the store's one reader.
+read = records.read
 
 
 def stats(qk: QueueKeys) -> Call[tuple[bool, dict[str, int]]]:
     def parse(reply: Any) -> tuple[bool, dict[str, int]]:
-        return bool(int(reply[0])), dict(zip(STATUSES, (int(x) for x in reply[1:]), strict=True))
+        return bool(int(reply[0])), dict(zip(JobStatus, (int(x) for x in reply[1:]), strict=True))
 
     return Call(scripts.ADMIN_STATS, qk.script_keys, _base(qk), parse)
-
-
-def cancel_requests(qk: QueueKeys, job_ids: Sequence[str]) -> Call[list[str]]:
-    """The worker's hook: which of these running jobs were asked to stop."""
-    return Call(scripts.ADMIN_CANCEL_REQUESTS, qk.script_keys, [*_base(qk), *job_ids],
-                lambda reply: [_s(x) for x in reply])
 
 
 # -- listing ------------------------------------------------------------------------
 
 def _page(reply: Any) -> Page:
     total, entries = reply
-    return Page(int(total), [Entry(_s(i), float(score), pairs_to_dict(flat))
+    return Page(int(total), [ListedJob(_s(i), float(score), pairs_to_dict(flat))
                              for i, score, flat in entries])
 
 
@@ -196,11 +183,16 @@ def worker_info(keys: Keys, worker_id: str) -> Cmd[WorkerInfo | None]:
 def dlq_entry(entry_id: Any, flat: Any) -> DlqEntry:
     fields = flat if isinstance(flat, dict) else pairs_to_dict(list(flat))
     f = {_s(k): _s(v) for k, v in fields.items()}
-    job = jsonutil.loads(f["job"]) if f.get("job") else {}
     eid = _s(entry_id)
+    try:  # an entry written by hand may hold anything: keep what it has, never raise
+        job = jsonutil.loads(f["job"]) if f.get("job") else {}
+    except ValueError:
+        job = None
+    attempts = f.get("attempts") or "0"
     return DlqEntry(entry_id=eid, id=f.get("id", ""), queue=f.get("queue", ""),
                     name=f.get("name", ""), reason=f.get("reason", ""), error=f.get("error", ""),
-                    attempts=int(f.get("attempts") or 0), job=job if isinstance(job, dict) else {},
+                    attempts=int(attempts) if attempts.isdigit() else 0,
+                    job=job if isinstance(job, dict) else {"raw": f.get("job", "")},
                     timestamp=int(eid.split("-", 1)[0]))
 
 
@@ -223,3 +215,30 @@ def dlq_length(stream: str) -> Cmd[int]:
 
 def dlq_delete(stream: str, entry_id: str) -> Cmd[bool]:
     return Cmd(("XDEL", stream, entry_id), lambda reply: bool(int(reply)))
+
+
+# -- throughput and cron schedules ---------------------------------------------------
+
+def finished_since(qk: QueueKeys, status: str, since_ms: int) -> Cmd[int]:
+    """Jobs that entered a final ``status`` at or after ``since_ms`` (ZCOUNT: O(log n))."""
+    return Cmd(("ZCOUNT", qk.status(status), since_ms, "+inf"), int)
+
+
+def _score_pairs(reply: Any) -> list[tuple[str, float]]:
+    """ZRANGE ... WITHSCORES as (member, score) pairs, from a RESP2 or RESP3 reply."""
+    items = list(reply or ())
+    if items and isinstance(items[0], list | tuple):
+        return [(_s(m), float(s)) for m, s in items]
+    return [(_s(items[i]), float(items[i + 1])) for i in range(0, len(items), 2)]
+
+
+def cron_schedule(qk: QueueKeys) -> Cmd[list[tuple[str, float]]]:
+    return Cmd(("ZRANGE", qk.cron, 0, -1, "WITHSCORES"), _score_pairs)
+
+
+def cron_runs(qk: QueueKeys) -> Cmd[dict[str, int]]:
+    def parse(reply: Any) -> dict[str, int]:
+        pairs = reply if isinstance(reply, dict) else pairs_to_dict(list(reply or ()))
+        return {_s(k): int(v) for k, v in pairs.items()}
+
+    return Cmd(("HGETALL", qk.cron_runs), parse)

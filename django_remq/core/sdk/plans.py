@@ -16,15 +16,25 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from .. import jsonutil
-from ..errors import InvalidJobState, InvalidOptions, MalformedMessage
+from ..errors import CorruptRecord, InvalidJobState, InvalidOptions, MalformedMessage
 from ..store.connection import Connection, RedisLike
-from ..store.keys import FINAL_STATUSES, STATUSES, Keys, QueueKeys, validate_queue_name
+from ..store.keys import Keys, QueueKeys, validate_queue_name
 from ..store.ops import Retention
 from ..store.records import decode
-from ..types import AdminJobData, DlqEntry, QueueInfo, TaskStats, WorkerInfo
+from ..store.scripts import Cmd
+from ..types import (
+    AdminJobData,
+    CronSchedule,
+    DlqEntry,
+    FinishedCounts,
+    JobStatus,
+    QueueInfo,
+    TaskStats,
+    WorkerInfo,
+)
 from . import ops as ac
-from .ops import Change, Entry
-from .plan import Cmd, Plan, adrive, drive
+from .ops import Change, ListedJob
+from .plan import Plan, adrive, drive
 
 log = logging.getLogger("django_remq.sdk")
 
@@ -69,10 +79,16 @@ class SdkPlans:
     def _qk(self, queue: str) -> QueueKeys:
         return self.keys.queue(validate_queue_name(queue))
 
+    def _job(self, job_id: str, queue: str) -> QueueKeys:
+        """The queue's keys, once both names are known to be usable."""
+        if not isinstance(job_id, str) or not job_id:
+            raise InvalidOptions(f"job id must be a non-empty string, got {job_id!r}")
+        return self._qk(queue)
+
     # -- jobs -------------------------------------------------------------------------
 
     def _get_job(self, job_id: str, queue: str) -> Plan[AdminJobData | None]:
-        [[(fields, logs)]] = yield [ac.read(self._qk(queue), [job_id], with_logs=True)]
+        [[(fields, logs)]] = yield [ac.read(self._job(job_id, queue), [job_id], with_logs=True)]
         return _decode(fields, logs, queue) if fields else None
 
     def _change(self, op: str, job_id: str, queue: str, call: Any) -> Plan[Change]:
@@ -83,28 +99,22 @@ class SdkPlans:
         return change  # type: ignore[no-any-return]
 
     def _job_op(self, op: str, job_id: str, queue: str) -> Plan[AdminJobData | None]:
-        qk = self._qk(queue)
+        qk = self._job(job_id, queue)
         call = {"retry": ac.retry, "pause": ac.pause, "resume": ac.resume}[op](qk, job_id)
         change = yield from self._change(op, job_id, queue, call)
         return None if change.code == "missing" else _decode(change.fields, None, queue)
 
     def _cancel_job(self, job_id: str, queue: str) -> Plan[bool]:
         keep = self.retention.failed_max_age_ms
-        call = ac.cancel(self._qk(queue), job_id, -1 if keep is None else keep)
+        call = ac.cancel(self._job(job_id, queue), job_id, -1 if keep is None else keep)
         change = yield from self._change("cancel", job_id, queue, call)
         if change.code == "requested":
             log.info("job %s in %r is running: cancellation requested", job_id, queue)
         return change.code != "missing"
 
     def _delete_job(self, job_id: str, queue: str) -> Plan[bool]:
-        [change] = yield [ac.delete(self._qk(queue), job_id)]
+        [change] = yield [ac.delete(self._job(job_id, queue), job_id)]
         return change.code == "ok"  # type: ignore[no-any-return]
-
-    def _cancel_requested(self, queue: str, job_ids: Sequence[str]) -> Plan[list[str]]:
-        if not job_ids:
-            return []
-        [ids] = yield [ac.cancel_requests(self._qk(queue), job_ids)]
-        return ids  # type: ignore[no-any-return]
 
     # -- listing ----------------------------------------------------------------------
 
@@ -127,7 +137,7 @@ class SdkPlans:
             picked = yield from _merged_page(queues, qks, statuses, offset, limit)
         return (yield from self._records(picked))
 
-    def _records(self, picked: list[tuple[str, Entry]]) -> Plan[list[AdminJobData]]:
+    def _records(self, picked: list[tuple[str, ListedJob]]) -> Plan[list[AdminJobData]]:
         """Records of the picked (queue, entry) pairs, in order: one call per queue."""
         by_queue: dict[str, list[str]] = {}
         for q, e in picked:
@@ -137,7 +147,7 @@ class SdkPlans:
         for (q, ids), records in zip(by_queue.items(), replies, strict=True):
             for job_id, (fields, _) in zip(ids, records, strict=True):
                 found[(q, job_id)] = fields
-        entries = [(q, Entry(e.id, e.score, found[(q, e.id)])) for q, e in picked]
+        entries = [(q, ListedJob(e.id, e.score, found[(q, e.id)])) for q, e in picked]
         return [job for q, e in entries if (job := _decode_entry(e, q)) is not None]
 
     # -- queues -----------------------------------------------------------------------
@@ -165,6 +175,46 @@ class SdkPlans:
         [flag] = yield [Cmd(("EXISTS", self._qk(queue).paused), lambda r: bool(int(r)))]
         return flag  # type: ignore[no-any-return]
 
+    def _queue_names(self, queues: Sequence[str] | None) -> Plan[list[str]]:
+        if queues is not None:
+            return [validate_queue_name(q) for q in queues]
+        [names] = yield [ac.queue_names(self.keys)]
+        return names  # type: ignore[no-any-return]
+
+    def _get_finished_counts(self, queues: Sequence[str] | None,
+                             windows_ms: Sequence[int]) -> Plan[list[FinishedCounts]]:
+        for w in windows_ms:
+            if not isinstance(w, int) or isinstance(w, bool) or w <= 0:
+                raise InvalidOptions(f"windows_ms must be ints > 0 (ms), got {w!r}")
+        names = yield from self._queue_names(queues)
+        now = _now_ms()
+        asks = [(q, w, s) for q in names for w in windows_ms for s in JobStatus if s.final]
+        if not asks:
+            return []
+        counts = yield [ac.finished_since(self._qk(q), s, now - w) for q, w, s in asks]
+        found: dict[tuple[str, int], dict[str, int]] = {}
+        for (q, w, s), n in zip(asks, counts, strict=True):
+            found.setdefault((q, w), {})[s] = n
+        return [FinishedCounts(queue=q, window_ms=w, **by_status)
+                for (q, w), by_status in found.items()]
+
+    def _get_dlq_length(self) -> Plan[int]:
+        [n] = yield [ac.dlq_length(self.dlq_key)]
+        return n  # type: ignore[no-any-return]
+
+    def _list_cron(self, queues: Sequence[str] | None) -> Plan[list[CronSchedule]]:
+        names = yield from self._queue_names(queues)
+        if not names:
+            return []
+        replies = yield [step for q in names
+                         for step in (ac.cron_schedule(self._qk(q)), ac.cron_runs(self._qk(q)))]
+        out = []
+        for i, q in enumerate(names):
+            schedule, runs = replies[2 * i], replies[2 * i + 1]
+            out += [CronSchedule(queue=q, event=event, next_run=int(score),
+                                 runs=runs.get(event, 0)) for event, score in schedule]
+        return sorted(out, key=lambda c: (c.next_run, c.queue, c.event))
+
     # -- bulk ---------------------------------------------------------------------------
 
     def _bulk(self, queue: str, action: str, status: str, max_score_ms: int,
@@ -185,8 +235,9 @@ class SdkPlans:
     def _delete_completed_older_than(self, queue: str, older_than: timedelta | int,
                                      status: str = "completed",
                                      batch_size: int = 1000) -> Plan[int]:
-        if status not in FINAL_STATUSES:
-            raise InvalidOptions(f"status must be one of {', '.join(FINAL_STATUSES)} "
+        final = [s for s in JobStatus if s.final]
+        if status not in final:
+            raise InvalidOptions(f"status must be one of {', '.join(final)} "
                                  f"(finished jobs), got {status!r}")
         age = older_than if isinstance(older_than, int) else older_than.total_seconds() * 1000
         if isinstance(age, bool) or age < 0:
@@ -211,9 +262,7 @@ class SdkPlans:
         return entries[offset:offset + limit]  # type: ignore[no-any-return]
 
     def _requeue_dlq(self, entry_id: str) -> Plan[AdminJobData | None]:
-        if not isinstance(entry_id, str) or not _ENTRY_ID.match(entry_id):
-            raise InvalidOptions(f"DLQ entry id must look like '1700000000000-0', "
-                                 f"got {entry_id!r}")
+        _check_entry_id(entry_id)
         [found] = yield [ac.dlq_get(self.dlq_key, entry_id)]
         if not found:
             return None
@@ -226,8 +275,15 @@ class SdkPlans:
         return _decode(change.fields, None, entry.queue)
 
     def _delete_dlq(self, entry_id: str) -> Plan[bool]:
+        _check_entry_id(entry_id)
         [deleted] = yield [ac.dlq_delete(self.dlq_key, entry_id)]
         return deleted  # type: ignore[no-any-return]
+
+
+def _check_entry_id(entry_id: str) -> None:
+    if not isinstance(entry_id, str) or not _ENTRY_ID.match(entry_id):
+        raise InvalidOptions(f"DLQ entry id must look like '1700000000000-0' (see list_dlq / "
+                             f"remq dlq), got {entry_id!r}")
 
 
 def _now_ms() -> int:
@@ -236,9 +292,9 @@ def _now_ms() -> int:
 
 def _statuses(status: str | None) -> tuple[str, ...]:
     if status is None:
-        return STATUSES
-    if status not in STATUSES:
-        raise InvalidOptions(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+        return tuple(JobStatus)
+    if status not in tuple(JobStatus):
+        raise InvalidOptions(f"unknown status {status!r}; one of {', '.join(JobStatus)}")
     return (status,)
 
 
@@ -249,7 +305,7 @@ def _check_page(limit: int, offset: int) -> None:
         raise InvalidOptions(f"offset must be an int >= 0, got {offset!r}")
 
 
-def _merge(queues: Sequence[str], pages: Sequence[list[Entry]]) -> list[tuple[str, Entry]]:
+def _merge(queues: Sequence[str], pages: Sequence[list[ListedJob]]) -> list[tuple[str, ListedJob]]:
     """Queues' pages as one list, newest first (ties: queue order, then each page's)."""
     tagged = [(-e.score, qi, i, q, e) for qi, (q, page) in enumerate(zip(queues, pages,
                                                                          strict=True))
@@ -259,7 +315,7 @@ def _merge(queues: Sequence[str], pages: Sequence[list[Entry]]) -> list[tuple[st
 
 
 def _merged_page(queues: Sequence[str], qks: Sequence[QueueKeys], statuses: Sequence[str],
-                 offset: int, limit: int) -> Plan[list[tuple[str, Entry]]]:
+                 offset: int, limit: int) -> Plan[list[tuple[str, ListedJob]]]:
     """One page across queues. Deep pages first find the offset-th job's score by a
     16-way search over ZCOUNTs (~12 round trips for ms scores), then read from there."""
     upper, skip = "+inf", offset
@@ -287,24 +343,20 @@ def _merged_page(queues: Sequence[str], qks: Sequence[QueueKeys], statuses: Sequ
 
 
 def _decode(fields: dict[str, str], logs: list[str] | None, queue: str) -> AdminJobData:
-    try:
-        return decode(fields, logs)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise MalformedMessage(f"job {fields.get('id', '?')} in queue {queue!r} has a corrupt "
-                               f"record: {type(exc).__name__}: {exc}") from None
+    return decode(fields, logs, queue)
 
 
-def _decode_entry(entry: Entry, queue: str) -> AdminJobData | None:
+def _decode_entry(entry: ListedJob, queue: str) -> AdminJobData | None:
     if not entry.fields:
         return None  # the record expired; its index entry goes with the next trim
     try:
         return _decode(entry.fields, None, queue)
-    except MalformedMessage as exc:
+    except CorruptRecord as exc:
         log.warning("%s (left out of the listing)", exc)
         return None
 
 
-def _decode_entries(entries: Sequence[Entry], queue: str) -> list[AdminJobData]:
+def _decode_entries(entries: Sequence[ListedJob], queue: str) -> list[AdminJobData]:
     return [job for e in entries if (job := _decode_entry(e, queue)) is not None]
 
 

@@ -5,21 +5,27 @@ we need both kinds, because Django code emits synchronously while the worker run
 on asyncio. An asyncio client belongs to the loop that made it, so async clients
 are made per loop (as channels_redis does) from the same connection settings.
 
+Clients made from a URL time out: connecting after ``DEFAULT_CONNECT_TIMEOUT`` s and
+waiting for a reply after ``DEFAULT_SOCKET_TIMEOUT`` s, unless the URL's query says
+otherwise (``?socket_timeout=2&socket_connect_timeout=1``), so a frozen Redis makes
+``emit`` raise instead of hanging a web request. A worker's blocking read waits
+longer than that by design; it uses :meth:`Connection.blocking`, whose read timeout
+is the socket timeout plus the block.
+
 With ``cluster=True`` (``REMQ["CLUSTER"]``) a URL becomes redis-py's ``RedisCluster``
-(sync) and ``redis.asyncio.RedisCluster`` (async): any node's URL will do, the
-client learns the slot map and follows MOVED/ASK. A ``RedisCluster`` client given
-instead of a URL implies it; the other kind is made from its node's address and
-credentials (give a ``rediss://`` URL for TLS). The clients are typed as ``Redis``
-for the engine; they answer the same commands (keys of one slot each).
+(sync) and ``redis.asyncio.RedisCluster`` (async), blocking client included: any
+node's URL will do, the client learns the slot map and follows MOVED/ASK. A
+``RedisCluster`` client given instead of a URL implies it; the other kind is made from
+its node's address and credentials (give a ``rediss://`` URL for TLS). The clients are
+typed as ``Redis`` for the engine; they answer the same commands (keys of one slot each).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import weakref
 from typing import Any, cast
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
@@ -30,23 +36,29 @@ ClusterClient = redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster
 RedisLike = str | redis.Redis | redis.asyncio.Redis | ClusterClient
 _CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
 
-log = logging.getLogger("django_remq.connection")
+#: Seconds to wait for a reply / for a connection, for clients made from a URL.
+DEFAULT_SOCKET_TIMEOUT = 5.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+_TIMEOUTS: dict[str, Any] = {"socket_timeout": DEFAULT_SOCKET_TIMEOUT,
+             "socket_connect_timeout": DEFAULT_CONNECT_TIMEOUT}
 
 
-def cluster_client_problem(version: str = redis.__version__) -> str | None:
-    """Why this redis-py must not drive a cluster, or ``None``. Measured here: from 7.1
-    (tested 7.1.1 to 7.4.1) ``redis.asyncio.RedisCluster`` shared by many concurrent
-    commands corrupts its connections, and its retry then applies a command twice
-    (a HINCRBY counted twice); 6.4.0 and 7.0.1 do not."""
-    try:
-        major, minor = (int(x) for x in version.split(".")[:2])
-    except ValueError:
-        return None
-    if major == 7 and minor >= 1:
-        return (f"redis-py {version}'s asyncio RedisCluster corrupts connections under "
-                "concurrent commands and its retries apply some commands twice; install "
-                "redis>=6.4,<7.1 for a cluster (pip install 'redis[hiredis]>=6.4,<7.1')")
-    return None
+class _AsyncCluster(redis.asyncio.cluster.RedisCluster):
+    """``redis.asyncio.RedisCluster`` that learns the slot map before it routes a command.
+
+    redis-py 7.1 to 7.4 choose a command's routing before initialising (a fresh client
+    has no default node yet, so no slot is looked up): commands issued concurrently on
+    a fresh client broke connections in use ("Connection closed by server") and the
+    retry applied some twice (3,000 HINCRBYs, 64 at a time, counted 3,137 to 3,209).
+    Initialising first, under redis-py's own lock, counted exactly 3,000 in every run
+    (5 at 16 and 5 at 64 at a time, on 7.4.1).
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
 
 _SYNC_TO_ASYNC = {
     redis.Connection: redis.asyncio.Connection,
@@ -54,6 +66,18 @@ _SYNC_TO_ASYNC = {
     redis.SSLConnection: redis.asyncio.SSLConnection,
 }
 _ASYNC_TO_SYNC = {v: k for k, v in _SYNC_TO_ASYNC.items()}
+
+
+def with_timeouts(url: str, socket_timeout: float, socket_connect_timeout: float) -> str:
+    """``url`` with these timeouts in its query, where the query does not set them already
+    (settings give defaults; a URL's own query is the more specific choice)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = {k for k, _ in query}
+    query += [(k, str(v)) for k, v in (("socket_timeout", socket_timeout),
+                                         ("socket_connect_timeout", socket_connect_timeout))
+              if k not in given]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def describe(db: RedisLike) -> str:
@@ -64,7 +88,7 @@ def describe(db: RedisLike) -> str:
             scheme, rest = url.split("://", 1)
             url = f"{scheme}://***@{rest.split('@', 1)[1]}"
         return url
-    if isinstance(db, ClusterClient):
+    if isinstance(db, _CLUSTER_TYPES):
         return f"{describe(_cluster_url(db))} (cluster)"
     kw = db.connection_pool.connection_kwargs
     if "path" in kw:
@@ -83,7 +107,7 @@ class Connection:
             raise TypeError("cluster=True takes a URL (any node's) or a RedisCluster client, "
                             f"not {type(db).__name__}")
         self.target = db
-        self.cluster = cluster or isinstance(db, ClusterClient)
+        self.cluster = cluster or isinstance(db, _CLUSTER_TYPES)
         self._max_connections = max_connections
         self._sync: redis.Redis | None = db if isinstance(db, redis.Redis) else None
         if isinstance(db, redis.cluster.RedisCluster):
@@ -91,6 +115,9 @@ class Connection:
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
             weakref.WeakKeyDictionary()
         )
+        self._blocking: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[int, redis.asyncio.Redis]] = (
+            weakref.WeakKeyDictionary())
 
     def __repr__(self) -> str:
         return f"Connection({describe(self.target)}{', cluster' if self.cluster else ''})"
@@ -110,11 +137,23 @@ class Connection:
             client = self._async[loop] = self._make_async()
         return client
 
+    def blocking(self, block_ms: int) -> redis.asyncio.Redis:
+        """An asyncio client for blocking reads (``XREADGROUP BLOCK``) of up to ``block_ms``:
+        its read timeout is the usual one plus the block, so an idle worker is not cut
+        off while a frozen Redis is still noticed."""
+        made = self._blocking.setdefault(asyncio.get_running_loop(), {})
+        client = made.get(block_ms)
+        if client is None:
+            client = made[block_ms] = self._make_async(extra_read_s=block_ms / 1000)
+        return client
+
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()
         client = self._async.pop(loop, None)
         if client is not None:
             await client.aclose()
+        for blocking in self._blocking.pop(loop, {}).values():
+            await blocking.aclose()
 
     def close(self) -> None:
         if self._sync is not None and self._sync is not self.target:
@@ -126,9 +165,9 @@ class Connection:
         if self.cluster:
             url = _cluster_url(db) if isinstance(db, _CLUSTER_TYPES) else str(db)
             return cast(redis.Redis, redis.cluster.RedisCluster.from_url(
-                url, decode_responses=True))
-        if isinstance(db, str):
-            client: redis.Redis = redis.Redis.from_url(db, decode_responses=True)
+                url, decode_responses=True, **_TIMEOUTS))
+        if isinstance(db, str):  # the URL's query wins over these defaults
+            client: redis.Redis = redis.Redis.from_url(db, decode_responses=True, **_TIMEOUTS)
             return client
         assert isinstance(db, redis.asyncio.Redis)
         kwargs, cls = _pool_settings(db)
@@ -139,30 +178,51 @@ class Connection:
                                     **kwargs)
         return redis.Redis(connection_pool=pool)
 
-    def _make_async(self) -> redis.asyncio.Redis:
+    def _make_async(self, extra_read_s: float = 0.0) -> redis.asyncio.Redis:
         db = self.target
         limit: dict[str, Any] = (
             {"max_connections": self._max_connections} if self._max_connections else {})
         if self.cluster:
             url = _cluster_url(db) if isinstance(db, _CLUSTER_TYPES) else str(db)
-            problem = cluster_client_problem()
-            if problem:
-                log.warning("Redis Cluster: %s", problem)
-            return cast(redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster.from_url(
-                url, decode_responses=True, **limit))
+            return cast(redis.asyncio.Redis, _AsyncCluster.from_url(
+                _longer_read(url, extra_read_s), decode_responses=True, **limit, **_TIMEOUTS))
         if isinstance(db, str):
             aclient: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
-                db, decode_responses=True, **limit)
+                db, decode_responses=True, **limit, **_TIMEOUTS)
+            _extend_read_timeout(aclient.connection_pool.connection_kwargs, extra_read_s)
             return aclient
         assert not isinstance(db, _CLUSTER_TYPES)
         kwargs, cls = _pool_settings(db)
         if "server" in kwargs:
             fake: redis.asyncio.Redis = _fake_client(kwargs, asynchronous=True)
             return fake
+        _extend_read_timeout(kwargs, extra_read_s)
         pool = redis.asyncio.ConnectionPool(
             connection_class=_SYNC_TO_ASYNC.get(cls, redis.asyncio.Connection), **kwargs, **limit
         )
         return redis.asyncio.Redis(connection_pool=pool)
+
+
+def _extend_read_timeout(kwargs: dict[str, Any], extra_s: float) -> None:
+    """Lengthen a pool's read timeout (before it makes any connection); None stays None."""
+    if extra_s and kwargs.get("socket_timeout") is not None:
+        kwargs["socket_timeout"] = float(kwargs["socket_timeout"]) + extra_s
+
+
+def _longer_read(url: str, extra_s: float) -> str:
+    """``url`` whose read timeout (its query's, else the default) is ``extra_s`` longer:
+    a cluster client copies its settings into every node it discovers, so the timeout
+    goes in before it is made."""
+    if not extra_s:
+        return url
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    try:
+        base = float(query.get("socket_timeout", DEFAULT_SOCKET_TIMEOUT))
+    except ValueError:  # "None" and the like: no timeout stays no timeout
+        return url
+    query["socket_timeout"] = str(base + extra_s)
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _cluster_url(client: ClusterClient) -> str:

@@ -9,10 +9,11 @@ Layout, for prefix ``remq`` and queue ``default``::
 
     remq:queues                      SET    names of every queue ever emitted to
     remq:workers                     ZSET   worker id -> last heartbeat (ms)
-    remq:dlq                         STREAM dead letters (default DLQ), capped MAXLEN ~
     remq:worker:<id>                 STRING worker info (JSON), expiring
-    remq:dlq                         STREAM dead letters of every queue, capped
+    remq:dlq                         STREAM dead letters of every queue, capped MAXLEN ~
                                             (the key is configurable)
+    remq:gateway:broadcast           ZSET   open broadcast WebSocket connections -> expiry
+    remq:gateway:watched             ZSET   job ids followed over the gateway -> expiry
     remq:{default}:stream            STREAM job ids waiting for or in delivery
     remq:{default}:job:<id>          HASH   the job record
     remq:{default}:logs:<id>         LIST   the job's log lines (JSON), capped
@@ -20,7 +21,6 @@ Layout, for prefix ``remq`` and queue ``default``::
                                             (for ``delayed`` the run-at time: it
                                             doubles as the schedule)
     remq:{default}:paused            STRING present while the queue is paused
-    remq:{default}:lock:<name>       STRING short leases
     remq:{default}:cron              ZSET   repeat handler (event) -> next tick (ms)
     remq:{default}:cron:runs         HASH   repeat handler (event) -> runs so far
     remq:{default}:debounce:<event>:<key>
@@ -34,12 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-#: Every status a job record can hold; each has its own index.
-STATUSES = ("waiting", "delayed", "processing", "completed", "failed", "cancelled", "paused")
-#: Statuses from which a job will not run again unless someone retries it.
-FINAL_STATUSES = ("completed", "failed", "cancelled")
-#: Statuses of a job that is still on its way (an explicit id in one of them is a duplicate).
-LIVE_STATUSES = ("waiting", "delayed", "processing", "paused")
+from ..types import JobStatus
 
 #: The consumer group every worker joins; one per stream.
 GROUP = "remq"
@@ -77,6 +72,16 @@ class Keys:
         """The default dead-letter stream (``processor.dlq.stream_key`` overrides it)."""
         return f"{self.prefix}:dlq"
 
+    @cached_property
+    def gateway_broadcast(self) -> str:
+        """Open broadcast connections: member = channel name, score = expiry (ms)."""
+        return f"{self.prefix}:gateway:broadcast"
+
+    @cached_property
+    def gateway_watched(self) -> str:
+        """Tasks followed over the gateway: member = job id, score = expiry (ms)."""
+        return f"{self.prefix}:gateway:watched"
+
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"
 
@@ -113,11 +118,8 @@ class QueueKeys:
     def logs(self, job_id: str) -> str:
         return f"{self.base}:logs:{job_id}"
 
-    def status(self, status: str) -> str:
+    def status(self, status: JobStatus | str) -> str:
         return f"{self.base}:status:{status}"
-
-    def lock(self, name: str) -> str:
-        return f"{self.base}:lock:{name}"
 
     @cached_property
     def cron(self) -> str:
@@ -133,8 +135,9 @@ class QueueKeys:
 
     @cached_property
     def script_keys(self) -> tuple[str, ...]:
-        """KEYS of every queue script: stream, paused flag, then one index per status."""
-        return (self.stream, self.paused, *(self.status(s) for s in STATUSES))
+        """KEYS of every queue script: stream, paused flag, then one index per status
+        (in :class:`JobStatus` order, which ``_lib.lua``'s ``status_keys()`` follows)."""
+        return (self.stream, self.paused, *(self.status(s) for s in JobStatus))
 
     @cached_property
     def delayed(self) -> str:

@@ -1,7 +1,7 @@
 """One typed entry per Lua script: builds its keys and arguments, parses its reply.
 
 These are pure (no I/O), so the sync and async callers share them; see
-:func:`scripts.run` / :func:`scripts.arun`.
+:func:`.scripts.run_many` / :func:`.scripts.arun_many`.
 """
 
 from __future__ import annotations
@@ -11,14 +11,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .. import jsonutil
+from ..errors import InvalidOptions
 from . import scripts
 from .keys import GROUP, QueueKeys
 from .records import pairs_to_dict
 from .scripts import Arg, Call
 
-Verdict = Literal["run", "gone", "requeued", "poison", "malformed"]
+Verdict = Literal["run", "gone", "orphan", "requeued", "poison", "corrupt", "unreadable",
+                  "malformed"]
 OutcomeKind = Literal["completed", "failed", "cancelled", "retry", "malformed"]
 KEEP = -1  # "no limit" in retention arguments
+MAX_RETENTION = 10**13  # ms (over 300 years) or jobs; Lua's numbers hold it exactly
+#: finish.lua's reply for an outcome whose record it could not update (now failed, corrupt)
+FINISH_CORRUPT = 2
 
 
 @dataclass(frozen=True)
@@ -32,15 +37,14 @@ class NewJob:
 
 #: The record fields deliver.lua returns for a job to run (its RUN_FIELDS).
 RUN_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "timestamp",
-              "deliveries")
-#: The record fields a stream entry carries (_lib.lua's ENTRY_FIELDS).
-ENTRY_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "timestamp")
+              "deliveries", "watch")
 
 
 @dataclass(frozen=True)
 class Delivery:
     """One entry as deliver.lua left it. ``fields``: the RUN_FIELDS that are set (for
-    "run"/"poison"), or the raw stream entry (for "malformed")."""
+    "run"/"poison"/"corrupt"; "corrupt" adds ``corrupt_field`` and ``corrupt_value``),
+    ``type`` (for "unreadable"), or the raw stream entry (for "malformed")."""
 
     entry_id: str
     job_id: str
@@ -69,6 +73,18 @@ class Retention:
     completed_max_count: int | None = 10_000
     failed_max_age_ms: int | None = 7 * 86_400_000
     failed_max_count: int | None = 100_000
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if (not isinstance(value, int) or isinstance(value, bool)
+                    or not 0 <= value <= MAX_RETENTION):
+                raise InvalidOptions(
+                    f"processor 'retention': {name!r} must be an int in 0..{MAX_RETENTION} "
+                    f"({'milliseconds' if name.endswith('_ms') else 'jobs'}) or None to keep "
+                    f"all, got {value!r}")
 
     def args(self) -> list[int]:
         values = (self.completed_max_age_ms, self.completed_max_count,
@@ -99,30 +115,39 @@ def _deliveries(reply: Any) -> list[Delivery]:
         verdict = _s(verdict)
         if verdict == "malformed":
             fields = pairs_to_dict(values)
+        elif verdict == "unreadable":
+            fields = {"type": _s(values[0])}
         else:
             fields = {k: _s(v) for k, v in zip(RUN_FIELDS, values, strict=False) if v}
+            if verdict == "corrupt":
+                fields["corrupt_field"] = _s(values[len(RUN_FIELDS)])
+                fields["corrupt_value"] = _s(values[len(RUN_FIELDS) + 1])
         out.append(Delivery(_s(entry_id), _s(job_id), verdict, fields))  # type: ignore[arg-type]
     return out
 
 
-def deliver(qk: QueueKeys, consumer: str, entries: Sequence[tuple[str, str]], *, lock_ms: int,
-            max_deliveries: int) -> Call[list[Delivery]]:
-    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, "read",
-                       jsonutil.dumps(entries)]
+def _deliver(qk: QueueKeys, consumer: str, lock_ms: int, max_deliveries: int,
+             mode: str, *rest: Arg) -> Call[list[Delivery]]:
+    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, mode, *rest]
     return Call(scripts.DELIVER, qk.script_keys, args, _deliveries)
 
 
 def fetch(qk: QueueKeys, consumer: str, count: int, *, lock_ms: int,
           max_deliveries: int) -> Call[list[Delivery]]:
-    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, "fetch", count]
-    return Call(scripts.DELIVER, qk.script_keys, args, _deliveries)
+    """Read up to ``count`` new entries and deliver them, in one step."""
+    return _deliver(qk, consumer, lock_ms, max_deliveries, "fetch", count)
+
+
+def pending(qk: QueueKeys, consumer: str, *, lock_ms: int, max_deliveries: int,
+            scan: int = 10_000) -> Call[list[Delivery]]:
+    """Deliver what this consumer's blocking read took (pipelined right after it)."""
+    return _deliver(qk, consumer, lock_ms, max_deliveries, "pending", scan)
 
 
 def reclaim(qk: QueueKeys, consumer: str, *, min_idle_ms: int, count: int, lock_ms: int,
             max_deliveries: int) -> Call[list[Delivery]]:
-    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, "claim",
-                       min_idle_ms, count]
-    return Call(scripts.DELIVER, qk.script_keys, args, _deliveries)
+    """Take over and deliver up to ``count`` entries idle for ``min_idle_ms``."""
+    return _deliver(qk, consumer, lock_ms, max_deliveries, "claim", min_idle_ms, count)
 
 
 def finish(qk: QueueKeys, outcomes: Iterable[Outcome], retention: Retention) -> Call[list[int]]:
@@ -147,8 +172,11 @@ class Renewed:
     cancel: list[str]  # job ids asked to cancel
 
 
-def renew(qk: QueueKeys, consumer: str, job_ids: Sequence[str], lock_ms: int) -> Call[Renewed]:
-    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, *job_ids]
+def renew(qk: QueueKeys, consumer: str, running: Sequence[tuple[str, str]],
+          lock_ms: int) -> Call[Renewed]:
+    """Heartbeat for ``running``: (job id, entry id) of each job this worker runs."""
+    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms,
+                       *(x for pair in running for x in pair)]
     return Call(scripts.RENEW, qk.script_keys, args,
                 lambda reply: Renewed([_s(x) for x in reply[0]], [_s(x) for x in reply[1]]))
 
@@ -159,6 +187,32 @@ def update(qk: QueueKeys, job_id: str, items: Sequence[tuple[str, str]],
     for kind, value in items:
         args += [kind, value]
     return Call(scripts.UPDATE, (qk.job(job_id), qk.logs(job_id)), args, lambda r: bool(int(r)))
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A job as a gateway subscriber first sees it (see watch.lua)."""
+
+    status: str
+    progress: Any  # the last ``{"data", "progress"}`` a handler sent, or None
+    owner: str | None  # the user who emitted it over the gateway
+    finished_at: int | None
+    error: str | None  # the last error's message
+    name: str | None = None  # the event
+
+
+def watch(qk: QueueKeys, job_id: str, *, flag: bool) -> Call[Watched | None]:
+    def parse(reply: Any) -> Watched | None:
+        if not reply:
+            return None
+        status, progress, owner, finished_at, errors, name = (_s(x) if x else None
+                                                              for x in reply)
+        last = jsonutil.loads(errors)[-1:] if errors else []
+        return Watched(status or "waiting", jsonutil.loads(progress) if progress else None,
+                       owner, int(finished_at) if finished_at else None,
+                       str(last[0].get("message")) if last else None, name)
+
+    return Call(scripts.WATCH, (qk.job(job_id),), ["1" if flag else "0"], parse)
 
 
 def _s(value: Any) -> str:

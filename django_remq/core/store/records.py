@@ -1,19 +1,29 @@
 """Job records: how a job is written to its Redis hash and read back.
 
 The hash holds only what is set; defaults are filled in on reading, which keeps a
-finished job small (see ``bench/sdk.py`` for bytes per job).
+finished job small (see ``bench/sdk.py`` for bytes per job). Reading is one script
+call (:func:`read`, admin_read.lua) and one decoder (:func:`decode`), used by the
+Sdk, the DLQ writer and the testing helpers alike. Decoding raises nothing but
+:class:`~..errors.CorruptRecord`, naming the job and the field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from .. import jsonutil
+from ..errors import CorruptRecord
 from ..options import retries_of
-from ..types import AdminJobData, JobError, JobState, LogEntry
+from ..types import AdminJobData, JobError, JobState, JobStatus, LogEntry
+from . import scripts
+from .keys import GROUP, QueueKeys
+from .scripts import Arg, Call
 
-Fields = Mapping[bytes | str, bytes | str]
+T = TypeVar("T")
+#: What admin_read.lua returns for a key that is not a hash (see _admin.lua's ``record``).
+CORRUPT_MARK = "__corrupt__"
+Raw = tuple[dict[str, str], list[str]]
 
 
 def emit_fields(job_id: str, event: str, queue: str, data_json: str,
@@ -35,42 +45,129 @@ def pairs_to_dict(flat: list[Any]) -> dict[str, str]:
     return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
-def _int(fields: Mapping[str, str], key: str, default: int = 0) -> int:
-    value = fields.get(key)
-    return int(value) if value not in (None, "") else default
+def read(qk: QueueKeys, job_ids: Sequence[str], with_logs: bool = False) -> Call[list[Raw]]:
+    """Records (and logs) of ``job_ids``, in order, for :func:`decode`; a missing job has
+    empty fields. The one way every part of the project reads a job."""
+    def parse(reply: Any) -> list[Raw]:
+        return [(pairs_to_dict(flat), [_text(x) for x in logs]) for _, flat, logs in reply]
+
+    args: list[Arg] = [qk.job_prefix, qk.logs_prefix, GROUP, "1" if with_logs else "0",
+                       *job_ids]
+    return Call(scripts.ADMIN_READ, qk.script_keys, args, parse)
 
 
-def _opt_int(fields: Mapping[str, str], key: str) -> int | None:
-    value = _int(fields, key)
-    return value or None
+class _Reader:
+    """Field access that turns any problem into a CorruptRecord naming the field."""
+
+    def __init__(self, fields: Mapping[str, str], where: str) -> None:
+        self.fields, self.where = fields, where
+
+    def fail(self, name: str, why: str) -> CorruptRecord:
+        value = self.fields.get(name)
+        shown = "" if value is None else f" = {value[:80]!r}"
+        return CorruptRecord(f"{self.where} has a corrupt record: field {name!r}{shown}: {why}")
+
+    def text(self, name: str) -> str:
+        value = self.fields.get(name)
+        if not value:
+            raise self.fail(name, "missing")
+        return value
+
+    def int(self, name: str, default: int = 0) -> int:
+        value = self.fields.get(name)
+        if value in (None, ""):
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            try:
+                number = float(value)  # an int Lua wrote in float notation, e.g. "1e+15"
+            except ValueError:
+                raise self.fail(name, "not an integer") from None
+            if number != number or number in (float("inf"), float("-inf")):
+                raise self.fail(name, "not an integer") from None
+            return int(number)
+
+    def json(self, name: str, default: Any = None, kind: type | None = None) -> Any:
+        value = self.fields.get(name)
+        if not value:
+            return default
+        try:
+            decoded = jsonutil.loads(value)
+        except ValueError as exc:
+            raise self.fail(name, f"not JSON ({exc})") from None
+        if kind is not None and not isinstance(decoded, kind):
+            raise self.fail(name, f"must be a JSON {'object' if kind is dict else 'array'}")
+        return decoded
+
+    def each(self, name: str, items: list[Any], build: Callable[..., T]) -> list[T]:
+        out = []
+        for item in items:
+            try:
+                out.append(build(**item))
+            except TypeError as exc:
+                raise self.fail(name, f"entry {str(item)[:80]} does not fit ({exc})") from None
+        return out
 
 
-def decode(fields: Mapping[str, str], logs: list[Any] | None = None) -> AdminJobData:
-    """Build an :class:`AdminJobData` from a record's fields; raises ``ValueError`` if corrupt."""
-    options = jsonutil.loads(fields["options"]) if fields.get("options") else {}
+def decode(fields: Mapping[str, str], logs: Sequence[Any] | None = None,
+           queue: str | None = None) -> AdminJobData:
+    """Build an :class:`AdminJobData` from a record's fields; raises ``CorruptRecord``
+    (only) when the record cannot be read, naming the job and the field."""
+    where = f"job {fields.get('id', '?')}" + (f" in queue {queue!r}" if queue else "")
+    if CORRUPT_MARK in fields:
+        raise CorruptRecord(f"{where} has a corrupt record: the key holds a "
+                            f"{fields[CORRUPT_MARK]}, not a hash")
+    try:
+        return _decode(_Reader(fields, where), logs)
+    except CorruptRecord:
+        raise
+    except Exception as exc:  # whatever else a damaged record can do
+        raise CorruptRecord(f"{where} has a corrupt record: {type(exc).__name__}: "
+                            f"{exc}") from None
+
+
+def _decode(f: _Reader, logs: Sequence[Any] | None) -> AdminJobData:
+    options = f.json("options", {}, dict)
+    lines = []
+    for n, line in enumerate(logs or ()):
+        try:
+            entry = jsonutil.loads(_text(line))
+            lines.append(LogEntry(**entry))
+        except (ValueError, TypeError) as exc:
+            raise CorruptRecord(f"{f.where} has a corrupt log line {n}: {exc}") from None
+    retries = retries_of(options)
+    status = f.fields.get("status") or "waiting"
     return AdminJobData(
-        id=fields["id"],
-        state=JobState(name=fields["name"], queue=fields["queue"],
-                       data=jsonutil.loads(fields.get("data") or "null"), options=options),
-        status=fields.get("status", "waiting"),
-        timestamp=_int(fields, "timestamp"),
-        delay_until=_opt_int(fields, "delay_until"),
-        lock_until=_opt_int(fields, "lock_until"),
-        priority=_int(fields, "priority", int(options.get("priority", 0))),
-        retry_count=_int(fields, "retry_count", retries_of(options)),
-        retry_delay_ms=_int(fields, "retry_delay_ms", int(options.get("retry_delay_ms", 0))),
-        retried_attempts=_int(fields, "retried_attempts"),
-        repeat_count=_int(fields, "repeat_count"),
-        repeat_delay_ms=_int(fields, "repeat_delay_ms"),
-        logs=[LogEntry(**jsonutil.loads(_text(line))) for line in logs or ()],
-        errors=[JobError(**e) for e in jsonutil.loads(fields.get("errors") or "[]")],
-        last_run=_opt_int(fields, "last_run"),
-        paused=fields.get("status") == "paused",
-        progress=jsonutil.loads(fields["progress"]) if fields.get("progress") else None,
-        result=jsonutil.loads(fields["result"]) if fields.get("result") else None,
-        finished_at=_opt_int(fields, "finished_at"),
-        next_run=_opt_int(fields, "next_run"),
-        deliveries=_int(fields, "deliveries"),
-        worker=fields.get("worker") or None,
-        cancel_requested=bool(fields.get("cancel_requested")),
+        id=f.text("id"),
+        state=JobState(name=f.text("name"), queue=f.text("queue"),
+                       data=f.json("data"), options=options),
+        status=JobStatus(status),
+        timestamp=f.int("timestamp"),
+        delay_until=f.int("delay_until") or None,
+        lock_until=f.int("lock_until") or None,
+        priority=f.int("priority", _number(f, options, "priority")),
+        retry_count=f.int("retry_count", retries),
+        retry_delay_ms=f.int("retry_delay_ms", _number(f, options, "retry_delay_ms")),
+        retried_attempts=f.int("retried_attempts"),
+        repeat_count=f.int("repeat_count"),
+        repeat_delay_ms=f.int("repeat_delay_ms"),
+        logs=lines,
+        errors=f.each("errors", f.json("errors", [], list), JobError),
+        last_run=f.int("last_run") or None,
+        paused=status == "paused",
+        progress=f.json("progress"),
+        result=f.json("result"),
+        finished_at=f.int("finished_at") or None,
+        next_run=f.int("next_run") or None,
+        deliveries=f.int("deliveries"),
+        worker=f.fields.get("worker") or None,
+        cancel_requested=bool(f.fields.get("cancel_requested")),
     )
+
+
+def _number(f: _Reader, options: Mapping[str, Any], key: str) -> int:
+    value = options.get(key, 0)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise f.fail("options", f"{key!r} must be a number, got {value!r}")
+    return int(value)

@@ -1,33 +1,37 @@
 """Acker: applies finished jobs' outcomes in batches, one finish.lua call per queue.
 
-Handlers finish one by one, but a worker acknowledges them together: whatever
-finished while the previous batch was on the wire goes in the next one (group
-commit). Under load that is one round trip for many tasks; when idle, a single
-task is acknowledged at once, with no added delay. If Redis is away the
-outcomes are kept and retried: the entries stay pending until then, so a crash
-meanwhile only means the tasks run again (at-least-once).
+Handlers finish one by one, but a worker acknowledges them together (a
+:class:`~.batcher.Batcher`: whatever finished while the previous batch was on the
+wire goes in the next one). If Redis is away the outcomes are kept and retried:
+the entries stay pending until then, so a crash meanwhile only means the tasks run
+again (at-least-once). One job's bad record costs only that job: finish.lua turns a
+record it cannot update into a failed ``corrupt`` one, and should a call still
+fail, the batch is split and each outcome applied alone.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..policies import dlq
 from ..store import ops
 from ..store.connection import Connection
 from ..store.keys import Keys
-from ..store.ops import Outcome, Retention
+from ..store.ops import FINISH_CORRUPT, Outcome, Retention
 from ..store.scripts import arun_many
+from .batcher import Batcher
 from .reconnect import Backoff
 
 log = logging.getLogger("django_remq.acker")
 
 OnApplied = Callable[[str, Outcome, bool], None]
+Item = tuple[str, Outcome]
 
 
 class Acker:
@@ -37,46 +41,68 @@ class Acker:
         self.keys = keys
         self.retention = retention
         self.on_applied = on_applied
-        self._buffer: defaultdict[str, list[Outcome]] = defaultdict(list)
-        self._flusher: asyncio.Task[None] | None = None
+        self._backoff = Backoff()
+        self._batcher: Batcher[Item] = Batcher(self._write, retry=self._retry)
 
     @property
     def pending(self) -> int:
-        return sum(len(v) for v in self._buffer.values())
+        return self._batcher.pending
 
     def add(self, queue: str, outcome: Outcome) -> None:
-        self._buffer[queue].append(outcome)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        self._batcher.add((queue, outcome))
 
-    async def _flush(self) -> None:
-        backoff = Backoff()
-        while self._buffer:
-            batch, self._buffer = self._buffer, defaultdict(list)
-            queues = list(batch)
-            calls = [ops.finish(self.keys.queue(q), batch[q], self.retention) for q in queues]
-            try:
-                replies = await arun_many(self.conn.aio, calls)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                for q in queues:  # put back, ahead of anything added meanwhile
-                    self._buffer[q][:0] = batch[q]
-                delay = backoff.next()
-                log.warning("cannot acknowledge %d finished jobs (%s); retrying in %.1fs",
-                            sum(len(v) for v in batch.values()), exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            backoff.reset()
-            if self.on_applied is not None:
-                for q, applied in zip(queues, replies, strict=True):
-                    for outcome, ok in zip(batch[q], applied, strict=True):
-                        self.on_applied(q, outcome, bool(ok))
+    async def _write(self, batch: list[Item]) -> None:
+        by_queue: defaultdict[str, list[Outcome]] = defaultdict(list)
+        for q, outcome in batch:
+            by_queue[q].append(outcome)
+        try:
+            await self._finish(list(by_queue.items()))
+        except ResponseError as exc:  # a script error: find the one outcome that causes it
+            if len(batch) == 1:
+                q, outcome = batch[0]
+                log.error("cannot apply the outcome of job %s in %r (%s); its entry stays "
+                          "pending and is delivered again", outcome.job_id, q, exc)
+                return
+            log.warning("finishing %d jobs failed (%s); applying them one by one",
+                        len(batch), exc)
+            for item in batch:
+                await self._write([item])
+        self._backoff.reset()
+
+    async def _finish(self, groups: Sequence[tuple[str, list[Outcome]]]) -> None:
+        calls = [ops.finish(self.keys.queue(q), outcomes, self.retention)
+                 for q, outcomes in groups]
+        replies = await arun_many(self.conn.aio, calls)
+        for (q, outcomes), codes in zip(groups, replies, strict=True):
+            for outcome, code in zip(outcomes, codes, strict=True):
+                if code == FINISH_CORRUPT:
+                    outcome = corrupted(q, outcome)
+                if self.on_applied is not None:
+                    try:
+                        self.on_applied(q, outcome, bool(code))
+                    except Exception:  # applied in Redis already: report, don't undo
+                        log.exception("after finishing job %s in %r", outcome.job_id, q)
+
+    def _retry(self, batch: Sequence[Item], exc: Exception, failures: int) -> float | None:
+        if not isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+            log.error("dropping %d finished outcomes (%s: %s); their entries stay pending and "
+                      "are delivered again", len(batch), type(exc).__name__, exc)
+            return None
+        delay = self._backoff.next()
+        log.warning("cannot acknowledge %d finished jobs (%s); retrying in %.1fs",
+                    len(batch), exc, delay)
+        return delay
 
     async def close(self, timeout: float | None = None) -> bool:
         """Wait for buffered outcomes to reach Redis; ``False`` if some could not."""
-        if self._flusher is not None and not self._flusher.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self._flusher), timeout)
-            except TimeoutError:
-                self._flusher.cancel()
-                return False
-        return not self._buffer
+        return await self._batcher.close(timeout)
+
+
+def corrupted(queue: str, outcome: Outcome) -> Outcome:
+    """What finish.lua made of an outcome whose record it could not update: the job
+    failed as ``corrupt`` (its record rebuilt, the raw value kept in ``data``)."""
+    log.error("job %s in %r: its record was corrupt; it is now failed (reason 'corrupt')",
+              outcome.job_id, queue)
+    dead = dlq.entry(outcome.job_id, queue, "", "corrupt",
+                     "CorruptRecord: the job record could not be updated", 1)
+    return Outcome(outcome.entry_id, outcome.job_id, "failed", dead=dead)

@@ -2,8 +2,13 @@
 
 It knows transport, not policy: what a job's outcome is (completed, retry...) is
 the message handler's answer (the :class:`~django_remq.core.processor.Processor`).
-Background duties (promoting due jobs, renewing running ones, reclaiming those
-of dead workers) live in :mod:`.upkeep`.
+Background duties (promoting due jobs, renewing running ones, timing the reclaim
+of dead workers' entries) live in :mod:`.upkeep`.
+
+A handler starts only for a job deliver.lua has just made ``processing`` for this
+worker, in the same atomic step that read or claimed its entry: a paused queue, a
+cancelled, deleted or finished job, a forged entry never run. The read loop is the
+one place that takes pool slots, so what it claims always finds room.
 """
 
 from __future__ import annotations
@@ -12,30 +17,30 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import jsonutil
-from ..errors import MalformedMessage, PoisonMessage
+from ..errors import CorruptRecord, PoisonMessage
 from ..policies import failures
 from ..store import ops
 from ..store.connection import Connection
 from ..store.keys import Keys
 from ..store.ops import Delivery, Outcome, Retention
-from ..store.scripts import arun_many
+from ..store.scripts import Call, arun, arun_many
 from ..types import CancelToken, Message, MessageContext
 from .acker import Acker, OnApplied
 from .pool import ConcurrencyPool
-from .reader import Entry, StreamReader
+from .reader import StreamReader
 from .reconnect import Backoff
-from .upkeep import Upkeep
+from .upkeep import Upkeep, WorkerSpec
 
 log = logging.getLogger("django_remq.consumer")
 
@@ -82,16 +87,24 @@ class Consumer:
         self.pool = ConcurrencyPool(options.concurrency)
         self.reader = StreamReader(conn, self.keys, self.name, options.block_ms)
         self.acker = Acker(conn, self.keys, options.retention, on_applied)
-        self.upkeep = Upkeep(self)
         self.running: dict[str, Running] = {}
         self._stopping = asyncio.Event()
+        self.upkeep = Upkeep(
+            conn, self.keys,
+            WorkerSpec(self.name, options.queues, options.concurrency, options.claim_idle_ms,
+                   options.promote_interval_ms),
+            running=self._held, cancel=self.cancel, stopping=self._stopping.is_set)
         self._tasks: list[asyncio.Task[None]] = []
         self._burst = False
+        self._recorded: deque[str] = deque(maxlen=1024)  # malformed entries sent to the acker
         self.idle = asyncio.Event()  # set when a burst run found nothing left to do
 
     @property
     def queues(self) -> Sequence[str]:
         return self.options.queues
+
+    def _held(self) -> Mapping[str, tuple[str, str]]:
+        return {job_id: (r.queue, r.entry_id) for job_id, r in self.running.items()}
 
     async def start(self, *, burst: bool = False) -> None:
         """Start consuming in the background; returns once the worker is set up."""
@@ -172,24 +185,73 @@ class Consumer:
     async def _read_once(self) -> None:
         await self.pool.wait_for_slot()
         queues = self.upkeep.unpaused()
-        if not queues:
-            await asyncio.sleep(0.1)
+        if await self._reclaim(queues):
+            return  # reclaimed work first; there may be more
+        if not queues:  # every queue paused: a burst run treats them as empty
+            if self._burst and await self.drained():
+                self._finish_burst()
+            else:
+                await asyncio.sleep(0.1)
             return
         if await self._fetch(queues):
             return  # busy: fetch again rather than block
-        entries = await self.reader.read(queues, self.pool.free)
-        if entries:
-            await self._deliver(entries)
-        elif self._burst and await self.upkeep.drained():
-            self.idle.set()
-            self._stopping.set()
+        found = False
+        for q, deliveries in await self.reader.read(queues, self.pool.free, self._pending_call):
+            found = found or bool(deliveries)
+            self.dispatch(q, deliveries)
+        if not found and self._burst and await self.drained():
+            self._finish_burst()
+
+    def _finish_burst(self) -> None:
+        self.idle.set()
+        self._stopping.set()
+
+    async def drained(self) -> bool:
+        """Nothing left for a burst run: no entries, nothing running, nothing due, in the
+        queues not paused (a paused queue's work waits for a worker that runs on)."""
+        if self.pool.active or self.acker.pending:
+            return False
+        await self.acker.close()
+        now = int(time.time() * 1000)
+        pipe = self.conn.aio.pipeline(transaction=False)
+        for q in self.upkeep.unpaused():
+            qk = self.keys.queue(q)
+            pipe.xlen(qk.stream)
+            pipe.zcount(qk.delayed, "-inf", now)
+        return not any(await pipe.execute())
+
+    def _pending_call(self, queue: str) -> Call[list[Delivery]]:
+        return ops.pending(self.keys.queue(queue), self.name, lock_ms=self.options.claim_idle_ms,
+                           max_deliveries=self.options.max_deliveries)
+
+    async def _reclaim(self, queues: Sequence[str]) -> bool:
+        """Once per upkeep tick, take over entries idle past claim_idle_ms, ahead of new
+        work: under load they get the first free slots, so a dead worker's tasks run
+        within about claim_idle_ms + a tick. ``True`` if it filled every free slot."""
+        if not self.upkeep.reclaim_due or self.stopping:
+            return False
+        self.upkeep.reclaim_due = False
+        opts = self.options
+        for queue in queues:
+            free = self.pool.free  # only this loop takes slots: it can only grow meanwhile
+            call = ops.reclaim(self.keys.queue(queue), self.name, min_idle_ms=opts.claim_idle_ms,
+                               count=free, lock_ms=opts.claim_idle_ms,
+                               max_deliveries=opts.max_deliveries)
+            deliveries = await arun(self.conn.aio, call)
+            if deliveries:
+                log.info("reclaimed %d stalled entries in %r", len(deliveries), queue)
+                self.dispatch(queue, deliveries)
+            if len(deliveries) >= free:
+                self.upkeep.reclaim_due = True  # maybe more: go on at the next free slot
+                return True
+        return False
 
     async def _fetch(self, queues: Sequence[str]) -> bool:
         """Read and deliver in one script per queue (no blocking); ``True`` if it found work."""
         queues, each = self.reader.share(queues, self.pool.free)
         calls = [ops.fetch(self.keys.queue(q), self.name, each,
-                                lock_ms=self.options.claim_idle_ms,
-                                max_deliveries=self.options.max_deliveries) for q in queues]
+                           lock_ms=self.options.claim_idle_ms,
+                           max_deliveries=self.options.max_deliveries) for q in queues]
         try:
             replies = await arun_many(self.conn.aio, calls)
         except ResponseError as exc:
@@ -203,75 +265,65 @@ class Consumer:
             self.dispatch(q, deliveries)
         return found
 
-    async def _deliver(self, entries: Sequence[Entry]) -> None:
-        """Start what the blocking read brought, while deliver.lua marks it processing.
-
-        A fresh entry carries its job's run fields, so its handler starts without
-        waiting for the mark (the round trip would double the pick-up latency). The
-        outcome waits for the mark, so finish.lua always comes after it. Entries
-        without run fields go the slow way: marked first, then started."""
-        by_queue: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
-        started: set[str] = set()
-        mark: asyncio.Future[list[list[Delivery]]] = asyncio.get_running_loop().create_future()
-        for e in entries:
-            by_queue[e.queue].append((e.entry_id, e.job_id))
-            if e.job_id and "name" in e.fields:
-                self._start(e.queue, Delivery(e.entry_id, e.job_id, "run", e.fields), mark)
-                started.add(e.entry_id)
-        qs = list(by_queue)
-        calls = [ops.deliver(self.keys.queue(q), self.name, by_queue[q],
-                                  lock_ms=self.options.claim_idle_ms,
-                                  max_deliveries=self.options.max_deliveries) for q in qs]
-        try:
-            replies = await arun_many(self.conn.aio, calls)
-        except BaseException as exc:
-            mark.set_exception(exc)
-            raise
-        mark.set_result(replies)
-        for q, deliveries in zip(qs, replies, strict=True):
-            late = []
-            for d in deliveries:
-                if d.entry_id not in started:
-                    late.append(d)
-                elif d.verdict != "run":
-                    log.warning("job %s in %r started before it was found %s; its outcome will "
-                                "be ignored", d.job_id, q, d.verdict)
-            self.dispatch(q, late)
-
     def dispatch(self, queue: str, deliveries: list[Delivery]) -> None:
-        """Start each runnable delivery; record the ones that cannot run."""
+        """Start each delivery deliver.lua made runnable; record the ones that cannot run."""
         for d in deliveries:
-            if d.verdict == "run":
+            if d.verdict != "run":
+                self._refuse(queue, d)
+            elif d.job_id not in self.running:  # else reclaimed from this very worker: running
                 self._start(queue, d)
-            elif d.verdict == "poison":
-                exc = PoisonMessage(
-                    f"job {d.job_id} in queue {queue!r} was delivered {d.fields.get('deliveries')} "
-                    f"times without finishing (max_deliveries={self.options.max_deliveries}); "
-                    "its worker probably crashed or was killed each time"
-                )
-                log.error("%s", exc)
-                attempt = int(d.fields.get("retried_attempts") or 0) + 1
-                self.acker.add(queue, failures.failed(d.entry_id, d.job_id, exc, attempt, queue,
-                                                      d.fields.get("name", "")))
-            elif d.verdict == "malformed":
-                log.error("malformed entry %s in queue %r (no job id): %r", d.entry_id, queue,
-                          d.fields)
-                self.acker.add(queue, failures.malformed(queue, d.entry_id, d.fields))
-            else:
-                log.debug("entry %s (job %s) in %r: %s", d.entry_id, d.job_id, queue, d.verdict)
 
-    def _start(self, queue: str, d: Delivery, mark: asyncio.Future[Any] | None = None) -> None:
+    def _refuse(self, queue: str, d: Delivery) -> None:
+        """A delivery that will not run: fail it, or say why it was dropped."""
+        if d.verdict == "poison":
+            exc = PoisonMessage(
+                f"job {d.job_id} in queue {queue!r} was delivered {d.fields.get('deliveries')} "
+                f"times without finishing (max_deliveries={self.options.max_deliveries}); "
+                "its worker probably crashed or was killed each time"
+            )
+            log.error("%s", exc)
+            self._fail(queue, d, exc)
+        elif d.verdict == "corrupt":
+            self._fail(queue, d, CorruptRecord(
+                f"job {d.job_id} in queue {queue!r} has a corrupt record: "
+                f"{d.fields['corrupt_field']}={d.fields['corrupt_value']!r} is not a count; "
+                "the record is kept as found"))
+        elif d.verdict == "unreadable":
+            log.error("job %s in queue %r cannot run: its key %s holds a %s, not a hash; "
+                      "its entry %s was dropped and the key left as found", d.job_id, queue,
+                      self.keys.queue(queue).job(d.job_id), d.fields.get("type"), d.entry_id)
+        elif d.verdict == "orphan":
+            log.warning("entry %s in queue %r names job %s, but there is no job with that "
+                        "id (forged, or its record was deleted); dropped", d.entry_id, queue,
+                        d.job_id)
+        elif d.verdict == "malformed":
+            if d.entry_id not in self._recorded:  # the pending scan sees it till acked
+                self._recorded.append(d.entry_id)
+                log.error("malformed entry %s in queue %r (no job id): %r", d.entry_id,
+                          queue, d.fields)
+                self.acker.add(queue, failures.malformed(queue, d.entry_id, d.fields))
+        else:
+            if d.verdict == "requeued":
+                self.upkeep.note_paused(queue)
+            log.debug("entry %s (job %s) in %r: %s", d.entry_id, d.job_id, queue, d.verdict)
+
+    def _fail(self, queue: str, d: Delivery, exc: Exception) -> None:
+        if isinstance(exc, CorruptRecord):
+            log.error("%s", exc)
+        attempt = _int(d.fields.get("retried_attempts")) + 1
+        self.acker.add(queue, failures.failed(d.entry_id, d.job_id, exc, attempt, queue,
+                                              d.fields.get("name", "")))
+
+    def _start(self, queue: str, d: Delivery) -> None:
         try:
             msg = to_message(queue, d)
         except (KeyError, ValueError, TypeError) as exc:
-            err = MalformedMessage(f"job {d.job_id} in queue {queue!r} has a corrupt record: "
-                                   f"{type(exc).__name__}: {exc}")
-            log.error("%s", err)
-            self.acker.add(queue, failures.failed(d.entry_id, d.job_id, err, 1, queue,
-                                                  d.fields.get("name", "")))
+            self._fail(queue, d, CorruptRecord(
+                f"job {d.job_id} in queue {queue!r} has a corrupt record: "
+                f"{type(exc).__name__}: {exc}"))
             return
-        mctx = MessageContext(self.name, msg.deliveries, mark)
-        task = self.pool.spawn(self._run(msg, mctx, mark))
+        mctx = MessageContext(self.name, msg.deliveries)
+        task = self.pool.spawn(self._run(msg, mctx))
         self.running[msg.id] = Running(queue, d.entry_id, task, mctx.cancel)
 
     def cancel(self, job_id: str) -> None:
@@ -283,8 +335,7 @@ class Consumer:
             running.cancel.requested = True
             running.task.cancel()
 
-    async def _run(self, msg: Message, ctx: MessageContext,
-                   mark: asyncio.Future[Any] | None) -> None:
+    async def _run(self, msg: Message, ctx: MessageContext) -> None:
         try:
             outcome = await self.handler(msg, ctx)
         except asyncio.CancelledError:
@@ -294,12 +345,11 @@ class Consumer:
             log.exception("message handler failed on job %s", msg.id)
             outcome = failures.failed(msg.entry_id, msg.id, exc, msg.attempt, msg.queue, msg.name)
         self.running.pop(msg.id, None)  # from here on, a cancel request has nothing to stop
-        try:
-            if mark is not None:
-                await asyncio.shield(mark)
-        except Exception:  # the mark never reached Redis: leave the entry for reclaim
-            return
         self.acker.add(msg.queue, outcome)
+
+
+def _int(value: str | None) -> int:
+    return int(value) if value and value.isdigit() else 0
 
 
 def to_message(queue: str, d: Delivery) -> Message:
@@ -313,4 +363,5 @@ def to_message(queue: str, d: Delivery) -> Message:
                    retried_attempts=int(f.get("retried_attempts") or 0),
                    retry_count=int(f["retry_count"]) if f.get("retry_count") else None,
                    deliveries=int(f.get("deliveries") or 1),
-                   timestamp=int(f.get("timestamp") or 0))  # a fresh entry: 1st delivery
+                   timestamp=int(f.get("timestamp") or 0),
+                   watched=bool(f.get("watch")))

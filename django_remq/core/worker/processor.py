@@ -16,21 +16,20 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import jsonutil
-from ..errors import InvalidOptions, JobCancelled, TaskTimeout, UnknownEvent
+from ..errors import JobCancelled, TaskTimeout, UnknownEvent
 from ..options import retries_of
 from ..policies import dlq, failures
 from ..policies.cron import CronScheduler, Schedule, timezone
 from ..policies.debounce import DebounceManager
-from ..policies.dlq import DeadLetterConfig, DeadLetterWriter
-from ..policies.retry import RetryPolicy
+from ..policies.dlq import DeadLetterWriter
+from ..settings import ProcessorSettings
 from ..store.connection import Connection
 from ..store.keys import Keys
-from ..store.ops import Outcome, Retention
-from ..types import Message, MessageContext, ProcessorOptions
+from ..store.ops import Outcome
+from ..types import Message, MessageContext
 from .consumer import Consumer, ConsumerOptions
 from .task import EventSink, HandlerContext, Task, TaskUpdates
 
@@ -40,46 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("django_remq.processor")
 
 MAX_RESULT_CHARS = 65_536
-PROCESSOR_KEYS = frozenset(ProcessorOptions.__annotations__)
-
-
-@dataclass(frozen=True)
-class ProcessorSettings:
-    """Validated processor options (the seed's ``processor: {...}``)."""
-
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    max_logs_per_task: int = 100
-    claim_idle_ms: int = 30_000
-    max_deliveries: int = 5
-    retention: Retention = field(default_factory=Retention)
-    shutdown_timeout_ms: int = 30_000
-    dlq: DeadLetterConfig | None = None
-    timezone: str = "UTC"  # for cron patterns; the Django layer passes TIME_ZONE
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any] | None) -> ProcessorSettings:
-        options = dict(options or {})
-        unknown = set(options) - PROCESSOR_KEYS
-        if unknown:
-            raise InvalidOptions(f"processor options: unknown keys {sorted(unknown)}; allowed: "
-                                 f"{', '.join(sorted(PROCESSOR_KEYS))}")
-        ints = {k: options[k] for k in ("max_logs_per_task", "claim_idle_ms", "max_deliveries",
-                                        "shutdown_timeout_ms") if k in options}
-        for key, value in ints.items():
-            if not isinstance(value, int) or value < 1:
-                raise InvalidOptions(f"processor option {key!r} must be an int >= 1, got {value!r}")
-        retention = options.get("retention") or {}
-        unknown = set(retention) - set(Retention.__dataclass_fields__)
-        if unknown:
-            raise InvalidOptions(f"processor 'retention': unknown keys {sorted(unknown)}; allowed: "
-                                 f"{', '.join(Retention.__dataclass_fields__)}")
-        tz = options.get("timezone", "UTC")
-        timezone(tz)
-        return cls(retry=RetryPolicy.from_config(options.get("retry")),
-                   retention=Retention(**retention),
-                   dlq=DeadLetterConfig.from_config(options.get("dlq")), timezone=tz, **ints)
-
-
 class Processor:
     def __init__(self, manager: TaskManager, conn: Connection, *, concurrency: int = 1,
                  queues: Sequence[str] = ("default",), prefix: str = "remq",
@@ -90,6 +49,7 @@ class Processor:
         self.settings = settings
         self.ctx = ctx or {}
         self.events = events
+        self._live: dict[str, tuple[str, bool]] = {}  # job id -> (event, watched)
         self.keys = Keys(prefix)
         self.executor: ThreadPoolExecutor | None = None
         self.debounce = DebounceManager(conn, self.keys)
@@ -127,7 +87,6 @@ class Processor:
 
     def cleanup(self) -> None:
         """Release the thread pool (abandoned sync handlers finish in the background)."""
-        self.debounce.cleanup()
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.executor = None
@@ -142,6 +101,8 @@ class Processor:
             return failures.failed(message.entry_id, message.id, exc, message.attempt,
                                    message.queue, message.name)
         options = {**entry.options, **message.options}
+        if self.events is not None:  # what its retry/finished events need (see _applied)
+            self._live[message.id] = (message.name, message.watched)
         loop = asyncio.get_running_loop()
         updates = TaskUpdates(self.conn, self.keys.queue(message.queue), message.id,
                               self.settings.max_logs_per_task, loop, ready=mctx.marked)
@@ -215,16 +176,22 @@ class Processor:
     def _applied(self, queue: str, outcome: Outcome, applied: bool) -> None:
         if applied and outcome.dead is not None and self.dead_letters is not None:
             self.dead_letters.add(outcome.dead)
-        if not applied or self.events is None:
+        if self.events is None:
             return
+        name, watched = self._live.pop(outcome.job_id, ("", False))
+        if not applied:
+            return
+        error = jsonutil.loads(outcome.error)["message"] if outcome.error else None
         if outcome.kind == "retry":
-            self.events({"type": "task_retry", "taskId": outcome.job_id, "queue": queue,
-                         "error": jsonutil.loads(outcome.error)["message"],
-                         "retryCount": int(outcome.fields["retry_count"])})
+            delay = max((outcome.run_at_ms or 0) - int(time.time() * 1000), 0)
+            self.events({"type": "task_retry", "taskId": outcome.job_id, "event": name,
+                         "queue": queue, "error": error,
+                         "retryCount": int(outcome.fields["retry_count"]),
+                         "retryDelayMs": delay, "watched": watched})
         else:
             status = "failed" if outcome.kind == "malformed" else outcome.kind
-            self.events({"type": "task_finished", "taskId": outcome.job_id, "queue": queue,
-                         "status": status})
+            self.events({"type": "task_finished", "taskId": outcome.job_id, "event": name,
+                         "queue": queue, "status": status, "error": error, "watched": watched})
 
 
 def _result_fields(result: Any) -> dict[str, str]:

@@ -1,33 +1,37 @@
-"""StreamReader: one blocking XREADGROUP over every queue a worker serves."""
+"""StreamReader: one blocking XREADGROUP over a worker's queues, delivered in the same
+round trip.
+
+The blocking read and deliver.lua ("pending" mode, one call per queue read) go out in
+one pipeline. Redis runs a connection's commands in order and holds the ones behind a
+blocked read until it returns, so the scripts run the moment the read does, with
+nothing in between on the wire: the worker gets jobs that are already ``processing``
+for it, never bare entries it would have to start first and confirm later.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ..store.connection import Connection
 from ..store.keys import GROUP, Keys
+from ..store.ops import Delivery
+from ..store.scripts import Call, arun_many
 
 log = logging.getLogger("django_remq.reader")
 
-
-@dataclass(frozen=True)
-class Entry:
-    queue: str
-    entry_id: str
-    job_id: str  # "" when the entry carries no job id (malformed)
-    fields: dict[str, str]  # what the entry carries to start the job (ENTRY_FIELDS)
+#: builds the deliver call for what a queue's read took (:func:`..store.ops.pending`)
+DeliverCall = Callable[[str], Call[list[Delivery]]]
 
 
 class StreamReader:
     """Reads new entries for a consumer of the ``remq`` group on each queue's stream.
 
     Paused queues are left out of the read itself (the caller passes only the
-    queues to read), so a paused queue's entries are never taken and put back.
+    queues to read); one paused meanwhile is caught by deliver.lua, atomically.
     """
 
     def __init__(self, conn: Connection, keys: Keys, consumer: str, block_ms: int = 1000) -> None:
@@ -64,38 +68,35 @@ class StreamReader:
         self._turn += 1
         return [queues[(start + i) % len(queues)] for i in range(picked)], count // picked
 
-    async def read(self, queues: Sequence[str], count: int) -> list[Entry]:
+    async def read(self, queues: Sequence[str], count: int,
+                   deliver: DeliverCall) -> list[tuple[str, list[Delivery]]]:
+        """Block until some queue has entries (or ``block_ms`` passes); return what
+        deliver.lua made of them, per queue."""
         if not queues or count <= 0:
             return []
         chosen, each = self.share(queues, count)
         streams: dict[Any, Any] = {self._stream(q): ">" for q in chosen}
         # while some queues sit out this turn, don't keep them waiting a whole block
         block = self.block_ms if len(chosen) == len(queues) else min(self.block_ms, 100)
-        try:
-            reply = await self.conn.aio.xreadgroup(
-                GROUP, self.consumer, streams, count=each, block=block
-            )
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
+        calls = [deliver(q) for q in chosen]
+        pipe = self.conn.blocking(self.block_ms).pipeline(transaction=False)
+        pipe.xreadgroup(GROUP, self.consumer, streams, count=each, block=block)
+        for call in calls:  # raw EVALSHA: redis-py's cluster pipelines refuse .evalsha()
+            pipe.execute_command("EVALSHA", *call.evalsha_args)
+        read, *replies = await pipe.execute(raise_on_error=False)
+        if isinstance(read, ResponseError):
+            if "NOGROUP" not in str(read):
+                raise read
             log.warning("consumer group missing (stream deleted?); recreating it")
             await self.ensure_groups(queues)
             return []
-        return self._entries(reply, queues)
-
-    def _entries(self, reply: object, queues: Sequence[str]) -> list[Entry]:
-        if not reply:
-            return []
-        by_stream = {self._stream(q): q for q in queues}
-        items: Any = reply.items() if isinstance(reply, dict) else reply  # RESP3 / RESP2
-        out: list[Entry] = []
-        for stream, messages in items:
-            queue = by_stream[stream if isinstance(stream, str) else stream.decode()]
-            for entry_id, fields in messages:
-                text = {_text(k): _text(v) for k, v in (fields or {}).items()}
-                out.append(Entry(queue, _text(entry_id), text.get("id", ""), text))
-        return out
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        if any(isinstance(reply, NoScriptError) for reply in replies):
+            # scripts flushed (a Redis restart): what the read took is still pending
+            # for this consumer; deliver it again now that the scripts are loaded
+            replies = await arun_many(self.conn.aio, calls)
+            return list(zip(chosen, replies, strict=True))
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return [(q, call.parse(reply)) for q, call, reply in zip(chosen, calls, replies,
+                                                                    strict=True)]

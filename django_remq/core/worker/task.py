@@ -20,24 +20,26 @@ from ..store.connection import Connection
 from ..store.keys import QueueKeys
 from ..store.scripts import arun
 from ..types import CancelToken, EmitOptions, Message
+from .batcher import Batcher
 
 if TYPE_CHECKING:
     from ..task_manager import TaskManager
 
+#: Receives live events (``task_update`` / ``task_retry`` / ``task_finished``, the
+#: original's shapes plus ``watched``), always on the worker's loop; must not block.
 EventSink = Callable[[dict[str, Any]], Any]
 
 
 class TaskUpdates:
-    """The ordered log/progress writes of one running task."""
+    """The ordered log/progress writes of one running task (a :class:`Batcher`)."""
 
     def __init__(self, conn: Connection, qk: QueueKeys, job_id: str, max_logs: int,
                  loop: asyncio.AbstractEventLoop, ready: Awaitable[Any] | None = None) -> None:
         self.conn, self.qk, self.job_id, self.max_logs = conn, qk, job_id, max_logs
-        self.ready = ready  # writes wait for the job to be marked processing
         self.loop = loop
         self.loop_thread = threading.get_ident()  # made on the loop, by the processor
-        self._items: list[tuple[str, str]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        # writes wait for the job to be marked processing (``ready``)
+        self._batcher: Batcher[tuple[str, str]] = Batcher(self._write, ready=ready, loop=loop)
         self._pending: set[asyncio.Future[Any]] = set()
 
     def push(self, kind: str, value: Any) -> None:
@@ -48,27 +50,20 @@ class TaskUpdates:
             self.loop.call_soon_threadsafe(self._push, kind, value)
 
     def _push(self, kind: str, value: Any) -> None:
-        self._items.append((kind, jsonutil.dumps(value)))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = self.loop.create_task(self._flush())
+        self._batcher.add((kind, jsonutil.dumps(value)))
 
     def track(self, fut: asyncio.Future[Any]) -> None:
         """Something the task started (a follow-up emit) that must land before its ack."""
         self._pending.add(fut)
         fut.add_done_callback(self._pending.discard)
 
-    async def _flush(self) -> None:
-        if self.ready is not None:
-            await asyncio.shield(self.ready)
-        while self._items:
-            items, self._items = self._items, []
-            await arun(self.conn.aio, ops.update(self.qk, self.job_id, items, self.max_logs))
+    async def _write(self, items: list[tuple[str, str]]) -> None:
+        await arun(self.conn.aio, ops.update(self.qk, self.job_id, items, self.max_logs))
 
     async def drain(self) -> None:
         """Wait for every queued write and tracked follow-up (errors are the caller's)."""
-        while (self._flusher and not self._flusher.done()) or self._pending:
-            if self._flusher and not self._flusher.done():
-                await self._flusher
+        while self._batcher.busy or self._pending:
+            await self._batcher.drain()
             if self._pending:
                 await asyncio.gather(*self._pending)
 
@@ -83,6 +78,7 @@ class Task:
         self.data = message.data
         self.options = options
         self.attempt = message.attempt
+        self.watched = message.watched  # a gateway connection follows this task
         self._updates = updates
 
     def __repr__(self) -> str:
@@ -102,10 +98,15 @@ class Socket:
 
     def update(self, data: Any, progress: float | None = None) -> None:
         self._updates.push("progress", {"data": data, "progress": progress})
-        if self._events is not None:
-            self._events({"type": "task_update", "taskId": self._task.id,
-                          "queue": self._task.queue, "name": self._task.name,
-                          "data": data, "progress": progress})
+        if self._events is None:
+            return
+        t = self._task
+        event = {"type": "task_update", "taskId": t.id, "id": t.id, "event": t.name,
+                 "queue": t.queue, "data": data, "progress": progress, "watched": t.watched}
+        if threading.get_ident() == self._updates.loop_thread:
+            self._events(event)
+        else:  # a sync handler's thread: sinks are only ever called on the loop, in order
+            self._updates.loop.call_soon_threadsafe(self._events, event)
 
 
 class HandlerContext(Mapping[str, Any]):

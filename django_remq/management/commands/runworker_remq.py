@@ -33,6 +33,9 @@ class Command(BaseCommand):
                             help="process until the queues are empty, then exit 0")
         parser.add_argument("--shutdown-timeout", type=float, metavar="SECONDS",
                             help="on SIGTERM, how long running tasks may take to finish")
+        parser.add_argument("--expose", type=int, metavar="PORT",
+                            help="also serve the WebSocket gateway on this port, from this "
+                                 "worker (the original remq's expose)")
         parser.add_argument("--no-autodiscover", action="store_true",
                             help="do not import the apps' tasks modules (handlers come only "
                                  "from modules your settings or apps import)")
@@ -42,11 +45,14 @@ class Command(BaseCommand):
         queues = self._queues(options["queues"])
         if options["concurrency"] is not None and options["concurrency"] < 1:
             raise CommandError("--concurrency must be 1 or more")
+        if options["expose"] is not None and not 0 < options["expose"] < 65536:
+            raise CommandError("--expose must be a TCP port (1-65535)")
         processor: dict[str, Any] = {}
         if options["shutdown_timeout"] is not None:
             processor["shutdown_timeout_ms"] = max(int(options["shutdown_timeout"] * 1000), 1)
         try:
-            tm = build_task_manager(concurrency=options["concurrency"], processor=processor)
+            tm = build_task_manager(concurrency=options["concurrency"], processor=processor,
+                                    expose=options["expose"])
             queues = served_queues(tm, queues)
             probe_redis(get_settings().redis_url, cluster=get_settings().cluster)
         except (ImproperlyConfigured, RedisUnavailable) as exc:

@@ -3,42 +3,19 @@
 -- Every admin script takes the queue's standard KEYS (keys.QueueKeys.script_keys:
 -- 1 stream, 2 paused flag, 3..9 status indexes) and ARGV[1] job key prefix,
 -- ARGV[2] logs key prefix, ARGV[3] consumer group; its own arguments follow.
-local IDX = {waiting = KEYS[3], delayed = KEYS[4], processing = KEYS[5], completed = KEYS[6],
-             failed = KEYS[7], cancelled = KEYS[8], paused = KEYS[9]}
-local ORDER = {'waiting', 'delayed', 'processing', 'completed', 'failed', 'cancelled', 'paused'}
+local IDX = status_keys()
 local STREAM, JOBS, LOGS, GROUP = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local NOW = now_ms()
-local SCAN_PAGE, SCAN_PAGES = 1000, 10
 
 -- Remove the stream entry of a waiting job, so a later re-enqueue cannot make a
--- second live entry. The record names its entry (_lib.lua's enqueue); for records
--- written before that, a bounded search starts just before the job's waiting-index
--- score. An entry it misses is dropped by deliver.lua, which skips jobs that are no
--- longer waiting.
+-- second live entry. The record names its entry (_lib.lua's enqueue). Should the
+-- entry be gone already, deliver.lua drops a stale one anyway: it skips jobs that
+-- are no longer waiting.
 local function unstream(id)
   local eid = redis.call('HGET', JOBS .. id, 'entry')
-  if eid then
-    redis.call('XACK', STREAM, GROUP, eid)
-    if redis.call('XDEL', STREAM, eid) == 1 then return 1 end
-  end
-  local score = redis.call('ZSCORE', IDX.waiting, id)
-  local start = score and (string.format('%.0f', tonumber(score) - 1000) .. '-0') or '-'
-  for _ = 1, SCAN_PAGES do
-    local page = redis.call('XRANGE', STREAM, start, '+', 'COUNT', SCAN_PAGE)
-    for _, e in ipairs(page) do
-      local f = e[2]
-      for j = 1, #f, 2 do
-        if f[j] == 'id' and f[j + 1] == id then
-          redis.call('XACK', STREAM, GROUP, e[1])
-          redis.call('XDEL', STREAM, e[1])
-          return 1
-        end
-      end
-    end
-    if #page < SCAN_PAGE then return 0 end
-    start = '(' .. page[#page][1]
-  end
-  return 0
+  if not eid then return 0 end
+  redis.call('XACK', STREAM, GROUP, eid)
+  return redis.call('XDEL', STREAM, eid)
 end
 
 local function move(id, from, to, score)
@@ -69,7 +46,21 @@ local function rerun(id, from)
   requeue(id, from, 0)
 end
 
+-- A job's record fields for reading; a key that is not a hash reads as
+-- {'__corrupt__', its type} (records.py reports it as CorruptRecord), never an error.
+local function record(id)
+  local kind = redis.call('TYPE', JOBS .. id)['ok']
+  if kind == 'hash' or kind == 'none' then return redis.call('HGETALL', JOBS .. id) end
+  return {'__corrupt__', kind}
+end
+
+-- A job's log lines for reading ({} when the key is missing or not a list).
+local function log_lines(id)
+  if redis.call('TYPE', LOGS .. id)['ok'] ~= 'list' then return {} end
+  return redis.call('LRANGE', LOGS .. id, 0, -1)
+end
+
 -- The usual reply of a one-job script: {code, status, record fields}.
 local function reply(code, id, status)
-  return {code, status or '', redis.call('HGETALL', JOBS .. id)}
+  return {code, status or '', record(id)}
 end

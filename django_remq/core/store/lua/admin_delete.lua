@@ -6,6 +6,6 @@
 local id = ARGV[4]
 local status = redis.call('HGET', JOBS .. id, 'status')
 if status == 'waiting' then unstream(id) end
-for _, s in ipairs(ORDER) do redis.call('ZREM', IDX[s], id) end
+for _, s in ipairs(STATUSES) do redis.call('ZREM', IDX[s], id) end
 redis.call('DEL', JOBS .. id, LOGS .. id)
 return {status and 'ok' or 'missing', status or ''}

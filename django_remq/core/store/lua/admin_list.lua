@@ -1,6 +1,6 @@
 -- admin_list: pages of a queue's jobs, newest first, from the status indexes (no SCAN).
 -- KEYS/ARGV[1..3]: see _admin.lua.
--- ARGV[4] mode   ARGV[5] statuses to include, comma-separated (keys.STATUSES order)
+-- ARGV[4] mode   ARGV[5] statuses to include, comma-separated (names from STATUSES, _lib.lua)
 -- ARGV[6] "1" to include each job's record in entries
 -- Order: index score descending (the time a job entered its status; run-at for
 -- delayed jobs), ties by status order, then id descending, as ZREVRANGE does.
@@ -20,7 +20,7 @@ for s in string.gmatch(ARGV[5], '[^,]+') do statuses[#statuses + 1] = s end
 local with_records = ARGV[6] == '1'
 
 local function entry(id, score)
-  return {id, score, with_records and redis.call('HGETALL', JOBS .. id) or {}}
+  return {id, score, with_records and record(id) or {}}
 end
 
 local function total()

@@ -7,7 +7,7 @@
 local id = ARGV[4]
 local key = JOBS .. id
 local status = redis.call('HGET', key, 'status')
-if status == 'waiting' or status == 'delayed' or status == 'processing' or status == 'paused' then
+if status and not FINAL[status] then
   return reply('noop', id, status)
 end
 if not status and #ARGV >= 6 then redis.call('HSET', key, unpack(ARGV, 5, #ARGV)) end

@@ -36,8 +36,8 @@ local due = now + window
 local old = redis.call('HGET', key, 'status')
 if old then
   -- an explicit id reused: a live job keeps running, a finished one is replaced
-  if old ~= 'completed' and old ~= 'failed' and old ~= 'cancelled' then return id end
-  redis.call('ZREM', KEYS[({completed = 6, failed = 7, cancelled = 8})[old]], id)
+  if not FINAL[old] then return id end
+  redis.call('ZREM', status_keys()[old], id)
   redis.call('DEL', key, ARGV[2] .. id)
 end
 redis.call('HSET', key, 'timestamp', now, 'status', 'delayed', 'delay_until', due,

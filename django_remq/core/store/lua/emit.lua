@@ -1,20 +1,19 @@
 -- emit: create job records and enqueue them (stream, or the delayed schedule).
 -- KEYS: the queue's standard script keys (see keys.QueueKeys.script_keys):
---   1 stream, 2 paused flag, 3..9 status indexes in keys.STATUSES order
+--   1 stream, 2 paused flag, 3..9 status indexes in STATUSES order (_lib.lua)
 -- ARGV[1] job key prefix    ARGV[2] logs key prefix
 -- ARGV[3] JSON list of jobs, each [id, run_at_ms (0 = now), [field, value, ...]]
 -- A job whose id belongs to a live job (waiting, delayed, processing, paused) is
 -- not enqueued again; a finished job with that id is replaced.
 -- Returns one integer per job: 1 enqueued, 0 skipped as a duplicate of a live job.
-local IDX = {waiting = KEYS[3], delayed = KEYS[4], processing = KEYS[5], completed = KEYS[6],
-             failed = KEYS[7], cancelled = KEYS[8], paused = KEYS[9]}
+local IDX = status_keys()
 local now = now_ms()
 local out = {}
 for n, job in ipairs(cjson.decode(ARGV[3])) do
   local id, delay, fields = job[1], job[2], job[3]
   local key = ARGV[1] .. id
   local old = redis.call('HGET', key, 'status')
-  if old == 'waiting' or old == 'delayed' or old == 'processing' or old == 'paused' then
+  if old and not FINAL[old] then
     out[n] = 0
   else
     if old then

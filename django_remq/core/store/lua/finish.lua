@@ -13,9 +13,9 @@
 --   "retry"      back to the schedule at run_at_ms (or the stream if already due)
 --   "malformed"  a new failed record for an entry that had no usable job id
 -- Returns one integer per outcome: 1 applied, 0 ignored (already acknowledged
--- elsewhere, e.g. by a worker that reclaimed the entry, or the job was deleted).
-local IDX = {waiting = KEYS[3], delayed = KEYS[4], processing = KEYS[5], completed = KEYS[6],
-             failed = KEYS[7], cancelled = KEYS[8], paused = KEYS[9]}
+-- elsewhere, e.g. by a worker that reclaimed the entry, or the job was deleted),
+-- 2 the record could not be updated: the job is now failed as corrupt.
+local IDX = status_keys()
 local now = now_ms()
 local stream, group, jobs, logs = KEYS[1], ARGV[3], ARGV[1], ARGV[2]
 local keep = {completed = {tonumber(ARGV[4]), tonumber(ARGV[5])},
@@ -23,48 +23,89 @@ local keep = {completed = {tonumber(ARGV[4]), tonumber(ARGV[5])},
               cancelled = {tonumber(ARGV[6]), tonumber(ARGV[7])}}
 local touched = {}
 local out = {}
-for n, o in ipairs(cjson.decode(ARGV[8])) do
-  local eid, id, kind, run_at, fields, err = o[1], o[2], o[3], o[4], o[5], o[6]
+
+local function expire(final, key, id)
+  local age = keep[final][1]
+  if age >= 0 then
+    redis.call('PEXPIRE', key, age)
+    redis.call('PEXPIRE', logs .. id, age)
+  end
+  touched[final] = true
+end
+
+local function apply(eid, id, kind, run_at, fields, err)
   local key = jobs .. id
   local acked = redis.call('XACK', stream, group, eid)
   redis.call('XDEL', stream, eid)
   local status = redis.call('HGET', key, 'status')
-  if acked == 0 or (kind ~= 'malformed' and status ~= 'processing') then
-    out[n] = 0
-  else
-    if status and IDX[status] then redis.call('ZREM', IDX[status], id) end
-    local set = fields  -- the outcome's fields, plus the state change below, in one HSET
-    local function put(f, v) set[#set + 1] = f; set[#set + 1] = v end
-    if err ~= '' then
-      local prev = redis.call('HGET', key, 'errors')
-      if prev and #prev > 2 then put('errors', string.sub(prev, 1, -2) .. ',' .. err .. ']')
-      else put('errors', '[' .. err .. ']') end
-    end
-    local final = kind == 'malformed' and 'failed' or kind
-    if kind == 'retry' then
-      put('deliveries', 0); put('lock_until', 0)
-      if run_at > now then
-        put('status', 'delayed'); put('delay_until', run_at)
-        redis.call('ZADD', IDX.delayed, run_at, id)
-      else
-        put('status', 'waiting'); put('delay_until', 0)
-        redis.call('ZADD', IDX.waiting, now, id)
-      end
+  if acked == 0 or (kind ~= 'malformed' and status ~= 'processing') then return 0 end
+  if status and IDX[status] then redis.call('ZREM', IDX[status], id) end
+  local set = fields  -- the outcome's fields, plus the state change below, in one HSET
+  local function put(f, v) set[#set + 1] = f; set[#set + 1] = v end
+  if err ~= '' then
+    local prev = redis.call('HGET', key, 'errors')
+    if prev and #prev > 2 then put('errors', string.sub(prev, 1, -2) .. ',' .. err .. ']')
+    else put('errors', '[' .. err .. ']') end
+  end
+  local final = kind == 'malformed' and 'failed' or kind
+  if kind == 'retry' then
+    put('deliveries', 0); put('lock_until', 0)
+    if run_at > now then
+      put('status', 'delayed'); put('delay_until', run_at)
+      redis.call('ZADD', IDX.delayed, run_at, id)
     else
-      put('status', final); put('finished_at', now); put('lock_until', 0)
-      redis.call('ZADD', IDX[final], now, id)
+      put('status', 'waiting'); put('delay_until', 0)
+      redis.call('ZADD', IDX.waiting, now, id)
     end
-    redis.call('HSET', key, unpack(set))
-    if kind == 'retry' and run_at <= now then enqueue(stream, key, id) end
-    if keep[final] then  -- a final state: retention applies
-      local age = keep[final][1]
-      if age >= 0 then
-        redis.call('PEXPIRE', key, age)
-        redis.call('PEXPIRE', logs .. id, age)
-      end
-      touched[final] = true
+  else
+    put('status', final); put('finished_at', now); put('lock_until', 0)
+    redis.call('ZADD', IDX[final], now, id)
+  end
+  redis.call('HSET', key, unpack(set))
+  if kind == 'retry' and run_at <= now then enqueue(stream, key, id) end
+  if keep[final] then expire(final, key, id) end  -- a final state: retention applies
+  return 1
+end
+
+-- A record this script cannot update (e.g. the key holds a string) fails its job as
+-- corrupt: the entry is acknowledged, a failed record stands in (a non-hash value is
+-- kept in its ``data``), and the rest of the batch is applied as usual. Returns 2.
+local function corrupt(eid, id, why)
+  local key = jobs .. id
+  redis.call('XACK', stream, group, eid)
+  redis.call('XDEL', stream, eid)
+  local kind = redis.call('TYPE', key)['ok']
+  local set = {'id', id, 'queue', string.match(jobs, '{(.*)}') or '', 'status', 'failed',
+               'finished_at', now, 'lock_until', 0}
+  if kind ~= 'hash' then
+    local raw = kind == 'string' and string.sub(redis.call('GET', key), 1, 1000) or kind
+    redis.call('DEL', key)
+    for _, v in ipairs({'name', '(corrupt record)', 'data', cjson.encode({corrupt = raw})}) do
+      set[#set + 1] = v
     end
-    out[n] = 1
+  end
+  local msg = 'the job record could not be updated (' .. why .. '); the job failed as corrupt'
+  set[#set + 1] = 'errors'
+  set[#set + 1] = '[' .. cjson.encode({message = msg, type = 'CorruptRecord', traceback = '',
+                                        attempt = 1, timestamp = now}) .. ']'
+  for _, idx in pairs(IDX) do redis.call('ZREM', idx, id) end
+  redis.call('HSET', key, unpack(set))
+  redis.call('ZADD', IDX.failed, now, id)
+  expire('failed', key, id)
+  return 2
+end
+
+for n, o in ipairs(cjson.decode(ARGV[8])) do
+  local kind = redis.call('TYPE', jobs .. o[2])['ok']
+  if kind ~= 'hash' and kind ~= 'none' then
+    out[n] = corrupt(o[1], o[2], 'it is a ' .. kind .. ', not a hash')
+  else
+    local ok, res = pcall(apply, o[1], o[2], o[3], o[4], o[5], o[6])
+    if ok then
+      out[n] = res
+    else
+      out[n] = corrupt(o[1], o[2], type(res) == 'table' and tostring(res.err) or tostring(res))
+    end
   end
 end
 -- retention: index entries of expired records go by age; the oldest go by count

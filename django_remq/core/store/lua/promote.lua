@@ -4,7 +4,7 @@
 -- ARGV[1] job key prefix   ARGV[2] max jobs to move in this call
 -- Returns {moved, ms until the next due job or -1 when none, now ms, 1 if the queue
 -- is paused else 0} (workers refresh their view of paused queues from this).
-local IDX = {waiting = KEYS[3], delayed = KEYS[4]}
+local IDX = status_keys()
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', IDX.delayed, '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(due) do

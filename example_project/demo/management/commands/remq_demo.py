@@ -1,5 +1,6 @@
 """``manage.py remq_demo``: Redis (real, or fakeredis in-process), a worker and the
-development server, in one command."""
+development server (daphne's ASGI ``runserver``: pages and the WebSocket gateway), in
+one command."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import threading
 from argparse import ArgumentParser
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -30,6 +33,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging(options["verbosity"])
+        call_command("migrate", verbosity=0)
+        self._demo_users()
         self.stdout.write(self._choose_redis())
         tm = build_task_manager()
         queues = list(get_settings().queues or tm.queues)
@@ -48,6 +53,14 @@ class Command(BaseCommand):
             loop.call_soon_threadsafe(stop.set)
             worker.join(10)
 
+    def _demo_users(self) -> None:
+        """``demo``/``demo`` emits and follows its reports; ``admin``/``admin`` is staff."""
+        users = get_user_model().objects
+        for name, staff in (("demo", False), ("admin", True)):
+            if not users.filter(username=name).exists():
+                users.create_user(name, password=name, is_staff=staff)
+        self.stdout.write("Sign in as demo/demo, or admin/admin (staff: the live feed).")
+
     def _choose_redis(self) -> str:
         url = get_settings().redis_url
         try:
@@ -55,6 +68,8 @@ class Command(BaseCommand):
         except RedisUnavailable:
             fake = start_fake_redis()
             os.environ[ENV_REDIS_URL] = fake
+            # the gateway's channel layer follows (channels-redis works on fakeredis too)
+            settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [fake]
             reset_settings()
             reset_task_manager()
             return (f"No Redis answered at {describe(url)}, so this demo started an in-process "

@@ -1,0 +1,122 @@
+"""Who may see the pages, how they reach Redis, and what a Redis outage looks like.
+
+:func:`remq_view` is the one wrapper every view goes through: staff only (the admin's
+own ``admin_view``: login redirect, CSRF, never cached), then ``REMQ["ADMIN_PERMISSION"]``
+(a dotted path to ``callable(request) -> bool``), then the allowed HTTP methods (so a GET
+can never reach an action). A Redis that does not answer renders an error page in the
+admin's look (HTTP 503) instead of a 500 with a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import redis
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    JsonResponse,
+    QueryDict,
+)
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.module_loading import import_string
+
+from ..conf import RemqSettings, get_settings
+from ..core.store.connection import describe
+from ..sdk import Sdk
+
+log = logging.getLogger("django_remq.admin")
+
+View = Callable[..., HttpResponse]
+#: Errors that mean "Redis is not reachable right now" (not a bug in the page).
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+               redis.exceptions.BusyLoadingError)
+
+_lock = threading.Lock()
+_cached: tuple[RemqSettings, Sdk] | None = None
+
+
+def get_sdk() -> Sdk:
+    """One Sdk (one connection pool) per process and ``REMQ`` value; short timeouts so a
+    blackholed Redis turns into the error page in seconds, not a hung request."""
+    global _cached
+    conf = get_settings()
+    with _lock:
+        if _cached is None or _cached[0] is not conf:
+            client = redis.Redis.from_url(conf.redis_url, decode_responses=True,
+                                          socket_connect_timeout=3, socket_timeout=10)
+            _cached = (conf, Sdk(client))
+        return _cached[1]
+
+
+def has_permission(request: HttpRequest) -> bool:
+    """Staff (checked by ``admin_view``) and, if set, ``REMQ["ADMIN_PERMISSION"](request)``."""
+    user = getattr(request, "user", None)
+    if user is None or not (user.is_active and user.is_staff):
+        return False
+    path = get_settings().admin_permission
+    return True if not path else bool(import_string(path)(request))
+
+
+def page_context(request: HttpRequest, title: str, *, live: str | None = None,
+                 live_params: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
+    """The admin's own context (header, sidebar, theme toggle) plus the page's; ``live``
+    names the page for the live endpoint, which gets ``live_params`` (default: the
+    page's own query string)."""
+    live_url = None
+    if live is not None:
+        query = QueryDict(mutable=True)
+        query.update(live_params if live_params is not None else request.GET)
+        query["view"] = live
+        live_url = f"{reverse('remq_admin:live')}?{query.urlencode()}"
+    return {**admin.site.each_context(request), "title": title, "live_url": live_url,
+            "remq_page": live, **extra}
+
+
+def redis_down(request: HttpRequest, exc: Exception, *, as_json: bool = False) -> HttpResponse:
+    where = describe(get_settings().redis_url)
+    log.warning("admin page %s: Redis at %s unreachable: %s", request.path, where, exc)
+    if as_json:
+        return JsonResponse({"error": f"Redis at {where} is not reachable"}, status=503)
+    ctx = page_context(request, "Redis is not reachable", where=where,
+                       error=f"{type(exc).__name__}: {exc}")
+    return TemplateResponse(request, "remq_admin/redis_down.html", ctx, status=503)
+
+
+def remq_view(methods: tuple[str, ...] = ("GET",), *, as_json: bool = False
+              ) -> Callable[[View], View]:
+    """Wrap a page or action: staff + permission + methods + Redis-down page."""
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                return HttpResponseNotAllowed(methods)
+            if not has_permission(request):
+                raise PermissionDenied("REMQ['ADMIN_PERMISSION'] refused this user")
+            try:
+                response = view(request, *args, **kwargs)
+                if isinstance(response, TemplateResponse):
+                    response.render()  # Redis errors raised while rendering land here too
+                return response
+            except UNREACHABLE as exc:
+                return redis_down(request, exc, as_json=as_json)
+
+        wrapped: list[View] = []
+
+        @wraps(view)
+        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not wrapped:  # admin.site is resolved at the first request, not at import
+                wrapped.append(admin.site.admin_view(inner))
+            return wrapped[0](request, *args, **kwargs)
+
+        return guarded
+
+    return decorate

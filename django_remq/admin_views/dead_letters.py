@@ -1,0 +1,80 @@
+"""The Dead letters page: jobs that failed for good, with reason and error; requeue/delete."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from ..core.errors import MalformedMessage
+from .access import get_sdk, page_context, remq_view
+from .confirm import ask, confirmed, safe_next
+from .paging import fetched, paginate
+from .present import Stamps, dead_letter
+
+FRAGMENT = "remq_admin/_dead_letters.html"
+PER_PAGE = 50
+ENTRY_ID = re.compile(r"^\d+-\d+$")
+
+
+def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
+    """Two round trips: the stream's length and one page (XREVRANGE)."""
+    sdk = get_sdk()
+    total = sdk.get_dlq_length()
+    pager = paginate(params.get("page"), PER_PAGE, total=total,
+                     base_url=reverse("remq_admin:dead_letters"), params={})
+    entries = sdk.list_dlq(limit=PER_PAGE + 1, offset=pager.offset)
+    pager = fetched(pager, len(entries))
+    stamps = Stamps()
+    return {"entries": [dead_letter(e, stamps) for e in entries[:PER_PAGE]], "pager": pager,
+            "total": total, "summary": {"dlq": total}}
+
+
+@remq_view()
+def dead_letters(request: HttpRequest) -> HttpResponse:
+    ctx = page_context(request, "Dead letters", live="dead_letters", fragment=FRAGMENT,
+                       **context(request, request.GET))
+    return TemplateResponse(request, "remq_admin/dead_letters.html", ctx)
+
+
+@remq_view(methods=("POST",))
+def dead_letters_action(request: HttpRequest) -> HttpResponse:
+    back = safe_next(request, reverse("remq_admin:dead_letters"))
+    action = request.POST.get("action", "")
+    ids = request.POST.getlist("_selected")
+    if request.POST.get("only"):  # a row's own button: that entry alone
+        action, _, one = request.POST["only"].partition(":")
+        ids = [one]
+    ids = [i for i in ids if ENTRY_ID.match(i)]
+    if action not in ("requeue", "delete"):
+        messages.error(request, "Choose an action: requeue or delete.")
+        return redirect(back)
+    if not ids:
+        messages.warning(request, "Select one or more dead letters first; nothing was changed.")
+        return redirect(back)
+    if action == "delete" and not confirmed(request):
+        return ask(request, title=f"Delete {len(ids)} dead letters",
+                   question=f"Delete these {len(ids)} dead letters? The jobs will not run "
+                            "again.", items=ids, button="Yes, delete them", back_url=back)
+    sdk = get_sdk()
+    done, problems = 0, []
+    for entry_id in ids:
+        try:
+            ok = (sdk.requeue_dlq(entry_id) is not None if action == "requeue"
+                  else sdk.delete_dlq(entry_id))
+        except MalformedMessage as exc:
+            problems.append(str(exc))
+            continue
+        done += ok
+    verb = "requeued" if action == "requeue" else "deleted"
+    messages.success(request, f"{done} dead letter{'s' if done != 1 else ''} {verb}.")
+    if len(ids) - done - len(problems):
+        messages.warning(request, f"{len(ids) - done - len(problems)} entries were already gone.")
+    for problem in problems[:5]:
+        messages.error(request, problem)
+    return redirect(back)

@@ -1,0 +1,81 @@
+"""The Job page and the one-job actions (retry, cancel, delete, pause, resume)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from ..core.errors import InvalidJobState
+from ..core.store.keys import validate_queue_name
+from .access import get_sdk, page_context, remq_view
+from .confirm import ask, confirmed
+from .present import DESTRUCTIVE, JOB_ACTIONS, job_detail
+
+FRAGMENT = "remq_admin/_job.html"
+
+
+def _queue(queue: str) -> str:
+    try:
+        return validate_queue_name(queue)
+    except ValueError as exc:
+        raise Http404(str(exc)) from None
+
+
+def context(request: HttpRequest, params: QueryDict, queue: str | None = None,
+            job_id: str | None = None) -> dict[str, Any]:
+    """One round trip: the record with its logs."""
+    queue = _queue(queue or params.get("queue", ""))
+    job_id = job_id or params.get("job_id", "")
+    job = get_sdk().get_job(job_id, queue) if job_id else None
+    if job is None:
+        raise Http404(f"no job {job_id!r} in queue {queue!r} (deleted, or expired by the "
+                      "retention settings)")
+    detail = job_detail(job)
+    return {"job": detail, "queue": queue, "job_id": job_id,
+            "summary": {"status": detail["status"], "progress": detail["progress"]}}
+
+
+@remq_view()
+def job(request: HttpRequest, queue: str, job_id: str) -> HttpResponse:
+    ctx = context(request, request.GET, queue, job_id)
+    live = {"queue": queue, "job_id": job_id}
+    page = page_context(request, f"Job {job_id}", live="job", live_params=live,
+                        fragment=FRAGMENT, **ctx)
+    return TemplateResponse(request, "remq_admin/job.html", page)
+
+
+@remq_view(methods=("POST",))
+def job_action(request: HttpRequest, queue: str, job_id: str, action: str) -> HttpResponse:
+    queue = _queue(queue)
+    if action not in JOB_ACTIONS:
+        raise Http404(f"unknown job action {action!r}; one of {', '.join(JOB_ACTIONS)}")
+    detail_url = reverse("remq_admin:job", args=[queue, job_id])
+    if action in DESTRUCTIVE and not confirmed(request):
+        what = ("Its record and logs are removed for good." if action == "delete"
+                else "It will not run (a running job is asked to stop).")
+        return ask(request, title=f"{action.capitalize()} job", items=[],
+                   question=f"{action.capitalize()} job {job_id} in queue “{queue}”? {what}",
+                   button=f"Yes, {action} it", back_url=detail_url)
+    sdk = get_sdk()
+    try:
+        outcome: Any = {"retry": sdk.retry_job, "cancel": sdk.cancel_job,
+                        "delete": sdk.delete_job, "pause": sdk.pause_job,
+                        "resume": sdk.resume_job}[action](job_id, queue)
+    except InvalidJobState as exc:
+        messages.error(request, f"{exc}.")
+        return redirect(detail_url)
+    if outcome is None or outcome is False:
+        messages.error(request, f"Job {job_id} in “{queue}” no longer exists.")
+        return redirect(reverse("remq_admin:jobs") + f"?queue={queue}")
+    if action == "delete":
+        messages.success(request, f"Job {job_id} deleted.")
+        return redirect(reverse("remq_admin:jobs") + f"?queue={queue}")
+    done = {"retry": "sent to run again", "cancel": "cancelled (a running job stops at its "
+            "worker's next heartbeat)", "pause": "paused", "resume": "resumed"}[action]
+    messages.success(request, f"Job {job_id} {done}.")
+    return redirect(detail_url)

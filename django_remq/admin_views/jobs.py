@@ -1,0 +1,152 @@
+"""The Jobs page: newest first from the per-status indexes, search, bulk actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from ..core.errors import InvalidJobState
+from ..core.store.keys import validate_queue_name
+from ..types import JobStatus
+from .access import get_sdk, page_context, remq_view
+from .confirm import ask, confirmed, safe_next
+from .paging import fetched, paginate
+from .present import DESTRUCTIVE, Stamps, job_row
+
+STATUSES = tuple(s.value for s in JobStatus)
+
+
+FRAGMENT = "remq_admin/_jobs.html"
+PER_PAGE = 50
+MAX_SEARCH = 100
+BULK_ACTIONS = {"retry": "Retry selected jobs", "cancel": "Cancel selected jobs",
+                "delete": "Delete selected jobs"}
+
+
+def filters(params: QueryDict) -> tuple[str | None, str | None, str, str | None]:
+    """(queue, status, search, problem): bad values are dropped with a message, not a 500."""
+    queue = params.get("queue") or None
+    status = params.get("status") or None
+    q = (params.get("q") or "").strip()[:MAX_SEARCH]
+    problem = None
+    if queue is not None:
+        try:
+            validate_queue_name(queue)
+        except ValueError as exc:
+            queue, problem = None, str(exc)
+    if status is not None and status not in STATUSES:
+        problem = f"unknown status {status!r}; one of {', '.join(STATUSES)}"
+        status = None
+    return queue, status, q, problem
+
+
+def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
+    """Round trips: 2 (queues and counts) + the listing (1 for one queue; a fixed few more
+    across queues for deep pages), whatever the number of jobs."""
+    queue, status, q, problem = filters(params)
+    sdk = get_sdk()
+    infos = sdk.get_queues_info()
+    shown = [i for i in infos if queue is None or i.name == queue]
+    counts = {s: sum(getattr(i.stats, s) for i in shown) for s in STATUSES}
+    total = None if q else (counts[status] if status else sum(counts.values()))
+    base = reverse("remq_admin:jobs")
+    pager = paginate(params.get("page"), PER_PAGE, total=total, base_url=base,
+                     params={"queue": queue, "status": status, "q": q})
+    jobs = sdk.list_jobs(queue, status, limit=PER_PAGE + 1, offset=pager.offset,
+                         search=q or None) if (shown or queue) else []
+    pager = fetched(pager, len(jobs))
+    tabs = [{"status": None, "label": "All", "count": sum(counts.values()),
+             "url": _url(base, queue, None, q), "current": status is None}]
+    tabs += [{"status": s, "label": s.capitalize(), "count": counts[s],
+              "url": _url(base, queue, s, q), "current": status == s} for s in STATUSES]
+    stamps = Stamps()
+    return {"jobs": [job_row(j, stamps) for j in jobs[:PER_PAGE]], "pager": pager, "tabs": tabs,
+            "queue": queue, "status": status, "q": q, "problem": problem,
+            "queue_names": [i.name for i in infos], "statuses": STATUSES,
+            "summary": {**counts, "total": sum(counts.values())},
+            "bulk_actions": BULK_ACTIONS.items()}
+
+
+def _url(base: str, queue: str | None, status: str | None, q: str) -> str:
+    params = QueryDict(mutable=True)
+    for key, value in (("queue", queue), ("status", status), ("q", q)):
+        if value:
+            params[key] = value
+    return f"{base}?{params.urlencode()}" if params else base
+
+
+@remq_view()
+def jobs(request: HttpRequest) -> HttpResponse:
+    ctx = context(request, request.GET)
+    if ctx["problem"]:
+        messages.warning(request, f"Filter ignored: {ctx['problem']}.")
+    title = f"Jobs in “{ctx['queue']}”" if ctx["queue"] else "Jobs"
+    page = page_context(request, title, live="jobs", fragment=FRAGMENT, **ctx)
+    return TemplateResponse(request, "remq_admin/jobs.html", page)
+
+
+def selected(request: HttpRequest) -> list[tuple[str, str]]:
+    """The ticked rows, as (queue, job id); values are ``queue:job_id``."""
+    out = []
+    for value in request.POST.getlist("_selected"):
+        queue, sep, job_id = value.partition(":")
+        if sep and job_id:
+            try:
+                out.append((validate_queue_name(queue), job_id))
+            except ValueError:
+                continue
+    return out
+
+
+@remq_view(methods=("POST",))
+def jobs_bulk(request: HttpRequest) -> HttpResponse:
+    back = safe_next(request, reverse("remq_admin:jobs"))
+    action = request.POST.get("action", "")
+    picked = selected(request)
+    if action not in BULK_ACTIONS:
+        messages.error(request, "Choose an action: retry, cancel or delete.")
+        return redirect(back)
+    if not picked:
+        messages.warning(request, "Select one or more jobs first; nothing was changed.")
+        return redirect(back)
+    if action in DESTRUCTIVE and not confirmed(request):
+        verb = "Delete" if action == "delete" else "Cancel"
+        return ask(request, title=f"{verb} {len(picked)} jobs",
+                   question=f"{verb} these {len(picked)} jobs? "
+                            + ("Their records and logs are removed for good."
+                               if action == "delete" else "They will not run."),
+                   items=[f"{job_id} (queue {queue})" for queue, job_id in picked],
+                   button=f"Yes, {action} them", back_url=back)
+    done, refused = run_bulk(action, picked)
+    if done:
+        messages.success(request, f"{action.capitalize()}: {done} job{'s' if done != 1 else ''}.")
+    if refused:
+        messages.warning(request, f"Not changed ({len(refused)}): " + "; ".join(refused[:5])
+                         + (" …" if len(refused) > 5 else ""))
+    return redirect(back)
+
+
+def run_bulk(action: str, picked: list[tuple[str, str]]) -> tuple[int, list[str]]:
+    sdk = get_sdk()
+    done, refused = 0, []
+    for queue, job_id in picked:
+        try:
+            if action == "retry":
+                ok = sdk.retry_job(job_id, queue) is not None
+            elif action == "cancel":
+                ok = sdk.cancel_job(job_id, queue)
+            else:
+                ok = sdk.delete_job(job_id, queue)
+        except InvalidJobState as exc:
+            refused.append(str(exc))
+            continue
+        if ok:
+            done += 1
+        else:
+            refused.append(f"job {job_id} in {queue!r} no longer exists")
+    return done, refused

@@ -1,0 +1,307 @@
+"""``TaskGatewayConsumer``: the original remq's WebSocket gateway, on Django Channels.
+
+A connection emits tasks (``queued``), then receives that task's ``task_update`` /
+``task_retry`` / ``task_finished`` through its Channels group; one opened with
+``x-get-broadcast: true`` (or ``?broadcast=1``) and allowed by the policy receives
+every task's events. Workers send them through the channel layer
+(:mod:`.delivery`), so they may run in other processes or on other hosts.
+
+``task_finished`` reaches a following connection exactly once: from the layer, or,
+if the layer lost it, from the job record (re-read every :data:`RECONCILE_S`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from ..api import get_task_manager
+from ..conf import get_settings
+from ..core import TaskManager
+from ..core.errors import InvalidOptions
+from ..core.store import ops
+from ..core.store.keys import validate_queue_name
+from ..core.store.ops import NewJob, Watched
+from ..core.store.scripts import arun_many
+from .delivery import broadcast_group, task_group
+from .policy import GatewayPolicy
+from .protocol import FINAL, ClientError, emit_fields, parse, task_id_of, wants_broadcast
+
+log = logging.getLogger("django_remq.gateway")
+
+REGISTRY_TTL_MS = 30_000  # a connection's registry entries outlive it by at most this
+REGISTRY_EVERY_S = 10.0
+RECONCILE_S = 2.0
+FINISH_GRACE_MS = 2_000  # a final state this old whose task_finished never came: send it
+
+
+class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    """Mount under ``AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(...)))``."""
+
+    tm: TaskManager
+    policy: GatewayPolicy
+
+    async def connect(self) -> None:
+        self.watching: dict[str, str] = {}  # task id -> queue, until its task_finished
+        self.done: dict[str, float] = {}  # task ids whose task_finished was sent
+        self.broadcast = False
+        self._keeper: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Future[Any]] = set()
+        if self.channel_layer is None:
+            log.error("gateway: no channel layer configured (CHANNEL_LAYERS); refusing "
+                      "the connection")
+            await self.close(code=1011)
+            return
+        self.policy = GatewayPolicy.from_settings(get_settings().gateway)
+        self.tm = await sync_to_async(get_task_manager, thread_sensitive=False)()
+        await self.accept()
+        if wants_broadcast(self.scope):
+            if await self.policy.check("can_broadcast", self.scope):
+                self.broadcast = True
+                await self.channel_layer.group_add(broadcast_group(self.tm.keys.prefix),
+                                                   self.channel_name)
+                await self._register()
+            else:
+                await self.send_json(ClientError(
+                    "not_permitted", "broadcast (every task's events) is not permitted for "
+                    "this connection (GATEWAY['can_broadcast']; default: staff)").frame())
+        self._keeper = asyncio.create_task(self._keep())
+
+    async def disconnect(self, code: int) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+        if not hasattr(self, "tm"):
+            return
+        prefix = self.tm.keys.prefix
+        for task_id in list(self.watching):
+            await self.channel_layer.group_discard(task_group(prefix, task_id),
+                                                   self.channel_name)
+        if self.broadcast:
+            await self.channel_layer.group_discard(broadcast_group(prefix), self.channel_name)
+            try:
+                await self.tm.conn.aio.zrem(self.tm.keys.gateway_broadcast, self.channel_name)
+            except Exception as exc:  # it expires anyway
+                log.warning("gateway: could not leave the broadcast registry (%s)", exc)
+
+    # -- client frames ----------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None,
+                      **kwargs: Any) -> None:
+        task_id = None
+        try:
+            msg = parse(text_data if text_data is not None else bytes_data,
+                        self.policy.max_message_bytes)
+            if msg["type"] == "emit":
+                await self.emit(msg)
+                return
+            task_id = task_id_of(msg)
+            if msg["type"] == "subscribe":
+                await self.subscribe(task_id, msg.get("queue"))
+            else:
+                await self.unsubscribe(task_id)
+        except ClientError as exc:
+            await self.send_json(exc.frame())
+        except Exception:
+            log.exception("gateway: could not handle a client frame")
+            await self.send_json(ClientError("unavailable", "the server could not handle "
+                                             "this message; try again", task_id).frame())
+
+    async def emit(self, msg: dict[str, Any]) -> None:
+        event, queue, data, options = emit_fields(msg)
+        queues = sorted({h.queue for h in self.tm.handlers
+                         if h.event == event and queue in (None, h.queue)})
+        if not queues:
+            where = f" in queue {queue!r}" if queue else ""
+            raise ClientError("unknown_event", f"there is no task {event!r}{where}")
+        if not self.policy.allowed(event):
+            raise ClientError("not_allowed", f"{event!r} may not be emitted over the gateway "
+                              "(GATEWAY['allowed_events'], or @handler(..., expose=True))")
+        if queue is None and len(queues) > 1:
+            raise ClientError("invalid_message", f"{event!r} is handled in queues {queues}; "
+                              "say which with \"queue\"")
+        queue = queue or queues[0]
+        if not await self.policy.check("can_emit", self.scope, event, queue, data):
+            raise ClientError("not_permitted", f"emitting {event!r} is not permitted for this "
+                              "connection (GATEWAY['can_emit']; default: signed-in users)")
+        self._room_for_one()
+        try:
+            queue, job = self.tm.prepare(event, queue, data, options)
+        except (InvalidOptions, TypeError, ValueError) as exc:
+            raise ClientError("invalid_options", str(exc)) from None
+        owner = self._user_id()
+        # the record says who follows it: the worker reads "watch" with the run fields
+        job = NewJob(job.id, [*job.fields, "watch", "1", *(["owner", owner] if owner else [])],
+                     job.run_at_ms, job.debounce)
+        await self._follow(job.id, queue)  # in the group before the task can run
+        try:
+            task_id = (await self.tm.aenqueue(queue, [job]))[0]
+        except BaseException:
+            await self._unfollow(job.id)
+            raise
+        if task_id != job.id:  # merged into a pending trailing-debounced job
+            await self._unfollow(job.id)
+            await self._follow(task_id, queue)
+        await self.send_json({"type": "queued", "taskId": task_id})
+
+    async def subscribe(self, task_id: str, queue: Any) -> None:
+        if queue is not None:
+            try:
+                validate_queue_name(queue)
+            except ValueError as exc:
+                raise ClientError("invalid_message", f"\"queue\": {exc}", task_id) from None
+        found = await self._lookup(task_id, queue)
+        owner = found[1].owner if found else None
+        if not await self.policy.check("can_subscribe", self.scope, task_id, owner):
+            raise ClientError("not_permitted", "following this task is not permitted for this "
+                              "connection (GATEWAY['can_subscribe']; default: its emitter, "
+                              "or staff)", task_id)
+        if found is None:
+            raise ClientError("not_found", f"no task {task_id!r}", task_id)
+        queue, state = found
+        if state.status not in FINAL:
+            if task_id not in self.watching:
+                self._room_for_one()
+                await self._follow(task_id, queue)
+            call = ops.watch(self.tm.keys.queue(queue), task_id, flag=True)
+            state = (await arun_many(self.tm.conn.aio, [call]))[0] or state
+        progress = state.progress or {}
+        await self.send_json({"type": "subscribed", "taskId": task_id, "queue": queue,
+                              "status": state.status, "progress": progress.get("progress"),
+                              "data": progress.get("data")})
+        if state.status in FINAL:  # its end, as an answer to this subscribe
+            await self._send_finished(task_id, queue, state, again=True)
+
+    async def unsubscribe(self, task_id: str) -> None:
+        await self._unfollow(task_id)
+        await self.send_json({"type": "unsubscribed", "taskId": task_id})
+
+    # -- events from workers (channel layer) -----------------------------------------
+
+    async def remq_events(self, message: dict[str, Any]) -> None:
+        """A batch of live events from a worker, in order (see :mod:`.delivery`)."""
+        broadcast = message.get("via") == "broadcast"
+        for event in message["events"]:
+            task_id = event["taskId"]
+            if broadcast:
+                if task_id in self.watching:
+                    continue  # it comes through the task's own group, in order
+            elif task_id not in self.watching:
+                continue  # unsubscribed, or finished already
+            if task_id in self.done:
+                continue
+            if event["type"] == "task_finished":
+                self._mark_finished(task_id)
+            await self.send_json(event)
+
+    def _mark_finished(self, task_id: str) -> None:
+        """Synchronous on purpose: the one place that lets a task_finished through."""
+        self.done[task_id] = time.monotonic()
+        queue = self.watching.pop(task_id, None)
+        if queue is not None:
+            leave = asyncio.ensure_future(self.channel_layer.group_discard(
+                task_group(self.tm.keys.prefix, task_id), self.channel_name))
+            self._background.add(leave)
+            leave.add_done_callback(self._background.discard)
+        if len(self.done) > 1000:
+            cutoff = time.monotonic() - 60
+            self.done = {k: t for k, t in self.done.items() if t > cutoff}
+
+    async def _send_finished(self, task_id: str, queue: str, state: Watched | None, *,
+                             again: bool = False) -> None:
+        if task_id in self.done and not again:
+            return
+        self._mark_finished(task_id)
+        await self.send_json({"type": "task_finished", "taskId": task_id, "event": state.name
+                              if state else None, "queue": queue,
+                              "status": state.status if state else "deleted",
+                              "error": state.error if state and state.status == "failed"
+                              else None})
+
+    # -- following tasks --------------------------------------------------------------
+
+    def _room_for_one(self) -> None:
+        limit = self.policy.max_in_flight
+        if len(self.watching) >= limit:
+            raise ClientError("too_many_in_flight", f"this connection already follows {limit} "
+                              "unfinished tasks (GATEWAY['max_in_flight']); wait for one to "
+                              "finish or unsubscribe")
+
+    def _user_id(self) -> str | None:
+        user = self.scope.get("user")
+        if user is not None and getattr(user, "is_authenticated", False):
+            return str(user.pk)
+        return None
+
+    async def _follow(self, task_id: str, queue: str) -> None:
+        self.watching[task_id] = queue
+        self.done.pop(task_id, None)
+        await self.channel_layer.group_add(task_group(self.tm.keys.prefix, task_id),
+                                           self.channel_name)
+        expiry = int(time.time() * 1000) + REGISTRY_TTL_MS
+        await self.tm.conn.aio.zadd(self.tm.keys.gateway_watched, {task_id: expiry})
+
+    async def _unfollow(self, task_id: str) -> None:
+        if self.watching.pop(task_id, None) is not None:
+            await self.channel_layer.group_discard(task_group(self.tm.keys.prefix, task_id),
+                                                   self.channel_name)
+
+    async def _lookup(self, task_id: str, queue: str | None) -> tuple[str, Watched] | None:
+        """The task's queue and state (the protocol's subscribe names no queue)."""
+        client = self.tm.conn.aio
+        queues = [queue] if queue else sorted(
+            await client.smembers(self.tm.keys.queues))  # type: ignore[misc]
+        calls = [ops.watch(self.tm.keys.queue(q), task_id, flag=False) for q in queues]
+        for q, state in zip(queues, await arun_many(client, calls) if calls else [],
+                            strict=True):
+            if state is not None:
+                return q, state
+        return None
+
+    async def _register(self) -> None:
+        """Refresh this connection's entries in the registries the workers read."""
+        keys, expiry = self.tm.keys, int(time.time() * 1000) + REGISTRY_TTL_MS
+        pipe = self.tm.conn.aio.pipeline(transaction=False)
+        if self.broadcast:
+            pipe.zadd(keys.gateway_broadcast, {self.channel_name: expiry})
+            pipe.zremrangebyscore(keys.gateway_broadcast, "-inf", expiry - 2 * REGISTRY_TTL_MS)
+        if self.watching:
+            pipe.zadd(keys.gateway_watched, dict.fromkeys(self.watching, expiry))
+        pipe.zremrangebyscore(keys.gateway_watched, "-inf", expiry - 2 * REGISTRY_TTL_MS)
+        await pipe.execute()
+
+    async def _reconcile(self) -> None:
+        """Send the task_finished of followed tasks that ended without one reaching us."""
+        items = list(self.watching.items())
+        if not items:
+            return
+        calls = [ops.watch(self.tm.keys.queue(q), t, flag=False) for t, q in items]
+        now = int(time.time() * 1000)
+        for (task_id, queue), state in zip(items, await arun_many(self.tm.conn.aio, calls),
+                                           strict=True):
+            if task_id not in self.watching:
+                continue
+            if state is None:
+                await self._send_finished(task_id, queue, None)
+            elif state.status in FINAL and now - (state.finished_at or 0) >= FINISH_GRACE_MS:
+                log.info("gateway: task_finished of %s came from its record (the channel layer "
+                         "did not deliver it)", task_id)
+                await self._send_finished(task_id, queue, state)
+
+    async def _keep(self) -> None:
+        last_register = time.monotonic()
+        while True:
+            await asyncio.sleep(RECONCILE_S)
+            try:
+                await self._reconcile()
+                if time.monotonic() - last_register >= REGISTRY_EVERY_S:
+                    await self._register()
+                    last_register = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("gateway: connection upkeep failed (%s); retrying", exc)

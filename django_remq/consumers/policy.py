@@ -1,0 +1,158 @@
+"""``REMQ['GATEWAY']``: who may do what over the WebSocket gateway, and its limits.
+
+The original remq trusts every client. Here the defaults are closed: signed-in users
+may emit the allowed events and follow the tasks they emitted; staff may also follow
+any task and open a broadcast connection. Each rule is a dotted path to a callable
+(sync or async) taking the connection's ASGI ``scope`` first, so a project can say
+otherwise. Validation is shared with ``manage.py check`` (:func:`gateway_problems`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from ..conf import Problem
+
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+DEFAULT_MAX_IN_FLIGHT = 100
+POLICY_KEYS = ("can_emit", "can_subscribe", "can_broadcast")
+GATEWAY_KEYS = ("allowed_events", *POLICY_KEYS, "max_message_bytes", "max_in_flight")
+SIGNATURES = {"can_emit": "(scope, event, queue, data) -> bool",
+              "can_subscribe": "(scope, task_id, owner) -> bool",
+              "can_broadcast": "(scope) -> bool"}
+
+
+def _user(scope: Mapping[str, Any]) -> Any:
+    return scope.get("user")
+
+
+def _signed_in(scope: Mapping[str, Any]) -> bool:
+    user = _user(scope)
+    return bool(user is not None and getattr(user, "is_authenticated", False))
+
+
+def default_can_emit(scope: Mapping[str, Any], event: str, queue: str, data: Any) -> bool:
+    """Signed-in users (the event must also be allowed: checked before this)."""
+    return _signed_in(scope)
+
+
+def default_can_subscribe(scope: Mapping[str, Any], task_id: str, owner: str | None) -> bool:
+    """Staff follow any task; other signed-in users only those they emitted."""
+    if not _signed_in(scope):
+        return False
+    user = _user(scope)
+    return bool(user.is_staff) or (owner is not None and owner == str(user.pk))
+
+
+def default_can_broadcast(scope: Mapping[str, Any]) -> bool:
+    """Staff only: a broadcast connection sees every task's data."""
+    return _signed_in(scope) and bool(_user(scope).is_staff)
+
+
+DEFAULTS: dict[str, Callable[..., Any]] = {"can_emit": default_can_emit,
+                                           "can_subscribe": default_can_subscribe,
+                                           "can_broadcast": default_can_broadcast}
+
+
+@dataclass(frozen=True)
+class GatewayPolicy:
+    """The validated ``GATEWAY`` dict."""
+
+    allowed_events: frozenset[str] | None = None  # None: the handlers with expose=True
+    can_emit: Callable[..., Any] = default_can_emit
+    can_subscribe: Callable[..., Any] = default_can_subscribe
+    can_broadcast: Callable[..., Any] = default_can_broadcast
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+
+    @classmethod
+    def from_settings(cls, gateway: Mapping[str, Any]) -> GatewayPolicy:
+        rules = {key: _callable(gateway[key]) for key in POLICY_KEYS if gateway.get(key)}
+        allowed = gateway.get("allowed_events")
+        return cls(allowed_events=None if allowed is None else frozenset(allowed),
+                   max_message_bytes=gateway.get("max_message_bytes",
+                                                 DEFAULT_MAX_MESSAGE_BYTES),
+                   max_in_flight=gateway.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT), **rules)
+
+    def allowed(self, event: str) -> bool:
+        if self.allowed_events is not None:
+            return event in self.allowed_events
+        from ..decorators import registry
+
+        return any(d.expose and d.event == event for d in registry)
+
+    async def check(self, rule: str, *args: Any) -> bool:
+        """Apply one rule; a sync callable runs in a thread (it may touch the database)."""
+        fn = getattr(self, rule)
+        if fn is DEFAULTS[rule]:
+            return bool(fn(*args))  # no I/O: the user was resolved by AuthMiddleware
+        if inspect.iscoroutinefunction(fn):
+            return bool(await fn(*args))
+        return bool(await sync_to_async(fn)(*args))
+
+
+def _callable(value: Any) -> Callable[..., Any]:
+    fn = import_string(value) if isinstance(value, str) else value
+    if not callable(fn):
+        raise TypeError(f"{value!r} is not callable")
+    return fn  # type: ignore[no-any-return]
+
+
+def gateway_problems(gateway: Any, *, import_paths: bool = True) -> list[Problem]:
+    """Everything wrong with ``REMQ['GATEWAY']`` (ids remq.E020-E022)."""
+    from ..conf import Problem
+
+    if not isinstance(gateway, Mapping):
+        return [Problem("remq.E020", f"REMQ['GATEWAY'] must be a dict, got "
+                        f"{type(gateway).__name__}.", "Example: {'allowed_events': ['report']}.")]
+    found = []
+    for key in gateway:
+        if key not in GATEWAY_KEYS:
+            close = difflib.get_close_matches(str(key), GATEWAY_KEYS, n=1)
+            found.append(Problem("remq.E020", f"REMQ['GATEWAY'] has an unknown key {key!r}.",
+                                 f"Did you mean {close[0]!r}?" if close
+                                 else f"Known keys: {', '.join(GATEWAY_KEYS)}."))
+    allowed = gateway.get("allowed_events")
+    if allowed is not None and (not isinstance(allowed, list | tuple | set | frozenset)
+                                or not all(isinstance(e, str) and e for e in allowed)):
+        found.append(Problem("remq.E021", f"REMQ['GATEWAY']['allowed_events'] must be a list "
+                             f"of event names, got {allowed!r}.",
+                             "Example: ['generate-report']; leave it out to allow the "
+                             "handlers declared with @handler(..., expose=True)."))
+    for key, default in (("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES),
+                         ("max_in_flight", DEFAULT_MAX_IN_FLIGHT)):
+        value = gateway.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            found.append(Problem("remq.E021", f"REMQ['GATEWAY'][{key!r}] must be an int >= 1, "
+                                 f"got {value!r}.", f"Default: {default}."))
+    return found + _rule_problems(gateway, import_paths)
+
+
+def _rule_problems(gateway: Mapping[str, Any], import_paths: bool) -> list[Problem]:
+    from ..conf import Problem
+
+    found = []
+    for key in POLICY_KEYS:
+        value = gateway.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) and not callable(value):
+            found.append(Problem("remq.E022", f"REMQ['GATEWAY'][{key!r}] must be a dotted path "
+                                 f"to a callable, got {value!r}.",
+                                 f"Example: 'myapp.gateway.{key}', a function {SIGNATURES[key]}."))
+        elif import_paths and isinstance(value, str):
+            try:
+                _callable(value)
+            except (ImportError, TypeError) as exc:
+                found.append(Problem("remq.E022", f"REMQ['GATEWAY'][{key!r}] = {value!r} is not "
+                                     f"an importable callable: {exc}.",
+                                     f"Give the dotted path of a function {SIGNATURES[key]}."))
+    return found

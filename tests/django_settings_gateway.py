@@ -1,0 +1,17 @@
+"""Settings of the gateway's end-to-end processes (daphne, runworker_remq): the worker
+test settings plus the gateway's test handlers, a channels-redis layer and GATEWAY."""
+
+from __future__ import annotations
+
+import os
+
+from tests.django_settings_worker import *  # noqa: F403
+from tests.django_settings_worker import INSTALLED_APPS, REMQ
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.gateway_app"]
+REMQ = {**REMQ, "GATEWAY": {}}
+CHANNEL_LAYERS = {"default": {
+    "BACKEND": "channels_redis.core.RedisChannelLayer",
+    "CONFIG": {"hosts": [os.environ.get("REMQ_REDIS_URL", REMQ["REDIS_URL"])],
+               "prefix": os.environ.get("REMQ_TEST_LAYER_PREFIX", "asgi")},
+}}
