@@ -31,6 +31,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
+from redis.crc import key_slot
 
 ClusterClient = redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster
 RedisLike = str | redis.Redis | redis.asyncio.Redis | ClusterClient
@@ -118,6 +119,9 @@ class Connection:
         self._blocking: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[int, redis.asyncio.Redis]] = (
             weakref.WeakKeyDictionary())
+        self._pinned: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, int, int], redis.asyncio.Redis]] = (
+            weakref.WeakKeyDictionary())
 
     def __repr__(self) -> str:
         return f"Connection({describe(self.target)}{', cluster' if self.cluster else ''})"
@@ -147,6 +151,25 @@ class Connection:
             client = made[block_ms] = self._make_async(extra_read_s=block_ms / 1000)
         return client
 
+    async def pinned(self, key: str, block_ms: int) -> tuple[redis.asyncio.Redis, str]:
+        """Cluster only: a one-connection client to the node serving ``key``'s slot, for a
+        blocking read another task can end early by ``CLIENT UNBLOCK`` (a cluster client
+        gives no say over which connection a command takes), and that node's name."""
+        cluster = cast(redis.asyncio.cluster.RedisCluster, self.blocking(block_ms))
+        await cluster.initialize()
+        node = cluster.get_node_from_key(key)
+        if node is None:
+            raise redis.exceptions.ConnectionError(f"no cluster node serves {key!r} yet")
+        made = self._pinned.setdefault(asyncio.get_running_loop(), {})
+        slot = key_slot(key.encode())
+        client = made.get((node.name, slot, block_ms))
+        if client is None:
+            pool = redis.asyncio.BlockingConnectionPool(
+                max_connections=1, connection_class=node.connection_class,
+                **node.connection_kwargs)
+            client = made[node.name, slot, block_ms] = redis.asyncio.Redis(connection_pool=pool)
+        return client, node.name
+
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()
         client = self._async.pop(loop, None)
@@ -154,6 +177,8 @@ class Connection:
             await client.aclose()
         for blocking in self._blocking.pop(loop, {}).values():
             await blocking.aclose()
+        for pinned in self._pinned.pop(loop, {}).values():
+            await pinned.aclose()
 
     def close(self) -> None:
         if self._sync is not None and self._sync is not self.target:
