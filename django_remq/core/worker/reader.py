@@ -136,48 +136,56 @@ class StreamReader:
         the connection and the deliver calls behind them, so nothing read is lost and a
         job waits for one round trip, not a block."""
         blocked: dict[int, tuple[str, int]] = {}  # group -> (node name, client id)
+        tasks = [asyncio.create_task(self._read_slot(
+            g, queues, [chosen[i] for i in group], [calls[i] for i in group], each, block,
+            blocked)) for g, group in enumerate(groups)]
+        pending: set[asyncio.Task[Any]] = set(tasks)
+        woken = False
+        try:
+            while pending:  # a read not blocked yet when asked is asked again
+                done, pending = await asyncio.wait(
+                    pending, timeout=0.05 if woken else None,
+                    return_when=asyncio.FIRST_COMPLETED)
+                woken = woken or any(not isinstance(t.result(), Exception) for t in done)
+                if woken and pending:
+                    await self._unblock(list(blocked.values()))
+        except asyncio.CancelledError:  # stopping: as a cancelled single read would
+            for task in tasks:
+                task.cancel()
+            raise
+        results = [task.result() for task in tasks]
+        errors = [r for r in results if isinstance(r, Exception)]
+        if len(errors) == len(results):
+            raise errors[0]
+        for exc in errors:  # the others' deliveries are processing for us: run them
+            log.warning("reading one slot's queues failed: %r", exc)
+        return [found for r in results if not isinstance(r, Exception) for found in r]
 
-        async def read_slot(g: int) -> list[tuple[str, list[Delivery]]]:
-            mine = [chosen[i] for i in groups[g]]
+    async def _read_slot(self, g: int, queues: Sequence[str], mine: Sequence[str],
+                         calls: Sequence[Call[list[Delivery]]], each: int, block: int,
+                         blocked: dict[int, tuple[str, int]]
+                         ) -> list[tuple[str, list[Delivery]]] | Exception:
+        """One slot group's pipelined read; an error is returned, not raised, so that one
+        node's trouble does not end the other reads early."""
+        try:
             client, node = await self.conn.pinned(self._stream(mine[0]), self.block_ms)
             blocked[g] = (node, await client.client_id())
             pipe = client.pipeline(transaction=False)
-            self._queue_read(pipe, mine, [calls[i] for i in groups[g]], each, block)
+            self._queue_read(pipe, mine, calls, each, block)
             try:
                 replies = await pipe.execute(raise_on_error=False)
             finally:
                 blocked.pop(g, None)
             if isinstance(replies[0], MovedError):  # the slot moved: learn the new map
                 await cast(Any, self.conn.blocking(self.block_ms)).nodes_manager.initialize()
-            return await self._delivered(queues, mine, [calls[i] for i in groups[g]], replies)
-
-        tasks = [asyncio.create_task(read_slot(g)) for g in range(len(groups))]
-        try:
-            _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            while pending:  # a read not blocked yet when asked is asked again
-                await self._unblock(list(blocked.values()))
-                _, pending = await asyncio.wait(pending, timeout=0.05)
-        except asyncio.CancelledError:  # stopping: as a cancelled single read would
-            for task in tasks:
-                task.cancel()
-            raise
-        found: list[tuple[str, list[Delivery]]] = []
-        errors: list[BaseException] = []
-        for task in tasks:
-            exc = task.exception()
-            if exc is None:
-                found += task.result()
-            else:
-                errors.append(exc)
-        if errors and not found:
-            raise errors[0]
-        for exc in errors:  # the others' deliveries are processing for us: run them
-            log.warning("reading one slot's queues failed: %r", exc)
-        return found
+            return await self._delivered(queues, mine, calls, replies)
+        except Exception as exc:
+            return exc
 
     async def _unblock(self, blocked: Sequence[tuple[str, int]]) -> None:
+        """Best effort: a read left blocked only ends at its block, as on one node."""
         client = cast(Any, self.conn.aio)
+        nodes = [(client.get_node(node_name=name), client_id) for name, client_id in blocked]
         await asyncio.gather(*(
-            client.execute_command("CLIENT", "UNBLOCK", client_id,
-                                   target_nodes=client.get_node(node_name=node))
-            for node, client_id in blocked))
+            client.execute_command("CLIENT", "UNBLOCK", client_id, target_nodes=node)
+            for node, client_id in nodes if node is not None), return_exceptions=True)
