@@ -48,6 +48,7 @@ SPEC: dict[str, tuple[tuple[type | None, ...], Any]] = {
     "SOCKET_TIMEOUT": ((int, float), DEFAULT_SOCKET_TIMEOUT),
     "SOCKET_CONNECT_TIMEOUT": ((int, float), DEFAULT_CONNECT_TIMEOUT),
     "ADMIN_PERMISSION": ((str, None), None),
+    "CLUSTER": ((bool,), False),
 }
 
 #: Options that belong to one task or one handler, not to the processor.
@@ -83,12 +84,13 @@ class RemqSettings:
     tasks_module: str | None = "tasks"
     socket_timeout: float = DEFAULT_SOCKET_TIMEOUT
     socket_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    admin_permission: str | None = None
+    cluster: bool = False
 
     @property
     def connection_url(self) -> str:
         """``redis_url`` with the socket timeouts in its query (unless it sets its own)."""
         return with_timeouts(self.redis_url, self.socket_timeout, self.socket_connect_timeout)
-    admin_permission: str | None = None
 
     def build_ctx(self) -> dict[str, Any]:
         """Call the ``CTX`` factory (the handlers' shared context), or return ``{}``."""
@@ -130,7 +132,7 @@ def get_settings() -> RemqSettings:
         emit_on_commit=values["EMIT_ON_COMMIT"], tasks_module=values["TASKS_MODULE"],
         socket_timeout=float(values["SOCKET_TIMEOUT"]),
         socket_connect_timeout=float(values["SOCKET_CONNECT_TIMEOUT"]),
-        admin_permission=values["ADMIN_PERMISSION"])
+        admin_permission=values["ADMIN_PERMISSION"], cluster=values["CLUSTER"])
 
 
 def reset() -> None:
@@ -160,6 +162,8 @@ def problems(raw: Any, *, import_paths: bool = True) -> list[Problem]:
     if found:
         return found
     found += _values(raw)
+    if raw.get("CLUSTER"):
+        found += cluster_problems(raw)
     if import_paths and raw.get("CTX"):
         found += _ctx_problems(raw["CTX"])
     if raw.get("PROCESSOR"):
@@ -232,6 +236,30 @@ def _url_problems(key: str, url: str) -> list[Problem]:
         return [Problem("remq.E004", f"REMQ[{key!r}] has no host.",
                         "Example: 'redis://127.0.0.1:6379/0'.")]
     return []
+
+
+def cluster_problems(raw: Mapping[str, Any]) -> list[Problem]:
+    """``CLUSTER: True`` needs a TCP URL of database 0 (a Redis Cluster has no other)."""
+    found: list[Problem] = []
+    for key in ("REDIS_URL", "STREAM_REDIS_URL"):
+        url = raw.get(key) or (DEFAULT_REDIS_URL if key == "REDIS_URL" else None)
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme == "unix":
+            found.append(Problem(
+                "remq.E030", f"REMQ[{key!r}] is a unix socket, but REMQ['CLUSTER'] is True.",
+                "A Redis Cluster is reached over TCP: give any node's URL, e.g. "
+                "'redis://node-1:7000/0', or set CLUSTER to False."))
+            continue
+        db = parts.path.strip("/") or "0"
+        if db != "0":
+            found.append(Problem(
+                "remq.E030", f"REMQ[{key!r}] selects database {db}, but REMQ['CLUSTER'] is "
+                "True and a Redis Cluster has only database 0.",
+                "End the URL with /0 (or no path) and keep projects apart with "
+                "REMQ['PREFIX']."))
+    return found
 
 
 def _ctx_problems(path: str) -> list[Problem]:

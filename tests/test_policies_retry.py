@@ -14,6 +14,7 @@ from django_remq.core.errors import UnknownEventWarning
 from django_remq.core.policies.dlq import DeadLetterWriter
 from django_remq.core.sdk import Sdk
 
+from .cluster import on_both
 from .policy_helpers import run_until
 
 
@@ -32,6 +33,7 @@ def failing(runs, exc=None):
     return handler
 
 
+@on_both()
 @pytest.mark.parametrize(("max_retries", "attempts"), [(0, 1), (5, 4)])
 async def test_attempts_3_within_the_processors_max_retries(make_tm, r, prefix, max_retries,
                                                              attempts):
@@ -113,6 +115,7 @@ async def test_exponential_backoff_end_to_end(make_tm, r, prefix):
     assert gaps[1] >= 0.299, gaps
 
 
+@on_both()
 async def test_should_retry_false_means_one_run_and_a_dlq_entry(make_tm, r, prefix):
     tm: TaskManager = make_tm(processor={
         "retry": {"max_retries": 5, "should_retry": lambda err, n: "validation" not in str(err)},
@@ -168,6 +171,7 @@ async def test_the_dlq_is_written_only_when_configured(make_tm, r, prefix, proce
     assert r.xlen(f"{prefix}:dlq") == written
 
 
+@on_both()
 async def test_poison_message_goes_to_the_dlq(make_tm, r, prefix):
     tm: TaskManager = make_tm(processor={"dlq": {}, "max_deliveries": 2})
     runs: list[float] = []
@@ -216,6 +220,7 @@ async def test_dlq_is_capped(redis_url, make_tm, r, prefix):
     assert r.xrevrange(f"{prefix}:dlq", count=1)[0][1]["id"] == "999"
 
 
+@on_both()
 async def test_dlq_entry_can_be_requeued(make_tm, r, prefix):
     tm: TaskManager = make_tm(processor={"dlq": {}})
     calls: list[int] = []

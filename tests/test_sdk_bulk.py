@@ -13,14 +13,15 @@ from django_remq.core import InvalidOptions, MalformedMessage, TaskManager
 from django_remq.core.sdk import Sdk
 from django_remq.core.store.keys import Keys
 
+from .cluster import on_both
 from .sdk_seed import hold_a_running_job, seed_finished
 
 N = 10_000
 
 
 @pytest.fixture
-def sdk(redis_url: str, prefix: str) -> Sdk:
-    return Sdk(redis_url, prefix=prefix)
+def sdk(redis_url: str, prefix: str, on_cluster: bool) -> Sdk:
+    return Sdk(redis_url, prefix=prefix, cluster=on_cluster)
 
 
 async def test_retry_all_failed_on_10k_jobs_runs_them(sdk, r, prefix, make_tm):
@@ -73,6 +74,7 @@ def dead_letter(r, prefix, job_id, queue="default", job=None):
                                     "attempts": "3", "job": json.dumps(record)})
 
 
+@on_both()
 async def test_dlq_list_and_requeue_runs_the_job(sdk, r, prefix, make_tm):
     seed_finished(r, prefix, "default", 1, "failed", name="work")  # record still there
     kept = dead_letter(r, prefix, "failed-0000000")
@@ -110,6 +112,7 @@ def test_dlq_bad_entries(sdk, r, prefix):
     assert sdk.list_dlq() == []
 
 
+@on_both()
 async def test_workers_from_heartbeats(sdk, make_tm):
     tm: TaskManager = make_tm(processor={"claim_idle_ms": 1500})  # heartbeat every 0.5 s
     job_id, release, runner = await hold_a_running_job(tm)

@@ -10,12 +10,13 @@ from django_remq.core.sdk import plans as sdk_plans
 from django_remq.core.store.keys import Keys
 from django_remq.types import JobStatus
 
+from .cluster import on_both
 from .sdk_seed import seed_finished
 
 
 @pytest.fixture
-def sdk(redis_url: str, prefix: str) -> Sdk:
-    return Sdk(redis_url, prefix=prefix)
+def sdk(redis_url: str, prefix: str, on_cluster: bool) -> Sdk:
+    return Sdk(redis_url, prefix=prefix, cluster=on_cluster)
 
 
 def all_sorted(r, prefix, queues):
@@ -53,6 +54,7 @@ def test_list_one_queue_one_status_newest_first(sdk, r, prefix, mixed):
 
 
 @pytest.mark.parametrize("shallow", [1000, 1])  # 1: every page goes through bisection
+@on_both()
 def test_pages_across_statuses_and_queues_match_brute_force(sdk, r, prefix, mixed, shallow,
                                                             monkeypatch):
     monkeypatch.setattr(sdk_plans, "SHALLOW", shallow)
@@ -64,6 +66,7 @@ def test_pages_across_statuses_and_queues_match_brute_force(sdk, r, prefix, mixe
             assert got == expected[offset:offset + limit], (queue, offset, limit)
 
 
+@on_both()
 async def test_list_filters_by_status_across_queues(sdk, mixed):
     failed = await sdk.alist_jobs(status="failed", limit=100)
     assert len(failed) == 25
@@ -94,6 +97,7 @@ def test_expired_records_are_left_out(sdk, r, prefix, mixed):
     assert "completed-0000039" not in ids(sdk.list_jobs("default", "completed", limit=5))
 
 
+@on_both()
 def test_stats_queues_and_info(sdk, r, prefix, mixed):
     stats = sdk.get_queue_stats("default")
     assert (stats.waiting, stats.delayed, stats.completed, stats.failed) == (30, 1, 40, 0)

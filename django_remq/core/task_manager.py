@@ -71,15 +71,16 @@ class TaskManager:
     def init(cls, db: RedisLike, streamdb: RedisLike | None = None,
              ctx: Mapping[str, Any] | None = None, concurrency: int = 1,
              processor: ProcessorOptions | None = None, expose: EventSink | int | None = None,
-             prefix: str = "remq") -> TaskManager:
+             prefix: str = "remq", cluster: bool = False) -> TaskManager:
         """``streamdb`` is accepted for the original remq's signature; job records and
-        streams change together in one atomic script, so they must share one database."""
+        streams change together in one atomic script, so they must share one database.
+        ``cluster=True``: ``db`` is the URL of any node of a Redis Cluster."""
         if streamdb is not None and streamdb is not db:
             raise InvalidOptions(
                 "streamdb: streams and job records are updated together atomically, so they "
                 "must be in one Redis database; pass only db (or the same client twice).")
-        return cls(Connection(db), ctx=ctx, concurrency=concurrency, processor=processor,
-                   expose=expose, prefix=prefix)
+        return cls(Connection(db, cluster=cluster), ctx=ctx, concurrency=concurrency,
+                   processor=processor, expose=expose, prefix=prefix)
 
     # -- handlers ---------------------------------------------------------------
 

@@ -26,10 +26,10 @@ from .plans import SdkPlans
 class Sdk(SdkPlans):
     """Admin access to the queues of one key prefix.
 
-    ``Sdk(db, prefix="remq", dlq_key=None, retention=None)``: ``db`` is a URL or
-    a (sync or asyncio) Redis client; ``dlq_key`` the dead-letter stream (default
+    ``Sdk(db, prefix="remq", dlq_key=None, retention=None, cluster=False)``: ``db`` is a
+    URL or a (sync or asyncio) Redis client; ``dlq_key`` the dead-letter stream (default
     ``<prefix>:dlq``); ``retention`` (:class:`~..store.ops.Retention`) how long jobs
-    cancelled here are kept.
+    cancelled here are kept; ``cluster=True``: ``db`` is any node's URL of a Redis Cluster.
     """
 
     # -- one job ------------------------------------------------------------------

@@ -60,8 +60,9 @@ class SdkPlans:
     """Connection, key names and the plans of every operation (public API: ``Sdk``)."""
 
     def __init__(self, db: RedisLike | Connection, prefix: str = "remq", *,
-                 dlq_key: str | None = None, retention: Retention | None = None) -> None:
-        self.conn = db if isinstance(db, Connection) else Connection(db)
+                 dlq_key: str | None = None, retention: Retention | None = None,
+                 cluster: bool = False) -> None:
+        self.conn = db if isinstance(db, Connection) else Connection(db, cluster=cluster)
         self.keys = Keys(prefix)
         self.dlq_key = dlq_key or self.keys.dlq
         self.retention = retention or Retention()
