@@ -255,3 +255,19 @@ def test_search_goes_on_to_older_jobs_by_a_link(admin_client, remq, r, prefix, m
     assert "remq-older-link" not in third  # the oldest job was looked at
     odd = admin_client.get(url, {"q": "completed", "before": "soon"})
     assert odd.status_code == 200  # a bad cursor starts from the newest
+
+
+def test_pages_offer_the_gateway_socket_only_when_it_runs(admin_client, remq, settings,
+                                                          redis_url, prefix):
+    """``data-remq-socket`` (live.js then opens the broadcast socket) needs both
+    ``REMQ["GATEWAY"]`` and a channel layer: without either, workers send no events."""
+    url = reverse("remq_admin:queues")
+    assert "data-remq-socket" not in admin_client.get(url).content.decode()
+    layer = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.CHANNEL_LAYERS = layer
+    assert "data-remq-socket" not in admin_client.get(url).content.decode()  # no GATEWAY
+    with remq_at(redis_url, prefix, GATEWAY={}):
+        for page in (url, reverse("remq_admin:jobs")):
+            assert 'data-remq-socket="/ws/remq/"' in admin_client.get(page).content.decode()
+        del settings.CHANNEL_LAYERS
+        assert "data-remq-socket" not in admin_client.get(url).content.decode()
