@@ -47,7 +47,7 @@ SEARCH_WINDOW = 4_000
 #: Cross-queue pages with offset + limit up to this merge the queues' heads directly;
 #: deeper pages bisect on the index score first.
 SHALLOW = 1000
-PROBES = 64
+PROBES = 16
 DLQ_SCAN = 10_000
 _ENTRY_ID = re.compile(r"^\d+-\d+$")
 _ALLOWED = {
@@ -361,7 +361,7 @@ def _merge(queues: Sequence[str], pages: Sequence[list[ListedJob]]) -> list[tupl
 def _merged_page(queues: Sequence[str], qks: Sequence[QueueKeys], statuses: Sequence[str],
                  offset: int, limit: int) -> Plan[list[tuple[str, ListedJob]]]:
     """One page across queues. Deep pages first find the offset-th job's score by a
-    64-way search over ZCOUNTs (~7 round trips for ms scores), then read from there."""
+    16-way search over ZCOUNTs (~12 round trips for ms scores), then read from there."""
     upper, skip = "+inf", offset
     if offset + limit > SHALLOW:
         counts = yield [ac.list_count(qk, statuses, []) for qk in qks]
