@@ -1,7 +1,8 @@
 """The admin pages live over the WebSocket gateway, in a real browser: daphne serves the
 pages and the gateway (tests/admin_asgi.py), a ``runworker_remq`` process runs the jobs,
 and chromium opens the pages as a signed-in staff user. The live JSON endpoint is blocked
-for the whole test, so every change the page shows came over the broadcast socket."""
+for the whole test, so every change the page shows came over the broadcast socket.
+``REMQ_SCREENSHOTS=docs/screenshots`` saves the README's admin-job-live.png."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def frames_of(frames: list[str], task_id: str) -> list[dict[str, Any]]:
     return out
 
 
-def test_pages_follow_the_broadcast_socket_without_polling(stack: Stack, redis_url: str):
+def test_pages_follow_the_broadcast_socket_without_polling(stack: Stack, redis_url: str,
+                                                           tmp_path: Path):
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (./dev test does)")
     port = free_port()
@@ -52,7 +54,7 @@ def test_pages_follow_the_broadcast_socket_without_polling(stack: Stack, redis_u
     tm = TaskManager.init(db=redis_url, prefix=stack.prefix)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context()
+        context = browser.new_context(viewport={"width": 1280, "height": 820})
         context.add_cookies([{"name": "sessionid", "value": stack.session, "url": base}])
         page = context.new_page()
         polls: list[str] = []
@@ -116,5 +118,17 @@ def test_pages_follow_the_broadcast_socket_without_polling(stack: Stack, redis_u
         assert any(f["type"] == "task_finished" for f in frames_of(frames, other))
         assert len(sockets) == 2
         assert errors == []
+
+        # the README's picture: a page with polling allowed, mid-run, following the socket
+        shots = Path(os.environ.get("REMQ_SCREENSHOTS") or tmp_path)
+        shots.mkdir(parents=True, exist_ok=True)
+        third = tm.emit("live.report", data={"steps": 8, "pause": 1.5})
+        view = context.new_page()
+        view.goto(f"{base}/admin/remq/jobs/default/{third}/")
+        view.wait_for_function(
+            "document.getElementById('remq-live-status').textContent.endsWith('WebSocket')"
+            " && ['38%','50%','63%'].includes("
+            "document.querySelector('.remq-progress-n').textContent)", timeout=30_000)
+        view.screenshot(path=str(shots / "admin-job-live.png"), full_page=True)
         browser.close()
     tm.conn.close()
