@@ -125,3 +125,62 @@ async def test_pause_queue_is_the_task_managers_flag(sdk, make_tm):
     assert sdk.is_queue_paused("q2")
     await sdk.aresume_queue("q2")
     assert not tm.is_queue_paused("q2")
+
+
+def brute_search(r, prefix, queues, needle):
+    out = []
+    for job_id in all_sorted(r, prefix, queues):
+        name = next(r.hget(Keys(prefix).queue(q).job(job_id), "name") for q in queues
+                    if r.exists(Keys(prefix).queue(q).job(job_id)))
+        if needle in job_id.lower() or needle in name.lower():
+            out.append(job_id)
+    return out
+
+
+@pytest.mark.parametrize(("needle", "queue"), [("d", None), ("SEED", None), ("0000001", None),
+                                                ("e", "default"), ("zzz", None)])
+async def test_search_walks_older_windows_and_finds_exactly_the_matches(
+        sdk, r, prefix, mixed, monkeypatch, needle, queue):
+    """A small window: the search goes on from ``older`` until it has seen every job; the
+    pages, joined, are exactly the brute-force matches in listing order (ties included)."""
+    monkeypatch.setattr(sdk_plans, "SEARCH_WINDOW", 35)
+    queues = [queue] if queue else mixed
+    expected = brute_search(r, prefix, queues, needle.lower())
+    got, before, steps = [], None, 0
+    while True:
+        offset = 0
+        while True:  # the pages of one window, 4 at a time
+            found = (sdk.search_jobs(needle, queue, limit=4, offset=offset, before=before)
+                     if steps % 2 == 0 else
+                     await sdk.asearch_jobs(needle, queue, limit=4, offset=offset,
+                                            before=before))
+            got += ids(found.jobs)
+            if len(found.jobs) < 4:
+                break
+            offset += 4
+        steps += 1
+        if found.older is None:
+            break
+        assert before is None or found.older < before  # always further back
+        before = found.older
+    assert got == expected
+    assert steps > 1  # the window really ran out at least once
+
+
+def test_search_is_bounded_by_its_window(sdk, mixed, monkeypatch):
+    monkeypatch.setattr(sdk_plans, "SEARCH_WINDOW", 10)
+    found = sdk.search_jobs("zzz")
+    assert found.jobs == []
+    assert found.older is not None
+    # list_jobs(search=) is the first window only
+    assert sdk.list_jobs(search="completed-0000000") == []
+    monkeypatch.setattr(sdk_plans, "SEARCH_WINDOW", 1000)
+    assert ids(sdk.list_jobs(search="completed-0000000")) == ["completed-0000000"]
+    assert sdk.search_jobs("zzz").older is None  # every job looked at
+
+
+def test_bad_search_arguments(sdk):
+    with pytest.raises(InvalidOptions, match="search must be a non-empty str"):
+        sdk.search_jobs("")
+    with pytest.raises(InvalidOptions, match="before must be a score"):
+        sdk.search_jobs("x", before="yesterday")  # type: ignore[arg-type]

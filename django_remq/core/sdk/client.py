@@ -20,7 +20,7 @@ from ..types import (
     TaskStats,
     WorkerInfo,
 )
-from .plans import SdkPlans
+from .plans import JobSearch, SdkPlans
 
 
 class Sdk(SdkPlans):
@@ -99,15 +99,32 @@ class Sdk(SdkPlans):
         run-at time, so scheduled ones come first), without their logs (see
         :meth:`get_job`). ``queue=None``: every queue in the registry. A page costs
         O(log n + limit) per queue. ``search`` keeps jobs whose id or name contains it
-        (case-insensitive), looking only at the newest ``SEARCH_WINDOW`` (10,000) jobs of
-        each queue. Jobs whose record expired meanwhile are left out, so a page may be
-        shorter than ``limit``."""
+        (case-insensitive), looking only at the newest ``SEARCH_WINDOW`` (4,000) jobs of
+        each queue (:meth:`search_jobs` goes further back). Jobs whose record expired
+        meanwhile are left out, so a page may be shorter than ``limit``."""
         return self._run(self._list_jobs(queue, status, limit, offset, search))
 
     async def alist_jobs(self, queue: str | None = None, status: str | None = None,
                          limit: int = 100, offset: int = 0,
                          search: str | None = None) -> list[AdminJobData]:
         return await self._arun(self._list_jobs(queue, status, limit, offset, search))
+
+    def search_jobs(self, search: str, queue: str | None = None, status: str | None = None,
+                    limit: int = 100, offset: int = 0, before: float | None = None
+                    ) -> JobSearch:
+        """Jobs whose id or name contains ``search`` (case-insensitive), newest first, with
+        bounded cost: each call looks at ``SEARCH_WINDOW`` (4,000) jobs of each queue at
+        most (from ``before``, an index score in ms, if given). When the window ran out
+        before the page was full, ``.older`` says where to go on: pass it as ``before``.
+        Why a window and not an index: no write path has to maintain one (emit and
+        finish stay as they are) and memory does not grow; the price is that a rare
+        name takes a few "older" steps to reach."""
+        return self._run(self._search_jobs(search, queue, status, limit, offset, before))
+
+    async def asearch_jobs(self, search: str, queue: str | None = None,
+                           status: str | None = None, limit: int = 100, offset: int = 0,
+                           before: float | None = None) -> JobSearch:
+        return await self._arun(self._search_jobs(search, queue, status, limit, offset, before))
 
     # -- queues -----------------------------------------------------------------------
 

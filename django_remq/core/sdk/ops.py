@@ -45,6 +45,15 @@ class Page:
 
 
 @dataclass(frozen=True)
+class Found:
+    """A search's matches; ``cut`` is set when its window ran out first: jobs scoring
+    above it were all looked at, older ones were not."""
+
+    entries: list[ListedJob]
+    cut: float | None
+
+
+@dataclass(frozen=True)
 class Counts:
     low: float | None
     high: float | None
@@ -140,9 +149,16 @@ def list_upto(qk: QueueKeys, statuses: Sequence[str], max_score: str, n: int) ->
 
 
 def list_search(qk: QueueKeys, statuses: Sequence[str], needle: str, window: int,
-                n: int) -> Call[Page]:
-    args = _list(qk, statuses, "search", False, needle.lower(), window, n)
-    return Call(scripts.ADMIN_LIST, qk.script_keys, args, _page)
+                n: int, upper: float | None = None) -> Call[Found]:
+    """The first ``n`` jobs (at or below ``upper``) whose id or name contains ``needle``,
+    looking at ``window`` jobs at most, newest first (no records)."""
+    def parse(reply: Any) -> Found:
+        page, cut = _page(reply[:2]), _s(reply[2])
+        return Found(page.entries, float(cut) if cut else None)
+
+    bound = "+inf" if upper is None else f"{upper:.0f}"
+    args = _list(qk, statuses, "search", False, needle.lower(), window, n, bound)
+    return Call(scripts.ADMIN_LIST, qk.script_keys, args, parse)
 
 
 def list_count(qk: QueueKeys, statuses: Sequence[str], probes: Sequence[int]) -> Call[Counts]:

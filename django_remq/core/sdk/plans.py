@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -40,8 +41,9 @@ log = logging.getLogger("django_remq.sdk")
 
 T = TypeVar("T")
 MAX_LIMIT = 1000
-#: ``search`` looks at this many of the newest jobs of each queue listed.
-SEARCH_WINDOW = 10_000
+#: A search looks at this many jobs of each queue listed, newest first (``search_jobs``
+#: goes on from where it stopped: ``JobSearch.older``).
+SEARCH_WINDOW = 4_000
 #: Cross-queue pages with offset + limit up to this merge the queues' heads directly;
 #: deeper pages bisect on the index score first.
 SHALLOW = 1000
@@ -54,6 +56,16 @@ _ALLOWED = {
     "pause": "only waiting or delayed jobs can be paused",
     "resume": "only paused jobs can be resumed",
 }
+
+
+@dataclass(frozen=True)
+class JobSearch:
+    """A page of search results. ``older`` is set when the search stopped at its window
+    (``SEARCH_WINDOW`` jobs per queue) before finding the page: pass it as ``before=`` to
+    search the older jobs."""
+
+    jobs: list[AdminJobData]
+    older: float | None
 
 
 class SdkPlans:
@@ -130,12 +142,45 @@ class SdkPlans:
         if not qks:
             return []
         if search:
-            n = offset + limit
-            pages = yield [ac.list_search(qk, statuses, search, SEARCH_WINDOW, n) for qk in qks]
-            picked = _merge(queues, [p.entries for p in pages])[offset:n]
-        else:
-            picked = yield from _merged_page(queues, qks, statuses, offset, limit)
+            found = yield from self._search(qks, queues, statuses, search, offset, limit, None)
+            return found.jobs
+        picked = yield from _merged_page(queues, qks, statuses, offset, limit)
         return (yield from self._records(picked))
+
+    def _search_jobs(self, search: str, queue: str | None = None, status: str | None = None,
+                     limit: int = 100, offset: int = 0, before: float | None = None
+                     ) -> Plan[JobSearch]:
+        statuses = _statuses(status)
+        _check_page(limit, offset)
+        if not isinstance(search, str) or not search:
+            raise InvalidOptions(f"search must be a non-empty str, got {search!r}")
+        if before is not None and (isinstance(before, bool)
+                                   or not isinstance(before, int | float) or before != before):
+            raise InvalidOptions(f"before must be a score (ms) from JobSearch.older, "
+                                 f"got {before!r}")
+        queues = [queue] if queue is not None else (yield [ac.queue_names(self.keys)])[0]
+        qks = [self._qk(q) for q in queues]
+        if not qks:
+            return JobSearch([], None)
+        return (yield from self._search(qks, queues, statuses, search, offset, limit, before))
+
+    def _search(self, qks: Sequence[QueueKeys], queues: Sequence[str], statuses: Sequence[str],
+                search: str, offset: int, limit: int, before: float | None
+                ) -> Plan[JobSearch]:
+        """One window per queue; only matches above the highest cut are certain to be the
+        newest (below it some queue was not searched), so the page is taken from those and
+        the next search starts at that cut."""
+        n = offset + limit
+        found = yield [ac.list_search(qk, statuses, search, SEARCH_WINDOW, n, before)
+                       for qk in qks]
+        cuts = [f.cut for f in found if f.cut is not None]
+        cut = max(cuts) if cuts else None
+        kept = [[e for e in f.entries if cut is None or e.score > cut] for f in found]
+        picked = _merge(queues, kept)[offset:n]
+        older = None
+        if cut is not None:  # a window of jobs sharing one ms: step past it, not forever
+            older = cut if before is None or cut < before else before - 1
+        return JobSearch((yield from self._records(picked)), older)
 
     def _records(self, picked: list[tuple[str, ListedJob]]) -> Plan[list[AdminJobData]]:
         """Records of the picked (queue, entry) pairs, in order: one call per queue."""
