@@ -24,7 +24,6 @@ from ..options import retries_of
 from ..policies import dlq, failures
 from ..policies.cron import CronScheduler, Schedule, timezone
 from ..policies.debounce import DebounceManager
-from ..policies.dlq import DeadLetterWriter
 from ..settings import ProcessorSettings
 from ..store.connection import Connection
 from ..store.keys import Keys
@@ -53,8 +52,6 @@ class Processor:
         self.keys = Keys(prefix)
         self.executor: ThreadPoolExecutor | None = None
         self.debounce = DebounceManager(conn, self.keys)
-        self.dead_letters = (None if settings.dlq is None else DeadLetterWriter(
-            conn, self.keys, settings.dlq.stream(self.keys), settings.dlq.maxlen))
         self.cron = CronScheduler(conn, self.keys, [
             Schedule(e.queue, e.event, e.repeat) for e in manager.handlers
             if e.repeat is not None and e.queue in queues], timezone(settings.timezone))
@@ -63,6 +60,7 @@ class Processor:
             claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries,
             retention=settings.retention, shutdown_timeout_ms=settings.shutdown_timeout_ms,
         ), on_applied=self._applied)
+        self.consumer.acker.dlq = settings.dlq  # dead letters go with the failure
 
     async def start(self, *, burst: bool = False) -> None:
         if self.executor is None:
@@ -78,8 +76,6 @@ class Processor:
     async def close(self) -> None:
         await self.cron.stop()
         await self.consumer.close()
-        if self.dead_letters is not None:
-            await self.dead_letters.close()
         self.cleanup()
 
     async def wait_for_active_tasks(self, timeout: float | None = None) -> bool:
@@ -167,15 +163,14 @@ class Processor:
                        run_at_ms=int(time.time() * 1000) + delay, error=error)
 
     def _dead(self, message: Message, exc: Exception, reason: str) -> dict[str, str] | None:
-        """The DLQ entry of a job that failed for good, if the DLQ wants it."""
+        """The DLQ entry of a job that failed for good, if the DLQ wants it (asked here,
+        before the finish call: finish.lua writes the entry, it cannot call Python)."""
         if self.settings.dlq is None or not self.settings.dlq.wants(message, exc, message.attempt):
             return None
         return dlq.entry(message.id, message.queue, message.name, reason, dlq.describe(exc),
                          message.attempt)
 
     def _applied(self, queue: str, outcome: Outcome, applied: bool) -> None:
-        if applied and outcome.dead is not None and self.dead_letters is not None:
-            self.dead_letters.add(outcome.dead)
         if self.events is None:
             return
         name, watched = self._live.pop(outcome.job_id, ("", False))
