@@ -36,7 +36,7 @@ def test_every_key_pattern():
                                               "failed", "cancelled", "paused")))
     public = {name for name in dir(q) if not name.startswith("_")} - {"base"}
     assert public == {"stream", "paused", "job", "logs", "job_prefix", "logs_prefix", "status",
-                      "delayed", "cron", "cron_runs", "debounce", "script_keys"}, (
+                      "delayed", "cron", "cron_runs", "debounce", "script_keys", "dlq"}, (
         "a new key: add it to this test and to the layout in keys.py's docstring")
 
 

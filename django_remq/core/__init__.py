@@ -19,6 +19,7 @@ from .errors import (
     MalformedMessage,
     PoisonMessage,
     RemqError,
+    ReplicaTimeout,
     TaskTimeout,
     UnknownEvent,
     UnknownEventWarning,
@@ -37,6 +38,6 @@ __all__ = [
     "ConcurrencyPool", "Consumer", "ConsumerOptions", "CorruptRecord", "DebounceManager",
     "DuplicateHandler", "HandlerContext", "HandlerEntry", "InvalidJobState", "InvalidOptions",
     "JobCancelled", "JobNotFound", "Keys", "MalformedMessage", "PoisonMessage", "Processor",
-    "ProcessorSettings", "RemqError", "StreamReader", "Task", "TaskManager", "TaskTimeout",
-    "UnknownEvent", "UnknownEventWarning",
+    "ProcessorSettings", "RemqError", "ReplicaTimeout", "StreamReader", "Task", "TaskManager",
+    "TaskTimeout", "UnknownEvent", "UnknownEventWarning",
 ]

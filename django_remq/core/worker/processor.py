@@ -61,6 +61,7 @@ class Processor:
             retention=settings.retention, shutdown_timeout_ms=settings.shutdown_timeout_ms,
         ), on_applied=self._applied)
         self.consumer.acker.dlq = settings.dlq  # dead letters go with the failure
+        self.consumer.acker.replica_wait = manager.replica_wait
 
     async def start(self, *, burst: bool = False) -> None:
         if self.executor is None:
