@@ -18,6 +18,7 @@ from .core.errors import (
     MalformedMessage,
     PoisonMessage,
     RemqError,
+    ReplicaTimeout,
     TaskTimeout,
     UnknownEvent,
     UnknownEventWarning,
@@ -40,5 +41,6 @@ __all__ = [
     "CorruptRecord", "DuplicateHandler", "DuplicateHandlerDeclared", "ImproperlyConfiguredRemq",
     "InvalidHandlerOptions",
     "InvalidJobState", "InvalidOptions", "JobCancelled", "JobNotFound", "MalformedMessage",
-    "PoisonMessage", "RemqError", "TaskTimeout", "UnknownEvent", "UnknownEventWarning",
+    "PoisonMessage", "RemqError", "ReplicaTimeout", "TaskTimeout", "UnknownEvent",
+    "UnknownEventWarning",
 ]
