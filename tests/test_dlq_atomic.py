@@ -39,7 +39,7 @@ def test_one_finish_call_writes_the_failure_and_its_dead_letter(make_tm, r, pref
     qk = Keys(prefix).queue("default")
     [d] = delivered(r, tm, qk)
     r.rpush(qk.logs(d.job_id), json.dumps({"message": "step 1", "timestamp": 1}))
-    assert scripts.run(r, ops.finish(qk, [dead(d)], Retention(), ("dlq", 100))) == [1]
+    assert scripts.run(r, ops.finish(qk, [dead(d)], Retention(), dlq=("dlq", 100))) == [1]
 
     record = r.hgetall(qk.job(d.job_id))
     assert record["status"] == "failed"
@@ -54,7 +54,7 @@ def test_one_finish_call_writes_the_failure_and_its_dead_letter(make_tm, r, pref
     assert letter.job["logs"][0]["message"] == "step 1"
 
     # applied once: the same outcome again (a reclaimed copy) adds no second entry
-    assert scripts.run(r, ops.finish(qk, [dead(d)], Retention(), ("dlq", 100))) == [0]
+    assert scripts.run(r, ops.finish(qk, [dead(d)], Retention(), dlq=("dlq", 100))) == [0]
     assert r.xlen(qk.dlq()) == 1
 
 
@@ -63,8 +63,8 @@ def test_no_dlq_or_no_dead_entry_writes_nothing(make_tm, r, prefix):
     qk = Keys(prefix).queue("default")
     a, b, c = delivered(r, tm, qk, 3)
     refused = Outcome(b.entry_id, b.job_id, "failed", error=dead(b).error)  # the predicate said no
-    replies = scripts.run(r, ops.finish(qk, [dead(a), refused], Retention(), ("dlq", 100)))
-    assert replies == [1, 1]
+    both = ops.finish(qk, [dead(a), refused], Retention(), dlq=("dlq", 100))
+    assert scripts.run(r, both) == [1, 1]
     assert [f["id"] for _, f in r.xrange(qk.dlq())] == [a.job_id]
     assert scripts.run(r, ops.finish(qk, [dead(c)], Retention())) == [1]  # no DLQ configured
     assert r.hget(qk.job(c.job_id), "status") == "failed"
@@ -78,7 +78,7 @@ def test_a_corrupt_record_is_dead_lettered_by_the_same_call(make_tm, r, prefix):
     r.delete(qk.job(d.job_id))
     r.set(qk.job(d.job_id), "clobbered")
     done = Outcome(d.entry_id, d.job_id, "completed")
-    replies = scripts.run(r, ops.finish(qk, [done], Retention(), ("dead", 10)))
+    replies = scripts.run(r, ops.finish(qk, [done], Retention(), dlq=("dead", 10)))
     assert replies == [ops.FINISH_CORRUPT]
     [(_, entry)] = r.xrange(qk.dlq("dead"))  # the configured stream name, in the queue
     assert (entry["id"], entry["reason"]) == (d.job_id, "corrupt")
@@ -90,7 +90,7 @@ def test_a_dlq_key_that_is_no_stream_costs_the_entry_not_the_failure(make_tm, r,
     qk = Keys(prefix).queue("default")
     [d] = delivered(r, tm, qk)
     r.set(qk.dlq(), "not a stream")
-    assert scripts.run(r, ops.finish(qk, [dead(d)], Retention(), ("dlq", 100))) == [1]
+    assert scripts.run(r, ops.finish(qk, [dead(d)], Retention(), dlq=("dlq", 100))) == [1]
     assert r.hget(qk.job(d.job_id), "status") == "failed"
     assert r.xpending(qk.stream, GROUP)["pending"] == 0
 

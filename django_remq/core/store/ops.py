@@ -151,7 +151,7 @@ def reclaim(qk: QueueKeys, consumer: str, *, min_idle_ms: int, count: int, lock_
     return _deliver(qk, consumer, lock_ms, max_deliveries, "claim", min_idle_ms, count)
 
 
-def finish(qk: QueueKeys, outcomes: Iterable[Outcome], retention: Retention,
+def finish(qk: QueueKeys, outcomes: Iterable[Outcome], retention: Retention, *,
            dlq: tuple[str, int] | None = None) -> Call[list[int]]:
     """Apply outcomes; with ``dlq`` (the queue's DLQ stream name, its maxlen) a job that
     ends failed with a ``dead`` entry (or as corrupt) gets it in the same script."""

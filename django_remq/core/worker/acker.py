@@ -79,7 +79,7 @@ class Acker:
 
     async def _finish(self, groups: Sequence[tuple[str, list[Outcome]]]) -> None:
         dlq = None if self.dlq is None else (self.dlq.stream_key, self.dlq.maxlen)
-        steps: list[Step] = [ops.finish(self.keys.queue(q), outcomes, self.retention, dlq)
+        steps: list[Step] = [ops.finish(self.keys.queue(q), outcomes, self.retention, dlq=dlq)
                              for q, outcomes in groups]
         wait = self.replica_wait
         if wait is not None:  # pipelined after the scripts: their connection's writes
