@@ -19,6 +19,7 @@ from .core.errors import (
     PoisonMessage,
     RemqError,
     ReplicaTimeout,
+    SyncThreadsExhausted,
     TaskTimeout,
     UnknownEvent,
     UnknownEventWarning,
@@ -41,6 +42,7 @@ __all__ = [
     "CorruptRecord", "DuplicateHandler", "DuplicateHandlerDeclared", "ImproperlyConfiguredRemq",
     "InvalidHandlerOptions",
     "InvalidJobState", "InvalidOptions", "JobCancelled", "JobNotFound", "MalformedMessage",
-    "PoisonMessage", "RemqError", "ReplicaTimeout", "TaskTimeout", "UnknownEvent",
+    "PoisonMessage", "RemqError", "ReplicaTimeout", "SyncThreadsExhausted", "TaskTimeout",
+    "UnknownEvent",
     "UnknownEventWarning",
 ]

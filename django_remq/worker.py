@@ -17,7 +17,7 @@ import redis
 
 from .conf import get_settings
 from .core import TaskManager
-from .core.errors import RemqError
+from .core.errors import RemqError, SyncThreadsExhausted
 from .core.store.connection import describe
 
 log = logging.getLogger("django_remq.worker")
@@ -66,8 +66,24 @@ def run_worker(tm: TaskManager, queues: Sequence[str], *, burst: bool = False,
                handle_signals: bool = True) -> None:
     """Work until stopped: SIGTERM/SIGINT let running tasks finish (up to the shutdown
     timeout); a second signal exits at once (the unfinished tasks are then reclaimed
-    by other workers after ``claim_idle_ms``)."""
-    asyncio.run(_serve(tm, queues, burst, handle_signals))
+    by other workers after ``claim_idle_ms``).
+
+    When more sync handlers are stuck past their timeouts than the worker keeps
+    threads for, it stops gracefully and re-executes its own command line: the
+    stuck threads go with the old process image, the same PID serves on."""
+    try:
+        asyncio.run(_serve(tm, queues, burst, handle_signals))
+    except SyncThreadsExhausted as exc:
+        log.error("restarting this worker (same command, same PID): %s", exc)
+        restart_process()
+
+
+def restart_process() -> None:
+    """Replace this process with a fresh run of the same command."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    os.execv(sys.executable, argv)
 
 
 async def _serve(tm: TaskManager, queues: Sequence[str], burst: bool,

@@ -20,6 +20,7 @@ from .errors import (
     PoisonMessage,
     RemqError,
     ReplicaTimeout,
+    SyncThreadsExhausted,
     TaskTimeout,
     UnknownEvent,
     UnknownEventWarning,
@@ -38,6 +39,7 @@ __all__ = [
     "ConcurrencyPool", "Consumer", "ConsumerOptions", "CorruptRecord", "DebounceManager",
     "DuplicateHandler", "HandlerContext", "HandlerEntry", "InvalidJobState", "InvalidOptions",
     "JobCancelled", "JobNotFound", "Keys", "MalformedMessage", "PoisonMessage", "Processor",
-    "ProcessorSettings", "RemqError", "ReplicaTimeout", "StreamReader", "Task", "TaskManager",
-    "TaskTimeout", "UnknownEvent", "UnknownEventWarning",
+    "ProcessorSettings", "RemqError", "ReplicaTimeout", "StreamReader",
+    "SyncThreadsExhausted", "Task", "TaskManager", "TaskTimeout", "UnknownEvent",
+    "UnknownEventWarning",
 ]

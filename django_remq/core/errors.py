@@ -68,3 +68,8 @@ class UnknownEventWarning(RuntimeWarning):
     likely a typo, and the job would fail ``UnknownEvent`` on the worker. Warned once per
     event; silence it with ``warnings.filterwarnings("ignore", category=...)`` when another
     service handles the event."""
+
+
+class SyncThreadsExhausted(RemqError):
+    """More sync handlers are stuck past their timeouts than a worker keeps threads for
+    (Python cannot kill a thread); the worker stopped and should be started afresh."""
