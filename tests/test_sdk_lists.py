@@ -11,7 +11,7 @@ from django_remq.core.store.keys import Keys
 from django_remq.types import JobStatus
 
 from .cluster import on_both
-from .sdk_seed import seed_finished
+from .sdk_seed import dead_letter, seed_finished
 
 
 @pytest.fixture
@@ -103,11 +103,12 @@ def test_stats_queues_and_info(sdk, r, prefix, mixed):
     assert (stats.waiting, stats.delayed, stats.completed, stats.failed) == (30, 1, 40, 0)
     assert stats.total == 71
     assert stats.to_dict()["total"] == 71
-    r.xadd(f"{prefix}:dlq", {"id": "x", "queue": "default", "name": "a", "job": "{}"})
+    dead_letter(r, prefix, {"id": "x", "queue": "default", "name": "a", "job": "{}"})
     assert sdk.get_queue_stats("default").dlq == 1
     assert sdk.get_queues() == ["default", "other"]
     info = {i.name: i for i in sdk.get_queues_info()}
     assert info["other"].stats.failed == 25
+    assert (info["default"].stats.dlq, info["other"].stats.dlq) == (1, 0)  # per queue
     assert not info["other"].paused
     assert info["other"].to_dict()["stats"]["waiting"] == 20
 

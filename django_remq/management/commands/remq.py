@@ -110,7 +110,7 @@ class Command(BaseCommand):
                  i.stats.paused, i.stats.total) for i in infos]
         header = ("QUEUE", "PAUSED", "WAITING", "DELAYED", "RUNNING", "COMPLETED", "FAILED",
                   "CANCELLED", "HELD", "TOTAL")
-        dlq = infos[0].stats.dlq if infos else sdk.get_queue_stats("default").dlq
+        dlq = sum(i.stats.dlq for i in infos)
         text = (_table(rows, header) if rows else "no queues yet") + f"\nDLQ: {dlq} entries"
         return [i.to_dict() for i in infos], text
 
@@ -190,11 +190,11 @@ class Command(BaseCommand):
                 raise CommandError("usage: remq dlq [requeue|delete ENTRY_ID]")
             if args[0] == "delete":
                 if not sdk.delete_dlq(args[1]):
-                    raise CommandError(f"no DLQ entry {args[1]} in {sdk.dlq_key!r}")
+                    raise CommandError(f"no DLQ entry {args[1]}")
                 return {"entry_id": args[1], "deleted": True}, f"deleted DLQ entry {args[1]}"
             job = sdk.requeue_dlq(args[1])
             if job is None:
-                raise CommandError(f"no DLQ entry {args[1]} in {sdk.dlq_key!r}")
+                raise CommandError(f"no DLQ entry {args[1]}")
             return job.to_dict(), f"requeued {job.id} in {job.state.queue!r}: {job.status}"
         entries = sdk.list_dlq(limit=o["limit"], offset=o["offset"], queue=o["queue"])
         rows = [(e.entry_id, e.queue, e.name, e.id, e.attempts, e.reason, e.error[:60])
