@@ -41,6 +41,7 @@ class Child:
     started: float = 0.0
     failures: int = 0  # consecutive early deaths, for the backoff
     restart_at: float | None = None
+    signals_sent: int = 0  # stop signals forwarded to the current process
     finished: bool = False  # exited for good (burst done, or after a stop)
     returncode: int | None = None
 
@@ -59,6 +60,8 @@ class Supervisor:
     env: dict[str, str] | None = None
     children: list[Child] = field(default_factory=list)
     stop_signal: int | None = None
+    signals: int = 0  # stop signals taken
+    pending: list[int] = field(default_factory=list)  # received, not yet taken
     forced: bool = False
 
     def run(self) -> int:
@@ -80,6 +83,7 @@ class Supervisor:
         return self._exit_code()
 
     def _tick(self) -> None:
+        self._take_signals()
         now = time.monotonic()
         for child in self.children:
             if child.finished:
@@ -92,6 +96,7 @@ class Supervisor:
                 continue
             code = child.proc.poll()
             if code is None:
+                self._forward(child)
                 continue
             child.returncode = code
             child.proc = None
@@ -102,8 +107,7 @@ class Supervisor:
 
     def _schedule_restart(self, child: Child, code: int, now: float) -> None:
         child.failures = 0 if now - child.started >= HEALTHY_AFTER else child.failures + 1
-        delay = 0.0 if child.failures == 0 else min(BACKOFF_FIRST * 2 ** (child.failures - 1),
-                                                     BACKOFF_MAX)
+        delay = restart_delay(child.failures)
         log.error("worker process %d exited unexpectedly (%s); restarting it in %.1f s",
                   child.slot, describe_exit(code), delay)
         child.restart_at = now + delay
@@ -113,23 +117,32 @@ class Supervisor:
                                       preexec_fn=_die_with_parent(os.getpid()))
         child.started = time.monotonic()
         child.restart_at = None
+        child.signals_sent = 0
         log.debug("worker process %d started (pid %d)", child.slot, child.proc.pid)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if self.stop_signal is None:
-            self.stop_signal = signum
-            log.warning("%s: stopping %d worker processes (each finishes its running tasks; "
-                        "send it again to stop now)", name, self.processes)
-        else:
-            self.forced = True
-            log.warning("%s again: worker processes stop now", name)
-        self._forward(signum)
+        """Only note it: the main loop acts (no logging or sends inside a handler)."""
+        self.pending.append(signum)
 
-    def _forward(self, signum: int) -> None:
-        for child in self.children:
-            if child.proc is not None and child.proc.poll() is None:
-                child.proc.send_signal(signum)  # a no-op if it has just exited
+    def _take_signals(self) -> None:
+        while self.pending:
+            signum = self.pending.pop(0)
+            name = signal.Signals(signum).name
+            if self.stop_signal is None:
+                self.stop_signal = signum
+                log.warning("%s: stopping %d worker processes (each finishes its running "
+                            "tasks; send it again to stop now)", name, self.processes)
+            else:
+                self.forced = True
+                log.warning("%s again: worker processes stop now", name)
+            self.signals += 1
+
+    def _forward(self, child: Child) -> None:
+        """Send the child the stop signals it has not had yet (also one started late)."""
+        while child.proc is not None and child.signals_sent < self.signals:
+            assert self.stop_signal is not None
+            child.proc.send_signal(self.stop_signal)  # a no-op if it has just exited
+            child.signals_sent += 1
 
     def _exit_code(self) -> int:
         codes = [c.returncode for c in self.children]
@@ -138,6 +151,11 @@ class Supervisor:
         if self.forced and self.stop_signal is not None:
             return 128 + self.stop_signal
         return 1
+
+
+def restart_delay(failures: int) -> float:
+    """Seconds before a restart after ``failures`` early deaths in a row (0: at once)."""
+    return 0.0 if failures <= 0 else min(BACKOFF_FIRST * 2 ** (failures - 1), BACKOFF_MAX)
 
 
 def describe_exit(code: int) -> str:

@@ -17,6 +17,7 @@ from django.core.management import CommandError, call_command
 from django_remq import emit
 from django_remq.core.sdk import Sdk
 from django_remq.core.types import WorkerInfo
+from django_remq.supervisor import restart_delay
 from django_remq.testing import RemqTestEnv, remq_test_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,3 +161,27 @@ def test_processes_is_validated(env: RemqTestEnv) -> None:
         call_command("runworker_remq", processes=2, expose=8765)
     with pytest.raises(CommandError, match="not from call_command"):
         call_command("runworker_remq", processes=2)
+
+
+CRASHING = """
+import logging, os, signal, sys, threading
+from django_remq.supervisor import Supervisor
+logging.basicConfig(level=logging.INFO)
+threading.Timer(6, os.kill, (os.getpid(), signal.SIGTERM)).start()
+sys.exit(Supervisor([sys.executable, "-c", "import sys; sys.exit(3)"], 1).run())
+"""
+
+
+def test_a_child_that_keeps_dying_is_restarted_with_a_growing_delay() -> None:
+    proc = subprocess.run([sys.executable, "-c", CRASHING], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    delays = [line.rsplit(" in ", 1)[1] for line in proc.stderr.splitlines()
+              if "exited unexpectedly (exit code 3); restarting it in" in line]
+    assert delays[:2] == ["0.5 s", "1.0 s"], proc.stderr
+    assert "SIGTERM: stopping 1 worker processes" in proc.stderr
+    assert proc.returncode == 1  # stopped while the child was down: its last exit was 3
+
+
+def test_restart_delay_doubles_up_to_a_cap() -> None:
+    assert [restart_delay(n) for n in range(9)] == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0,
+                                                    30.0, 30.0]
