@@ -62,11 +62,15 @@ def workers(test_env: RemqTestEnv) -> list[WorkerInfo]:
 
 
 def alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper that PID 1 may never be counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def test_two_processes_share_the_work_and_sigterm_stops_both_losing_nothing(
@@ -185,3 +189,23 @@ def test_a_child_that_keeps_dying_is_restarted_with_a_growing_delay() -> None:
 def test_restart_delay_doubles_up_to_a_cap() -> None:
     assert [restart_delay(n) for n in range(9)] == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0,
                                                     30.0, 30.0]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_worker_processes_stop_gracefully_when_the_supervisor_is_killed(
+        env: RemqTestEnv) -> None:
+    proc = supervisor(env, "--processes", "2")
+    pids: set[int] = set()
+    try:
+        wait_for("two registered workers", lambda: len(workers(env)) == 2, proc)
+        pids = {w.pid for w in workers(env)}
+        proc.kill()
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 60
+        while any(alive(pid) for pid in pids) or workers(env):
+            assert time.monotonic() < deadline, "orphaned worker processes kept running"
+            time.sleep(0.1)
+    finally:
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
