@@ -18,6 +18,7 @@ from .core.errors import (
     MalformedMessage,
     PoisonMessage,
     RemqError,
+    ReplicaTimeout,
     SyncThreadsExhausted,
     TaskTimeout,
     UnknownEvent,
@@ -41,6 +42,7 @@ __all__ = [
     "CorruptRecord", "DuplicateHandler", "DuplicateHandlerDeclared", "ImproperlyConfiguredRemq",
     "InvalidHandlerOptions",
     "InvalidJobState", "InvalidOptions", "JobCancelled", "JobNotFound", "MalformedMessage",
-    "PoisonMessage", "RemqError", "SyncThreadsExhausted", "TaskTimeout", "UnknownEvent",
+    "PoisonMessage", "RemqError", "ReplicaTimeout", "SyncThreadsExhausted", "TaskTimeout",
+    "UnknownEvent",
     "UnknownEventWarning",
 ]

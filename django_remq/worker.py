@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 import redis
+import redis.cluster
 
 from .conf import get_settings
 from .core import TaskManager
@@ -31,16 +32,32 @@ class RedisUnavailable(RemqError):
     """No Redis answers at the configured URL."""
 
 
-def probe_redis(url: str, timeout: float = 3.0) -> None:
-    """Fail fast, naming the URL (password hidden), when Redis does not answer."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+def probe_redis(url: str, timeout: float = 3.0, *, cluster: bool = False) -> None:
+    """Fail fast, naming the URL (password hidden), when Redis does not answer (on a
+    Cluster: when the slot map cannot be read from the node, or a master does not answer)."""
+    client: redis.Redis | redis.cluster.RedisCluster | None = None
     try:
-        client.ping()
-    except (redis.RedisError, OSError) as exc:
+        if cluster:
+            client = redis.cluster.RedisCluster.from_url(
+                url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        else:
+            client = redis.Redis.from_url(url, socket_connect_timeout=timeout,
+                                          socket_timeout=timeout)
+        ping(client)
+    except (redis.RedisError, redis.exceptions.RedisClusterException, OSError) as exc:
         raise RedisUnavailable(f"cannot reach Redis at {describe(url)} ({exc}). "
                                f"{START_REDIS_HINT}") from None
     finally:
-        client.close()
+        if client is not None:
+            client.close()
+
+
+def ping(client: redis.Redis | redis.cluster.RedisCluster) -> None:
+    """PING; on a cluster every master (a plain ``ping()`` asks only one node)."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        client.ping(target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+    else:
+        client.ping()
 
 
 def served_queues(tm: TaskManager, requested: Sequence[str] | None) -> list[str]:

@@ -19,6 +19,7 @@ from .errors import (
     MalformedMessage,
     PoisonMessage,
     RemqError,
+    ReplicaTimeout,
     SyncThreadsExhausted,
     TaskTimeout,
     UnknownEvent,
@@ -38,6 +39,7 @@ __all__ = [
     "ConcurrencyPool", "Consumer", "ConsumerOptions", "CorruptRecord", "DebounceManager",
     "DuplicateHandler", "HandlerContext", "HandlerEntry", "InvalidJobState", "InvalidOptions",
     "JobCancelled", "JobNotFound", "Keys", "MalformedMessage", "PoisonMessage", "Processor",
-    "ProcessorSettings", "RemqError", "StreamReader", "SyncThreadsExhausted", "Task",
-    "TaskManager", "TaskTimeout", "UnknownEvent", "UnknownEventWarning",
+    "ProcessorSettings", "RemqError", "ReplicaTimeout", "StreamReader",
+    "SyncThreadsExhausted", "Task", "TaskManager", "TaskTimeout", "UnknownEvent",
+    "UnknownEventWarning",
 ]

@@ -30,6 +30,7 @@ from .store.connection import Connection, RedisLike
 from .store.keys import Keys, validate_queue_name
 from .store.ops import NewJob
 from .store.records import emit_fields
+from .store.replicas import DEFAULT_TIMEOUT_MS, ReplicaWait
 from .store.scripts import Cmd, Step, arun_many, run_many
 from .types import EmitOptions, HandlerOptions, ProcessorOptions
 from .worker.processor import Processor
@@ -49,7 +50,8 @@ class TaskManager:
 
     def __init__(self, conn: Connection, *, ctx: Mapping[str, Any] | None = None,
                  concurrency: int = 1, processor: ProcessorOptions | None = None,
-                 expose: EventSink | int | None = None, prefix: str = "remq") -> None:
+                 expose: EventSink | int | None = None, prefix: str = "remq",
+                 wait_replicas: int = 0, wait_timeout_ms: int = DEFAULT_TIMEOUT_MS) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidOptions(f"concurrency must be an int >= 1, got {concurrency!r}")
         # expose: where live events go (an EventSink), or the original's port to serve
@@ -62,6 +64,8 @@ class TaskManager:
         self.settings = ProcessorSettings.from_options(processor)
         self.expose: EventSink | None = None if isinstance(expose, int) else expose
         self.keys = Keys(prefix)
+        #: emits and acknowledgements wait for this many replicas (see :mod:`.replicas`)
+        self.replica_wait = ReplicaWait.of(wait_replicas, wait_timeout_ms)
         self.registry = HandlerRegistry()
         self._known_queues: set[str] = set()
         self._warned_events: set[str] = set()
@@ -71,15 +75,21 @@ class TaskManager:
     def init(cls, db: RedisLike, streamdb: RedisLike | None = None,
              ctx: Mapping[str, Any] | None = None, concurrency: int = 1,
              processor: ProcessorOptions | None = None, expose: EventSink | int | None = None,
-             prefix: str = "remq") -> TaskManager:
+             prefix: str = "remq", cluster: bool = False, wait_replicas: int = 0,
+             wait_timeout_ms: int = DEFAULT_TIMEOUT_MS) -> TaskManager:
         """``streamdb`` is accepted for the original remq's signature; job records and
-        streams change together in one atomic script, so they must share one database."""
+        streams change together in one atomic script, so they must share one database.
+        ``cluster=True``: ``db`` is the URL of any node of a Redis Cluster.
+        ``wait_replicas=N``: an emit returns only once N replicas have the job (else
+        :class:`ReplicaTimeout` after ``wait_timeout_ms``), and workers' acknowledgements
+        wait for them too."""
         if streamdb is not None and streamdb is not db:
             raise InvalidOptions(
                 "streamdb: streams and job records are updated together atomically, so they "
                 "must be in one Redis database; pass only db (or the same client twice).")
-        return cls(Connection(db), ctx=ctx, concurrency=concurrency, processor=processor,
-                   expose=expose, prefix=prefix)
+        return cls(Connection(db, cluster=cluster), ctx=ctx, concurrency=concurrency,
+                   processor=processor, expose=expose, prefix=prefix,
+                   wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms)
 
     # -- handlers ---------------------------------------------------------------
 
@@ -221,6 +231,9 @@ class TaskManager:
                 if j.debounce is not None:
                     steps.append(debounce.emit_call(qk, *j.debounce, j))
                     answers.append(j.id)
+        if self.replica_wait is not None:  # on the same connection, right after the writes
+            steps.append(self.replica_wait.emit_step([job.id for _, job in prepared]))
+            answers.append(None)
         return _EmitBatch(self._known_queues, new, [job.id for _, job in prepared], steps,
                           answers)
 
@@ -263,7 +276,8 @@ class TaskManager:
         self.processor = Processor(self.registry, Emitter(self.emit, self.emit_soon, self.aemit),
                                    self.conn, concurrency=self.concurrency,
                                    queues=list(queues or self.queues), prefix=self.keys.prefix,
-                                   settings=self.settings, ctx=self.ctx, events=self.expose)
+                                   settings=self.settings, ctx=self.ctx, events=self.expose,
+                                   replica_wait=self.replica_wait)
         await self.processor.start(burst=burst)
 
     async def stop(self) -> None:

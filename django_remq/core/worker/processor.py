@@ -23,11 +23,11 @@ from ..options import retries_of
 from ..policies import dlq, failures
 from ..policies.cron import CronScheduler, Schedule, timezone
 from ..policies.debounce import DebounceManager
-from ..policies.dlq import DeadLetterWriter
 from ..settings import ProcessorSettings
 from ..store.connection import Connection
 from ..store.keys import Keys
 from ..store.ops import Outcome
+from ..store.replicas import ReplicaWait
 from ..types import Message, MessageContext
 from .consumer import Consumer, ConsumerOptions
 from .task import Emitter, EventSink, HandlerContext, Task, TaskUpdates
@@ -43,7 +43,8 @@ class Processor:
     def __init__(self, registry: HandlerRegistry, emitter: Emitter, conn: Connection, *,
                  concurrency: int = 1, queues: Sequence[str] = ("default",),
                  prefix: str = "remq", settings: ProcessorSettings = ProcessorSettings(),
-                 ctx: Mapping[str, Any] | None = None, events: EventSink | None = None) -> None:
+                 ctx: Mapping[str, Any] | None = None, events: EventSink | None = None,
+                 replica_wait: ReplicaWait | None = None) -> None:
         self.registry = registry
         self.emitter = emitter
         self.conn = conn
@@ -56,8 +57,6 @@ class Processor:
         self.exhausted = asyncio.Event()  # set when stuck sync handlers used up the threads
         self.exhausted_reason = ""
         self.debounce = DebounceManager(conn, self.keys)
-        self.dead_letters = (None if settings.dlq is None else DeadLetterWriter(
-            conn, self.keys, settings.dlq.stream(self.keys), settings.dlq.maxlen))
         self.cron = CronScheduler(conn, self.keys, [
             Schedule(e.queue, e.event, e.repeat) for e in registry.entries
             if e.repeat is not None and e.queue in queues], timezone(settings.timezone))
@@ -66,6 +65,8 @@ class Processor:
             claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries,
             retention=settings.retention, shutdown_timeout_ms=settings.shutdown_timeout_ms,
         ), on_applied=self._applied)
+        self.consumer.acker.dlq = settings.dlq  # dead letters go with the failure
+        self.consumer.acker.replica_wait = replica_wait  # wait_replicas: acks wait too
 
     async def start(self, *, burst: bool = False) -> None:
         await self.consumer.start(burst=burst)
@@ -81,8 +82,6 @@ class Processor:
         handed back at once; then :meth:`cleanup`."""
         await self.cron.stop()
         await self.consumer.close()
-        if self.dead_letters is not None:
-            await self.dead_letters.close()
         self.cleanup()
 
     async def wait_for_active_tasks(self, timeout: float | None = None) -> bool:
@@ -204,15 +203,14 @@ class Processor:
                        run_at_ms=int(time.time() * 1000) + delay, error=error)
 
     def _dead(self, message: Message, exc: Exception, reason: str) -> dict[str, str] | None:
-        """The DLQ entry of a job that failed for good, if the DLQ wants it."""
+        """The DLQ entry of a job that failed for good, if the DLQ wants it (asked here,
+        before the finish call: finish.lua writes the entry, it cannot call Python)."""
         if self.settings.dlq is None or not self.settings.dlq.wants(message, exc, message.attempt):
             return None
         return dlq.entry(message.id, message.queue, message.name, reason, dlq.describe(exc),
                          message.attempt)
 
     def _applied(self, queue: str, outcome: Outcome, applied: bool) -> None:
-        if applied and outcome.dead is not None and self.dead_letters is not None:
-            self.dead_letters.add(outcome.dead)
         if self.events is None:
             return
         name, watched = self._live.pop(outcome.job_id, ("", False))
