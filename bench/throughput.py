@@ -5,7 +5,7 @@
     python bench/throughput.py --only drain [--n 20000]        # drain rates alone
 
 Measures: emit one at a time; emit_many; drain rate of N pre-queued no-op tasks
-(each INCRs a counter) by one worker process at concurrency 1 (the default) and
+(each INCRs a counter) by one worker process at concurrency 1 (the engine's default) and
 a tuned one; pick-up latency (emit -> handler start) with an idle worker, 500
 tasks 5 ms apart; the worker's peak RSS; and redis-benchmark on the same server
 as the ceiling. Not a test: figures vary with the machine.

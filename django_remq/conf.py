@@ -32,6 +32,10 @@ from .errors import ImproperlyConfiguredRemq
 
 ENV_REDIS_URL = "REMQ_REDIS_URL"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: Tasks at once per worker process: I/O-bound handlers (the common case: HTTP, mail,
+#: the ORM) spend most of a task waiting, so a handful of slots keeps one core busy,
+#: while each sync slot's thread may hold its own DB connection (README, Settings).
+DEFAULT_CONCURRENCY = 16
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 #: key -> (accepted types, default); ``None`` in the types means the key may be None.
@@ -39,7 +43,7 @@ SPEC: dict[str, tuple[tuple[type | None, ...], Any]] = {
     "REDIS_URL": ((str,), DEFAULT_REDIS_URL),
     "STREAM_REDIS_URL": ((str, None), None),
     "PREFIX": ((str,), "remq"),
-    "CONCURRENCY": ((int,), 1),
+    "CONCURRENCY": ((int,), DEFAULT_CONCURRENCY),
     "QUEUES": ((list, tuple, None), None),
     "CTX": ((str, None), None),
     "PROCESSOR": ((dict, None), None),
@@ -78,7 +82,7 @@ class RemqSettings:
     redis_url: str = DEFAULT_REDIS_URL
     stream_redis_url: str | None = None
     prefix: str = "remq"
-    concurrency: int = 1
+    concurrency: int = DEFAULT_CONCURRENCY
     queues: tuple[str, ...] | None = None
     ctx: str | None = None
     processor: Mapping[str, Any] = field(default_factory=dict)
@@ -216,7 +220,7 @@ def _values(raw: dict[str, Any]) -> list[Problem]:
             found.append(Problem("remq.E008", f"REMQ[{key!r}] must be seconds in (0, 3600], "
                                  f"got {value!r}.",
                                  f"Default: {SPEC[key][1]!r}; a URL's ?{key.lower()}= wins."))
-    if raw.get("CONCURRENCY", 1) < 1:
+    if raw.get("CONCURRENCY", DEFAULT_CONCURRENCY) < 1:
         found.append(Problem("remq.E008", f"REMQ['CONCURRENCY'] must be >= 1, got "
                              f"{raw['CONCURRENCY']}.", "Use 1 or more tasks at a time."))
     prefix = raw.get("PREFIX", "remq")

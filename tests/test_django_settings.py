@@ -12,7 +12,7 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from django_remq.checks import check_handler_queues, check_settings
-from django_remq.conf import DEFAULT_REDIS_URL, get_settings
+from django_remq.conf import DEFAULT_CONCURRENCY, DEFAULT_REDIS_URL, get_settings
 from django_remq.conf import reset as reset_settings
 from django_remq.errors import ImproperlyConfiguredRemq
 
@@ -41,7 +41,7 @@ def test_defaults_and_override_settings_reset_the_cache(monkeypatch: pytest.Monk
         conf = get_settings()
         assert conf.redis_url == DEFAULT_REDIS_URL
         assert conf.prefix == "remq"
-        assert conf.concurrency == 1
+        assert conf.concurrency == DEFAULT_CONCURRENCY == 16
         assert conf.tasks_module == "tasks"
         assert conf.emit_on_commit is False
         assert get_settings() is conf  # cached

@@ -155,7 +155,12 @@ def test_running_status_is_visible_from_another_process(env: RemqTestEnv) -> Non
     assert result(slow).return_value == "slept"
 
 
-def test_signals_fire_in_the_worker(env: RemqTestEnv) -> None:
+def test_signals_fire_in_the_worker(redis_url: str) -> None:
+    with remq_test_settings(redis_url, concurrency=1) as env:  # one task after the other
+        signals_fire_in_the_worker(env)
+
+
+def signals_fire_in_the_worker(env: RemqTestEnv) -> None:
     seen: list[Any] = []
     threads: list[str] = []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from argparse import ArgumentParser
 from typing import Any
 
@@ -11,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from ...api import build_task_manager
 from ...conf import get_settings
 from ...core.store.keys import validate_queue_name
+from ...supervisor import Supervisor, child_argv
 from ...worker import (
     RedisUnavailable,
     banner,
@@ -36,6 +38,9 @@ class Command(BaseCommand):
         parser.add_argument("--expose", type=int, metavar="PORT",
                             help="also serve the WebSocket gateway on this port, from this "
                                  "worker (the original remq's expose)")
+        parser.add_argument("--processes", type=int, default=1, metavar="N",
+                            help="run N worker processes under one supervisor that forwards "
+                                 "SIGTERM/SIGINT and restarts a child that dies (default 1)")
         parser.add_argument("--no-autodiscover", action="store_true",
                             help="do not import the apps' tasks modules (handlers come only "
                                  "from modules your settings or apps import)")
@@ -47,6 +52,7 @@ class Command(BaseCommand):
             raise CommandError("--concurrency must be 1 or more")
         if options["expose"] is not None and not 0 < options["expose"] < 65536:
             raise CommandError("--expose must be a TCP port (1-65535)")
+        processes = self._processes(options)
         processor: dict[str, Any] = {}
         if options["shutdown_timeout"] is not None:
             processor["shutdown_timeout_ms"] = max(int(options["shutdown_timeout"] * 1000), 1)
@@ -57,10 +63,31 @@ class Command(BaseCommand):
             probe_redis(get_settings().redis_url, cluster=get_settings().cluster)
         except (ImproperlyConfigured, RedisUnavailable) as exc:
             raise CommandError(str(exc)) from None
+        if processes > 1:
+            code = Supervisor(child_argv(), processes, burst=options["burst"]).run()
+            if code:
+                sys.exit(code)
+            self.stdout.write("remq supervisor stopped")
+            return
         for line in banner(tm, queues, burst=options["burst"]):
             self.stdout.write(line)
         run_worker(tm, queues, burst=options["burst"])
         self.stdout.write("remq worker stopped")
+
+    @staticmethod
+    def _processes(options: dict[str, Any]) -> int:
+        processes: int = options["processes"]
+        if processes < 1:
+            raise CommandError("--processes must be 1 or more")
+        if processes > 1 and options["expose"] is not None:
+            raise CommandError("--expose serves one port from one process: run the exposing "
+                               "worker on its own (runworker_remq --expose PORT) and the "
+                               "others with --processes N")
+        if processes > 1 and "runworker_remq" not in sys.orig_argv:
+            raise CommandError("--processes re-runs this command line in each worker process, "
+                               "so it works from `manage.py runworker_remq`, not from "
+                               "call_command(); start one process per call instead")
+        return processes
 
     @staticmethod
     def _queues(value: str | None) -> list[str] | None:
