@@ -15,7 +15,8 @@ import pytest
 
 from django_remq.core import TaskManager
 
-from .test_gateway_e2e import Stack, free_port, wait_for_port
+from .gateway_helpers import Stack, wait_for_port
+from .workers import free_port
 
 sync_api = pytest.importorskip("playwright.sync_api")
 

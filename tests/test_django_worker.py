@@ -2,42 +2,24 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from django_remq import emit
 from django_remq.testing import RemqTestEnv, remq_test_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+from .workers import ROOT, manage, run, worker_env
 
 
 @pytest.fixture
 def env(redis_url: str) -> Iterator[RemqTestEnv]:
     with remq_test_settings(redis_url) as test_env:
         yield test_env
-
-
-def worker_env(test_env: RemqTestEnv, **extra: str) -> dict[str, str]:
-    return {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.django_settings_worker",
-            "REMQ_REDIS_URL": test_env.redis_url, "REMQ_TEST_PREFIX": test_env.prefix,
-            "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), **extra}
-
-
-def manage(*args: str) -> list[str]:
-    return [sys.executable, "-m", "django", "runworker_remq", *args]
-
-
-def run(cmd: list[str], environ: dict[str, str], timeout: float = 30) -> Any:
-    return subprocess.run(cmd, env=environ, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, check=False)
 
 
 def test_burst_processes_emitted_tasks_and_exits_0(env: RemqTestEnv) -> None:

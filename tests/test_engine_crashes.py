@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
 import redis
@@ -20,39 +17,7 @@ from django_remq.core.store.keys import Keys
 
 from .cluster import on_both
 from .records import record
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def spawn_worker(url: str, prefix: str, *args: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.engine_worker", url, prefix, *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "READY"
-    return proc
-
-
-def stop_worker(proc: subprocess.Popen[str], timeout: float = 15.0) -> int:
-    """SIGTERM and wait; on a hang, show where the worker is stuck before failing."""
-    proc.terminate()
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        if shutil.which("py-spy"):
-            subprocess.run(["py-spy", "dump", "--pid", str(proc.pid)], check=False)
-        proc.kill()
-        _, err = proc.communicate(timeout=10)
-        pytest.fail(f"worker did not stop within {timeout}s; its log:\n{err[-4000:]}")
-
-
-def wait_until(predicate, timeout: float = 15.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
+from .workers import free_port, spawn_worker, stop_worker, wait_until
 
 
 @on_both()
@@ -193,18 +158,12 @@ async def test_scripts_reload_after_script_flush(make_tm, r, prefix):
     assert record(r, prefix, job_id).result == "ok"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def own_redis():
     """A private redis-server (AOF on) that a test may stop and start again."""
     if not shutil.which("redis-server"):
         pytest.fail("redis-server is not installed (apt-get install redis-server)")
-    port = _free_port()
+    port = free_port()
     workdir = tempfile.mkdtemp()
     cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
            "--appendonly", "yes", "--appendfsync", "always", "--save", ""]

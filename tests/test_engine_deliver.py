@@ -15,7 +15,7 @@ from django_remq.core.store import ops
 from django_remq.core.store.keys import GROUP, Keys
 from django_remq.core.store.scripts import run
 
-from .test_engine_lifecycle import record
+from .records import record
 
 
 async def _until(predicate, timeout: float = 10.0) -> bool:

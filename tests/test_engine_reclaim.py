@@ -10,8 +10,8 @@ import time
 from django_remq.core import TaskManager
 from django_remq.core.store.keys import GROUP, Keys
 
-from .test_engine_crashes import spawn_worker, stop_worker, wait_until
-from .test_engine_lifecycle import record
+from .records import record
+from .workers import spawn_worker, stop_worker, wait_until
 
 
 def test_dead_workers_tasks_are_reclaimed_while_the_others_are_busy(redis_url, r, prefix,

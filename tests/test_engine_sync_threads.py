@@ -19,6 +19,8 @@ from django_remq.core.sdk import Sdk
 from django_remq.core.store.keys import GROUP, Keys
 from django_remq.core.worker.threads import SlotThreads
 
+from .workers import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -179,13 +181,6 @@ def spawn(url: str, prefix: str, *args: str) -> subprocess.Popen[str]:
     return proc
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 def stop_within(proc: subprocess.Popen[str], seconds: float) -> tuple[float, str, str]:
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -204,9 +199,11 @@ def test_sigterm_stops_a_worker_whose_sync_handlers_are_stuck(redis_url, r, pref
     stuck = [tm.emit("stuck") for _ in range(2)]
     proc = spawn(redis_url, prefix, "--concurrency", "2", "--timeout-ms", "300")
     try:
-        wait_until(lambda: all(sdk.get_job(i, "default").status == "failed" for i in stuck))
+        assert wait_until(lambda: all(sdk.get_job(i, "default").status == "failed"
+                                      for i in stuck), timeout=30)
         quick = tm.emit("quick", data="still serving")
-        wait_until(lambda: sdk.get_job(quick, "default").status == "completed")
+        assert wait_until(lambda: sdk.get_job(quick, "default").status == "completed",
+                          timeout=30)
         _, out, err = stop_within(proc, 15)
     finally:
         if proc.poll() is None:
@@ -223,7 +220,7 @@ def test_shutdown_timeout_records_what_finished_and_hands_back_the_rest(redis_ur
     proc = spawn(redis_url, prefix, "--concurrency", "4", "--shutdown-timeout-ms", "3000",
                  "--claim-idle-ms", "30000")
     try:
-        wait_until(lambda: r.llen(f"{prefix}:started") == 4)
+        assert wait_until(lambda: r.llen(f"{prefix}:started") == 4, timeout=30)
         elapsed, _, err = stop_within(proc, 20)
     finally:
         if proc.poll() is None:

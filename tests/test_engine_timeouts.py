@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,11 +17,7 @@ from django_remq.core import TaskManager
 from django_remq.core.sdk import Sdk
 from django_remq.core.store.connection import DEFAULT_SOCKET_TIMEOUT, Connection
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from .workers import free_port
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ import pytest
 import redis
 from playwright import sync_api
 
+from .workers import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 #: REMQ_SAVE_SCREENSHOTS=1 refreshes the README's screenshots (else they go to tmp_path)
 SAVE_SHOTS = os.environ.get("REMQ_SAVE_SCREENSHOTS") == "1"
@@ -30,13 +32,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync"]
 
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from django_remq.backends.compat import (
 )
 from django_remq.testing import RemqTestEnv, remq_test_settings
 from tests.remq_apps.dtasks import tasks as t
-from tests.test_django_worker import manage, run, worker_env
+from tests.workers import manage, run, worker_env
 
 
 @pytest.fixture

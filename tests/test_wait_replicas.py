@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,13 +19,7 @@ from django_remq.conf import problems
 from django_remq.core import InvalidOptions, ReplicaTimeout, TaskManager
 from django_remq.core.store.keys import Keys
 
-from .test_engine_crashes import wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from .workers import free_port, wait_until
 
 
 @dataclass
