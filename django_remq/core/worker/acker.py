@@ -52,9 +52,9 @@ class Acker:
         self._batcher.add((queue, outcome))
 
     async def _write(self, batch: list[Item]) -> None:
-        by_queue: defaultdict[str, list[Outcome]] = defaultdict(list)
+        by_queue: defaultdict[tuple[str, int], list[Outcome]] = defaultdict(list)
         for q, outcome in batch:
-            by_queue[q].append(outcome)
+            by_queue[q, outcome.lane].append(outcome)
         try:
             await self._finish(list(by_queue.items()))
         except ResponseError as exc:  # a script error: find the one outcome that causes it
@@ -69,11 +69,12 @@ class Acker:
                 await self._write([item])
         self._backoff.reset()
 
-    async def _finish(self, groups: Sequence[tuple[str, list[Outcome]]]) -> None:
-        calls = [ops.finish(self.keys.queue(q), outcomes, self.retention)
-                 for q, outcomes in groups]
+    async def _finish(self, groups: Sequence[tuple[tuple[str, int], list[Outcome]]]) -> None:
+        """One finish.lua call per queue and lane (the stream the entries are on)."""
+        calls = [ops.finish(self.keys.queue(q), outcomes, self.retention, lane)
+                 for (q, lane), outcomes in groups]
         replies = await arun_many(self.conn.aio, calls)
-        for (q, outcomes), codes in zip(groups, replies, strict=True):
+        for ((q, _), outcomes), codes in zip(groups, replies, strict=True):
             for outcome, code in zip(outcomes, codes, strict=True):
                 if code == FINISH_CORRUPT:
                     outcome = corrupted(q, outcome)

@@ -23,8 +23,9 @@ from ..store.scripts import Call, arun_many
 
 log = logging.getLogger("django_remq.reader")
 
-#: builds the deliver call for what a queue's read took (:func:`..store.ops.pending`)
-DeliverCall = Callable[[str], Call[list[Delivery]]]
+#: builds the deliver call for what a queue's read took, running at most the given
+#: number of jobs (:func:`..store.ops.pending`)
+DeliverCall = Callable[[str, int], Call[list[Delivery]]]
 
 
 class StreamReader:
@@ -41,6 +42,8 @@ class StreamReader:
         self.block_ms = block_ms
         self._streams: dict[str, str] = {}
         self._turn = 0
+        #: the streams to read of a queue (its priority lanes); default: its stream
+        self.streams_of: Callable[[str], Sequence[str]] = lambda q: (self._stream(q),)
 
     def _stream(self, queue: str) -> str:
         stream = self._streams.get(queue)
@@ -75,12 +78,16 @@ class StreamReader:
         if not queues or count <= 0:
             return []
         chosen, each = self.share(queues, count)
-        streams: dict[Any, Any] = {self._stream(q): ">" for q in chosen}
+        lanes = [self.streams_of(q) for q in chosen]
+        streams: dict[Any, Any] = {s: ">" for of_q in lanes for s in of_q}
+        # COUNT is per stream: a queue's lanes share its part (deliver.lua runs no more
+        # than ``each`` of what they took and holds the rest for the next call)
+        per_stream = max(1, each // max(len(of_q) for of_q in lanes))
         # while some queues sit out this turn, don't keep them waiting a whole block
         block = self.block_ms if len(chosen) == len(queues) else min(self.block_ms, 100)
-        calls = [deliver(q) for q in chosen]
+        calls = [deliver(q, each) for q in chosen]
         pipe = self.conn.blocking(self.block_ms).pipeline(transaction=False)
-        pipe.xreadgroup(GROUP, self.consumer, streams, count=each, block=block)
+        pipe.xreadgroup(GROUP, self.consumer, streams, count=per_stream, block=block)
         for call in calls:
             pipe.evalsha(*call.evalsha_args)
         read, *replies = await pipe.execute(raise_on_error=False)
