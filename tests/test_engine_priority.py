@@ -74,6 +74,21 @@ async def test_an_idle_worker_wakes_for_lanes_and_runs_what_it_read_beyond_its_s
     assert lane_sizes(r, prefix, 9, 0, -9) == [0, 0, 0]
 
 
+async def test_a_running_worker_learns_a_new_lane(make_tm, r, prefix):
+    """Lanes made after the worker started (an emit, a delayed job) are read too."""
+    tm: TaskManager = make_tm(concurrency=2)
+    ran: list[str] = []
+    tm.register_handler(event="job", handler=lambda task, ctx: ran.append(task.data))
+    await tm.start()
+    await asyncio.sleep(0.2)
+    await tm.aemit("job", data="new lane", options={"priority": 3})
+    await tm.aemit("job", data="delayed, new lane", options={"priority": -4, "delay_ms": 100})
+    assert await _until(lambda: len(ran) == 2)
+    await tm.stop()
+    assert sorted(ran) == ["delayed, new lane", "new lane"]
+    assert lane_sizes(r, prefix, 3, -4) == [0, 0]
+
+
 async def _until(predicate, timeout: float = 15.0) -> bool:
     for _ in range(int(timeout / 0.02)):
         if predicate():

@@ -129,10 +129,12 @@ def register_lanes(qk: QueueKeys, jobs: Iterable[NewJob]) -> Cmd[Any] | None:
 
 
 def _deliveries(lanes: Sequence[int]) -> Callable[[Any], list[Delivery]]:
+    single = len(lanes) == 1
+
     def parse(reply: Any) -> list[Delivery]:
         out = []
-        for entry_id, job_id, verdict, values, *n in reply:
-            verdict = _s(verdict)
+        for item in reply:
+            entry_id, job_id, verdict, values = item[0], item[1], _s(item[2]), item[3]
             if verdict == "malformed":
                 fields = pairs_to_dict(values)
             elif verdict == "unreadable":
@@ -142,7 +144,11 @@ def _deliveries(lanes: Sequence[int]) -> Callable[[Any], list[Delivery]]:
                 if verdict == "corrupt":
                     fields["corrupt_field"] = _s(values[len(RUN_FIELDS)])
                     fields["corrupt_value"] = _s(values[len(RUN_FIELDS) + 1])
-            lane = lanes[int(n[0]) - 1] if n and int(n[0]) > 0 else 0
+            if single:
+                lane = lanes[0]
+            else:  # the entry's stream: the n-th of the lanes passed (0: none, "held")
+                n = int(item[4]) if len(item) > 4 else 0
+                lane = lanes[n - 1] if n > 0 else 0
             out.append(Delivery(_s(entry_id), _s(job_id), verdict, fields,  # type: ignore[arg-type]
                                 lane))
         return out
