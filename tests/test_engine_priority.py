@@ -11,6 +11,7 @@ import redis
 
 from django_remq.core import InvalidOptions, TaskManager
 from django_remq.core.sdk import Sdk
+from django_remq.core.settings import ProcessorSettings
 from django_remq.core.store.keys import Keys
 
 from .records import record
@@ -32,6 +33,13 @@ def test_priority_is_validated_at_emit(make_tm, bad):
     with pytest.raises(InvalidOptions, match=r"priority"):
         tm.register_handler(event="x", handler=lambda task, ctx: None,
                             options={"priority": bad})
+
+
+@pytest.mark.parametrize("bad", [0, -5, "30s", True])
+def test_priority_aging_ms_is_validated(bad):
+    with pytest.raises(InvalidOptions, match="'priority_aging_ms' must be an int >= 1"):
+        ProcessorSettings.from_options({"priority_aging_ms": bad})
+    assert ProcessorSettings.from_options({"priority_aging_ms": 5}).priority_aging_ms == 5
 
 
 async def test_a_backlog_runs_in_priority_order_fifo_within_a_priority(make_tm, r, prefix):

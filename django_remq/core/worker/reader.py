@@ -55,9 +55,10 @@ class StreamReader:
         """Create the consumer group on each stream, from the start (id 0): entries
         emitted before any worker ever ran are delivered too."""
         client = self.conn.aio
-        for queue in queues:
+        for stream in {s for queue in queues for s in (self._stream(queue),
+                                                        *self.streams_of(queue))}:
             try:
-                await client.xgroup_create(self._stream(queue), GROUP, id="0", mkstream=True)
+                await client.xgroup_create(stream, GROUP, id="0", mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
