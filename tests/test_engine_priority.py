@@ -202,3 +202,19 @@ def test_a_killed_workers_lane_job_is_reclaimed(redis_url, r, prefix, make_tm):
     assert r.lrange(f"{prefix}:finished", 0, -1) == [job_id]
     assert record(r, prefix, job_id).status == "completed"
     assert r.xlen(qk.lane(42)) == 0
+
+
+async def test_retry_all_failed_puts_lane_jobs_back_on_their_lanes(make_tm, redis_url, r,
+                                                                   prefix):
+    tm: TaskManager = make_tm()
+
+    def boom(task, ctx):
+        raise RuntimeError("no")
+
+    tm.register_handler(event="boom", handler=boom)
+    for p in (8, 8, -3, 0):
+        tm.emit("boom", options={"priority": p})
+    await tm.run(burst=True)
+    assert lane_sizes(r, prefix, 8, -3, 0) == [0, 0, 0]
+    assert Sdk(redis_url, prefix=prefix).retry_all_failed("default") == 4
+    assert lane_sizes(r, prefix, 8, -3, 0) == [2, 1, 1]
