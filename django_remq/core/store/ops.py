@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from .. import jsonutil
@@ -128,7 +129,9 @@ def register_lanes(qk: QueueKeys, jobs: Iterable[NewJob]) -> Cmd[Any] | None:
     return Cmd(("ZADD", qk.lanes, *(x for p in lanes for x in (p, p))))
 
 
-def _deliveries(lanes: Sequence[int]) -> Callable[[Any], list[Delivery]]:
+@lru_cache(maxsize=512)
+def _deliveries(lanes: tuple[int, ...]) -> Callable[[Any], list[Delivery]]:
+    """The parser of deliver.lua's reply for a call over ``lanes`` (one per lane set)."""
     single = len(lanes) == 1
 
     def parse(reply: Any) -> list[Delivery]:
@@ -165,7 +168,7 @@ def _deliver(qk: QueueKeys, consumer: str, lock_ms: int, max_deliveries: int,
     keys = qk.script_keys
     if tuple(lanes) != MAIN_LANE:
         keys = (*keys, *(qk.lane(p) for p in lanes))
-    return Call(scripts.DELIVER, keys, args, _deliveries(lanes))
+    return Call(scripts.DELIVER, keys, args, _deliveries(tuple(lanes)))
 
 
 def fetch(qk: QueueKeys, consumer: str, count: int, *, lock_ms: int,
