@@ -12,6 +12,8 @@ remq.E005  CTX does not import             remq.W001  a handler's queue no worke
 remq.E010  ADMIN_PERMISSION does not import or is not callable
 remq.E020  GATEWAY: not a dict, unknown key  remq.E021  GATEWAY: bad allowed_events / limit
 remq.E022  GATEWAY: a rule does not import   remq.W020  GATEWAY set but no channel layer
+remq.E030  CLUSTER with a unix socket or a database other than 0
+remq.E040  WAIT_REPLICAS / WAIT_TIMEOUT_MS: bad value, or a wait longer than SOCKET_TIMEOUT
 """
 
 from __future__ import annotations

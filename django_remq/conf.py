@@ -27,6 +27,7 @@ from .core.options import EMIT_KEYS, HANDLER_ONLY_KEYS
 from .core.settings import PROCESSOR_KEYS, ProcessorSettings
 from .core.store.connection import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT, with_timeouts
 from .core.store.keys import validate_queue_name
+from .core.store.replicas import DEFAULT_TIMEOUT_MS, ReplicaWait
 from .errors import ImproperlyConfiguredRemq
 
 ENV_REDIS_URL = "REMQ_REDIS_URL"
@@ -48,6 +49,9 @@ SPEC: dict[str, tuple[tuple[type | None, ...], Any]] = {
     "SOCKET_TIMEOUT": ((int, float), DEFAULT_SOCKET_TIMEOUT),
     "SOCKET_CONNECT_TIMEOUT": ((int, float), DEFAULT_CONNECT_TIMEOUT),
     "ADMIN_PERMISSION": ((str, None), None),
+    "CLUSTER": ((bool,), False),
+    "WAIT_REPLICAS": ((int,), 0),
+    "WAIT_TIMEOUT_MS": ((int,), DEFAULT_TIMEOUT_MS),
 }
 
 #: Options that belong to one task or one handler, not to the processor.
@@ -83,12 +87,15 @@ class RemqSettings:
     tasks_module: str | None = "tasks"
     socket_timeout: float = DEFAULT_SOCKET_TIMEOUT
     socket_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    admin_permission: str | None = None
+    cluster: bool = False
+    wait_replicas: int = 0
+    wait_timeout_ms: int = DEFAULT_TIMEOUT_MS
 
     @property
     def connection_url(self) -> str:
         """``redis_url`` with the socket timeouts in its query (unless it sets its own)."""
         return with_timeouts(self.redis_url, self.socket_timeout, self.socket_connect_timeout)
-    admin_permission: str | None = None
 
     def build_ctx(self) -> dict[str, Any]:
         """Call the ``CTX`` factory (the handlers' shared context), or return ``{}``."""
@@ -130,7 +137,8 @@ def get_settings() -> RemqSettings:
         emit_on_commit=values["EMIT_ON_COMMIT"], tasks_module=values["TASKS_MODULE"],
         socket_timeout=float(values["SOCKET_TIMEOUT"]),
         socket_connect_timeout=float(values["SOCKET_CONNECT_TIMEOUT"]),
-        admin_permission=values["ADMIN_PERMISSION"])
+        admin_permission=values["ADMIN_PERMISSION"], cluster=values["CLUSTER"],
+        wait_replicas=values["WAIT_REPLICAS"], wait_timeout_ms=values["WAIT_TIMEOUT_MS"])
 
 
 def reset() -> None:
@@ -160,6 +168,8 @@ def problems(raw: Any, *, import_paths: bool = True) -> list[Problem]:
     if found:
         return found
     found += _values(raw)
+    if raw.get("CLUSTER"):
+        found += cluster_problems(raw)
     if import_paths and raw.get("CTX"):
         found += _ctx_problems(raw["CTX"])
     if raw.get("PROCESSOR"):
@@ -213,12 +223,39 @@ def _values(raw: dict[str, Any]) -> list[Problem]:
     if not prefix or set(prefix) & set("{} ") or any(c.isspace() for c in prefix):
         found.append(Problem("remq.E008", f"REMQ['PREFIX'] = {prefix!r} is not a usable key "
                              "prefix.", "Use letters, digits, '-', '_' or '.', e.g. 'remq'."))
+    found += _wait_problems(raw)
     for queue in raw.get("QUEUES") or ():
         try:
             validate_queue_name(queue)
         except ValueError as exc:
             found.append(Problem("remq.E008", f"REMQ['QUEUES']: {exc}.", None))
     return found
+
+
+def _wait_problems(raw: dict[str, Any]) -> list[Problem]:
+    """``WAIT_REPLICAS`` / ``WAIT_TIMEOUT_MS`` (remq.E040): a WAIT must end before the
+    socket timeout, or the client gives up on a write that did happen."""
+    replicas, timeout = raw.get("WAIT_REPLICAS", 0), raw.get("WAIT_TIMEOUT_MS",
+                                                            DEFAULT_TIMEOUT_MS)
+    try:
+        ReplicaWait.of(replicas, timeout)
+    except InvalidOptions as exc:
+        return [Problem("remq.E040", f"REMQ: {exc}.",
+                        "WAIT_REPLICAS: how many replicas must have each emitted job before "
+                        "emit returns (0: none); WAIT_TIMEOUT_MS: how long to wait (ms).")]
+    if replicas and raw.get("CLUSTER"):
+        return [Problem("remq.E040", "REMQ['WAIT_REPLICAS'] cannot be combined with CLUSTER "
+                        "yet: WAIT names no key, so a cluster client cannot route it to the "
+                        "master that took the write.",
+                        "Leave WAIT_REPLICAS at 0 on a Redis Cluster (see the README's "
+                        "'Replicas: WAIT_REPLICAS' section).")]
+    socket_ms = raw.get("SOCKET_TIMEOUT", DEFAULT_SOCKET_TIMEOUT) * 1000
+    if replicas and timeout >= socket_ms:
+        return [Problem("remq.E040", f"REMQ['WAIT_TIMEOUT_MS'] = {timeout} is not below "
+                        f"SOCKET_TIMEOUT ({socket_ms:g} ms).",
+                        "The client would time out before Redis answers WAIT; lower "
+                        "WAIT_TIMEOUT_MS or raise SOCKET_TIMEOUT.")]
+    return []
 
 
 def _url_problems(key: str, url: str) -> list[Problem]:
@@ -232,6 +269,30 @@ def _url_problems(key: str, url: str) -> list[Problem]:
         return [Problem("remq.E004", f"REMQ[{key!r}] has no host.",
                         "Example: 'redis://127.0.0.1:6379/0'.")]
     return []
+
+
+def cluster_problems(raw: Mapping[str, Any]) -> list[Problem]:
+    """``CLUSTER: True`` needs a TCP URL of database 0 (a Redis Cluster has no other)."""
+    found: list[Problem] = []
+    for key in ("REDIS_URL", "STREAM_REDIS_URL"):
+        url = raw.get(key) or (DEFAULT_REDIS_URL if key == "REDIS_URL" else None)
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme == "unix":
+            found.append(Problem(
+                "remq.E030", f"REMQ[{key!r}] is a unix socket, but REMQ['CLUSTER'] is True.",
+                "A Redis Cluster is reached over TCP: give any node's URL, e.g. "
+                "'redis://node-1:7000/0', or set CLUSTER to False."))
+            continue
+        db = parts.path.strip("/") or "0"
+        if db != "0":
+            found.append(Problem(
+                "remq.E030", f"REMQ[{key!r}] selects database {db}, but REMQ['CLUSTER'] is "
+                "True and a Redis Cluster has only database 0.",
+                "End the URL with /0 (or no path) and keep projects apart with "
+                "REMQ['PREFIX']."))
+    return found
 
 
 def _ctx_problems(path: str) -> list[Problem]:

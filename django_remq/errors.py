@@ -18,6 +18,8 @@ from .core.errors import (
     MalformedMessage,
     PoisonMessage,
     RemqError,
+    ReplicaTimeout,
+    SyncThreadsExhausted,
     TaskTimeout,
     UnknownEvent,
     UnknownEventWarning,
@@ -40,5 +42,7 @@ __all__ = [
     "CorruptRecord", "DuplicateHandler", "DuplicateHandlerDeclared", "ImproperlyConfiguredRemq",
     "InvalidHandlerOptions",
     "InvalidJobState", "InvalidOptions", "JobCancelled", "JobNotFound", "MalformedMessage",
-    "PoisonMessage", "RemqError", "TaskTimeout", "UnknownEvent", "UnknownEventWarning",
+    "PoisonMessage", "RemqError", "ReplicaTimeout", "SyncThreadsExhausted", "TaskTimeout",
+    "UnknownEvent",
+    "UnknownEventWarning",
 ]

@@ -16,7 +16,8 @@ class Sdk(CoreSdk):
     """Admin operations on the queues configured in ``REMQ`` (see the core ``Sdk``)."""
 
     def __init__(self, db: RedisLike | Connection | None = None, prefix: str | None = None, *,
-                 dlq_key: str | None = None, retention: Retention | None = None) -> None:
+                 dlq_key: str | None = None, retention: Retention | None = None,
+                 cluster: bool | None = None) -> None:
         from .conf import get_settings
 
         s = get_settings() if db is None or prefix is None else None
@@ -26,7 +27,9 @@ class Sdk(CoreSdk):
         super().__init__(db if db is not None else s.connection_url,  # type: ignore[union-attr]
                          prefix if prefix is not None else s.prefix,  # type: ignore[union-attr]
                          dlq_key=dlq_key or dlq.get("stream_key"),
-                         retention=retention or (Retention(**kept) if kept else None))
+                         retention=retention or (Retention(**kept) if kept else None),
+                         cluster=cluster if cluster is not None  # else REMQ's, for its URL
+                         else db is None and s.cluster)  # type: ignore[union-attr]
 
 
 __all__ = ["Sdk"]

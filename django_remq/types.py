@@ -63,6 +63,8 @@ class TaskManagerOptions(TypedDict, total=False):
     processor: ProcessorOptions | None
     expose: EventSink | None
     prefix: str
+    wait_replicas: int
+    wait_timeout_ms: int
 
 
 __all__ = [

@@ -14,10 +14,11 @@ import sys
 from collections.abc import Sequence
 
 import redis
+import redis.cluster
 
 from .conf import get_settings
 from .core import TaskManager
-from .core.errors import RemqError
+from .core.errors import RemqError, SyncThreadsExhausted
 from .core.store.connection import describe
 
 log = logging.getLogger("django_remq.worker")
@@ -31,16 +32,32 @@ class RedisUnavailable(RemqError):
     """No Redis answers at the configured URL."""
 
 
-def probe_redis(url: str, timeout: float = 3.0) -> None:
-    """Fail fast, naming the URL (password hidden), when Redis does not answer."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+def probe_redis(url: str, timeout: float = 3.0, *, cluster: bool = False) -> None:
+    """Fail fast, naming the URL (password hidden), when Redis does not answer (on a
+    Cluster: when the slot map cannot be read from the node, or a master does not answer)."""
+    client: redis.Redis | redis.cluster.RedisCluster | None = None
     try:
-        client.ping()
-    except (redis.RedisError, OSError) as exc:
+        if cluster:
+            client = redis.cluster.RedisCluster.from_url(
+                url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        else:
+            client = redis.Redis.from_url(url, socket_connect_timeout=timeout,
+                                          socket_timeout=timeout)
+        ping(client)
+    except (redis.RedisError, redis.exceptions.RedisClusterException, OSError) as exc:
         raise RedisUnavailable(f"cannot reach Redis at {describe(url)} ({exc}). "
                                f"{START_REDIS_HINT}") from None
     finally:
-        client.close()
+        if client is not None:
+            client.close()
+
+
+def ping(client: redis.Redis | redis.cluster.RedisCluster) -> None:
+    """PING; on a cluster every master (a plain ``ping()`` asks only one node)."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        client.ping(target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+    else:
+        client.ping()
 
 
 def served_queues(tm: TaskManager, requested: Sequence[str] | None) -> list[str]:
@@ -66,8 +83,24 @@ def run_worker(tm: TaskManager, queues: Sequence[str], *, burst: bool = False,
                handle_signals: bool = True) -> None:
     """Work until stopped: SIGTERM/SIGINT let running tasks finish (up to the shutdown
     timeout); a second signal exits at once (the unfinished tasks are then reclaimed
-    by other workers after ``claim_idle_ms``)."""
-    asyncio.run(_serve(tm, queues, burst, handle_signals))
+    by other workers after ``claim_idle_ms``).
+
+    When more sync handlers are stuck past their timeouts than the worker keeps
+    threads for, it stops gracefully and re-executes its own command line: the
+    stuck threads go with the old process image, the same PID serves on."""
+    try:
+        asyncio.run(_serve(tm, queues, burst, handle_signals))
+    except SyncThreadsExhausted as exc:
+        log.error("restarting this worker (same command, same PID): %s", exc)
+        restart_process()
+
+
+def restart_process() -> None:
+    """Replace this process with a fresh run of the same command."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    os.execv(sys.executable, argv)
 
 
 async def _serve(tm: TaskManager, queues: Sequence[str], burst: bool,

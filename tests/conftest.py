@@ -1,5 +1,9 @@
 """Shared fixtures: a real Redis (``REMQ_TEST_REDIS_URL``, default db 15) and an
-isolated key prefix per test, so tests never see each other's keys."""
+isolated key prefix per test, so tests never see each other's keys.
+
+A test runs on one node and on a local Redis Cluster too when marked
+``@on_both()`` (from :mod:`tests.cluster`): ``redis_url`` is then the cluster's, and
+``r``/``make_tm`` talk to it through the cluster clients."""
 
 from __future__ import annotations
 
@@ -9,14 +13,19 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis
+import redis.cluster
 
 from django_remq.core import TaskManager
+
+pytest_plugins = ["tests.cluster"]
 
 REDIS_URL = os.environ.get("REMQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
+def redis_url(request: pytest.FixtureRequest) -> str:
+    if getattr(request, "param", "node") == "cluster":
+        return str(request.getfixturevalue("cluster_url"))
     client = redis.Redis.from_url(REDIS_URL)
     try:
         client.ping()
@@ -27,8 +36,17 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def r(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+def on_cluster(request: pytest.FixtureRequest) -> bool:
+    """True when this test runs on the local Redis Cluster (``@on_both()``'s second run)."""
+    callspec = getattr(request.node, "callspec", None)
+    return callspec is not None and callspec.params.get("redis_url") == "cluster"
+
+
+@pytest.fixture
+def r(redis_url: str, on_cluster: bool) -> Iterator[redis.Redis]:
+    client: redis.Redis = (
+        redis.cluster.RedisCluster.from_url(redis_url, decode_responses=True)  # type: ignore[assignment]
+        if on_cluster else redis.Redis.from_url(redis_url, decode_responses=True))
     yield client
     client.close()
 
@@ -44,12 +62,13 @@ def prefix(r: redis.Redis) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_tm(redis_url: str, prefix: str) -> Iterator[object]:
+def make_tm(redis_url: str, prefix: str, on_cluster: bool) -> Iterator[object]:
     """Factory: ``make_tm(concurrency=..., processor=...)`` -> TaskManager on the test prefix."""
     made: list[TaskManager] = []
 
     def make(**kwargs: object) -> TaskManager:
         kwargs.setdefault("prefix", prefix)
+        kwargs.setdefault("cluster", on_cluster)
         tm = TaskManager.init(db=redis_url, **kwargs)  # type: ignore[arg-type]
         made.append(tm)
         return tm

@@ -20,6 +20,7 @@ from typing import Any
 import redis.asyncio
 
 from django_remq.core import TaskManager
+from tests.cluster import is_cluster
 
 
 def main() -> None:
@@ -32,7 +33,9 @@ def main() -> None:
     p.add_argument("--shutdown-timeout-ms", type=int, default=10_000)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO)
-    client = redis.asyncio.Redis.from_url(args.url, decode_responses=True)
+    cluster = is_cluster(args.url)
+    client = (redis.asyncio.RedisCluster.from_url(args.url, decode_responses=True) if cluster
+              else redis.asyncio.Redis.from_url(args.url, decode_responses=True))
 
     async def sleep(task: Any, ctx: Any) -> str:
         await client.rpush(f"{args.prefix}:started", task.id)
@@ -47,7 +50,8 @@ def main() -> None:
     tm = TaskManager.init(db=args.url, prefix=args.prefix, concurrency=args.concurrency,
                           processor={"claim_idle_ms": args.claim_idle_ms,
                                      "max_deliveries": args.max_deliveries,
-                                     "shutdown_timeout_ms": args.shutdown_timeout_ms})
+                                     "shutdown_timeout_ms": args.shutdown_timeout_ms},
+                          cluster=cluster)
     tm.register_handler(event="sleep", handler=sleep)
     tm.register_handler(event="die", handler=die)
 

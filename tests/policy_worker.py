@@ -12,14 +12,13 @@ import logging
 import sys
 from typing import Any
 
-import redis
-
 from django_remq.core import TaskManager
+from tests.cluster import client_for, is_cluster
 
 
 def build(url: str, prefix: str, mode: str) -> TaskManager:
-    tm = TaskManager.init(db=url, prefix=prefix, concurrency=4)
-    client = redis.Redis.from_url(url, decode_responses=True)
+    tm = TaskManager.init(db=url, prefix=prefix, concurrency=4, cluster=is_cluster(url))
+    client = client_for(url, decode_responses=True)
     runs = f"{prefix}:test:runs"
 
     def record(task: Any, ctx: Any) -> None:

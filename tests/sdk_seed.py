@@ -48,3 +48,11 @@ async def hold_a_running_job(tm: Any) -> tuple[str, asyncio.Event, asyncio.Task[
     runner = asyncio.create_task(tm.run(burst=True))
     await asyncio.wait_for(started.wait(), 20)
     return job_id, release, runner
+
+
+def dead_letter(r: redis.Redis, prefix: str, fields: dict[str, Any],
+                queue: str = "default") -> str:
+    """Write a DLQ entry by hand into ``queue``'s stream (registering the queue, as an
+    emit does); returns its Sdk entry id, ``"<queue>:<stream id>"``."""
+    r.sadd(Keys(prefix).queues, queue)
+    return f"{queue}:{r.xadd(Keys(prefix).queue(queue).dlq(), fields)}"

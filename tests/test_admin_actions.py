@@ -9,7 +9,7 @@ from django.urls import reverse
 from django_remq.core.sdk import Sdk
 
 from .admin_support import make_jobs, remq_at
-from .sdk_seed import seed_finished
+from .sdk_seed import dead_letter, seed_finished
 
 
 @pytest.fixture
@@ -142,8 +142,10 @@ def test_dead_letters_requeue_and_delete(admin_client, jobs, sdk):
     admin_client.post(url, {"only": f"requeue:{entry.entry_id}"})
     assert sdk.list_dlq() == []
     assert status(sdk, jobs["failed"]) == "waiting"
-    e1 = sdk.conn.sync.xadd(sdk.dlq_key, {"id": "x1", "queue": "default", "reason": "poison"})
-    e2 = sdk.conn.sync.xadd(sdk.dlq_key, {"id": "x2", "queue": "default", "reason": "poison"})
+    r = sdk.conn.sync
+    e1 = dead_letter(r, sdk.keys.prefix, {"id": "x1", "queue": "default", "reason": "poison"})
+    e2 = dead_letter(r, sdk.keys.prefix, {"id": "x2", "queue": "other", "reason": "poison"},
+                     queue="other")
     ask = admin_client.post(url, {"action": "delete", "_selected": [e1, e2]})
     assert e1 in ask.content.decode()
     assert sdk.get_dlq_length() == 2

@@ -205,3 +205,28 @@ def test_every_page_in_the_browser(staff, live_server, browser, redis_url, prefi
         release.set()
     for event, queue, _ in crons:
         registry.remove(queue, event)
+
+
+def test_without_a_working_socket_the_page_keeps_polling(staff, live_server, browser, redis_url,
+                                                         prefix, settings):
+    """The gateway is configured but this (WSGI) server has no WebSocket route: the
+    socket fails, and the page stays live by polling (and keeps trying the socket)."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    tm = TaskManager.init(db=redis_url, prefix=prefix, processor=PROCESSOR)  # type: ignore[arg-type]
+    with remq_at(redis_url, prefix, GATEWAY={}):
+        tm.emit("send-email", queue="mail", data={"n": 1})
+        page = browser.new_page()
+        sockets: list[str] = []
+        page.on("websocket", lambda ws: sockets.append(ws.url))
+        log_in(page, live_server.url, staff, "/admin/remq/queues/")
+        assert page.get_attribute("#remq-live", "data-remq-socket") == "/ws/remq/"
+        row = page.locator('tr[data-queue="mail"]')
+        assert row.locator("a.remq-count.waiting").inner_text() == "1"
+        tm.emit("send-email", queue="mail", data={"n": 2})
+        page.wait_for_function(
+            "document.querySelector('tr[data-queue=\"mail\"] a.remq-count.waiting')"
+            ".textContent.trim() === '2'", timeout=20_000)
+        assert sockets  # it did try the socket
+        assert "WebSocket" not in page.inner_text("#remq-live-status")
+        page.close()
+    tm.conn.close()

@@ -46,7 +46,7 @@ def urls(job_id: str) -> dict[str, str]:
         "jobs": jobs,
         "jobs one queue": f"{jobs}?queue=big&status=completed",
         "jobs deep page": f"{jobs}?queue=big&page=30",
-        "jobs search": f"{jobs}?q=completed-000000",
+        "jobs search": f"{jobs}?q=seeded",  # found in both sizes: the same reads
         "job": reverse("remq_admin:job", args=["default", job_id]),
         "dead letters": reverse("remq_admin:dead_letters"),
         "workers": reverse("remq_admin:workers"),

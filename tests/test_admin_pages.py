@@ -229,3 +229,45 @@ def test_no_section_when_the_pages_are_not_mounted(admin_client, remq, settings)
     page = admin_client.get("/admin/").content.decode()
     assert "Task queue" not in page
     assert "Authentication and Authorization" in page  # the rest of the index is intact
+
+
+def test_search_goes_on_to_older_jobs_by_a_link(admin_client, remq, r, prefix, monkeypatch):
+    """Each search looks at a bounded window; "Search older jobs" carries on from where it
+    stopped, until the oldest job was looked at."""
+    import html
+    import re
+
+    from django_remq.core.sdk import plans
+
+    monkeypatch.setattr(plans, "SEARCH_WINDOW", 40)
+    seed_finished(r, prefix, "bulk", 100, "completed")  # ids completed-0000000..99
+    url = reverse("remq_admin:jobs")
+    first = admin_client.get(url, {"q": "completed-000000"}).content.decode()
+    assert 'data-job="' not in first  # 00..09 are the oldest: outside the newest 40
+    assert "among the newest 40 jobs of each queue" in first
+    link = html.unescape(re.search(r'href="([^"]+)" class="remq-older-link"', first).group(1))
+    second = admin_client.get(link).content.decode()  # jobs 59..20: still none
+    assert 'data-job="' not in second
+    link = html.unescape(re.search(r'href="([^"]+)" class="remq-older-link"', second).group(1))
+    third = admin_client.get(link).content.decode()
+    assert re.findall(r'data-job="([^"]+)"', third) == [f"completed-{i:07d}"
+                                                        for i in range(9, -1, -1)]
+    assert "remq-older-link" not in third  # the oldest job was looked at
+    odd = admin_client.get(url, {"q": "completed", "before": "soon"})
+    assert odd.status_code == 200  # a bad cursor starts from the newest
+
+
+def test_pages_offer_the_gateway_socket_only_when_it_runs(admin_client, remq, settings,
+                                                          redis_url, prefix):
+    """``data-remq-socket`` (live.js then opens the broadcast socket) needs both
+    ``REMQ["GATEWAY"]`` and a channel layer: without either, workers send no events."""
+    url = reverse("remq_admin:queues")
+    assert "data-remq-socket" not in admin_client.get(url).content.decode()
+    layer = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.CHANNEL_LAYERS = layer
+    assert "data-remq-socket" not in admin_client.get(url).content.decode()  # no GATEWAY
+    with remq_at(redis_url, prefix, GATEWAY={}):
+        for page in (url, reverse("remq_admin:jobs")):
+            assert 'data-remq-socket="/ws/remq/"' in admin_client.get(page).content.decode()
+        del settings.CHANNEL_LAYERS
+        assert "data-remq-socket" not in admin_client.get(url).content.decode()

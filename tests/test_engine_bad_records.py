@@ -11,7 +11,7 @@ from django_remq.core.errors import CorruptRecord
 from django_remq.core.sdk import Sdk
 from django_remq.core.store.keys import Keys
 
-from .test_engine_crashes import wait_until
+from .sdk_seed import dead_letter
 
 
 async def run_until(tm: TaskManager, predicate, timeout: float = 20.0) -> bool:
@@ -62,7 +62,7 @@ async def test_a_record_replaced_by_a_string_does_not_cost_the_batch(make_tm, r,
     assert bad.errors[-1].type == "CorruptRecord"
     assert "not a hash" in str(bad.state.data) or "string" in bad.errors[-1].message
     assert r.xlen(qk.stream) == 0  # every entry acknowledged: nothing loops
-    assert wait_until(lambda: r.xlen(f"{prefix}:dlq") == 1, timeout=10)
+    assert r.xlen(qk.dlq()) == 1  # written by the call that failed the job
     [entry] = sdk.list_dlq()
     assert (entry.id, entry.reason) == ("bad", "corrupt")
 
@@ -85,7 +85,7 @@ async def test_one_record_with_bad_options_does_not_drop_other_dlq_entries(make_
     tm.register_handler(event="fail", handler=fail)
     ids = tm.emit_many([{"event": "fail", "options": {"id": "odd"}},
                         *({"event": "fail"} for _ in range(4))])
-    assert await run_until(tm, lambda: r.xlen(f"{prefix}:dlq") == 5)
+    assert await run_until(tm, lambda: r.xlen(qk.dlq()) == 5)
     sdk = Sdk(r, prefix=prefix)
     assert sorted(e.id for e in sdk.list_dlq()) == sorted(ids)
     with pytest.raises(CorruptRecord, match="options"):
@@ -202,10 +202,10 @@ async def test_batcher_retries_gives_up_and_keeps_order():
 
 def test_a_hand_written_dlq_entry_does_not_cost_the_listing(r, prefix):
     sdk = Sdk(r, prefix=prefix)
-    r.xadd(f"{prefix}:dlq", {"id": "a", "queue": "default", "reason": "x", "attempts": "1",
-                             "job": "{}"})
-    r.xadd(f"{prefix}:dlq", {"id": "b", "queue": "default", "attempts": "many",
-                             "job": "{not json"})
+    dead_letter(r, prefix, {"id": "a", "queue": "default", "reason": "x", "attempts": "1",
+                            "job": "{}"})
+    dead_letter(r, prefix, {"id": "b", "queue": "default", "attempts": "many",
+                            "job": "{not json", "logs": "[oops"})
     entries = sdk.list_dlq()
     assert [e.id for e in entries] == ["b", "a"]
     assert entries[0].attempts == 0

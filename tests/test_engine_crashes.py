@@ -18,6 +18,7 @@ import redis
 from django_remq.core import TaskManager
 from django_remq.core.store.keys import Keys
 
+from .cluster import on_both
 from .records import record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +55,7 @@ def wait_until(predicate, timeout: float = 15.0, step: float = 0.05) -> bool:
     return False
 
 
+@on_both()
 def test_sigkilled_worker_loses_nothing(redis_url, r, prefix, make_tm):
     tm: TaskManager = make_tm()
     ids = tm.emit_many({"event": "sleep", "data": {"s": 1.0}} for _ in range(6))
@@ -180,6 +182,7 @@ async def test_corrupt_record_fails_the_job_not_the_worker(make_tm, r, prefix):
     assert r.hget(qk.job(broken), "data") == "{not json"  # kept as found, for inspection
 
 
+@on_both()
 async def test_scripts_reload_after_script_flush(make_tm, r, prefix):
     tm: TaskManager = make_tm()
     tm.register_handler(event="x", handler=lambda task, ctx: "ok")

@@ -125,8 +125,7 @@ async def test_corrupt_record_fails_as_corrupt_and_the_batch_goes_on(make_tm, r,
     assert r.zscore(qk.status("processing"), ids[1]) is None
     assert r.xlen(qk.stream) == 0
     assert r.xpending(qk.stream, GROUP)["pending"] == 0
-    await asyncio.sleep(0.3)  # the DLQ writer runs in the background
-    dead = [fields for _, fields in r.xrange(Keys(prefix).dlq)]
+    dead = [fields for _, fields in r.xrange(qk.dlq())]  # written with the failure
     assert [(d["id"], d["reason"]) for d in dead] == [(ids[1], "corrupt")]
 
 

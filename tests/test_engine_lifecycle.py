@@ -11,9 +11,11 @@ from django_remq.core import TaskManager
 from django_remq.core.errors import UnknownEventWarning
 from django_remq.core.store.keys import Keys
 
+from .cluster import on_both
 from .records import record
 
 
+@on_both()
 async def test_async_handler_completes_with_result_logs_and_progress(make_tm, r, prefix):
     tm: TaskManager = make_tm(concurrency=2)
 
@@ -134,6 +136,7 @@ async def test_failure_records_error_type_and_traceback(make_tm, r, prefix):
     assert "raise KeyError" in job.errors[0].traceback
 
 
+@on_both()
 async def test_follow_up_emit_from_a_handler(make_tm, r, prefix):
     tm: TaskManager = make_tm()
     seen = []
@@ -168,6 +171,7 @@ async def test_user_ctx_entries_reach_the_handler(make_tm):
     assert got == [("hi", "hi", {"greeting": "hi"})]
 
 
+@on_both()
 async def test_aemit_and_emit_many_return_ids_in_order(make_tm, r, prefix):
     tm: TaskManager = make_tm()
     first = await tm.aemit("x", data=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import time
 
 import pytest
 import redis
@@ -14,6 +15,7 @@ from django_remq.core.sdk import Sdk
 from django_remq.core.settings import ProcessorSettings
 from django_remq.core.store.keys import Keys
 
+from .cluster import on_both
 from .records import record
 from .test_engine_crashes import spawn_worker, stop_worker, wait_until
 
@@ -42,6 +44,7 @@ def test_priority_aging_ms_is_validated(bad):
     assert ProcessorSettings.from_options({"priority_aging_ms": 5}).priority_aging_ms == 5
 
 
+@on_both()
 async def test_a_backlog_runs_in_priority_order_fifo_within_a_priority(make_tm, r, prefix):
     tm: TaskManager = make_tm(concurrency=1)
     ran: list[int] = []
@@ -60,6 +63,7 @@ async def test_a_backlog_runs_in_priority_order_fifo_within_a_priority(make_tm, 
     assert lane_sizes(r, prefix, *PRIORITIES) == [0] * len(PRIORITIES)  # all acknowledged
 
 
+@on_both()
 async def test_an_idle_worker_wakes_for_lanes_and_runs_what_it_read_beyond_its_slots(
         make_tm, r, prefix):
     """The blocking read covers every lane; with one slot, what it took from the other
@@ -218,3 +222,52 @@ async def test_retry_all_failed_puts_lane_jobs_back_on_their_lanes(make_tm, redi
     assert lane_sizes(r, prefix, 8, -3, 0) == [0, 0, 0]
     assert Sdk(redis_url, prefix=prefix).retry_all_failed("default") == 4
     assert lane_sizes(r, prefix, 8, -3, 0) == [2, 1, 1]
+
+
+@on_both()
+async def test_lanes_of_several_queues_are_read_at_once_and_dead_letter_per_queue(
+        make_tm, redis_url, r, prefix, on_cluster):
+    """On a cluster each queue (and its lanes, under its hash tag) is its own slot: the
+    per-slot blocking reads cover the lanes; a failed lane job's dead letter is written
+    by finish.lua on its lane, into its queue's DLQ, and requeueing puts it back there."""
+    tm: TaskManager = make_tm(concurrency=4, processor={"dlq": {}})
+    queues = ["alpha", "beta", "gamma"]
+    started: list[tuple[str, float]] = []
+
+    async def work(task, ctx):
+        started.append((task.queue, time.monotonic()))
+        if task.data == "fail":
+            raise RuntimeError("lane job fails")
+
+    for queue in queues:
+        tm.register_handler("work", work, queue=queue)
+        tm.emit("work", data="ok", queue=queue, options={"priority": 5})
+    failed = tm.emit("work", data="fail", queue="beta", options={"priority": -2})
+    await tm.start(queues)
+    assert tm.processor is not None
+    try:
+        assert await _until(lambda: len(started) == 4)
+        tm.processor.consumer.reader.block_ms = 6000
+        await asyncio.sleep(1.5)  # idle: blocked on every queue's lanes, for 6 s
+        for queue in queues:  # lane 5 of each queue, one at a time
+            before = len(started)
+            sent = time.monotonic()
+            await tm.aemit("work", data="ok", queue=queue, options={"priority": 5})
+            assert await _until(lambda n=before + 1: len(started) == n)
+            assert started[-1][0] == queue
+            assert started[-1][1] - sent < 3.0  # half the block; typically milliseconds
+            await asyncio.sleep(0.5)
+    finally:
+        await tm.stop()
+    beta = Keys(prefix).queue("beta")
+    assert record(r, prefix, failed, "beta").status == "failed"
+    [(_, letter)] = r.xrange(beta.dlq())
+    assert letter["id"] == failed
+    assert [r.xlen(Keys(prefix).queue(q).dlq()) for q in ("alpha", "gamma")] == [0, 0]
+    assert [r.xlen(beta.lane(p)) for p in (5, -2, 0)] == [0, 0, 0]
+    sdk = Sdk(redis_url, prefix=prefix, cluster=on_cluster)
+    [entry] = sdk.list_dlq()
+    assert entry.entry_id.startswith("beta:")
+    assert sdk.requeue_dlq(entry.entry_id) is not None
+    assert [r.xlen(beta.lane(p)) for p in (5, -2, 0)] == [0, 1, 0]  # back on its lane
+    assert r.xlen(beta.dlq()) == 0

@@ -8,6 +8,7 @@ import time
 from django_remq.core import TaskManager
 from django_remq.core.store.keys import Keys
 
+from .cluster import on_both
 from .records import record
 
 
@@ -19,6 +20,7 @@ async def run_for(tm: TaskManager, seconds: float) -> None:
     await runner
 
 
+@on_both()
 async def test_delayed_job_runs_no_earlier_than_its_time(make_tm, r, prefix):
     tm: TaskManager = make_tm()
     started: list[float] = []
@@ -48,6 +50,7 @@ async def test_delay_until_datetime(make_tm, r, prefix):
     assert r.zscore(Keys(prefix).queue("default").delayed, job_id) > time.time() * 1000 + 3500e3
 
 
+@on_both()
 async def test_paused_queue_holds_work_and_resume_releases_it(make_tm, r, prefix):
     tm: TaskManager = make_tm()
     ran: list[str] = []
@@ -143,6 +146,7 @@ async def test_logs_are_visible_while_the_task_runs(make_tm, r, prefix):
     assert seen == [["step 1"]]
 
 
+@on_both()
 async def test_retention_caps_completed_jobs_by_count(make_tm, r, prefix):
     tm: TaskManager = make_tm(processor={"retention": {"completed_max_count": 5}})
 

@@ -23,8 +23,8 @@ def test_every_key_pattern():
     """The stored data model; renaming a key is a migration, so it must show up here."""
     k = Keys("remq")
     q = k.queue("mail")
-    assert [k.queues, k.workers, k.worker("w1"), k.dlq] == [
-        "remq:queues", "remq:workers", "remq:worker:w1", "remq:dlq"]
+    assert [k.queues, k.workers, k.worker("w1"), q.dlq(), q.dlq("dead")] == [
+        "remq:queues", "remq:workers", "remq:worker:w1", "remq:{mail}:dlq", "remq:{mail}:dead"]
     assert [q.stream, q.paused, q.job("j"), q.logs("j"), q.job_prefix, q.logs_prefix,
             q.status("failed"), q.delayed, q.cron, q.cron_runs, q.debounce("ev", "k1")] == [
         "remq:{mail}:stream", "remq:{mail}:paused", "remq:{mail}:job:j", "remq:{mail}:logs:j",
@@ -40,7 +40,7 @@ def test_every_key_pattern():
     assert q.lane_script_keys(7) == ("remq:{mail}:stream:p7", *q.script_keys[1:])
     public = {name for name in dir(q) if not name.startswith("_")} - {"base"}
     assert public == {"stream", "paused", "job", "logs", "job_prefix", "logs_prefix", "status",
-                      "delayed", "cron", "cron_runs", "debounce", "script_keys", "lane",
+                      "delayed", "cron", "cron_runs", "debounce", "script_keys", "dlq", "lane",
                       "lanes", "lane_script_keys"}, (
         "a new key: add it to this test and to the layout in keys.py's docstring")
 

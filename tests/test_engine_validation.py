@@ -118,7 +118,9 @@ def test_sdk_refuses_bad_ids_clearly(r, prefix):
             sdk.get_job(bad, "default")  # type: ignore[arg-type]
         with pytest.raises(InvalidOptions, match="job id"):
             sdk.cancel_job(bad, "default")  # type: ignore[arg-type]
-    assert sdk.delete_dlq("1-0") is False  # well-formed but absent: just False
+    with pytest.raises(InvalidOptions, match="<queue>:<stream id>"):
+        sdk.delete_dlq("1-0")  # a stream id alone: the queue is part of the id
+    assert sdk.delete_dlq("default:1-0") is False  # well-formed but absent: just False
 
 
 def test_emit_of_an_unknown_event_warns_once_with_the_known_events(make_tm):

@@ -9,6 +9,7 @@ import pytest
 
 from django_remq.core import InvalidOptions, TaskManager
 
+from .cluster import on_both
 from .policy_helpers import run_until, spawn_worker, wait_all
 from .records import record
 
@@ -21,6 +22,7 @@ def test_invalid_pattern_is_rejected_at_registration(make_tm):
         tm.register_handler("e", lambda t, c: None, options={"repeat": {"pattern": "0 25 * * *"}})
 
 
+@on_both()
 async def test_cron_runs_once_per_tick_with_three_worker_processes(redis_url, r, prefix):
     procs = [spawn_worker(redis_url, prefix, "cron", 6) for _ in range(3)]
     wait_all(procs)
@@ -35,6 +37,7 @@ async def test_cron_runs_once_per_tick_with_three_worker_processes(redis_url, r,
     assert len(ticks) >= seconds * 0.6, f"ticks were skipped: {runs}"
 
 
+@on_both()
 async def test_one_run_not_a_stampede_after_downtime(make_tm, r, prefix):
     tm: TaskManager = make_tm()
     runs: list[object] = []

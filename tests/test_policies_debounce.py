@@ -7,6 +7,7 @@ import json
 
 from django_remq.core import TaskManager
 
+from .cluster import on_both
 from .policy_helpers import run_until, spawn_worker, wait_all
 
 
@@ -114,6 +115,7 @@ async def test_retries_of_the_window_holder_are_not_debounced(make_tm, r, prefix
     assert runs == [1, 2, 3]
 
 
+@on_both()
 async def test_leading_debounce_across_two_worker_processes(redis_url, make_tm, r, prefix):
     tm: TaskManager = make_tm()  # emitter only
     ids = [tm.emit("deb", data={"k": "a" if n % 4 else "b", "n": n}) for n in range(24)]
@@ -124,6 +126,7 @@ async def test_leading_debounce_across_two_worker_processes(redis_url, make_tm, 
     assert sorted(statuses(r, prefix, ids)) == ["cancelled"] * 22 + ["completed"] * 2
 
 
+@on_both()
 async def test_trailing_runs_once_with_the_latest_data(make_tm, r, prefix):
     tm: TaskManager = make_tm()
     runs: list[int] = []

@@ -11,14 +11,19 @@ import pytest
 
 from django_remq.core import TaskManager
 from django_remq.core.errors import UnknownEventWarning
-from django_remq.core.policies.dlq import DeadLetterWriter
 from django_remq.core.sdk import Sdk
 
+from .cluster import on_both
 from .policy_helpers import run_until
 
 
 def job(r, prefix, job_id, queue="default"):
     return r.hgetall(f"{prefix}:{{{queue}}}:job:{job_id}")
+
+
+def dlq(prefix, queue="default", name="dlq"):
+    """A queue's dead-letter stream (the DLQ is per queue, written with the failure)."""
+    return f"{prefix}:{{{queue}}}:{name}"
 
 
 def final(r, prefix, job_id):
@@ -32,6 +37,7 @@ def failing(runs, exc=None):
     return handler
 
 
+@on_both()
 @pytest.mark.parametrize(("max_retries", "attempts"), [(0, 1), (5, 4)])
 async def test_attempts_3_within_the_processors_max_retries(make_tm, r, prefix, max_retries,
                                                              attempts):
@@ -113,6 +119,7 @@ async def test_exponential_backoff_end_to_end(make_tm, r, prefix):
     assert gaps[1] >= 0.299, gaps
 
 
+@on_both()
 async def test_should_retry_false_means_one_run_and_a_dlq_entry(make_tm, r, prefix):
     tm: TaskManager = make_tm(processor={
         "retry": {"max_retries": 5, "should_retry": lambda err, n: "validation" not in str(err)},
@@ -121,20 +128,21 @@ async def test_should_retry_false_means_one_run_and_a_dlq_entry(make_tm, r, pref
     tm.register_handler("e", failing(runs, ValueError("validation: bad email")),
                         options={"attempts": 3})
     jid = tm.emit("e", data={"email": "x"})
-    await run_until(tm, lambda: r.xlen(f"{prefix}:dlq") > 0)
+    await run_until(tm, lambda: r.xlen(dlq(prefix)) > 0)
     assert len(runs) == 1
-    [(_entry_id, fields)] = r.xrange(f"{prefix}:dlq")
+    [(_entry_id, fields)] = r.xrange(dlq(prefix))
     assert set(fields) == {"id", "queue", "name", "reason", "error", "attempts", "job"}
+    assert json.loads(fields["job"])["status"] == "failed"  # the record's own fields
     assert fields["id"] == jid
     assert fields["queue"] == "default"
     assert fields["name"] == "e"
     assert fields["reason"] == "retry_refused"
     assert fields["error"] == "ValueError: validation: bad email"
     assert fields["attempts"] == "1"
-    dead = json.loads(fields["job"])
-    assert dead["status"] == "failed"
-    assert dead["state"]["data"] == {"email": "x"}
-    assert dead["errors"][0]["message"] == "validation: bad email"
+    [letter] = Sdk(r, prefix=prefix).list_dlq()  # the Sdk decodes the record
+    assert letter.job["status"] == "failed"
+    assert letter.job["state"]["data"] == {"email": "x"}
+    assert letter.job["errors"][0]["message"] == "validation: bad email"
 
 
 async def test_should_send_to_dlq_filters_and_custom_stream(make_tm, r, prefix):
@@ -144,8 +152,8 @@ async def test_should_send_to_dlq_filters_and_custom_stream(make_tm, r, prefix):
         seen.append((message.name, type(error).__name__, attempts))
         return message.data == "keep"
 
-    stream = f"{prefix}:my-dlq"
-    tm: TaskManager = make_tm(processor={"dlq": {"stream_key": stream,
+    stream = dlq(prefix, name="my-dlq")
+    tm: TaskManager = make_tm(processor={"dlq": {"stream_key": "my-dlq",
                                                  "should_send_to_dlq": should_send}})
     tm.register_handler("e", failing([]), options={"attempts": 1})
     a, b = tm.emit("e", data="keep"), tm.emit("e", data="drop")
@@ -154,7 +162,7 @@ async def test_should_send_to_dlq_filters_and_custom_stream(make_tm, r, prefix):
     entries = r.xrange(stream)
     assert [f["id"] for _, f in entries] == [a]
     assert entries[0][1]["reason"] == "retries_exhausted"
-    assert r.xlen(f"{prefix}:dlq") == 0
+    assert r.xlen(dlq(prefix)) == 0
 
 
 @pytest.mark.parametrize(("processor", "written"), [(None, 0), ({"dlq": {}}, 1)])
@@ -165,18 +173,19 @@ async def test_the_dlq_is_written_only_when_configured(make_tm, r, prefix, proce
     tm.register_handler("e", failing([]))
     jid = tm.emit("e")
     await run_until(tm, final(r, prefix, jid))
-    assert r.xlen(f"{prefix}:dlq") == written
+    assert r.xlen(dlq(prefix)) == written
 
 
+@on_both()
 async def test_poison_message_goes_to_the_dlq(make_tm, r, prefix):
     tm: TaskManager = make_tm(processor={"dlq": {}, "max_deliveries": 2})
     runs: list[float] = []
     tm.register_handler("e", failing(runs))
     jid = tm.emit("e")
     r.hset(f"{prefix}:{{default}}:job:{jid}", "deliveries", 2)  # two workers died on it
-    await run_until(tm, lambda: r.xlen(f"{prefix}:dlq") > 0)
+    await run_until(tm, lambda: r.xlen(dlq(prefix)) > 0)
     assert runs == []
-    fields = r.xrange(f"{prefix}:dlq")[0][1]
+    fields = r.xrange(dlq(prefix))[0][1]
     assert fields["reason"] == "poison"
     assert fields["id"] == jid
     assert "PoisonMessage" in fields["error"]
@@ -189,8 +198,8 @@ async def test_malformed_entry_goes_to_the_dlq(make_tm, r, prefix):
     await tm.start()
     await tm.stop()  # groups exist now
     r.xadd(f"{prefix}:{{default}}:stream", {"name": "e", "junk": "1"})
-    await run_until(tm, lambda: r.xlen(f"{prefix}:dlq") > 0)
-    fields = r.xrange(f"{prefix}:dlq")[0][1]
+    await run_until(tm, lambda: r.xlen(dlq(prefix)) > 0)
+    fields = r.xrange(dlq(prefix))[0][1]
     assert fields["reason"] == "malformed"
     assert fields["queue"] == "default"
 
@@ -200,22 +209,22 @@ async def test_unknown_event_goes_to_the_dlq(make_tm, r, prefix):
     tm.register_handler("known", failing([]))
     with pytest.warns(UnknownEventWarning):
         jid = tm.emit("nobody-handles-this", queue="default")
-    await run_until(tm, lambda: r.xlen(f"{prefix}:dlq") > 0)
-    fields = r.xrange(f"{prefix}:dlq")[0][1]
+    await run_until(tm, lambda: r.xlen(dlq(prefix)) > 0)
+    fields = r.xrange(dlq(prefix))[0][1]
     assert (fields["reason"], fields["id"]) == ("unknown_event", jid)
 
 
-async def test_dlq_is_capped(redis_url, make_tm, r, prefix):
-    tm: TaskManager = make_tm()
-    writer = DeadLetterWriter(tm.conn, tm.keys, f"{prefix}:dlq", maxlen=50)
-    for n in range(1000):
-        writer.add({"id": str(n), "queue": "q", "name": "e", "reason": "poison", "error": "x",
-                    "attempts": "1"})
-    await writer.close()
-    assert 50 <= r.xlen(f"{prefix}:dlq") <= 150  # MAXLEN ~ trims whole nodes (100 entries)
-    assert r.xrevrange(f"{prefix}:dlq", count=1)[0][1]["id"] == "999"
+async def test_dlq_is_capped(make_tm, r, prefix):
+    tm: TaskManager = make_tm(processor={"dlq": {"maxlen": 50}, "retention": {
+        "failed_max_count": None, "failed_max_age_ms": None}})
+    tm.register_handler("e", failing([]))
+    tm.emit_many([{"event": "e", "options": {"id": str(n)}} for n in range(1000)])
+    await tm.run(burst=True)
+    assert Sdk(r, prefix=prefix).get_queue_stats("default").failed == 1000
+    assert 50 <= r.xlen(dlq(prefix)) <= 150  # MAXLEN ~ trims whole nodes (100 entries)
 
 
+@on_both()
 async def test_dlq_entry_can_be_requeued(make_tm, r, prefix):
     tm: TaskManager = make_tm(processor={"dlq": {}})
     calls: list[int] = []
@@ -228,12 +237,12 @@ async def test_dlq_entry_can_be_requeued(make_tm, r, prefix):
 
     tm.register_handler("e", handler)
     jid = tm.emit("e", data=7)
-    await run_until(tm, lambda: r.xlen(f"{prefix}:dlq") > 0)
+    await run_until(tm, lambda: r.xlen(dlq(prefix)) > 0)
     sdk = Sdk(tm.conn.sync, prefix=prefix)
     [letter] = sdk.list_dlq()
     assert letter.id == jid
     assert sdk.requeue_dlq(letter.entry_id).id == jid
-    assert r.xlen(f"{prefix}:dlq") == 0
+    assert r.xlen(dlq(prefix)) == 0
     await run_until(tm, lambda: job(r, prefix, jid).get("status") == "completed")
     assert calls == [7, 7]
 

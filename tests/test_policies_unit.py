@@ -140,7 +140,7 @@ def test_dlq_config():
     cfg = DeadLetterConfig.from_config({})
     assert cfg is not None
     assert cfg.maxlen == 10_000
-    assert cfg.stream_key is None
+    assert cfg.stream_key == "dlq"
     with pytest.raises(InvalidOptions, match="unknown keys"):
         DeadLetterConfig.from_config({"streamKey": "x"})
     with pytest.raises(InvalidOptions, match="maxlen"):
@@ -148,6 +148,9 @@ def test_dlq_config():
     settings = ProcessorSettings.from_options({"dlq": {"stream_key": "remq-dlq"}})
     assert settings.dlq is not None
     assert settings.dlq.stream_key == "remq-dlq"
+    for key in ("remq:dlq", "{q}dlq", "stream", "two words", ""):  # a full key, a taken name
+        with pytest.raises(InvalidOptions, match=r"each queue's dead-letter stream"):
+            DeadLetterConfig.from_config({"stream_key": key})
 
 
 # -- debounce config -------------------------------------------------------------------

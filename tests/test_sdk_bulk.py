@@ -13,14 +13,15 @@ from django_remq.core import InvalidOptions, MalformedMessage, TaskManager
 from django_remq.core.sdk import Sdk
 from django_remq.core.store.keys import Keys
 
-from .sdk_seed import hold_a_running_job, seed_finished
+from .cluster import on_both
+from .sdk_seed import dead_letter, hold_a_running_job, seed_finished
 
 N = 10_000
 
 
 @pytest.fixture
-def sdk(redis_url: str, prefix: str) -> Sdk:
-    return Sdk(redis_url, prefix=prefix)
+def sdk(redis_url: str, prefix: str, on_cluster: bool) -> Sdk:
+    return Sdk(redis_url, prefix=prefix, cluster=on_cluster)
 
 
 async def test_retry_all_failed_on_10k_jobs_runs_them(sdk, r, prefix, make_tm):
@@ -65,22 +66,24 @@ def test_bulk_arguments_are_checked(sdk):
         sdk.retry_all_failed("default", batch_size=0)
 
 
-def dead_letter(r, prefix, job_id, queue="default", job=None):
+def letter(r, prefix, job_id, queue="default", job=None):
     record = job if job is not None else {"id": job_id, "name": "work", "queue": queue,
                                           "data": "7", "status": "failed"}
-    return r.xadd(f"{prefix}:dlq", {"id": job_id, "queue": queue, "name": "work",
-                                    "reason": "retries exhausted", "error": "boom",
-                                    "attempts": "3", "job": json.dumps(record)})
+    return dead_letter(r, prefix, {"id": job_id, "queue": queue, "name": "work",
+                                   "reason": "retries exhausted", "error": "boom",
+                                   "attempts": "3", "job": json.dumps(record)}, queue=queue)
 
 
+@on_both()
 async def test_dlq_list_and_requeue_runs_the_job(sdk, r, prefix, make_tm):
     seed_finished(r, prefix, "default", 1, "failed", name="work")  # record still there
-    kept = dead_letter(r, prefix, "failed-0000000")
-    lost = dead_letter(r, prefix, "expired-job")  # its record is gone: rebuilt from the copy
-    dead_letter(r, prefix, "elsewhere", queue="other")
-    entries = sdk.list_dlq()
-    assert [e.entry_id for e in entries][1:] == [lost, kept]
-    assert entries[1].job["data"] == "7"
+    kept = letter(r, prefix, "failed-0000000")
+    lost = letter(r, prefix, "expired-job")  # its record is gone: rebuilt from the copy
+    time.sleep(0.002)  # a later ms: streams of different queues order by time
+    elsewhere = letter(r, prefix, "elsewhere", queue="other")
+    entries = sdk.list_dlq()  # every queue's stream, newest first
+    assert [e.entry_id for e in entries] == [elsewhere, lost, kept]
+    assert entries[1].job["state"]["data"] == 7  # the record, decoded
     assert entries[1].attempts == 3
     assert [e.id for e in await sdk.alist_dlq(queue="other")] == ["elsewhere"]
     assert len(sdk.list_dlq(limit=1, offset=2)) == 1
@@ -96,13 +99,16 @@ async def test_dlq_list_and_requeue_runs_the_job(sdk, r, prefix, make_tm):
     await tm.run(burst=True)
     assert sorted(seen) == [0, 7]
     assert [e.id for e in sdk.list_dlq()] == ["elsewhere"]
-    assert sdk.get_queue_stats("default").dlq == 1
+    assert sdk.get_queue_stats("default").dlq == 0  # each queue counts its own
+    assert sdk.get_queue_stats("other").dlq == 1
 
 
 def test_dlq_bad_entries(sdk, r, prefix):
     with pytest.raises(InvalidOptions, match="DLQ entry id"):
         sdk.requeue_dlq("nope")
-    bad = r.xadd(f"{prefix}:dlq", {"reason": "x"})
+    with pytest.raises(InvalidOptions, match="'<queue>:<stream id>'"):
+        sdk.delete_dlq("1700000000000-0")  # a stream id alone: which queue?
+    bad = dead_letter(r, prefix, {"reason": "x"})
     with pytest.raises(MalformedMessage, match="names no job id"):
         sdk.requeue_dlq(bad)
     assert sdk.delete_dlq(bad) is True
@@ -110,6 +116,7 @@ def test_dlq_bad_entries(sdk, r, prefix):
     assert sdk.list_dlq() == []
 
 
+@on_both()
 async def test_workers_from_heartbeats(sdk, make_tm):
     tm: TaskManager = make_tm(processor={"claim_idle_ms": 1500})  # heartbeat every 0.5 s
     job_id, release, runner = await hold_a_running_job(tm)

@@ -12,7 +12,7 @@ from django.test import override_settings
 from django_remq.core import TaskManager
 from django_remq.sdk import Sdk
 
-from .sdk_seed import seed_finished
+from .sdk_seed import dead_letter, seed_finished
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def as_json(text: str):
 def test_sdk_without_arguments_reads_the_settings(remq, redis_url, prefix):
     sdk = Sdk()
     assert sdk.keys.prefix == prefix
-    assert sdk.dlq_key == f"{prefix}:dlq"
+    assert sdk.dlq_key == "dlq"  # each queue's stream: <prefix>:{<queue>}:dlq
 
 
 def test_queues_and_jobs(remq, make_tm, r, prefix):
@@ -75,9 +75,9 @@ def test_queue_actions_workers_and_dlq(remq, r, prefix, make_tm):
     assert "resumed" in remq("resume-queue", "default")
     assert remq("workers").strip() == "no live workers"
     assert as_json(remq("workers", "--json")) == []
-    entry = r.xadd(f"{prefix}:dlq", {"id": "j1", "queue": "default", "name": "work",
-                                     "reason": "exhausted", "error": "boom", "attempts": "2",
-                                     "job": json.dumps({"name": "work", "data": "1"})})
+    entry = dead_letter(r, prefix, {"id": "j1", "queue": "default", "name": "work",
+                                    "reason": "exhausted", "error": "boom", "attempts": "2",
+                                    "job": json.dumps({"name": "work", "data": "1"})})
     [listed] = as_json(remq("dlq", "--json"))
     assert listed["entry_id"] == entry
     assert listed["error"] == "boom"
@@ -100,7 +100,8 @@ def test_bulk_commands(remq, r, prefix):
     (("jobs", "--status", "done"), "unknown status 'done'"),
     (("jobs", "--queue", "bad:name"), "queue name"),
     (("dlq", "requeue"), "usage: remq dlq"),
-    (("dlq", "requeue", "123-0"), "no DLQ entry 123-0"),
+    (("dlq", "requeue", "default:123-0"), "no DLQ entry default:123-0"),
+    (("dlq", "delete", "123-0"), "DLQ entry id must be '<queue>:<stream id>'"),
     (("delete-completed", "default"), "needs --older-than"),
 ])
 def test_bad_input_is_a_clear_command_error(remq, args, message):

@@ -11,12 +11,13 @@ from django_remq.core import InvalidJobState, TaskManager
 from django_remq.core.sdk import Sdk
 from django_remq.core.store.keys import Keys
 
+from .cluster import client_for, on_both
 from .sdk_seed import hold_a_running_job
 
 
 @pytest.fixture
-def sdk(redis_url: str, prefix: str) -> Sdk:
-    return Sdk(redis_url, prefix=prefix)
+def sdk(redis_url: str, prefix: str, on_cluster: bool) -> Sdk:
+    return Sdk(redis_url, prefix=prefix, cluster=on_cluster)
 
 
 def stream_ids(r: redis.Redis, prefix: str, queue: str = "default") -> list[str]:
@@ -37,6 +38,7 @@ async def fail_once_tm(make_tm, runs: list[int]) -> TaskManager:
     return tm
 
 
+@on_both()
 def test_get_job_returns_record_logs_and_none_when_missing(sdk, make_tm):
     tm = make_tm()
     job_id = tm.emit("hello", data={"x": 1}, options={"attempts": 2})
@@ -54,6 +56,7 @@ def test_get_job_rejects_bad_queue_name(sdk):
         sdk.get_job("x", "bad:queue")
 
 
+@on_both()
 async def test_retry_job_runs_a_failed_job_again_and_keeps_history(sdk, make_tm):
     runs: list[int] = []
     tm = await fail_once_tm(make_tm, runs)
@@ -124,6 +127,7 @@ async def test_cancel_prevents_running_waiting_and_delayed_jobs(sdk, make_tm, r,
         sdk.cancel_job(keep, "default")
 
 
+@on_both()
 async def test_cancel_a_running_job_requests_cooperative_cancellation(sdk, make_tm):
     tm: TaskManager = make_tm()
     started, release = asyncio.Event(), asyncio.Event()
@@ -223,10 +227,11 @@ async def test_pause_and_resume_refuse_running_and_finished_jobs(sdk, make_tm):
         sdk.resume_job(job_id, "default")
 
 
+@on_both()
 def test_sdk_accepts_a_client(redis_url, prefix, make_tm):
     tm = make_tm()
     job_id = tm.emit("e")
-    client = redis.Redis.from_url(redis_url)  # bytes replies
+    client = client_for(redis_url)  # bytes replies (a RedisCluster on the cluster)
     try:
         job = Sdk(client, prefix=prefix).get_job(job_id, "default")
     finally:

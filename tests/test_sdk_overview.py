@@ -10,7 +10,7 @@ from django_remq.core import InvalidOptions, TaskManager
 from django_remq.core.sdk import Sdk
 
 from .policy_helpers import run_until
-from .sdk_seed import seed_finished
+from .sdk_seed import dead_letter, seed_finished
 
 
 def now_ms() -> int:
@@ -69,7 +69,7 @@ async def test_cron_schedules_listed_with_next_tick_and_runs(make_tm, redis_url,
 async def test_dlq_length(redis_url, r, prefix):
     sdk = Sdk(redis_url, prefix=prefix)
     assert sdk.get_dlq_length() == 0
-    r.xadd(sdk.dlq_key, {"id": "j1", "queue": "default", "reason": "poison"})
-    r.xadd(sdk.dlq_key, {"id": "j2", "queue": "default", "reason": "poison"})
+    dead_letter(r, prefix, {"id": "j1", "queue": "default", "reason": "poison"})
+    dead_letter(r, prefix, {"id": "j2", "queue": "mail", "reason": "poison"}, queue="mail")
     assert sdk.get_dlq_length() == 2
     assert await sdk.aget_dlq_length() == 2

@@ -1,6 +1,9 @@
 from django_remq.core import TaskManager
 
+from .cluster import on_both
 
+
+@on_both()
 async def test_emit_then_burst_completes(make_tm, r, prefix):
     tm: TaskManager = make_tm(concurrency=2)
     seen = []

@@ -65,6 +65,19 @@ async def test_arun_many_is_the_same_exchange(redis_url: str, prefix: str) -> No
         await client.aclose()
 
 
+def test_a_step_after_writes_is_sent_again_after_a_reloaded_script(r: redis.Redis,
+                                                                   prefix: str) -> None:
+    """WAIT covers the writes before it on its connection: when a script had to be loaded
+    and sent again, so is it (here a GET stands in, so the order shows in its reply)."""
+    writer = Script("writer", f"-- {uuid.uuid4().hex}\nreturn redis.call('INCR', KEYS[1])")
+    key = f"{prefix}:w"
+    after = run_many(r, [Call(writer, [key], [], int), Cmd(("GET", key), after_writes=True)])
+    assert after == [1, "1"]  # first send: NOSCRIPT, GET saw nothing; sent again after it
+    again = Script("writer", f"-- {uuid.uuid4().hex}\nreturn redis.call('INCR', KEYS[1])")
+    plain = run_many(r, [Call(again, [key], [], int), Cmd(("GET", key))])
+    assert plain == [2, "1"]  # without the flag a step is not repeated: it saw the old value
+
+
 def test_an_error_reply_is_raised_alone_or_in_a_batch(r: redis.Redis, prefix: str) -> None:
     r.set(f"{prefix}:s", "text")
     wrong = Cmd(("LPUSH", f"{prefix}:s", "x"))

@@ -16,6 +16,7 @@ from functools import wraps
 from typing import Any
 
 import redis
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import (
@@ -29,7 +30,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.module_loading import import_string
 
-from ..conf import RemqSettings, get_settings
+from ..conf import RemqSettings, get_settings, raw_settings
 from ..core.store.connection import describe
 from ..sdk import Sdk
 
@@ -39,6 +40,9 @@ View = Callable[..., HttpResponse]
 #: Errors that mean "Redis is not reachable right now" (not a bug in the page).
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                redis.exceptions.BusyLoadingError)
+
+#: Where ``django_remq.routing`` mounts the gateway (the pages add ``?broadcast=1``).
+GATEWAY_PATH = "/ws/remq/"
 
 _lock = threading.Lock()
 _cached: tuple[RemqSettings, Sdk] | None = None
@@ -78,7 +82,22 @@ def page_context(request: HttpRequest, title: str, *, live: str | None = None,
         query["view"] = live
         live_url = f"{reverse('remq_admin:live')}?{query.urlencode()}"
     return {**admin.site.each_context(request), "title": title, "live_url": live_url,
+            "live_socket": gateway_path() if live is not None else None,
             "remq_page": live, **extra}
+
+
+def gateway_path() -> str | None:
+    """The gateway's WebSocket path when this project runs it, else ``None`` (the pages
+    then poll). The signal: ``REMQ["GATEWAY"]`` set and a channel layer configured, the
+    two things without which workers send no live events at all (``remq.W020``). The
+    route itself lives in the ASGI application, which a WSGI process cannot see, so the
+    browser checks that part: a socket that does not open leaves the page polling."""
+    raw = raw_settings()
+    if not isinstance(raw, dict) or raw.get("GATEWAY") is None:
+        return None
+    if "default" not in (getattr(settings, "CHANNEL_LAYERS", None) or {}):
+        return None
+    return GATEWAY_PATH
 
 
 def redis_down(request: HttpRequest, exc: Exception, *, as_json: bool = False) -> HttpResponse:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.contrib import messages
@@ -12,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from ..core.errors import MalformedMessage
+from ..core.sdk.plans import DLQ_ENTRY_ID
 from .access import get_sdk, page_context, remq_view
 from .confirm import ask, confirmed, safe_next
 from .paging import fetched, paginate
@@ -19,16 +19,17 @@ from .present import Stamps, dead_letter
 
 FRAGMENT = "remq_admin/_dead_letters.html"
 PER_PAGE = 50
-ENTRY_ID = re.compile(r"^\d+-\d+$")
 
 
 def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
-    """Two round trips: the stream's length and one page (XREVRANGE)."""
+    """Two round trips: the queue registry, then each queue's DLQ length and page."""
     sdk = get_sdk()
-    total = sdk.get_dlq_length()
-    pager = paginate(params.get("page"), PER_PAGE, total=total,
-                     base_url=reverse("remq_admin:dead_letters"), params={})
-    entries = sdk.list_dlq(limit=PER_PAGE + 1, offset=pager.offset)
+    url = reverse("remq_admin:dead_letters")
+    asked = paginate(params.get("page"), PER_PAGE, total=None, base_url=url, params={})
+    total, entries = sdk.dlq_page(limit=PER_PAGE + 1, offset=asked.offset)
+    pager = paginate(params.get("page"), PER_PAGE, total=total, base_url=url, params={})
+    if pager.offset != asked.offset:  # a page past the end: show the last one
+        total, entries = sdk.dlq_page(limit=PER_PAGE + 1, offset=pager.offset)
     pager = fetched(pager, len(entries))
     stamps = Stamps()
     return {"entries": [dead_letter(e, stamps) for e in entries[:PER_PAGE]], "pager": pager,
@@ -50,7 +51,7 @@ def dead_letters_action(request: HttpRequest) -> HttpResponse:
     if request.POST.get("only"):  # a row's own button: that entry alone
         action, _, one = request.POST["only"].partition(":")
         ids = [one]
-    ids = [i for i in ids if ENTRY_ID.match(i)]
+    ids = [i for i in ids if DLQ_ENTRY_ID.match(i)]
     if action not in ("requeue", "delete"):
         messages.error(request, "Choose an action: requeue or delete.")
         return redirect(back)

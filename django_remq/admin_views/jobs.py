@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from ..core.errors import InvalidJobState
+from ..core.sdk import plans as sdk_plans
 from ..core.store.keys import validate_queue_name
 from ..types import JobStatus
 from .access import get_sdk, page_context, remq_view
@@ -56,9 +57,20 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
     total = None if q else (counts[status] if status else sum(counts.values()))
     base = reverse("remq_admin:jobs")
     pager = paginate(params.get("page"), PER_PAGE, total=total, base_url=base,
-                     params={"queue": queue, "status": status, "q": q})
-    jobs = sdk.list_jobs(queue, status, limit=PER_PAGE + 1, offset=pager.offset,
-                         search=q or None) if (shown or queue) else []
+                     params={"queue": queue, "status": status, "q": q,
+                             "before": params.get("before") if q else None})
+    before = _score(params.get("before")) if q else None
+    older_url = None
+    if not (shown or queue):
+        jobs = []
+    elif q:
+        found = sdk.search_jobs(q, queue, status, limit=PER_PAGE + 1, offset=pager.offset,
+                                before=before)
+        jobs = found.jobs
+        if found.older is not None and len(jobs) <= PER_PAGE:
+            older_url = _url(base, queue, status, q, before=found.older)
+    else:
+        jobs = sdk.list_jobs(queue, status, limit=PER_PAGE + 1, offset=pager.offset)
     pager = fetched(pager, len(jobs))
     tabs = [{"status": None, "label": "All", "count": sum(counts.values()),
              "url": _url(base, queue, None, q), "current": status is None}]
@@ -67,17 +79,30 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
     stamps = Stamps()
     return {"jobs": [job_row(j, stamps) for j in jobs[:PER_PAGE]], "pager": pager, "tabs": tabs,
             "queue": queue, "status": status, "q": q, "problem": problem,
+            "older_url": older_url, "searched_before": before,
+            "search_window": sdk_plans.SEARCH_WINDOW,
             "queue_names": [i.name for i in infos], "statuses": STATUSES,
             "summary": {**counts, "total": sum(counts.values())},
             "bulk_actions": BULK_ACTIONS.items()}
 
 
-def _url(base: str, queue: str | None, status: str | None, q: str) -> str:
+def _url(base: str, queue: str | None, status: str | None, q: str,
+         before: float | None = None) -> str:
     params = QueryDict(mutable=True)
-    for key, value in (("queue", queue), ("status", status), ("q", q)):
+    for key, value in (("queue", queue), ("status", status), ("q", q),
+                       ("before", None if before is None else f"{before:.0f}")):
         if value:
             params[key] = value
     return f"{base}?{params.urlencode()}" if params else base
+
+
+def _score(raw: str | None) -> float | None:
+    """``?before=`` (where a search goes on, from the "search older" link); odd values
+    start from the newest jobs, never an error."""
+    try:
+        return float(int(raw)) if raw else None
+    except ValueError:
+        return None
 
 
 @remq_view()

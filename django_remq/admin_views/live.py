@@ -1,4 +1,6 @@
-"""The pages' live refresh: one JSON endpoint, polled every 2 s by ``remq_admin/live.js``.
+"""The pages' live refresh: one JSON endpoint that ``remq_admin/live.js`` polls every 2 s,
+or, when the page follows the gateway's broadcast socket, fetches after task events (at
+most every 500 ms) and every 10 s.
 
 ``GET live/?view=<page>&<the page's own query>`` re-renders the live part of that page
 (the same template fragment and context builder the page itself uses, so the two cannot

@@ -38,7 +38,7 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
     rows = [{"name": i.name, "paused": i.paused, "stats": i.stats,
              "counts": [(s, getattr(i.stats, s)) for s in shown],
              "windows": (by[(i.name, MINUTE)], by[(i.name, HOUR)])} for i in infos]
-    dlq = infos[0].stats.dlq if infos else sdk.get_dlq_length()
+    dlq = sum(i.stats.dlq for i in infos)
     return {"rows": rows, "statuses": shown, "totals": totals, "dlq": dlq,
             "summary": {**totals, "dlq": dlq}}
 

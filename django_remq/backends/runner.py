@@ -192,15 +192,13 @@ class Attempt:
 
 
 def _manager(ctx: Any) -> TaskManager:
-    """The TaskManager running this task (its pools), else the process's."""
-    found = getattr(ctx, "_manager", None)
-    return found if isinstance(found, TaskManager) else get_task_manager()
+    """The process's TaskManager (its connection pools)."""
+    return get_task_manager()
 
 
 def _worker_id(ctx: Any) -> str:
     """The remq worker id (as in ``Sdk.get_workers()`` and the record's ``worker``)."""
-    consumer = getattr(_manager(ctx).processor, "consumer", None)
-    return str(getattr(consumer, "name", None) or "unknown")
+    return str(getattr(ctx, "worker_id", "") or "unknown")
 
 
 def _start(task: Any, job: Any, ctx: Any) -> Attempt:

@@ -19,6 +19,8 @@ from .errors import (
     MalformedMessage,
     PoisonMessage,
     RemqError,
+    ReplicaTimeout,
+    SyncThreadsExhausted,
     TaskTimeout,
     UnknownEvent,
     UnknownEventWarning,
@@ -37,6 +39,7 @@ __all__ = [
     "ConcurrencyPool", "Consumer", "ConsumerOptions", "CorruptRecord", "DebounceManager",
     "DuplicateHandler", "HandlerContext", "HandlerEntry", "InvalidJobState", "InvalidOptions",
     "JobCancelled", "JobNotFound", "Keys", "MalformedMessage", "PoisonMessage", "Processor",
-    "ProcessorSettings", "RemqError", "StreamReader", "Task", "TaskManager", "TaskTimeout",
-    "UnknownEvent", "UnknownEventWarning",
+    "ProcessorSettings", "RemqError", "ReplicaTimeout", "StreamReader",
+    "SyncThreadsExhausted", "Task", "TaskManager", "TaskTimeout", "UnknownEvent",
+    "UnknownEventWarning",
 ]

@@ -53,8 +53,23 @@ class TaskTimeout(RemqError, TimeoutError):
     """A handler ran past its ``timeout_ms``."""
 
 
+class ReplicaTimeout(RemqError, TimeoutError):
+    """Fewer replicas than ``WAIT_REPLICAS`` confirmed an emit in time. The job is written
+    on the master all the same (it runs unless that master fails first): the message
+    names the jobs; ``confirmed`` is how many replicas did."""
+
+    def __init__(self, message: str, confirmed: int = 0) -> None:
+        super().__init__(message)
+        self.confirmed = confirmed
+
+
 class UnknownEventWarning(RuntimeWarning):
     """``emit`` of an event no handler is registered for in this process (while some are):
     likely a typo, and the job would fail ``UnknownEvent`` on the worker. Warned once per
     event; silence it with ``warnings.filterwarnings("ignore", category=...)`` when another
     service handles the event."""
+
+
+class SyncThreadsExhausted(RemqError):
+    """More sync handlers are stuck past their timeouts than a worker keeps threads for
+    (Python cannot kill a thread); the worker stopped and should be started afresh."""

@@ -16,44 +16,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import jsonutil
-from .errors import DuplicateHandler, InvalidOptions, UnknownEventWarning
+from .errors import InvalidOptions, SyncThreadsExhausted, UnknownEventWarning
+from .handlers import Handler, HandlerEntry, HandlerRegistry, Resolver
 from .options import (
     check_emit_item,
     run_at_ms,
     validate_emit_options,
-    validate_handler_options,
 )
 from .policies import debounce
-from .policies.cron import CronSpec
 from .settings import ProcessorSettings
 from .store import ops
 from .store.connection import Connection, RedisLike
 from .store.keys import Keys, validate_queue_name
 from .store.ops import NewJob
 from .store.records import emit_fields
+from .store.replicas import DEFAULT_TIMEOUT_MS, ReplicaWait
 from .store.scripts import Cmd, Step, arun_many, run_many
 from .types import EmitOptions, HandlerOptions, ProcessorOptions
 from .worker.processor import Processor
-from .worker.task import EventSink
+from .worker.task import Emitter, EventSink
 
-Handler = Callable[..., Any]
 #: Serves the WebSocket gateway on the running loop for ``expose=PORT``; returns its
 #: closer. Set by the Django layer (django_remq.consumers), so the engine stays Django-free.
 GatewayServer = Callable[["TaskManager", int], Awaitable[Callable[[], Awaitable[None]]]]
-#: ``resolver(queue, event)``: may register a handler for an event met at run time
-Resolver = Callable[[str, str], bool]
 EMIT_CHUNK = 1000
 EMIT_ITEM_KEYS = frozenset({"event", "queue", "data", "options"})
-
-
-@dataclass(frozen=True)
-class HandlerEntry:
-    event: str
-    queue: str
-    fn: Handler
-    options: dict[str, Any]
-    debounce: debounce.DebounceSpec | None = None
-    repeat: CronSpec | None = None
 
 
 class TaskManager:
@@ -63,7 +50,8 @@ class TaskManager:
 
     def __init__(self, conn: Connection, *, ctx: Mapping[str, Any] | None = None,
                  concurrency: int = 1, processor: ProcessorOptions | None = None,
-                 expose: EventSink | int | None = None, prefix: str = "remq") -> None:
+                 expose: EventSink | int | None = None, prefix: str = "remq",
+                 wait_replicas: int = 0, wait_timeout_ms: int = DEFAULT_TIMEOUT_MS) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidOptions(f"concurrency must be an int >= 1, got {concurrency!r}")
         # expose: where live events go (an EventSink), or the original's port to serve
@@ -76,77 +64,59 @@ class TaskManager:
         self.settings = ProcessorSettings.from_options(processor)
         self.expose: EventSink | None = None if isinstance(expose, int) else expose
         self.keys = Keys(prefix)
-        self._handlers: dict[tuple[str, str], HandlerEntry] = {}
-        self._queues_of: defaultdict[str, list[str]] = defaultdict(list)
+        #: emits and acknowledgements wait for this many replicas (see :mod:`.replicas`)
+        self.replica_wait = ReplicaWait.of(wait_replicas, wait_timeout_ms)
+        self.registry = HandlerRegistry()
         self._known_queues: set[str] = set()
         self._warned_events: set[str] = set()
-        self._resolvers: dict[str | None, Resolver] = {}
         self.processor: Processor | None = None
 
     @classmethod
     def init(cls, db: RedisLike, streamdb: RedisLike | None = None,
              ctx: Mapping[str, Any] | None = None, concurrency: int = 1,
              processor: ProcessorOptions | None = None, expose: EventSink | int | None = None,
-             prefix: str = "remq") -> TaskManager:
+             prefix: str = "remq", cluster: bool = False, wait_replicas: int = 0,
+             wait_timeout_ms: int = DEFAULT_TIMEOUT_MS) -> TaskManager:
         """``streamdb`` is accepted for the original remq's signature; job records and
-        streams change together in one atomic script, so they must share one database."""
+        streams change together in one atomic script, so they must share one database.
+        ``cluster=True``: ``db`` is the URL of any node of a Redis Cluster.
+        ``wait_replicas=N``: an emit returns only once N replicas have the job (else
+        :class:`ReplicaTimeout` after ``wait_timeout_ms``), and workers' acknowledgements
+        wait for them too."""
         if streamdb is not None and streamdb is not db:
             raise InvalidOptions(
                 "streamdb: streams and job records are updated together atomically, so they "
                 "must be in one Redis database; pass only db (or the same client twice).")
-        return cls(Connection(db), ctx=ctx, concurrency=concurrency, processor=processor,
-                   expose=expose, prefix=prefix)
+        return cls(Connection(db, cluster=cluster), ctx=ctx, concurrency=concurrency,
+                   processor=processor, expose=expose, prefix=prefix,
+                   wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms)
 
     # -- handlers ---------------------------------------------------------------
 
     def register_handler(self, event: str, handler: Handler, queue: str = "default",
                          options: HandlerOptions | None = None) -> None:
-        if not isinstance(event, str) or not event:
-            raise InvalidOptions(f"event must be a non-empty string, got {event!r}")
-        validate_queue_name(queue)
-        if not callable(handler):
-            raise InvalidOptions(f"register_handler({event!r}): handler must be callable, "
-                                 f"got {handler!r}")
-        opts = validate_handler_options(event, options)
-        existing = self._handlers.get((queue, event))
-        if existing is not None and existing.fn is not handler:
-            raise DuplicateHandler(
-                f"event {event!r} in queue {queue!r} already has handler {_name(existing.fn)}; "
-                f"cannot also register {_name(handler)}. Rename one event or use another queue.")
-        self._handlers[(queue, event)] = HandlerEntry(
-            event, queue, handler, opts, debounce.DebounceSpec.parse(event, opts.get("debounce")),
-            CronSpec.parse(event, opts.get("repeat")))
-        if queue not in self._queues_of[event]:
-            self._queues_of[event].append(queue)
+        self.registry.register(event, handler, queue, options)
 
     def register_resolver(self, queue: str | None, resolver: Resolver) -> None:
         """Handlers found on demand (the Django Tasks backend imports a task by its path):
         on a miss for ``(queue, event)`` the resolver may ``register_handler`` it and return
         True. ``queue=None`` covers every queue; a named queue counts as served."""
-        if queue is not None:
-            validate_queue_name(queue)
-        self._resolvers[queue] = resolver
+        self.registry.register_resolver(queue, resolver)
 
     def handler_for(self, queue: str, event: str) -> HandlerEntry | None:
-        entry = self._handlers.get((queue, event))
-        if entry is None and self._resolvers:
-            resolver = self._resolvers.get(queue) or self._resolvers.get(None)
-            if resolver is not None and resolver(queue, event):
-                entry = self._handlers.get((queue, event))
-        return entry
+        return self.registry.get(queue, event)
 
     def events_in(self, queue: str) -> list[str]:
-        return sorted(e for q, e in self._handlers if q == queue)
+        return self.registry.events_in(queue)
 
     @property
     def handlers(self) -> list[HandlerEntry]:
-        return list(self._handlers.values())
+        return self.registry.entries
 
     @property
     def queues(self) -> list[str]:
         """Queues with a handler or a resolver here (what a worker serves by default)."""
-        named = {q for q in self._resolvers if q is not None}
-        return sorted({q for q, _ in self._handlers} | named) or ["default"]
+        return self.registry.queues
 
     # -- emitting ---------------------------------------------------------------
 
@@ -157,12 +127,12 @@ class TaskManager:
             raise InvalidOptions(f"event must be a non-empty string, got {event!r}")
         opts = validate_emit_options(event, options)
         if queue is None:
-            known = self._queues_of.get(event)
-            queue = known[0] if known and len(known) == 1 else "default"
+            known = self.registry.queues_of(event)
+            queue = known[0] if len(known) == 1 else "default"
         validate_queue_name(queue)
-        if self._handlers and event not in self._queues_of:
+        if self.registry.entries and not self.registry.queues_of(event):
             self._warn_unknown(event)
-        entry = self._handlers.get((queue, event))
+        entry = self.registry.declared(queue, event)
         if entry is not None:
             opts = {**entry.options, **opts}
             opts.pop("debounce", None)
@@ -182,7 +152,7 @@ class TaskManager:
             return
         self._warned_events.add(event)
         warnings.warn(f"emit({event!r}): no handler is registered for this event in this "
-                      f"process (known events: {', '.join(sorted(self._queues_of))}); the job "
+                      f"process (known events: {', '.join(self.registry.events)}); the job "
                       "will fail with UnknownEvent unless a worker elsewhere handles it",
                       UnknownEventWarning, stacklevel=4)
 
@@ -197,6 +167,12 @@ class TaskManager:
                     options: EmitOptions | None = None) -> str:
         batch = self._batch([self.prepare(event, queue, data, options)])
         return batch.ids_from(await arun_many(self.conn.aio, batch.steps))[0]
+
+    def emit_soon(self, event: str, queue: str | None = None, data: Any = None,
+                  options: EmitOptions | None = None) -> tuple[str, asyncio.Future[list[str]]]:
+        """On the event loop: validate now, return the id and the write in flight."""
+        queue, job = self.prepare(event, queue, data, options)
+        return job.id, asyncio.ensure_future(self.aenqueue(queue, [job]))
 
     async def aenqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
         """Write prepared jobs; returns the ids that will run (see :mod:`.debounce`)."""
@@ -260,6 +236,9 @@ class TaskManager:
                 if j.debounce is not None:
                     steps.append(debounce.emit_call(qk, *j.debounce, j))
                     answers.append(j.id)
+        if self.replica_wait is not None:  # on the same connection, right after the writes
+            steps.append(self.replica_wait.emit_step([job.id for _, job in prepared]))
+            answers.append(None)
         return _EmitBatch(self._known_queues, new, [job.id for _, job in prepared], steps,
                           answers)
 
@@ -299,9 +278,11 @@ class TaskManager:
                     "layer (django_remq in INSTALLED_APPS, a CHANNEL_LAYERS); or pass an "
                     "EventSink as expose")
             self._close_gateway = await TaskManager.gateway_server(self, self.expose_port)
-        self.processor = Processor(self, self.conn, concurrency=self.concurrency,
+        self.processor = Processor(self.registry, Emitter(self.emit, self.emit_soon, self.aemit),
+                                   self.conn, concurrency=self.concurrency,
                                    queues=list(queues or self.queues), prefix=self.keys.prefix,
-                                   settings=self.settings, ctx=self.ctx, events=self.expose)
+                                   settings=self.settings, ctx=self.ctx, events=self.expose,
+                                   replica_wait=self.replica_wait)
         await self.processor.start(burst=burst)
 
     async def stop(self) -> None:
@@ -317,18 +298,18 @@ class TaskManager:
             close, self._close_gateway = self._close_gateway, None
             await close()
 
-    async def wait_until_idle(self) -> None:
-        """In burst mode, returns once the queues were found empty."""
-        if self.processor is None:
-            raise RuntimeError("start(burst=True) first")
-        await self.processor.consumer.idle.wait()
-
     async def run(self, queues: Sequence[str] | None = None, *, burst: bool = False,
                   stop_event: asyncio.Event | None = None) -> None:
-        """Work until ``stop_event`` is set (or, with ``burst``, until the queues are empty)."""
+        """Work until ``stop_event`` is set (or, with ``burst``, until the queues are empty).
+
+        Raises :class:`SyncThreadsExhausted` (after a graceful stop) when more sync
+        handlers are stuck past their timeouts than the worker keeps threads for: the
+        caller should start a fresh worker (``runworker_remq`` re-executes itself)."""
         await self.start(queues, burst=burst)
-        assert self.processor is not None
-        waiters = [asyncio.ensure_future(self.processor.consumer.idle.wait())]
+        processor = self.processor
+        assert processor is not None
+        waiters = [asyncio.ensure_future(processor.consumer.idle.wait()),
+                   asyncio.ensure_future(processor.exhausted.wait())]
         if stop_event is not None:
             waiters.append(asyncio.ensure_future(stop_event.wait()))
         try:
@@ -337,6 +318,8 @@ class TaskManager:
             for w in waiters:
                 w.cancel()
             await self.stop()
+        if processor.exhausted.is_set():
+            raise SyncThreadsExhausted(processor.exhausted_reason)
 
 
 def _port(value: int) -> int:
@@ -362,10 +345,6 @@ class _EmitBatch:
                   if job_id is not None and reply != job_id}
         return [merged.get(i, i) for i in self.ids] if merged else self.ids
 
-
-def _name(fn: Any) -> str:
-    module = getattr(fn, "__module__", "?")
-    return f"{module}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 __all__ = ["HandlerEntry", "TaskManager"]

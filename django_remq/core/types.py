@@ -200,7 +200,7 @@ class RetryConfig(TypedDict, total=False):
 
 
 class DLQConfig(TypedDict, total=False):
-    stream_key: str
+    stream_key: str  # each queue's stream name: <prefix>:{<queue>}:<stream_key> (default "dlq")
     should_send_to_dlq: Callable[[Message, BaseException, int], bool]
     maxlen: int
 

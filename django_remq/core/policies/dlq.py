@@ -1,4 +1,4 @@
-"""Dead-letter queue: a capped stream of jobs that ended ``failed`` for good.
+"""Dead-letter queue: per-queue capped streams of jobs that ended ``failed`` for good.
 
 What goes in (when ``processor["dlq"]`` is set, ``{}`` meaning all defaults):
 
@@ -6,40 +6,36 @@ What goes in (when ``processor["dlq"]`` is set, ``{}`` meaning all defaults):
   ``retries_exhausted`` or ``retry_refused``), if ``should_send_to_dlq(message,
   error, attempts)`` allows it (no predicate: always);
 - engine failures, always: ``poison`` (delivered ``max_deliveries`` times without
-  finishing), ``malformed`` (a stream entry or record that cannot be decoded),
-  ``unknown_event`` (no handler for the job's event on the worker that got it).
+  finishing), ``malformed`` (a stream entry that names no job), ``corrupt`` (a record
+  that cannot be read or updated), ``unknown_event`` (no handler for the job's event
+  on the worker that got it).
+
+Where it is written: by finish.lua, in the same script that makes the job
+``failed`` -- so a job is failed with its dead letter or not at all, whatever
+happens to the worker. That needs the stream in the queue's hash slot, so each
+queue has its own, ``<prefix>:{<queue>}:<stream_key>`` (``stream_key`` defaults
+to ``dlq``; it is the stream's name within the queue, not a full key). The Sdk
+reads the queues' streams together; its entry ids name the queue
+(``"<queue>:<stream id>"``). The predicate is Python, so the worker asks it before
+the finish call and sends the decision with the outcome; the script only writes.
 
 Each entry has the fields ``id``, ``queue``, ``name``, ``reason``, ``error``,
-``attempts`` and ``job`` (the final job record as JSON) -- the Sdk reads exactly
-these (``Sdk.list_dlq``, ``Sdk.requeue_dlq``). The stream is trimmed with
+``attempts``, ``job`` (the final record's fields as a JSON object) and, if the job
+logged anything, ``logs`` (its log lines, a JSON array) -- the Sdk decodes them
+(``DlqEntry.job`` is the decoded job). Each stream is trimmed with
 ``XADD ... MAXLEN ~ maxlen`` (default 10,000).
-
-Where it is written: *after* finish.lua has applied the failure, by the worker,
-in one pipeline per batch -- not inside finish.lua. The DLQ key is global (one
-stream for every queue, as the original remq has it), so writing it from a per-queue
-script would cross hash slots and fail on a Redis Cluster. Writing it only for
-outcomes finish.lua reports as applied means no duplicate entry when another
-worker already finished the job. The price: a worker killed in the
-milliseconds between the two loses that DLQ entry, never the job -- the record
-stays ``failed`` with its errors in the failed index.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import jsonutil
-from ..errors import CorruptRecord, InvalidOptions
-from ..store import records
-from ..store.connection import Connection
-from ..store.keys import Keys
-from ..store.records import decode
-from ..store.scripts import arun_many
+from ..errors import InvalidOptions
+from ..store.keys import DLQ_NAME, validate_dlq_name
 from ..types import Message
-from ..worker.batcher import Batcher
 
 log = logging.getLogger("django_remq.dlq")
 
@@ -50,9 +46,9 @@ ShouldSend = Callable[[Message, BaseException, int], bool]
 
 @dataclass(frozen=True)
 class DeadLetterConfig:
-    """Validated ``processor["dlq"]``; ``stream_key=None`` means ``<prefix>:dlq``."""
+    """Validated ``processor["dlq"]``; ``stream_key`` is each queue's stream name."""
 
-    stream_key: str | None = None
+    stream_key: str = DLQ_NAME
     maxlen: int = DEFAULT_MAXLEN
     should_send_to_dlq: ShouldSend | None = None
 
@@ -70,17 +66,17 @@ class DeadLetterConfig:
                                  f"{', '.join(sorted(DLQ_KEYS))}")
         key, maxlen = config.get("stream_key"), config.get("maxlen", DEFAULT_MAXLEN)
         pred = config.get("should_send_to_dlq")
-        if key is not None and (not isinstance(key, str) or not key):
-            raise InvalidOptions(f"processor 'dlq': 'stream_key' must be a string, got {key!r}")
+        if key is not None:
+            try:
+                validate_dlq_name(key)
+            except ValueError as exc:
+                raise InvalidOptions(f"processor 'dlq': {exc}") from None
         if not isinstance(maxlen, int) or isinstance(maxlen, bool) or maxlen < 1:
             raise InvalidOptions(f"processor 'dlq': 'maxlen' must be an int >= 1, got {maxlen!r}")
         if pred is not None and not callable(pred):
             raise InvalidOptions("processor 'dlq': 'should_send_to_dlq' must be a function "
                                  f"(message, error, attempts) -> bool, got {pred!r}")
-        return cls(key, maxlen, pred)
-
-    def stream(self, keys: Keys) -> str:
-        return self.stream_key or keys.dlq
+        return cls(key or DLQ_NAME, maxlen, pred)
 
     def wants(self, message: Message, exc: BaseException, attempts: int) -> bool:
         """The user's predicate; one that raises counts as "yes" (keep the evidence)."""
@@ -96,59 +92,11 @@ class DeadLetterConfig:
 
 def entry(job_id: str, queue: str, name: str, reason: str, error: str,
           attempts: int) -> dict[str, str]:
-    """The fields of one DLQ stream entry (the Sdk's contract), but ``job``: the writer
-    adds the final record, read back after finish.lua applied the failure."""
+    """The fields of one DLQ stream entry (the Sdk's contract), but ``job`` and ``logs``:
+    finish.lua adds the final record as it leaves it."""
     return {"id": job_id, "queue": queue, "name": name, "reason": reason, "error": error,
             "attempts": str(attempts)}
 
 
 def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-class DeadLetterWriter:
-    """Adds entries to the DLQ stream in the background (a :class:`Batcher`): one round
-    trip reads the final records, one writes the entries (failures only: the happy path
-    never pays). One entry's bad record never costs another entry."""
-
-    MAX_FAILURES = 5
-
-    def __init__(self, conn: Connection, keys: Keys, stream_key: str, maxlen: int) -> None:
-        self.conn, self.keys, self.stream_key, self.maxlen = conn, keys, stream_key, maxlen
-        self._batcher: Batcher[Mapping[str, str]] = Batcher(self._write, retry=self._retry)
-
-    def add(self, fields: Mapping[str, str]) -> None:
-        self._batcher.add(fields)
-
-    def _retry(self, batch: Sequence[Mapping[str, str]], exc: Exception,
-               failures: int) -> float | None:
-        if failures > self.MAX_FAILURES:
-            log.error("dropping %d DLQ entries (%s); the jobs stay failed", len(batch), exc)
-            return None
-        log.warning("cannot write %d DLQ entries (%s); retrying", len(batch), exc)
-        return 0.2 * failures
-
-    async def _write(self, batch: list[Mapping[str, str]]) -> None:
-        client = self.conn.aio
-        found = await arun_many(client, [
-            records.read(self.keys.queue(f["queue"]), [f["id"]], with_logs=True)
-            for f in batch])
-        pipe = client.pipeline(transaction=False)
-        for fields, [(record, logs)] in zip(batch, found, strict=True):
-            job = final_record(record, logs, fields["queue"]) if record else {}
-            entry_fields: dict[Any, Any] = {**fields, "job": jsonutil.dumps(job)}
-            pipe.xadd(self.stream_key, entry_fields, maxlen=self.maxlen, approximate=True)
-        await pipe.execute()
-
-    async def close(self, timeout: float = 5.0) -> None:
-        if not await self._batcher.close(timeout):
-            log.error("DLQ entries not written before shutdown: %d", self._batcher.pending)
-
-
-def final_record(fields: Mapping[str, str], logs: list[str], queue: str) -> dict[str, Any]:
-    """The record as the DLQ keeps it: decoded, or, if corrupt, its fields as found."""
-    try:
-        return decode(fields, logs, queue).to_dict()
-    except CorruptRecord as exc:
-        log.warning("%s; its DLQ entry keeps the raw fields", exc)
-        return dict(fields)

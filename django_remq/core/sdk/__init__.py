@@ -5,5 +5,6 @@ driver in ``plan`` (sync or async, one implementation); ``ops`` builds the admin
 """
 
 from .client import Sdk
+from .plans import JobSearch
 
-__all__ = ["Sdk"]
+__all__ = ["JobSearch", "Sdk"]

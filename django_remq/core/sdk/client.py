@@ -20,16 +20,17 @@ from ..types import (
     TaskStats,
     WorkerInfo,
 )
-from .plans import SdkPlans
+from .plans import JobSearch, SdkPlans
 
 
 class Sdk(SdkPlans):
     """Admin access to the queues of one key prefix.
 
-    ``Sdk(db, prefix="remq", dlq_key=None, retention=None)``: ``db`` is a URL or
-    a (sync or asyncio) Redis client; ``dlq_key`` the dead-letter stream (default
-    ``<prefix>:dlq``); ``retention`` (:class:`~..store.ops.Retention`) how long jobs
-    cancelled here are kept.
+    ``Sdk(db, prefix="remq", dlq_key=None, retention=None, cluster=False)``: ``db`` is a
+    URL or a (sync or asyncio) Redis client; ``dlq_key`` the name of each queue's
+    dead-letter stream, ``<prefix>:{<queue>}:<dlq_key>`` (``processor.dlq.stream_key``;
+    default ``dlq``); ``retention`` (:class:`~..store.ops.Retention`) how long jobs
+    cancelled here are kept; ``cluster=True``: ``db`` is any node's URL of a Redis Cluster.
     """
 
     # -- one job ------------------------------------------------------------------
@@ -99,15 +100,32 @@ class Sdk(SdkPlans):
         run-at time, so scheduled ones come first), without their logs (see
         :meth:`get_job`). ``queue=None``: every queue in the registry. A page costs
         O(log n + limit) per queue. ``search`` keeps jobs whose id or name contains it
-        (case-insensitive), looking only at the newest ``SEARCH_WINDOW`` (10,000) jobs of
-        each queue. Jobs whose record expired meanwhile are left out, so a page may be
-        shorter than ``limit``."""
+        (case-insensitive), looking only at the newest ``SEARCH_WINDOW`` (4,000) jobs of
+        each queue (:meth:`search_jobs` goes further back). Jobs whose record expired
+        meanwhile are left out, so a page may be shorter than ``limit``."""
         return self._run(self._list_jobs(queue, status, limit, offset, search))
 
     async def alist_jobs(self, queue: str | None = None, status: str | None = None,
                          limit: int = 100, offset: int = 0,
                          search: str | None = None) -> list[AdminJobData]:
         return await self._arun(self._list_jobs(queue, status, limit, offset, search))
+
+    def search_jobs(self, search: str, queue: str | None = None, status: str | None = None,
+                    limit: int = 100, offset: int = 0, before: float | None = None
+                    ) -> JobSearch:
+        """Jobs whose id or name contains ``search`` (case-insensitive), newest first, with
+        bounded cost: each call looks at ``SEARCH_WINDOW`` (4,000) jobs of each queue at
+        most (from ``before``, an index score in ms, if given). When the window ran out
+        before the page was full, ``.older`` says where to go on: pass it as ``before``.
+        Why a window and not an index: no write path has to maintain one (emit and
+        finish stay as they are) and memory does not grow; the price is that a rare
+        name takes a few "older" steps to reach."""
+        return self._run(self._search_jobs(search, queue, status, limit, offset, before))
+
+    async def asearch_jobs(self, search: str, queue: str | None = None,
+                           status: str | None = None, limit: int = 100, offset: int = 0,
+                           before: float | None = None) -> JobSearch:
+        return await self._arun(self._search_jobs(search, queue, status, limit, offset, before))
 
     # -- queues -----------------------------------------------------------------------
 
@@ -208,15 +226,24 @@ class Sdk(SdkPlans):
 
     def list_dlq(self, limit: int = 100, offset: int = 0,
                  queue: str | None = None) -> list[DlqEntry]:
-        """Dead letters, newest first; ``queue`` filters among the newest 10,000."""
+        """Dead letters of every queue (or of ``queue``), newest first. Each queue has its own
+        stream; a page reads ``offset + limit`` entries of each, in one round trip after
+        the queue registry."""
         return self._run(self._list_dlq(limit, offset, queue))
 
     async def alist_dlq(self, limit: int = 100, offset: int = 0,
                         queue: str | None = None) -> list[DlqEntry]:
         return await self._arun(self._list_dlq(limit, offset, queue))
 
+    def dlq_page(self, limit: int = 100, offset: int = 0) -> tuple[int, list[DlqEntry]]:
+        """:meth:`get_dlq_length` and :meth:`list_dlq` together, in two round trips."""
+        return self._run(self._dlq_page(limit, offset))
+
+    async def adlq_page(self, limit: int = 100, offset: int = 0) -> tuple[int, list[DlqEntry]]:
+        return await self._arun(self._dlq_page(limit, offset))
+
     def get_dlq_length(self) -> int:
-        """Entries in the dead-letter stream (XLEN: O(1))."""
+        """Dead letters in every queue's stream (one XLEN, O(1), per queue)."""
         return self._run(self._get_dlq_length())
 
     async def aget_dlq_length(self) -> int:
@@ -224,8 +251,9 @@ class Sdk(SdkPlans):
 
     def requeue_dlq(self, entry_id: str) -> AdminJobData | None:
         """Run a dead-lettered job again (as :meth:`retry_job`; its record is rebuilt from
-        the DLQ's copy if it expired) and remove the entry. ``None``: no such entry. A job
-        already on its way again is left as it is (the entry is still removed)."""
+        the DLQ's copy if it expired) and remove the entry. ``entry_id`` is
+        :attr:`DlqEntry.entry_id`, ``"<queue>:<stream id>"``. ``None``: no such entry. A
+        job already on its way again is left as it is (the entry is still removed)."""
         return self._run(self._requeue_dlq(entry_id))
 
     async def arequeue_dlq(self, entry_id: str) -> AdminJobData | None:

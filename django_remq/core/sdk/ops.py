@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .. import jsonutil
+from ..errors import CorruptRecord
 from ..store import records, scripts
 from ..store.keys import GROUP, Keys, QueueKeys
 from ..store.records import pairs_to_dict
@@ -42,6 +43,15 @@ class ListedJob:
 class Page:
     total: int
     entries: list[ListedJob]
+
+
+@dataclass(frozen=True)
+class Found:
+    """A search's matches; ``cut`` is set when its window ran out first: jobs scoring
+    above it were all looked at, older ones were not."""
+
+    entries: list[ListedJob]
+    cut: float | None
 
 
 @dataclass(frozen=True)
@@ -152,9 +162,16 @@ def list_upto(qk: QueueKeys, statuses: Sequence[str], max_score: str, n: int) ->
 
 
 def list_search(qk: QueueKeys, statuses: Sequence[str], needle: str, window: int,
-                n: int) -> Call[Page]:
-    args = _list(qk, statuses, "search", False, needle.lower(), window, n)
-    return Call(scripts.ADMIN_LIST, qk.script_keys, args, _page)
+                n: int, upper: float | None = None) -> Call[Found]:
+    """The first ``n`` jobs (at or below ``upper``) whose id or name contains ``needle``,
+    looking at ``window`` jobs at most, newest first (no records)."""
+    def parse(reply: Any) -> Found:
+        page, cut = _page(reply[:2]), _s(reply[2])
+        return Found(page.entries, float(cut) if cut else None)
+
+    bound = "+inf" if upper is None else f"{upper:.0f}"
+    args = _list(qk, statuses, "search", False, needle.lower(), window, n, bound)
+    return Call(scripts.ADMIN_LIST, qk.script_keys, args, parse)
 
 
 def list_count(qk: QueueKeys, statuses: Sequence[str], probes: Sequence[int]) -> Call[Counts]:
@@ -192,41 +209,70 @@ def worker_info(keys: Keys, worker_id: str) -> Cmd[WorkerInfo | None]:
     return Cmd(("GET", keys.worker(worker_id)), parse)
 
 
-def dlq_entry(entry_id: Any, flat: Any) -> DlqEntry:
+#: A dead letter and the record fields to rebuild its job from (if the record expired).
+Letter = tuple[DlqEntry, dict[str, str]]
+
+
+def dlq_entry(queue: str, entry_id: Any, flat: Any) -> Letter:
+    """One entry of ``queue``'s DLQ stream. ``job`` holds the final record's fields as
+    finish.lua left them (and ``logs`` its log lines): decoded for the entry, kept raw
+    for requeueing. An entry written by hand may hold anything: keep it, never raise."""
     fields = flat if isinstance(flat, dict) else pairs_to_dict(list(flat))
     f = {_s(k): _s(v) for k, v in fields.items()}
-    eid = _s(entry_id)
-    try:  # an entry written by hand may hold anything: keep what it has, never raise
-        job = jsonutil.loads(f["job"]) if f.get("job") else {}
-    except ValueError:
-        job = None
+    sid = _s(entry_id)
+    record = _json(f.get("job"), dict, {"raw": f.get("job", "")})
+    logs = _json(f.get("logs"), list, [])
     attempts = f.get("attempts") or "0"
-    return DlqEntry(entry_id=eid, id=f.get("id", ""), queue=f.get("queue", ""),
-                    name=f.get("name", ""), reason=f.get("reason", ""), error=f.get("error", ""),
-                    attempts=int(attempts) if attempts.isdigit() else 0,
-                    job=job if isinstance(job, dict) else {"raw": f.get("job", "")},
-                    timestamp=int(eid.split("-", 1)[0]))
+    entry = DlqEntry(entry_id=f"{queue}:{sid}", id=f.get("id", ""),
+                     queue=f.get("queue") or queue, name=f.get("name", ""),
+                     reason=f.get("reason", ""), error=f.get("error", ""),
+                     attempts=int(attempts) if attempts.isdigit() else 0,
+                     job=_decoded(record, logs, queue), timestamp=int(sid.split("-", 1)[0]))
+    raw = {k: v if isinstance(v, str) else jsonutil.dumps(v) for k, v in record.items()}
+    return entry, raw
 
 
-def _dlq_entries(reply: Any) -> list[DlqEntry]:
-    return [dlq_entry(eid, flat) for eid, flat in reply or ()]
+def _json(text: str | None, kind: type, default: Any) -> Any:
+    if not text:
+        return kind()
+    try:
+        value = jsonutil.loads(text)
+    except ValueError:
+        return default
+    if kind is list and value == {}:  # Lua's cjson writes an empty table as {}
+        return []
+    return value if isinstance(value, kind) else default
 
 
-def dlq_range(stream: str, count: int) -> Cmd[list[DlqEntry]]:
-    """The newest ``count`` dead letters, newest first."""
-    return Cmd(("XREVRANGE", stream, "+", "-", "COUNT", count), _dlq_entries)
+def _decoded(record: dict[str, Any], logs: list[Any], queue: str) -> dict[str, Any]:
+    """The job as ``AdminJobData.to_dict()``; a record that does not decode, as found."""
+    if not record or not all(isinstance(v, str) for v in record.values()):
+        return record
+    try:
+        return records.decode(record, [str(x) for x in logs], queue).to_dict()
+    except CorruptRecord:
+        return record
 
 
-def dlq_get(stream: str, entry_id: str) -> Cmd[list[DlqEntry]]:
-    return Cmd(("XRANGE", stream, entry_id, entry_id), _dlq_entries)
+def _letters(queue: str) -> Any:
+    return lambda reply: [dlq_entry(queue, eid, flat) for eid, flat in reply or ()]
+
+
+def dlq_range(stream: str, queue: str, count: int) -> Cmd[list[Letter]]:
+    """The newest ``count`` dead letters of ``queue``, newest first."""
+    return Cmd(("XREVRANGE", stream, "+", "-", "COUNT", count), _letters(queue))
+
+
+def dlq_get(stream: str, queue: str, stream_id: str) -> Cmd[list[Letter]]:
+    return Cmd(("XRANGE", stream, stream_id, stream_id), _letters(queue))
 
 
 def dlq_length(stream: str) -> Cmd[int]:
     return Cmd(("XLEN", stream), int)
 
 
-def dlq_delete(stream: str, entry_id: str) -> Cmd[bool]:
-    return Cmd(("XDEL", stream, entry_id), lambda reply: bool(int(reply)))
+def dlq_delete(stream: str, stream_id: str) -> Cmd[bool]:
+    return Cmd(("XDEL", stream, stream_id), lambda reply: bool(int(reply)))
 
 
 # -- throughput and cron schedules ---------------------------------------------------

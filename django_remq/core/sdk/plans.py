@@ -12,13 +12,13 @@ import logging
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from .. import jsonutil
 from ..errors import CorruptRecord, InvalidJobState, InvalidOptions, MalformedMessage
 from ..store.connection import Connection, RedisLike
-from ..store.keys import Keys, QueueKeys, validate_queue_name
+from ..store.keys import DLQ_NAME, Keys, QueueKeys, validate_dlq_name, validate_queue_name
 from ..store.ops import Retention
 from ..store.records import decode
 from ..store.scripts import Cmd
@@ -40,14 +40,15 @@ log = logging.getLogger("django_remq.sdk")
 
 T = TypeVar("T")
 MAX_LIMIT = 1000
-#: ``search`` looks at this many of the newest jobs of each queue listed.
-SEARCH_WINDOW = 10_000
+#: A search looks at this many jobs of each queue listed, newest first (``search_jobs``
+#: goes on from where it stopped: ``JobSearch.older``).
+SEARCH_WINDOW = 4_000
 #: Cross-queue pages with offset + limit up to this merge the queues' heads directly;
 #: deeper pages bisect on the index score first.
 SHALLOW = 1000
 PROBES = 16
-DLQ_SCAN = 10_000
-_ENTRY_ID = re.compile(r"^\d+-\d+$")
+#: A DLQ entry id as the Sdk gives it out: the queue, then the id in its stream.
+DLQ_ENTRY_ID = re.compile(r"^(?P<queue>[^\s{}:]+):(?P<sid>\d+-\d+)$")
 _ALLOWED = {
     "retry": "only failed or cancelled jobs can be retried",
     "cancel": "completed and failed jobs have nothing left to cancel",
@@ -56,14 +57,28 @@ _ALLOWED = {
 }
 
 
+@dataclass(frozen=True)
+class JobSearch:
+    """A page of search results. ``older`` is set when the search stopped at its window
+    (``SEARCH_WINDOW`` jobs per queue) before finding the page: pass it as ``before=`` to
+    search the older jobs."""
+
+    jobs: list[AdminJobData]
+    older: float | None
+
+
 class SdkPlans:
     """Connection, key names and the plans of every operation (public API: ``Sdk``)."""
 
     def __init__(self, db: RedisLike | Connection, prefix: str = "remq", *,
-                 dlq_key: str | None = None, retention: Retention | None = None) -> None:
-        self.conn = db if isinstance(db, Connection) else Connection(db)
+                 dlq_key: str | None = None, retention: Retention | None = None,
+                 cluster: bool = False) -> None:
+        self.conn = db if isinstance(db, Connection) else Connection(db, cluster=cluster)
         self.keys = Keys(prefix)
-        self.dlq_key = dlq_key or self.keys.dlq
+        try:  # each queue's DLQ stream name (processor.dlq.stream_key)
+            self.dlq_key = validate_dlq_name(dlq_key or DLQ_NAME)
+        except ValueError as exc:
+            raise InvalidOptions(f"dlq_key: {exc}") from None
         self.retention = retention or Retention()
 
     def __repr__(self) -> str:
@@ -77,6 +92,9 @@ class SdkPlans:
 
     def _qk(self, queue: str) -> QueueKeys:
         return self.keys.queue(validate_queue_name(queue))
+
+    def _dlq(self, queue: str) -> str:
+        return self._qk(queue).dlq(self.dlq_key)
 
     def _job(self, job_id: str, queue: str) -> QueueKeys:
         """The queue's keys, once both names are known to be usable."""
@@ -140,12 +158,45 @@ class SdkPlans:
         if not qks:
             return []
         if search:
-            n = offset + limit
-            pages = yield [ac.list_search(qk, statuses, search, SEARCH_WINDOW, n) for qk in qks]
-            picked = _merge(queues, [p.entries for p in pages])[offset:n]
-        else:
-            picked = yield from _merged_page(queues, qks, statuses, offset, limit)
+            found = yield from self._search(qks, queues, statuses, search, offset, limit, None)
+            return found.jobs
+        picked = yield from _merged_page(queues, qks, statuses, offset, limit)
         return (yield from self._records(picked))
+
+    def _search_jobs(self, search: str, queue: str | None = None, status: str | None = None,
+                     limit: int = 100, offset: int = 0, before: float | None = None
+                     ) -> Plan[JobSearch]:
+        statuses = _statuses(status)
+        _check_page(limit, offset)
+        if not isinstance(search, str) or not search:
+            raise InvalidOptions(f"search must be a non-empty str, got {search!r}")
+        if before is not None and (isinstance(before, bool)
+                                   or not isinstance(before, int | float) or before != before):
+            raise InvalidOptions(f"before must be a score (ms) from JobSearch.older, "
+                                 f"got {before!r}")
+        queues = [queue] if queue is not None else (yield [ac.queue_names(self.keys)])[0]
+        qks = [self._qk(q) for q in queues]
+        if not qks:
+            return JobSearch([], None)
+        return (yield from self._search(qks, queues, statuses, search, offset, limit, before))
+
+    def _search(self, qks: Sequence[QueueKeys], queues: Sequence[str], statuses: Sequence[str],
+                search: str, offset: int, limit: int, before: float | None
+                ) -> Plan[JobSearch]:
+        """One window per queue; only matches above the highest cut are certain to be the
+        newest (below it some queue was not searched), so the page is taken from those and
+        the next search starts at that cut."""
+        n = offset + limit
+        found = yield [ac.list_search(qk, statuses, search, SEARCH_WINDOW, n, before)
+                       for qk in qks]
+        cuts = [f.cut for f in found if f.cut is not None]
+        cut = max(cuts) if cuts else None
+        kept = [[e for e in f.entries if cut is None or e.score > cut] for f in found]
+        picked = _merge(queues, kept)[offset:n]
+        older = None
+        if cut is not None:  # a window of jobs sharing one ms: step past it, not forever
+            older = cut if before is None or cut < before else before - 1
+        return JobSearch((yield from self._records(picked)), older)
 
     def _records(self, picked: list[tuple[str, ListedJob]]) -> Plan[list[AdminJobData]]:
         """Records of the picked (queue, entry) pairs, in order: one call per queue."""
@@ -163,7 +214,7 @@ class SdkPlans:
     # -- queues -----------------------------------------------------------------------
 
     def _get_queue_stats(self, queue: str) -> Plan[TaskStats]:
-        [(_, counts), dlq] = yield [ac.stats(self._qk(queue)), ac.dlq_length(self.dlq_key)]
+        [(_, counts), dlq] = yield [ac.stats(self._qk(queue)), ac.dlq_length(self._dlq(queue))]
         return TaskStats(queue=queue, dlq=dlq, **counts)
 
     def _get_queues(self) -> Plan[list[str]]:
@@ -172,10 +223,12 @@ class SdkPlans:
 
     def _get_queues_info(self) -> Plan[list[QueueInfo]]:
         [names] = yield [ac.queue_names(self.keys)]
-        replies = yield [*(ac.stats(self._qk(q)) for q in names), ac.dlq_length(self.dlq_key)]
-        dlq = replies[-1]
+        replies = yield [*(ac.stats(self._qk(q)) for q in names),
+                         *(ac.dlq_length(self._dlq(q)) for q in names)]
+        n = len(names)
         return [QueueInfo(name=q, paused=paused, stats=TaskStats(queue=q, dlq=dlq, **counts))
-                for q, (paused, counts) in zip(names, replies[:-1], strict=True)]
+                for q, (paused, counts), dlq in zip(names, replies[:n], replies[n:],
+                                                    strict=True)]
 
     def _pause_queue(self, queue: str, paused: bool) -> Plan[None]:
         key = self._qk(queue).paused
@@ -209,8 +262,9 @@ class SdkPlans:
                 for (q, w), by_status in found.items()]
 
     def _get_dlq_length(self) -> Plan[int]:
-        [n] = yield [ac.dlq_length(self.dlq_key)]
-        return n  # type: ignore[no-any-return]
+        names = yield from self._queue_names(None)
+        lengths = yield [ac.dlq_length(self._dlq(q)) for q in names]
+        return sum(lengths)
 
     def _list_cron(self, queues: Sequence[str] | None) -> Plan[list[CronSchedule]]:
         names = yield from self._queue_names(queues)
@@ -267,37 +321,58 @@ class SdkPlans:
     def _list_dlq(self, limit: int = 100, offset: int = 0,
                   queue: str | None = None) -> Plan[list[DlqEntry]]:
         _check_page(limit, offset)
-        count = DLQ_SCAN if queue is not None else offset + limit
-        [entries] = yield [ac.dlq_range(self.dlq_key, count)]
-        if queue is not None:
-            entries = [e for e in entries if e.queue == queue]
-        return entries[offset:offset + limit]  # type: ignore[no-any-return]
+        names = yield from self._queue_names(None if queue is None else [queue])
+        pages = yield [ac.dlq_range(self._dlq(q), q, offset + limit) for q in names]
+        return _newest(pages)[offset:offset + limit]
+
+    def _dlq_page(self, limit: int, offset: int) -> Plan[tuple[int, list[DlqEntry]]]:
+        """The total and one page across queues, in two round trips."""
+        _check_page(limit, offset)
+        names = yield from self._queue_names(None)
+        replies = yield [*(ac.dlq_length(self._dlq(q)) for q in names),
+                         *(ac.dlq_range(self._dlq(q), q, offset + limit) for q in names)]
+        n = len(names)
+        return sum(replies[:n]), _newest(replies[n:])[offset:offset + limit]
 
     def _requeue_dlq(self, entry_id: str) -> Plan[AdminJobData | None]:
-        _check_entry_id(entry_id)
-        [found] = yield [ac.dlq_get(self.dlq_key, entry_id)]
+        queue, sid = _split_entry_id(entry_id)
+        [found] = yield [ac.dlq_get(self._dlq(queue), queue, sid)]
         if not found:
             return None
-        entry: DlqEntry = found[0]
+        entry, record = found[0]
         if not entry.id or not entry.queue:
-            raise MalformedMessage(f"DLQ entry {entry_id} in {self.dlq_key!r} names no job id "
-                                   f"or queue (fields id={entry.id!r}, queue={entry.queue!r})")
+            raise MalformedMessage(f"DLQ entry {entry_id} names no job id or queue (fields "
+                                   f"id={entry.id!r}, queue={entry.queue!r}); delete it")
         qk = self._qk(entry.queue)
         lanes = yield from self._lanes(qk)
-        [change, _] = yield [ac.restore(qk, entry.id, _job_fields(entry), lanes),
-                             ac.dlq_delete(self.dlq_key, entry_id)]
+        [change, _] = yield [ac.restore(qk, entry.id, _job_fields(entry, record), lanes),
+                             ac.dlq_delete(self._dlq(queue), sid)]
         return _decode(change.fields, None, entry.queue)
 
     def _delete_dlq(self, entry_id: str) -> Plan[bool]:
-        _check_entry_id(entry_id)
-        [deleted] = yield [ac.dlq_delete(self.dlq_key, entry_id)]
+        queue, sid = _split_entry_id(entry_id)
+        [deleted] = yield [ac.dlq_delete(self._dlq(queue), sid)]
         return deleted  # type: ignore[no-any-return]
 
 
-def _check_entry_id(entry_id: str) -> None:
-    if not isinstance(entry_id, str) or not _ENTRY_ID.match(entry_id):
-        raise InvalidOptions(f"DLQ entry id must look like '1700000000000-0' (see list_dlq / "
-                             f"remq dlq), got {entry_id!r}")
+def _split_entry_id(entry_id: str) -> tuple[str, str]:
+    match = DLQ_ENTRY_ID.match(entry_id) if isinstance(entry_id, str) else None
+    if match is None:
+        raise InvalidOptions(f"DLQ entry id must be '<queue>:<stream id>', e.g. "
+                             f"'default:1700000000000-0' (see list_dlq / remq dlq), "
+                             f"got {entry_id!r}")
+    return match["queue"], match["sid"]
+
+
+def _newest(pages: Sequence[list[ac.Letter]]) -> list[DlqEntry]:
+    """Queues' DLQ pages as one list, newest first (by stream id; ties by queue)."""
+    entries = [e for page in pages for e, _ in page]
+
+    def when(e: DlqEntry) -> tuple[int, int, str]:
+        ms, seq = e.entry_id.rsplit(":", 1)[1].split("-")
+        return -int(ms), -int(seq), e.entry_id
+
+    return sorted(entries, key=when)
 
 
 def _now_ms() -> int:
@@ -374,9 +449,9 @@ def _decode_entries(entries: Sequence[ListedJob], queue: str) -> list[AdminJobDa
     return [job for e in entries if (job := _decode_entry(e, queue)) is not None]
 
 
-def _job_fields(entry: DlqEntry) -> dict[str, str]:
+def _job_fields(entry: DlqEntry, record: dict[str, str]) -> dict[str, str]:
     """The DLQ's copy of a record as field/value strings, for a record that has expired."""
-    fields = {k: v if isinstance(v, str) else jsonutil.dumps(v) for k, v in entry.job.items()}
+    fields = dict(record)
     fields.update(id=entry.id, queue=entry.queue)
     fields.setdefault("name", entry.name)
     return fields

@@ -2,16 +2,15 @@
 
 Per-queue keys share the hash tag ``{queue}`` so a Redis Cluster keeps one queue's
 keys in one slot and each Lua script touches a single slot. The few global keys
-(the queue registry, the worker registry, the DLQ) are never used inside a script
-together with per-queue keys.
+(the queue and worker registries) are never used inside a script together with
+per-queue keys. Dead letters are per queue, so the script that fails a job writes
+its DLQ entry in the same atomic step.
 
 Layout, for prefix ``remq`` and queue ``default``::
 
     remq:queues                      SET    names of every queue ever emitted to
     remq:workers                     ZSET   worker id -> last heartbeat (ms)
     remq:worker:<id>                 STRING worker info (JSON), expiring
-    remq:dlq                         STREAM dead letters of every queue, capped MAXLEN ~
-                                            (the key is configurable)
     remq:gateway:broadcast           ZSET   open broadcast WebSocket connections -> expiry
     remq:gateway:watched             ZSET   job ids followed over the gateway -> expiry
     remq:{default}:stream            STREAM job ids waiting for or in delivery (priority 0)
@@ -23,6 +22,8 @@ Layout, for prefix ``remq`` and queue ``default``::
                                             (for ``delayed`` the run-at time: it
                                             doubles as the schedule)
     remq:{default}:paused            STRING present while the queue is paused
+    remq:{default}:dlq               STREAM the queue's dead letters, capped MAXLEN ~
+                                            (the last part is ``processor.dlq.stream_key``)
     remq:{default}:cron              ZSET   repeat handler (event) -> next tick (ms)
     remq:{default}:cron:runs         HASH   repeat handler (event) -> runs so far
     remq:{default}:debounce:<event>:<key>
@@ -33,6 +34,7 @@ Layout, for prefix ``remq`` and queue ``default``::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -40,6 +42,11 @@ from ..types import JobStatus
 
 #: The consumer group every worker joins; one per stream.
 GROUP = "remq"
+#: The last part of a queue's dead-letter stream key (``processor.dlq.stream_key``).
+DLQ_NAME = "dlq"
+#: Names a DLQ stream may not take: the queue's other keys.
+_TAKEN = frozenset({"stream", "paused", "cron", "job", "logs", "status", "debounce"})
+_DLQ_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
 def validate_queue_name(queue: str) -> str:
@@ -55,6 +62,17 @@ def validate_queue_name(queue: str) -> str:
     return queue
 
 
+def validate_dlq_name(name: str) -> str:
+    """``processor.dlq.stream_key``: the last part of each queue's DLQ stream key."""
+    if not isinstance(name, str) or not _DLQ_NAME.match(name) or name in _TAKEN:
+        raise ValueError(
+            f"'stream_key' must name each queue's dead-letter stream (the key is "
+            f"'<prefix>:{{<queue>}}:<stream_key>', so the entry is written atomically with the "
+            f"job's failure), got {name!r}; use letters, digits, '-', '_' or '.' (e.g. "
+            f"'{DLQ_NAME}', the default), not a full key and not one of {sorted(_TAKEN)}")
+    return name
+
+
 @dataclass(frozen=True)
 class Keys:
     """Builds key names for one prefix; cheap to create, safe to share."""
@@ -68,11 +86,6 @@ class Keys:
     @cached_property
     def workers(self) -> str:
         return f"{self.prefix}:workers"
-
-    @cached_property
-    def dlq(self) -> str:
-        """The default dead-letter stream (``processor.dlq.stream_key`` overrides it)."""
-        return f"{self.prefix}:dlq"
 
     @cached_property
     def gateway_broadcast(self) -> str:
@@ -121,6 +134,10 @@ class QueueKeys:
     @cached_property
     def paused(self) -> str:
         return f"{self.base}:paused"
+
+    def dlq(self, name: str = DLQ_NAME) -> str:
+        """The queue's dead-letter stream (``name``: ``processor.dlq.stream_key``)."""
+        return f"{self.base}:{name}"
 
     @cached_property
     def job_prefix(self) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from .. import jsonutil
 from ..errors import InvalidOptions
 from . import scripts
-from .keys import GROUP, QueueKeys
+from .keys import DLQ_NAME, GROUP, QueueKeys
 from .records import pairs_to_dict
 from .scripts import Arg, Call, Cmd
 
@@ -68,7 +68,8 @@ class Outcome:
     fields: Mapping[str, str] = field(default_factory=dict)
     run_at_ms: int = 0
     error: str = ""
-    #: the DLQ entry to write once finish.lua applied this outcome (see :mod:`.dlq`)
+    #: its DLQ entry (see :mod:`.dlq`): finish.lua writes it with the failure, if the
+    #: worker has a DLQ
     dead: Mapping[str, str] | None = None
     #: the priority of the lane (stream) the entry is on (the consumer sets it)
     lane: int = 0
@@ -196,14 +197,18 @@ def reclaim(qk: QueueKeys, consumer: str, *, min_idle_ms: int, count: int, lock_
     return _deliver(qk, consumer, lock_ms, max_deliveries, lanes, "claim", min_idle_ms, count)
 
 
-def finish(qk: QueueKeys, outcomes: Iterable[Outcome], retention: Retention,
-           lane: int = 0) -> Call[list[int]]:
-    """Apply outcomes of entries on one lane (finish.lua acts on one stream, KEYS[1])."""
+def finish(qk: QueueKeys, outcomes: Iterable[Outcome], retention: Retention, lane: int = 0,
+           *, dlq: tuple[str, int] | None = None) -> Call[list[int]]:
+    """Apply outcomes of entries on one lane (finish.lua acts on one stream, KEYS[1]); with
+    ``dlq`` (the queue's DLQ stream name, its maxlen) a job that ends failed with a
+    ``dead`` entry (or as corrupt) gets it in the same script."""
     batch = jsonutil.dumps([
         [o.entry_id, o.job_id, o.kind, o.run_at_ms, [x for kv in o.fields.items() for x in kv],
-         o.error] for o in outcomes])
-    args: list[Arg] = [qk.job_prefix, qk.logs_prefix, GROUP, *retention.args(), batch]
-    return Call(scripts.FINISH, qk.lane_script_keys(lane), args, _ints)
+         o.error, [x for kv in o.dead.items() for x in kv] if o.dead and dlq else 0]
+        for o in outcomes])
+    name, maxlen = dlq or (DLQ_NAME, 0)
+    args: list[Arg] = [qk.job_prefix, qk.logs_prefix, GROUP, *retention.args(), batch, maxlen]
+    return Call(scripts.FINISH, (*qk.lane_script_keys(lane), qk.dlq(name)), args, _ints)
 
 
 def promote(qk: QueueKeys, lanes: Sequence[int] = (), limit: int = 1000) -> Call[Promoted]:

@@ -94,10 +94,13 @@ def _same(reply: Any) -> Any:
 
 @dataclass(frozen=True)
 class Cmd(Generic[T]):
-    """A plain Redis command (one key, or keys of one slot) and how to read its reply."""
+    """A plain Redis command (one key, or keys of one slot) and how to read its reply.
+    ``after_writes`` (``WAIT``): it covers the steps before it, so it is sent again
+    after any of them that had to be sent again."""
 
     args: tuple[Arg, ...]
     parse: Callable[[Any], T] = _same
+    after_writes: bool = False
 
 
 Step = Call[Any] | Cmd[Any]
@@ -112,6 +115,8 @@ def _round_trip(steps: Sequence[Step]) -> Generator[Request, Any, list[Any]]:
     replies = list((yield steps))
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
+        missing += [i for i, step in enumerate(steps)
+                    if isinstance(step, Cmd) and step.after_writes and i not in missing]
         again = [steps[i] for i in missing]
         yield {step.script for step in again if isinstance(step, Call)}
         for i, reply in zip(missing, (yield again), strict=True):

@@ -4,9 +4,12 @@ Handlers finish one by one, but a worker acknowledges them together (a
 :class:`~.batcher.Batcher`: whatever finished while the previous batch was on the
 wire goes in the next one). If Redis is away the outcomes are kept and retried:
 the entries stay pending until then, so a crash meanwhile only means the tasks run
-again (at-least-once). One job's bad record costs only that job: finish.lua turns a
-record it cannot update into a failed ``corrupt`` one, and should a call still
-fail, the batch is split and each outcome applied alone.
+again (at-least-once). With ``wait_replicas`` each batch also waits for the replicas
+(:mod:`..store.replicas`) before the jobs are reported finished. One job's bad
+record costs only that job: finish.lua turns a record it cannot update into a
+failed ``corrupt`` one, and should a call still fail, the batch is split and each
+outcome applied alone. A job that ends failed gets its dead letter in the same
+finish.lua call (:mod:`..policies.dlq`).
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..policies import dlq
+from ..policies.dlq import DeadLetterConfig
 from ..store import ops
 from ..store.connection import Connection
 from ..store.keys import Keys
 from ..store.ops import FINISH_CORRUPT, Outcome, Retention
-from ..store.scripts import arun_many
+from ..store.replicas import ReplicaWait, confirm
+from ..store.scripts import Step, arun_many
 from .batcher import Batcher
 from .reconnect import Backoff
 
@@ -41,6 +45,10 @@ class Acker:
         self.keys = keys
         self.retention = retention
         self.on_applied = on_applied
+        #: the worker's DLQ (set by the Processor); None: nothing is dead-lettered
+        self.dlq: DeadLetterConfig | None = None
+        #: replicas each batch waits for (``wait_replicas``, set by the Processor)
+        self.replica_wait: ReplicaWait | None = None
         self._backoff = Backoff()
         self._batcher: Batcher[Item] = Batcher(self._write, retry=self._retry)
 
@@ -71,9 +79,18 @@ class Acker:
 
     async def _finish(self, groups: Sequence[tuple[tuple[str, int], list[Outcome]]]) -> None:
         """One finish.lua call per queue and lane (the stream the entries are on)."""
-        calls = [ops.finish(self.keys.queue(q), outcomes, self.retention, lane)
-                 for (q, lane), outcomes in groups]
-        replies = await arun_many(self.conn.aio, calls)
+        dlq = None if self.dlq is None else (self.dlq.stream_key, self.dlq.maxlen)
+        steps: list[Step] = [ops.finish(self.keys.queue(q), outcomes, self.retention, lane,
+                                        dlq=dlq)
+                             for (q, lane), outcomes in groups]
+        wait = self.replica_wait
+        if wait is not None:  # pipelined after the scripts: their connection's writes
+            steps.append(wait.step())
+        replies = await arun_many(self.conn.aio, steps)
+        if wait is not None and replies.pop() < wait.replicas:
+            n = sum(len(outcomes) for _, outcomes in groups)
+            await confirm(self.conn.aio, wait, f"acknowledging {n} finished jobs",
+                          Backoff(base=0.5).next)
         for ((q, _), outcomes), codes in zip(groups, replies, strict=True):
             for outcome, code in zip(outcomes, codes, strict=True):
                 if code == FINISH_CORRUPT:
@@ -101,9 +118,8 @@ class Acker:
 
 def corrupted(queue: str, outcome: Outcome) -> Outcome:
     """What finish.lua made of an outcome whose record it could not update: the job
-    failed as ``corrupt`` (its record rebuilt, the raw value kept in ``data``)."""
+    failed as ``corrupt`` (its record rebuilt, the raw value kept in ``data``; its dead
+    letter, reason ``corrupt``, written by the same call)."""
     log.error("job %s in %r: its record was corrupt; it is now failed (reason 'corrupt')",
               outcome.job_id, queue)
-    dead = dlq.entry(outcome.job_id, queue, "", "corrupt",
-                     "CorruptRecord: the job record could not be updated", 1)
-    return Outcome(outcome.entry_id, outcome.job_id, "failed", dead=dead)
+    return Outcome(outcome.entry_id, outcome.job_id, "failed")

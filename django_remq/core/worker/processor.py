@@ -1,62 +1,64 @@
 """Processor: the policy layer over the Consumer.
 
 It turns a delivered message into an outcome: finds the handler, runs it (on the
-loop, or in a thread for plain ``def`` handlers), applies timeouts and the retry
-policy, and reports live events. The Consumer does the reading and acknowledging.
-Debounce, cron repeat and the DLQ live in their own modules; this one only calls
-them (:mod:`.debounce`, :mod:`.cron`, :mod:`.dlq`).
+loop, or on a slot thread for plain ``def`` handlers, :mod:`.threads`), applies
+timeouts and the retry policy, and reports live events. The Consumer does the
+reading and acknowledging. Debounce, cron repeat and the DLQ live in their own
+modules; this one only calls them (:mod:`.debounce`, :mod:`.cron`, :mod:`.dlq`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import jsonutil
 from ..errors import JobCancelled, TaskTimeout, UnknownEvent
+from ..handlers import HandlerRegistry
 from ..options import retries_of
 from ..policies import dlq, failures
 from ..policies.cron import CronScheduler, Schedule, timezone
 from ..policies.debounce import DebounceManager
-from ..policies.dlq import DeadLetterWriter
 from ..settings import ProcessorSettings
 from ..store.connection import Connection
 from ..store.keys import Keys
 from ..store.ops import Outcome
+from ..store.replicas import ReplicaWait
 from ..types import Message, MessageContext
 from .consumer import Consumer, ConsumerOptions
-from .task import EventSink, HandlerContext, Task, TaskUpdates
-
-if TYPE_CHECKING:
-    from ..task_manager import TaskManager
+from .task import Emitter, EventSink, HandlerContext, Task, TaskUpdates
+from .threads import SlotThreads
 
 log = logging.getLogger("django_remq.processor")
 
 MAX_RESULT_CHARS = 65_536
 class Processor:
-    def __init__(self, manager: TaskManager, conn: Connection, *, concurrency: int = 1,
-                 queues: Sequence[str] = ("default",), prefix: str = "remq",
-                 settings: ProcessorSettings = ProcessorSettings(),
-                 ctx: Mapping[str, Any] | None = None, events: EventSink | None = None) -> None:
-        self.manager = manager
+    """Runs the handlers of ``registry`` for the deliveries of a Consumer it owns;
+    ``emitter`` is how handlers' ``ctx.emit`` enqueues follow-ups."""
+
+    def __init__(self, registry: HandlerRegistry, emitter: Emitter, conn: Connection, *,
+                 concurrency: int = 1, queues: Sequence[str] = ("default",),
+                 prefix: str = "remq", settings: ProcessorSettings = ProcessorSettings(),
+                 ctx: Mapping[str, Any] | None = None, events: EventSink | None = None,
+                 replica_wait: ReplicaWait | None = None) -> None:
+        self.registry = registry
+        self.emitter = emitter
         self.conn = conn
         self.settings = settings
         self.ctx = ctx or {}
         self.events = events
         self._live: dict[str, tuple[str, bool]] = {}  # job id -> (event, watched)
         self.keys = Keys(prefix)
-        self.executor: ThreadPoolExecutor | None = None
+        self.threads = SlotThreads(concurrency, on_overflow=self._threads_exhausted)
+        self.exhausted = asyncio.Event()  # set when stuck sync handlers used up the threads
+        self.exhausted_reason = ""
         self.debounce = DebounceManager(conn, self.keys)
-        self.dead_letters = (None if settings.dlq is None else DeadLetterWriter(
-            conn, self.keys, settings.dlq.stream(self.keys), settings.dlq.maxlen))
         self.cron = CronScheduler(conn, self.keys, [
-            Schedule(e.queue, e.event, e.repeat) for e in manager.handlers
+            Schedule(e.queue, e.event, e.repeat) for e in registry.entries
             if e.repeat is not None and e.queue in queues], timezone(settings.timezone))
         self.consumer = Consumer(conn, self.handle, ConsumerOptions(
             queues=tuple(queues), concurrency=concurrency, prefix=prefix,
@@ -64,38 +66,61 @@ class Processor:
             retention=settings.retention, shutdown_timeout_ms=settings.shutdown_timeout_ms,
             priority_aging_ms=settings.priority_aging_ms,
         ), on_applied=self._applied)
+        self.consumer.acker.dlq = settings.dlq  # dead letters go with the failure
+        self.consumer.acker.replica_wait = replica_wait  # wait_replicas: acks wait too
 
     async def start(self, *, burst: bool = False) -> None:
-        if self.executor is None:
-            self.executor = ThreadPoolExecutor(self.consumer.options.concurrency,
-                                               thread_name_prefix="remq-task")
         await self.consumer.start(burst=burst)
         if not burst:
             self.cron.start()
 
     def stop(self) -> None:
+        """Stop taking new work; what runs goes on (:meth:`wait_for_active_tasks`)."""
         self.consumer.stop()
 
     async def close(self) -> None:
+        """Graceful stop: running tasks finish up to the shutdown timeout, the rest are
+        handed back at once; then :meth:`cleanup`."""
         await self.cron.stop()
         await self.consumer.close()
-        if self.dead_letters is not None:
-            await self.dead_letters.close()
         self.cleanup()
 
     async def wait_for_active_tasks(self, timeout: float | None = None) -> bool:
+        """Wait for running tasks and their acknowledgements; ``False`` on timeout."""
         return await self.consumer.wait_for_active_tasks(timeout)
 
     def cleanup(self) -> None:
-        """Release the thread pool (abandoned sync handlers finish in the background)."""
-        if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
-            self.executor = None
+        """Let the idle sync-handler threads go (abandoned ones end when their call returns;
+        they are daemons, so none keeps the process alive)."""
+        self.threads.close()
+
+    def _threads_exhausted(self, abandoned: int) -> None:
+        if self.exhausted.is_set():
+            return
+        self.exhausted_reason = (
+            f"{abandoned} sync handlers are still running past their timeout_ms (over the cap "
+            f"of {self.threads.max_abandoned}, the concurrency); Python cannot stop a thread, "
+            "so this worker stops taking work and exits for a fresh one to replace it. Make "
+            "those handlers return (check ctx.cancelled, use client timeouts).")
+        log.error("%s", self.exhausted_reason)
+        self.stop()
+        self.exhausted.set()
 
     async def handle(self, message: Message, mctx: MessageContext) -> Outcome:
-        entry = self.manager.handler_for(message.queue, message.name)
+        if not log.isEnabledFor(logging.DEBUG):
+            return await self._handle(message, mctx)
+        log.debug("task started: %s %s (queue %s, attempt %d)", message.name, message.id,
+                  message.queue, message.attempt)
+        t0 = time.perf_counter()
+        outcome = await self._handle(message, mctx)
+        log.debug("task ended: %s %s %s in %.1f ms", message.name, message.id, outcome.kind,
+                  (time.perf_counter() - t0) * 1000)
+        return outcome
+
+    async def _handle(self, message: Message, mctx: MessageContext) -> Outcome:
+        entry = self.registry.get(message.queue, message.name)
         if entry is None:
-            known = self.manager.events_in(message.queue)
+            known = self.registry.events_in(message.queue)
             exc = UnknownEvent(
                 f"no handler for event {message.name!r} in queue {message.queue!r}; registered "
                 f"there: {', '.join(known) or 'none'}")
@@ -113,7 +138,8 @@ class Processor:
             if skipped is not None:
                 await updates.drain()
                 return skipped
-        ctx = HandlerContext(self.manager, task, updates, self.ctx, self.events, mctx.cancel)
+        ctx = HandlerContext(self.emitter, task, updates, self.ctx, self.events, mctx.cancel,
+                             self.consumer.name)
         try:
             result = await self._invoke(entry.fn, task, ctx, options.get("timeout_ms"))
         except asyncio.CancelledError:
@@ -133,17 +159,27 @@ class Processor:
 
     async def _invoke(self, fn: Any, task: Task, ctx: HandlerContext,
                       timeout_ms: int | None) -> Any:
-        timeout = timeout_ms / 1000 if timeout_ms else None
-        if inspect.iscoroutinefunction(fn):
-            aw = fn(task, ctx)
-        else:
-            loop = asyncio.get_running_loop()
-            aw = loop.run_in_executor(self.executor, functools.partial(fn, task, ctx))
+        if not timeout_ms:
+            return await self._call(fn, task, ctx)
+        deadline = asyncio.timeout(timeout_ms / 1000)
         try:
-            result = await asyncio.wait_for(aw, timeout) if timeout else await aw
+            async with deadline:
+                return await self._call(fn, task, ctx)
         except TimeoutError:
+            if not deadline.expired():
+                raise  # the handler's own TimeoutError (a socket...): an ordinary failure
             raise TaskTimeout(f"handler {task.name!r} ran past timeout_ms={timeout_ms}") from None
-        if inspect.isawaitable(result):
+
+    async def _call(self, fn: Any, task: Task, ctx: HandlerContext) -> Any:
+        if inspect.iscoroutinefunction(fn):
+            return await fn(task, ctx)
+        call = self.threads.submit(fn, task, ctx)
+        try:
+            result = await call.future
+        except asyncio.CancelledError:  # timed out, a cancel request, or shutdown
+            self.threads.abandon(call)
+            raise
+        if inspect.isawaitable(result):  # a plain function that returned a coroutine
             result = await result
         return result
 
@@ -168,15 +204,14 @@ class Processor:
                        run_at_ms=int(time.time() * 1000) + delay, error=error)
 
     def _dead(self, message: Message, exc: Exception, reason: str) -> dict[str, str] | None:
-        """The DLQ entry of a job that failed for good, if the DLQ wants it."""
+        """The DLQ entry of a job that failed for good, if the DLQ wants it (asked here,
+        before the finish call: finish.lua writes the entry, it cannot call Python)."""
         if self.settings.dlq is None or not self.settings.dlq.wants(message, exc, message.attempt):
             return None
         return dlq.entry(message.id, message.queue, message.name, reason, dlq.describe(exc),
                          message.attempt)
 
     def _applied(self, queue: str, outcome: Outcome, applied: bool) -> None:
-        if applied and outcome.dead is not None and self.dead_letters is not None:
-            self.dead_letters.add(outcome.dead)
         if self.events is None:
             return
         name, watched = self._live.pop(outcome.job_id, ("", False))

@@ -6,15 +6,21 @@ one pipeline. Redis runs a connection's commands in order and holds the ones beh
 blocked read until it returns, so the scripts run the moment the read does, with
 nothing in between on the wire: the worker gets jobs that are already ``processing``
 for it, never bare entries it would have to start first and confirm later.
+
+On a Redis Cluster one read cannot span hash slots (each queue has its own), so a
+worker serving several queues blocks on each slot's streams at once, on pinned
+connections, and ends the other reads with ``CLIENT UNBLOCK`` as soon as one returns.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.crc import key_slot
+from redis.exceptions import MovedError, NoScriptError, ResponseError
 
 from ..store.connection import Connection
 from ..store.keys import GROUP, Keys
@@ -79,32 +85,116 @@ class StreamReader:
         if not queues or count <= 0:
             return []
         chosen, each = self.share(queues, count)
+        # while some queues sit out this turn, don't keep them waiting a whole block
+        block = self.block_ms if len(chosen) == len(queues) else min(self.block_ms, 100)
+        calls = [deliver(q, each) for q in chosen]
+        if self.conn.cluster and len(chosen) > 1:
+            # a queue's lanes share its hash tag: its slot is its main stream's
+            slots: dict[int, list[int]] = {}
+            for i, q in enumerate(chosen):
+                slots.setdefault(key_slot(self._stream(q).encode()), []).append(i)
+            if len(slots) > 1:
+                return await self._read_per_slot(queues, chosen, calls, each, block,
+                                                 list(slots.values()))
+        pipe = self.conn.blocking(self.block_ms).pipeline(transaction=False)
+        self._queue_read(pipe, chosen, calls, each, block)
+        replies = await pipe.execute(raise_on_error=False)
+        return await self._delivered(queues, chosen, calls, replies)
+
+    def _queue_read(self, pipe: Any, chosen: Sequence[str], calls: Sequence[Call[Any]],
+                    each: int, block: int) -> None:
         lanes = [self.streams_of(q) for q in chosen]
         streams: dict[Any, Any] = {s: ">" for of_q in lanes for s in of_q}
         # COUNT is per stream: a queue's lanes share its part (deliver.lua runs no more
         # than ``each`` of what they took and holds the rest for the next call)
         per_stream = max(1, each // max(len(of_q) for of_q in lanes))
-        # while some queues sit out this turn, don't keep them waiting a whole block
-        block = self.block_ms if len(chosen) == len(queues) else min(self.block_ms, 100)
-        calls = [deliver(q, each) for q in chosen]
-        pipe = self.conn.blocking(self.block_ms).pipeline(transaction=False)
         pipe.xreadgroup(GROUP, self.consumer, streams, count=per_stream, block=block)
-        for call in calls:
-            pipe.evalsha(*call.evalsha_args)
-        read, *replies = await pipe.execute(raise_on_error=False)
+        for call in calls:  # raw EVALSHA: redis-py's cluster pipelines refuse .evalsha()
+            pipe.execute_command("EVALSHA", *call.evalsha_args)
+
+    async def _delivered(self, queues: Sequence[str], chosen: Sequence[str],
+                         calls: Sequence[Call[list[Delivery]]], replies: Sequence[Any]
+                         ) -> list[tuple[str, list[Delivery]]]:
+        """What deliver.lua made of one pipelined read (``replies``: the read's, then one
+        per queue in ``chosen``)."""
+        read, *delivered = replies
         if isinstance(read, ResponseError):
             if "NOGROUP" not in str(read):
                 raise read
             log.warning("consumer group missing (stream deleted?); recreating it")
             await self.ensure_groups(queues)
             return []
-        if any(isinstance(reply, NoScriptError) for reply in replies):
+        if any(isinstance(reply, NoScriptError) for reply in delivered):
             # scripts flushed (a Redis restart): what the read took is still pending
             # for this consumer; deliver it again now that the scripts are loaded
-            replies = await arun_many(self.conn.aio, calls)
-            return list(zip(chosen, replies, strict=True))
-        for reply in replies:
+            again = await arun_many(self.conn.aio, calls)
+            return list(zip(chosen, again, strict=True))
+        for reply in delivered:
             if isinstance(reply, Exception):
                 raise reply
-        return [(q, call.parse(reply)) for q, call, reply in zip(chosen, calls, replies,
+        return [(q, call.parse(reply)) for q, call, reply in zip(chosen, calls, delivered,
                                                                     strict=True)]
+
+    async def _read_per_slot(self, queues: Sequence[str], chosen: Sequence[str],
+                             calls: Sequence[Call[list[Delivery]]], each: int, block: int,
+                             groups: Sequence[Sequence[int]]
+                             ) -> list[tuple[str, list[Delivery]]]:
+        """A cluster refuses one read across hash slots: read each slot's streams on its
+        own connection, all blocking at once. The first to return (work, or the block's
+        end) ends the others by ``CLIENT UNBLOCK``: they answer as if timed out, keeping
+        the connection and the deliver calls behind them, so nothing read is lost and a
+        job waits for one round trip, not a block."""
+        blocked: dict[int, tuple[str, int]] = {}  # group -> (node name, client id)
+        tasks = [asyncio.create_task(self._read_slot(
+            g, queues, [chosen[i] for i in group], [calls[i] for i in group], each, block,
+            blocked)) for g, group in enumerate(groups)]
+        pending: set[asyncio.Task[Any]] = set(tasks)
+        woken = False
+        try:
+            while pending:  # a read not blocked yet when asked is asked again
+                done, pending = await asyncio.wait(
+                    pending, timeout=0.05 if woken else None,
+                    return_when=asyncio.FIRST_COMPLETED)
+                woken = woken or any(not isinstance(t.result(), Exception) for t in done)
+                if woken and pending:
+                    await self._unblock(list(blocked.values()))
+        except asyncio.CancelledError:  # stopping: as a cancelled single read would
+            for task in tasks:
+                task.cancel()
+            raise
+        results = [task.result() for task in tasks]
+        errors = [r for r in results if isinstance(r, Exception)]
+        if len(errors) == len(results):
+            raise errors[0]
+        for exc in errors:  # the others' deliveries are processing for us: run them
+            log.warning("reading one slot's queues failed: %r", exc)
+        return [found for r in results if not isinstance(r, Exception) for found in r]
+
+    async def _read_slot(self, g: int, queues: Sequence[str], mine: Sequence[str],
+                         calls: Sequence[Call[list[Delivery]]], each: int, block: int,
+                         blocked: dict[int, tuple[str, int]]
+                         ) -> list[tuple[str, list[Delivery]]] | Exception:
+        """One slot group's pipelined read; an error is returned, not raised, so that one
+        node's trouble does not end the other reads early."""
+        try:
+            client, node = await self.conn.pinned(self._stream(mine[0]), self.block_ms)
+            blocked[g] = (node, await client.client_id())
+            pipe = client.pipeline(transaction=False)
+            self._queue_read(pipe, mine, calls, each, block)
+            try:
+                replies = await pipe.execute(raise_on_error=False)
+            finally:
+                blocked.pop(g, None)
+            if isinstance(replies[0], MovedError):  # the slot moved: learn the new map
+                await cast(Any, self.conn.blocking(self.block_ms)).nodes_manager.initialize()
+            return await self._delivered(queues, mine, calls, replies)
+        except Exception as exc:
+            return exc
+
+    async def _unblock(self, blocked: Sequence[tuple[str, int]]) -> None:
+        """Best effort: a read left blocked only ends at its block, as on one node."""
+        client = cast(Any, self.conn.aio)
+        nodes = [(client.get_node(node_name=name), client_id) for name, client_id in blocked]
+        await asyncio.gather(*(
+            client.execute_command("CLIENT", "UNBLOCK", client_id, target_nodes=node)
+            for node, client_id in nodes if node is not None), return_exceptions=True)

@@ -12,7 +12,8 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from .. import jsonutil
 from ..store import ops
@@ -22,12 +23,22 @@ from ..store.scripts import arun
 from ..types import CancelToken, EmitOptions, Message
 from .batcher import Batcher
 
-if TYPE_CHECKING:
-    from ..task_manager import TaskManager
-
 #: Receives live events (``task_update`` / ``task_retry`` / ``task_finished``, the
 #: original's shapes plus ``watched``), always on the worker's loop; must not block.
 EventSink = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Emitter:
+    """How ``ctx`` emits follow-up tasks (the TaskManager's emit, given, not reached for).
+
+    ``emit(event, queue, data, options)`` blocks (from a handler's thread);
+    ``emit_soon`` (on the loop) returns the id and the write in flight; ``aemit``
+    awaits it."""
+
+    emit: Callable[..., str]
+    emit_soon: Callable[..., tuple[str, asyncio.Future[Any]]]
+    aemit: Callable[..., Awaitable[str]]
 
 
 class TaskUpdates:
@@ -113,13 +124,15 @@ class HandlerContext(Mapping[str, Any]):
     """``ctx``: ``emit``/``aemit`` for follow-up tasks, ``socket`` for live updates, and
     the entries of the user's ctx (``ctx.db`` or ``ctx["db"]``)."""
 
-    def __init__(self, manager: TaskManager, task: Task, updates: TaskUpdates,
+    def __init__(self, emitter: Emitter, task: Task, updates: TaskUpdates,
                  user: Mapping[str, Any], events: EventSink | None,
-                 cancel: CancelToken | None = None) -> None:
-        self._manager, self._updates, self._user = manager, updates, user
+                 cancel: CancelToken | None = None, worker_id: str = "") -> None:
+        self._emitter, self._updates, self._user = emitter, updates, user
         self.socket = Socket(task, updates, events)
         self.task = task
         self._cancel = cancel or CancelToken()
+        #: this worker's id, as in ``Sdk.get_workers()`` and the job record's ``worker``
+        self.worker_id = worker_id
 
     @property
     def cancelled(self) -> bool:
@@ -147,12 +160,12 @@ class HandlerContext(Mapping[str, Any]):
              options: EmitOptions | None = None) -> str:
         """Emit a follow-up task; on the event loop it is written before this task's ack."""
         if threading.get_ident() != self._updates.loop_thread:
-            return self._manager.emit(event=event, data=data, queue=queue, options=options)
-        queue_name, job = self._manager.prepare(event, queue, data, options)
-        fut = asyncio.ensure_future(self._manager.aenqueue(queue_name, [job]))
+            return self._emitter.emit(event=event, data=data, queue=queue, options=options)
+        job_id, fut = self._emitter.emit_soon(event=event, data=data, queue=queue,
+                                              options=options)
         self._updates.track(fut)
-        return job.id
+        return job_id
 
     async def aemit(self, event: str, data: Any = None, queue: str | None = None,
                     options: EmitOptions | None = None) -> str:
-        return await self._manager.aemit(event=event, data=data, queue=queue, options=options)
+        return await self._emitter.aemit(event=event, data=data, queue=queue, options=options)

@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from django_remq.core.errors import RemqError
 from django_remq.sdk import Sdk
+from django_remq.worker import ping
 
 JOB_ACTIONS = ("show", "retry", "cancel", "delete", "pause", "resume")
 QUEUE_ACTIONS = ("pause-queue", "resume-queue")
 ACTIONS = ("queues", "jobs", *JOB_ACTIONS, *QUEUE_ACTIONS, "workers", "dlq", "retry-failed",
-           "delete-completed")
+           "delete-completed", "health")
 USAGE = """
   remq queues                                  queues with counts and paused flag
   remq jobs [--queue Q] [--status S] [--limit N] [--offset N] [--search TEXT]
@@ -31,6 +35,8 @@ USAGE = """
   remq dlq [requeue|delete ENTRY_ID]           dead letters, or act on one
   remq retry-failed --queue Q                  retry every failed job of a queue
   remq delete-completed --queue Q --older-than SECONDS
+  remq health [--worker-id ID]                 exit 0 if Redis answers (and the worker's
+                                               heartbeat is fresh); 1 with the reason if not
 """
 
 
@@ -66,6 +72,8 @@ class Command(BaseCommand):
         parser.add_argument("--search", help="id or name contains (newest 10,000 per queue)")
         parser.add_argument("--older-than", type=float, help="seconds, for delete-completed")
         parser.add_argument("--json", action="store_true", help="machine-readable output")
+        parser.add_argument("--worker-id", help="for health: a worker id, or its start "
+                            "(HOST or HOST-PID) to match any worker of that host/process")
 
     def handle(self, *args: Any, **options: Any) -> None:
         action: str = options["action"]
@@ -76,7 +84,7 @@ class Command(BaseCommand):
             result = handler(sdk, list(options["targets"]), options)
         except (RemqError, ValueError) as exc:
             raise CommandError(str(exc)) from None
-        except RedisConnectionError as exc:
+        except (RedisConnectionError, RedisTimeoutError) as exc:
             raise CommandError(f"cannot reach Redis at {sdk.conn!r}: {exc}; check "
                                "REMQ['REDIS_URL']") from None
         finally:
@@ -102,7 +110,7 @@ class Command(BaseCommand):
                  i.stats.paused, i.stats.total) for i in infos]
         header = ("QUEUE", "PAUSED", "WAITING", "DELAYED", "RUNNING", "COMPLETED", "FAILED",
                   "CANCELLED", "HELD", "TOTAL")
-        dlq = infos[0].stats.dlq if infos else sdk.get_queue_stats("default").dlq
+        dlq = sum(i.stats.dlq for i in infos)
         text = (_table(rows, header) if rows else "no queues yet") + f"\nDLQ: {dlq} entries"
         return [i.to_dict() for i in infos], text
 
@@ -182,11 +190,11 @@ class Command(BaseCommand):
                 raise CommandError("usage: remq dlq [requeue|delete ENTRY_ID]")
             if args[0] == "delete":
                 if not sdk.delete_dlq(args[1]):
-                    raise CommandError(f"no DLQ entry {args[1]} in {sdk.dlq_key!r}")
+                    raise CommandError(f"no DLQ entry {args[1]}")
                 return {"entry_id": args[1], "deleted": True}, f"deleted DLQ entry {args[1]}"
             job = sdk.requeue_dlq(args[1])
             if job is None:
-                raise CommandError(f"no DLQ entry {args[1]} in {sdk.dlq_key!r}")
+                raise CommandError(f"no DLQ entry {args[1]}")
             return job.to_dict(), f"requeued {job.id} in {job.state.queue!r}: {job.status}"
         entries = sdk.list_dlq(limit=o["limit"], offset=o["offset"], queue=o["queue"])
         rows = [(e.entry_id, e.queue, e.name, e.id, e.attempts, e.reason, e.error[:60])
@@ -206,3 +214,27 @@ class Command(BaseCommand):
             raise CommandError("remq delete-completed needs --older-than SECONDS")
         n = sdk.delete_completed_older_than(queue, int(o["older_than"] * 1000))
         return {"queue": queue, "deleted": n}, f"deleted {n} completed jobs in {queue!r}"
+
+    def do_health(self, sdk: Sdk, args: list[str], o: dict[str, Any]) -> tuple[Any, str]:
+        """For probes (systemd, Kubernetes): a worker is healthy while its heartbeat key
+        lives (it expires after three missed heartbeats)."""
+        if args:
+            raise CommandError("remq health takes no arguments; use --worker-id ID")
+        try:
+            ping(sdk.conn.sync)
+        except (RedisError, RedisClusterException) as exc:
+            raise CommandError(f"unhealthy: Redis at {sdk.conn!r} does not answer ({exc})"
+                               ) from None
+        wanted = o["worker_id"]
+        if not wanted:
+            return {"redis": "ok"}, f"ok: Redis at {sdk.conn!r} answers"
+        workers = sdk.get_workers()
+        live = [w for w in workers if w.id == wanted or w.id.startswith(f"{wanted}-")]
+        if not live:
+            known = ", ".join(w.id for w in workers) or "none"
+            raise CommandError(f"unhealthy: no live worker {wanted!r} (no fresh heartbeat; "
+                               f"live workers: {known})")
+        now_ms = time.time() * 1000
+        ages = {w.id: round((now_ms - w.last_seen) / 1000, 1) for w in live}
+        text = "; ".join(f"worker {i} last seen {a}s ago" for i, a in ages.items())
+        return {"redis": "ok", "workers": ages}, f"ok: Redis answers; {text}"

@@ -54,7 +54,7 @@ class Command(BaseCommand):
             tm = build_task_manager(concurrency=options["concurrency"], processor=processor,
                                     expose=options["expose"])
             queues = served_queues(tm, queues)
-            probe_redis(get_settings().redis_url)
+            probe_redis(get_settings().redis_url, cluster=get_settings().cluster)
         except (ImproperlyConfigured, RedisUnavailable) as exc:
             raise CommandError(str(exc)) from None
         for line in banner(tm, queues, burst=options["burst"]):

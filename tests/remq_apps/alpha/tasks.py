@@ -41,3 +41,9 @@ def uses_db(task: Any, ctx: Any) -> dict[str, bool]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return {"was_open": was_open}
+
+
+@handler("alpha.stuck", queue="alpha", timeout_ms=300)
+def stuck(task: Any, ctx: Any) -> None:
+    """Never returns in time: its thread is abandoned (the worker tests' wedge)."""
+    time.sleep(3600)

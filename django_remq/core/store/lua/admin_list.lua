@@ -12,8 +12,14 @@
 --                probe the number of jobs with a score above it}
 -- mode "upto"    ARGV[7] score s ("+inf")  ARGV[8] n  -> {total, the first n entries
 --                with score <= s}
--- mode "search"  ARGV[7] lowercase needle  ARGV[8] window  ARGV[9] n  -> {total, the
---                first n of the newest `window` jobs whose id or name contains needle}
+-- mode "search"  ARGV[7] lowercase needle  ARGV[8] window  ARGV[9] n  ARGV[10] upper
+--                score ("+inf", or only jobs scoring at most this)  -> {total, entries,
+--                cut}: the first n jobs at or below upper whose id or name contains
+--                needle, looking at no more than `window` jobs (newest first: a merge of
+--                the statuses' heads, read in chunks; no sort). cut is '' when every job
+--                at or below upper was looked at or n were found, else the score of the
+--                last job looked at (the window ran out: older jobs are left to a next
+--                search from there).
 -- An entry is {id, score, record fields or {}}.
 local statuses = {}
 for s in string.gmatch(ARGV[5], '[^,]+') do statuses[#statuses + 1] = s end
@@ -110,15 +116,47 @@ elseif mode == 'upto' then
   for _, e in ipairs(upto(ARGV[7], tonumber(ARGV[8]))) do out[#out + 1] = entry(e[1], e[2]) end
   return {total(), out}
 end
--- search
-local needle, n, out = ARGV[7], tonumber(ARGV[9]), {}
-for _, e in ipairs(upto('+inf', tonumber(ARGV[8]))) do
-  local id = e[1]
-  local name = redis.call('HGET', JOBS .. id, 'name') or ''
-  if string.find(string.lower(id), needle, 1, true)
-      or string.find(string.lower(name), needle, 1, true) then
-    out[#out + 1] = entry(id, e[2])
-    if #out >= n then break end
-  end
+-- search: a lazy merge of the statuses' indexes, newest first, in chunks of CHUNK
+local CHUNK = 200
+local needle, window, n, upper = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
+local heads = {}
+for si, s in ipairs(statuses) do  -- read = rank of the next job to read (by rank: O(log n))
+  local skip = upper == '+inf' and 0 or redis.call('ZCOUNT', IDX[s], '(' .. upper, '+inf')
+  heads[si] = {key = IDX[s], buf = {}, pos = 1, read = skip, done = false}
 end
-return {total(), out}
+
+local function fill(h)  -- the next chunk of h's index; h.done once it has no more
+  local r = redis.call('ZREVRANGE', h.key, h.read, h.read + CHUNK - 1, 'WITHSCORES')
+  h.read = h.read + #r / 2
+  h.buf, h.pos, h.done = r, 1, #r < 2 * CHUNK
+end
+
+local function peek(h)  -- score of h's next job, or nil when it has none left
+  if h.pos > #h.buf then
+    if h.done then return nil end
+    fill(h)
+    if #h.buf == 0 then return nil end
+  end
+  return tonumber(h.buf[h.pos + 1])
+end
+
+local out, seen, cut = {}, 0, ''
+while #out < n do
+  local best, best_score = nil, nil
+  for _, h in ipairs(heads) do  -- ties: status order, as the other modes
+    local score = peek(h)
+    if score and (not best_score or score > best_score) then best, best_score = h, score end
+  end
+  if not best then break end
+  if seen >= window then cut = string.format('%.0f', best_score) break end
+  local id = best.buf[best.pos]
+  best.pos = best.pos + 2
+  seen = seen + 1
+  local hit = string.find(string.lower(id), needle, 1, true)
+  if not hit then
+    local name = redis.call('HGET', JOBS .. id, 'name') or ''
+    hit = string.find(string.lower(name), needle, 1, true)
+  end
+  if hit then out[#out + 1] = entry(id, best_score) end
+end
+return {total(), out, cut}

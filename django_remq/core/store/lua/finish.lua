@@ -2,13 +2,18 @@
 -- An entry is acknowledged (XACK + XDEL, so the stream keeps only unacknowledged
 -- entries) in the same step as its job's state change; a crash before this leaves
 -- the entry pending, to be reclaimed.
--- KEYS: the queue's standard script keys (1 stream, 2 paused flag, 3..9 status indexes)
+-- A job that ends failed gets its dead letter in this same script (when the worker
+-- has a DLQ), so no crash can leave a failed job without its DLQ entry.
+-- KEYS: the queue's standard script keys (1 stream: the lane the entries are on,
+--   2 paused flag, 3..9 status indexes), 10 the queue's dead-letter stream
 -- ARGV[1] job key prefix   ARGV[2] logs key prefix   ARGV[3] group
 -- ARGV[4..7] retention: completed max age ms, completed max count,
 --            failed max age ms, failed max count ("-1" = keep)
 -- ARGV[8] JSON list of outcomes, each [entry id, job id, kind, run_at_ms,
---   [field, value, ...] to set on the record, error JSON or ""]. An error is
---   appended to the record's ``errors`` list. kind is one of
+--   [field, value, ...] to set on the record, error JSON or "", the DLQ entry's
+--   [field, value, ...] or 0]. An error is appended to the record's ``errors`` list.
+-- ARGV[9] the DLQ's MAXLEN (~); 0: no DLQ (nothing is dead-lettered, corrupt jobs neither)
+-- kind is one of
 --   "completed" | "failed" | "cancelled"   final state
 --   "retry"      back to the schedule at run_at_ms (or the stream if already due)
 --   "malformed"  a new failed record for an entry that had no usable job id
@@ -21,8 +26,29 @@ local stream, group, jobs, logs = KEYS[1], ARGV[3], ARGV[1], ARGV[2]
 local keep = {completed = {tonumber(ARGV[4]), tonumber(ARGV[5])},
               failed = {tonumber(ARGV[6]), tonumber(ARGV[7])},
               cancelled = {tonumber(ARGV[6]), tonumber(ARGV[7])}}
+local dlq, maxlen = KEYS[10], tonumber(ARGV[9])
 local touched = {}
 local out = {}
+
+-- The dead letter of job `id`: `fields` plus its final record and log lines, as they
+-- stand now. A DLQ key that is no stream loses the entry, never the job's failure.
+local function dead_letter(fields, key, id)
+  local flat, record = redis.call('HGETALL', key), {}
+  for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
+  local entry = {unpack(fields)}
+  entry[#entry + 1] = 'job'
+  entry[#entry + 1] = cjson.encode(record)
+  local lines = redis.call('LRANGE', logs .. id, 0, -1)
+  if #lines > 0 then
+    entry[#entry + 1] = 'logs'
+    entry[#entry + 1] = cjson.encode(lines)
+  end
+  local ok = redis.pcall('XADD', dlq, 'MAXLEN', '~', maxlen, '*', unpack(entry))
+  if type(ok) == 'table' and ok.err then
+    redis.log(redis.LOG_WARNING, 'remq: dead letter of job ' .. id .. ' not written to ' ..
+              dlq .. ': ' .. ok.err)
+  end
+end
 
 local function expire(final, key, id)
   local age = keep[final][1]
@@ -33,7 +59,7 @@ local function expire(final, key, id)
   touched[final] = true
 end
 
-local function apply(eid, id, kind, run_at, fields, err)
+local function apply(eid, id, kind, run_at, fields, err, dead)
   local key = jobs .. id
   local acked = redis.call('XACK', stream, group, eid)
   redis.call('XDEL', stream, eid)
@@ -63,6 +89,9 @@ local function apply(eid, id, kind, run_at, fields, err)
   end
   redis.call('HSET', key, unpack(set))
   if kind == 'retry' and run_at <= now then enqueue(stream, key, id) end
+  if final == 'failed' and maxlen > 0 and type(dead) == 'table' then
+    dead_letter(dead, key, id)
+  end
   if keep[final] then expire(final, key, id) end  -- a final state: retention applies
   return 1
 end
@@ -91,6 +120,11 @@ local function corrupt(eid, id, why)
   for _, idx in pairs(IDX) do redis.call('ZREM', idx, id) end
   redis.call('HSET', key, unpack(set))
   redis.call('ZADD', IDX.failed, now, id)
+  if maxlen > 0 then
+    dead_letter({'id', id, 'queue', set[4], 'name', redis.call('HGET', key, 'name') or '',
+                 'reason', 'corrupt', 'error', 'CorruptRecord: ' .. msg, 'attempts', '1'},
+                key, id)
+  end
   expire('failed', key, id)
   return 2
 end
@@ -100,7 +134,7 @@ for n, o in ipairs(cjson.decode(ARGV[8])) do
   if kind ~= 'hash' and kind ~= 'none' then
     out[n] = corrupt(o[1], o[2], 'it is a ' .. kind .. ', not a hash')
   else
-    local ok, res = pcall(apply, o[1], o[2], o[3], o[4], o[5], o[6])
+    local ok, res = pcall(apply, o[1], o[2], o[3], o[4], o[5], o[6], o[7])
     if ok then
       out[n] = res
     else
