@@ -34,9 +34,14 @@ def test_every_key_pattern():
     assert q.script_keys == ("remq:{mail}:stream", "remq:{mail}:paused", *(
         f"remq:{{mail}}:status:{s}" for s in ("waiting", "delayed", "processing", "completed",
                                               "failed", "cancelled", "paused")))
+    assert [q.lane(0), q.lane(5), q.lane(-100), q.lanes] == [
+        "remq:{mail}:stream", "remq:{mail}:stream:p5", "remq:{mail}:stream:p-100",
+        "remq:{mail}:lanes"]
+    assert q.lane_script_keys(7) == ("remq:{mail}:stream:p7", *q.script_keys[1:])
     public = {name for name in dir(q) if not name.startswith("_")} - {"base"}
     assert public == {"stream", "paused", "job", "logs", "job_prefix", "logs_prefix", "status",
-                      "delayed", "cron", "cron_runs", "debounce", "script_keys", "dlq"}, (
+                      "delayed", "cron", "cron_runs", "debounce", "script_keys", "dlq", "lane",
+                      "lanes", "lane_script_keys"}, (
         "a new key: add it to this test and to the layout in keys.py's docstring")
 
 

@@ -3,6 +3,7 @@ results read from this process; signals and context in-process on the real engin
 
 from __future__ import annotations
 
+import random
 import sys
 import threading
 import time
@@ -11,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis
 from django.utils import timezone
 
 from django_remq import Sdk
@@ -249,3 +251,18 @@ def test_the_worker_banner_lists_the_imported_tasks(env: RemqTestEnv) -> None:
         tm.conn.close()
     assert "  dtasks: tests.remq_apps.dtasks.tasks.add -> tests.remq_apps.dtasks.tasks.add" \
         in lines
+
+
+def test_priority_orders_the_queue_fifo_within_a_priority(env: RemqTestEnv) -> None:
+    """100 tasks at mixed priorities, enqueued with no worker running, then drained by
+    ``runworker_remq --burst --concurrency 1``: higher priority first, FIFO within one."""
+    rng = random.Random(7)
+    priorities = [rng.choice([-100, -20, 0, 0, 5, 60, 100]) for _ in range(100)]
+    results = [t.ordered.using(priority=p).enqueue(n) for n, p in enumerate(priorities)]
+    burst(env, "--queues", "dtasks", "--concurrency", "1")
+    client = redis.Redis.from_url(env.redis_url, decode_responses=True)
+    order = [int(n) for n in client.lrange(f"{env.prefix}:order", 0, -1)]
+    client.close()
+    assert order == sorted(range(100), key=lambda n: (-priorities[n], n))
+    assert result(results[0]).task.priority == priorities[0]
+    assert all(result(r).status == TaskResultStatus.SUCCESSFUL for r in results[:5])

@@ -40,7 +40,7 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
     supports_defer = True
     supports_async_task = True
     supports_get_result = True
-    supports_priority = True  # stored on the job; see the README for ordering
+    supports_priority = True  # orders the queue: the job runs on its priority lane
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)

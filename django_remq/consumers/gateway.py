@@ -136,7 +136,7 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         owner = self._user_id()
         # the record says who follows it: the worker reads "watch" with the run fields
         job = NewJob(job.id, [*job.fields, "watch", "1", *(["owner", owner] if owner else [])],
-                     job.run_at_ms, job.debounce)
+                     job.run_at_ms, job.debounce, job.priority)
         await self._follow(job.id, queue)  # in the group before the task can run
         try:
             task_id = (await self.tm.aenqueue(queue, [job]))[0]

@@ -30,7 +30,7 @@ MAX_MS = 100 * 365 * 86_400_000
 #: Accepted ranges of the int options (inclusive).
 INT_RANGES: dict[str, tuple[int, int]] = {
     "attempts": (0, 100_000), "retry_count": (0, 100_000), "retry_delay_ms": (0, MAX_MS),
-    "delay_ms": (0, MAX_MS), "priority": (-(2**31), 2**31 - 1), "timeout_ms": (1, MAX_MS)}
+    "delay_ms": (0, MAX_MS), "priority": (-100, 100), "timeout_ms": (1, MAX_MS)}
 #: ``delay_until`` numbers below this are seconds, not ms (1e11 ms is March 1973).
 SECONDS_LOOKALIKE = 100_000_000_000
 MAX_ID_LENGTH = 200
@@ -77,6 +77,9 @@ def _check_common(where: str, options: Mapping[str, Any]) -> None:
         if key == "timeout_ms" and value == 0:
             raise InvalidOptions(f"{where}: 'timeout_ms' must be >= 1 ms; for no timeout leave "
                                  "it out or pass None.")
+        if key == "priority" and not low <= value <= high:
+            raise InvalidOptions(f"{where}: 'priority' must be an int in -100..100 (higher "
+                                 f"runs first, 0 is the default), got {value}.")
         if not low <= value <= high:
             raise InvalidOptions(f"{where}: {key!r} must be >= {low} and <= {high}, "
                                  f"got {value}.")

@@ -30,6 +30,8 @@ class ProcessorSettings:
     max_deliveries: int = 5
     retention: Retention = field(default_factory=Retention)
     shutdown_timeout_ms: int = 30_000
+    #: a job waiting this long at the head of a lower priority lane goes ahead (lanes.py)
+    priority_aging_ms: int = 30_000
     dlq: DeadLetterConfig | None = None
     timezone: str = "UTC"  # for cron patterns; the Django layer passes TIME_ZONE
 
@@ -41,7 +43,8 @@ class ProcessorSettings:
             raise InvalidOptions(f"processor options: unknown keys {sorted(unknown)}; allowed: "
                                  f"{', '.join(sorted(PROCESSOR_KEYS))}")
         ints = {k: options[k] for k in ("max_logs_per_task", "claim_idle_ms", "max_deliveries",
-                                        "shutdown_timeout_ms") if k in options}
+                                        "shutdown_timeout_ms", "priority_aging_ms")
+                if k in options}
         for key, value in ints.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidOptions(f"processor option {key!r} must be an int >= 1, got {value!r}")

@@ -144,7 +144,8 @@ class TaskManager:
         if entry is not None and entry.debounce is not None and entry.debounce.mode == "trailing":
             msg = debounce.provisional_message(job_id, event, queue, data, opts)
             trailing = (event, entry.debounce.key_of(msg), entry.debounce)
-        return queue, NewJob(job_id, fields, run_at_ms(opts), debounce=trailing)
+        return queue, NewJob(job_id, fields, run_at_ms(opts), debounce=trailing,
+                             priority=opts.get("priority") or 0)
 
     def _warn_unknown(self, event: str) -> None:
         if event in self._warned_events:
@@ -223,6 +224,10 @@ class TaskManager:
         answers: list[str | None] = [None] * len(steps)
         for q, jobs in by_queue.items():
             qk = self.keys.queue(q)
+            lanes = ops.register_lanes(qk, jobs)
+            if lanes is not None:  # before the jobs: a worker learns a lane before its jobs
+                steps.append(lanes)
+                answers.append(None)
             plain = [j for j in jobs if j.debounce is None]
             if plain:
                 steps.append(ops.emit(qk, plain))

@@ -229,6 +229,7 @@ class ProcessorOptions(TypedDict, total=False):
     max_deliveries: int
     retention: RetentionConfig
     shutdown_timeout_ms: int
+    priority_aging_ms: int
     timezone: str
 
 

@@ -75,42 +75,54 @@ def _change(reply: Any) -> Change:
     return Change(_s(code), _s(before), pairs_to_dict(flat))  # type: ignore[arg-type]
 
 
-def _job(script: Script, qk: QueueKeys, job_id: str, *extra: Arg) -> Call[Change]:
-    return Call(script, qk.script_keys, [*_base(qk), job_id, *extra], _change)
+def lanes(qk: QueueKeys) -> Cmd[list[int]]:
+    """The queue's priority lanes (other than 0), for the scripts that move entries."""
+    return Cmd(("ZRANGE", qk.lanes, 0, -1), lambda r: [int(x) for x in r])
 
 
-def retry(qk: QueueKeys, job_id: str) -> Call[Change]:
-    return _job(scripts.ADMIN_RETRY, qk, job_id)
+def _keys(qk: QueueKeys, lanes: Sequence[int]) -> tuple[str, ...]:
+    """The standard keys, then the lane streams (see _admin.lua)."""
+    return (*qk.script_keys, *(qk.lane(p) for p in lanes if p != 0))
 
 
-def cancel(qk: QueueKeys, job_id: str, keep_ms: int) -> Call[Change]:
-    return _job(scripts.ADMIN_CANCEL, qk, job_id, keep_ms)
+def _job(script: Script, qk: QueueKeys, job_id: str, lanes: Sequence[int],
+         *extra: Arg) -> Call[Change]:
+    return Call(script, _keys(qk, lanes), [*_base(qk), job_id, *extra], _change)
 
 
-def pause(qk: QueueKeys, job_id: str) -> Call[Change]:
-    return _job(scripts.ADMIN_PAUSE, qk, job_id)
+def retry(qk: QueueKeys, job_id: str, lanes: Sequence[int] = ()) -> Call[Change]:
+    return _job(scripts.ADMIN_RETRY, qk, job_id, lanes)
 
 
-def resume(qk: QueueKeys, job_id: str) -> Call[Change]:
-    return _job(scripts.ADMIN_RESUME, qk, job_id)
+def cancel(qk: QueueKeys, job_id: str, keep_ms: int, lanes: Sequence[int] = ()) -> Call[Change]:
+    return _job(scripts.ADMIN_CANCEL, qk, job_id, lanes, keep_ms)
 
 
-def delete(qk: QueueKeys, job_id: str) -> Call[Change]:
+def pause(qk: QueueKeys, job_id: str, lanes: Sequence[int] = ()) -> Call[Change]:
+    return _job(scripts.ADMIN_PAUSE, qk, job_id, lanes)
+
+
+def resume(qk: QueueKeys, job_id: str, lanes: Sequence[int] = ()) -> Call[Change]:
+    return _job(scripts.ADMIN_RESUME, qk, job_id, lanes)
+
+
+def delete(qk: QueueKeys, job_id: str, lanes: Sequence[int] = ()) -> Call[Change]:
     def parse(reply: Any) -> Change:
         return Change(_s(reply[0]), _s(reply[1]), {})  # type: ignore[arg-type]
 
-    return Call(scripts.ADMIN_DELETE, qk.script_keys, [*_base(qk), job_id], parse)
+    return Call(scripts.ADMIN_DELETE, _keys(qk, lanes), [*_base(qk), job_id], parse)
 
 
-def restore(qk: QueueKeys, job_id: str, fields: Mapping[str, str]) -> Call[Change]:
+def restore(qk: QueueKeys, job_id: str, fields: Mapping[str, str],
+            lanes: Sequence[int] = ()) -> Call[Change]:
     flat = [x for pair in fields.items() for x in pair]
-    return _job(scripts.ADMIN_RESTORE, qk, job_id, *flat)
+    return _job(scripts.ADMIN_RESTORE, qk, job_id, lanes, *flat)
 
 
 def bulk(qk: QueueKeys, action: Literal["retry", "delete"], status: str, max_score_ms: int,
-         batch: int) -> Call[int]:
+         batch: int, lanes: Sequence[int] = ()) -> Call[int]:
     args: list[Arg] = [*_base(qk), action, status, max_score_ms, batch]
-    return Call(scripts.ADMIN_BULK, qk.script_keys, args, int)
+    return Call(scripts.ADMIN_BULK, _keys(qk, lanes), args, int)
 
 
 #: Records (and logs) of job ids: the store's one reader.

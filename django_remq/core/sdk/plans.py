@@ -115,22 +115,33 @@ class SdkPlans:
                                   f"{change.before} ({_ALLOWED[op]})")
         return change  # type: ignore[no-any-return]
 
+    def _lanes(self, qk: QueueKeys) -> Plan[list[int]]:
+        """The queue's lanes, for a script that may move a job's stream entry (the
+        registry only grows, so a job's lane is in it)."""
+        [lanes] = yield [ac.lanes(qk)]
+        return lanes  # type: ignore[no-any-return]
+
     def _job_op(self, op: str, job_id: str, queue: str) -> Plan[AdminJobData | None]:
         qk = self._job(job_id, queue)
-        call = {"retry": ac.retry, "pause": ac.pause, "resume": ac.resume}[op](qk, job_id)
+        lanes = yield from self._lanes(qk)
+        call = {"retry": ac.retry, "pause": ac.pause, "resume": ac.resume}[op](qk, job_id, lanes)
         change = yield from self._change(op, job_id, queue, call)
         return None if change.code == "missing" else _decode(change.fields, None, queue)
 
     def _cancel_job(self, job_id: str, queue: str) -> Plan[bool]:
         keep = self.retention.failed_max_age_ms
-        call = ac.cancel(self._job(job_id, queue), job_id, -1 if keep is None else keep)
+        qk = self._job(job_id, queue)
+        lanes = yield from self._lanes(qk)
+        call = ac.cancel(qk, job_id, -1 if keep is None else keep, lanes)
         change = yield from self._change("cancel", job_id, queue, call)
         if change.code == "requested":
             log.info("job %s in %r is running: cancellation requested", job_id, queue)
         return change.code != "missing"
 
     def _delete_job(self, job_id: str, queue: str) -> Plan[bool]:
-        [change] = yield [ac.delete(self._job(job_id, queue), job_id)]
+        qk = self._job(job_id, queue)
+        lanes = yield from self._lanes(qk)
+        [change] = yield [ac.delete(qk, job_id, lanes)]
         return change.code == "ok"  # type: ignore[no-any-return]
 
     # -- listing ----------------------------------------------------------------------
@@ -275,8 +286,10 @@ class SdkPlans:
         if not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
             raise InvalidOptions(f"batch_size must be an int in 1..10000, got {batch_size!r}")
         qk, done = self._qk(queue), 0
+        lanes = yield from self._lanes(qk)
         while True:
-            [n] = yield [ac.bulk(qk, action, status, max_score_ms, batch_size)]  # type: ignore[arg-type]
+            [n] = yield [ac.bulk(qk, action, status, max_score_ms, batch_size,  # type: ignore[arg-type]
+                                 lanes)]
             done += int(n)
             if n == 0:
                 log.info("%s: %d %s jobs in %r", action, done, status, queue)
@@ -330,8 +343,9 @@ class SdkPlans:
         if not entry.id or not entry.queue:
             raise MalformedMessage(f"DLQ entry {entry_id} names no job id or queue (fields "
                                    f"id={entry.id!r}, queue={entry.queue!r}); delete it")
-        [change, _] = yield [ac.restore(self._qk(entry.queue), entry.id,
-                                        _job_fields(entry, record)),
+        qk = self._qk(entry.queue)
+        lanes = yield from self._lanes(qk)
+        [change, _] = yield [ac.restore(qk, entry.id, _job_fields(entry, record), lanes),
                              ac.dlq_delete(self._dlq(queue), sid)]
         return _decode(change.fields, None, entry.queue)
 

@@ -13,7 +13,9 @@ Layout, for prefix ``remq`` and queue ``default``::
     remq:worker:<id>                 STRING worker info (JSON), expiring
     remq:gateway:broadcast           ZSET   open broadcast WebSocket connections -> expiry
     remq:gateway:watched             ZSET   job ids followed over the gateway -> expiry
-    remq:{default}:stream            STREAM job ids waiting for or in delivery
+    remq:{default}:stream            STREAM job ids waiting for or in delivery (priority 0)
+    remq:{default}:stream:p<N>       STREAM the same for priority N != 0 (a lane)
+    remq:{default}:lanes             ZSET   the queue's lanes: member = score = priority N
     remq:{default}:job:<id>          HASH   the job record
     remq:{default}:logs:<id>         LIST   the job's log lines (JSON), capped
     remq:{default}:status:<status>   ZSET   job ids by status; score = time (ms)
@@ -111,6 +113,23 @@ class QueueKeys:
     @cached_property
     def stream(self) -> str:
         return f"{self.base}:stream"
+
+    def lane(self, priority: int) -> str:
+        """The stream of one priority: ``stream`` for 0, else ``stream:p<priority>``
+        (``_lib.lua``'s ``lane_stream`` builds the same name)."""
+        return self.stream if priority == 0 else f"{self.base}:stream:p{priority}"
+
+    @cached_property
+    def lanes(self) -> str:
+        """Registry of the queue's lanes: member = score = priority (never 0)."""
+        return f"{self.base}:lanes"
+
+    def lane_script_keys(self, priority: int) -> tuple[str, ...]:
+        """``script_keys`` with the lane's stream first: for scripts that act on one
+        stream (finish.lua, renew.lua)."""
+        if priority == 0:
+            return self.script_keys
+        return (self.lane(priority), *self.script_keys[1:])
 
     @cached_property
     def paused(self) -> str:

@@ -6,8 +6,9 @@ These are pure (no I/O), so the sync and async callers share them; see
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from .. import jsonutil
@@ -15,10 +16,10 @@ from ..errors import InvalidOptions
 from . import scripts
 from .keys import DLQ_NAME, GROUP, QueueKeys
 from .records import pairs_to_dict
-from .scripts import Arg, Call
+from .scripts import Arg, Call, Cmd
 
 Verdict = Literal["run", "gone", "orphan", "requeued", "poison", "corrupt", "unreadable",
-                  "malformed"]
+                  "malformed", "held"]
 OutcomeKind = Literal["completed", "failed", "cancelled", "retry", "malformed"]
 KEEP = -1  # "no limit" in retention arguments
 MAX_RETENTION = 10**13  # ms (over 300 years) or jobs; Lua's numbers hold it exactly
@@ -33,6 +34,8 @@ class NewJob:
     run_at_ms: int = 0
     #: trailing debounce (event, debounce key, DebounceSpec): see :mod:`.debounce`
     debounce: tuple[str, str, Any] | None = None
+    #: its priority, which picks its lane (stream); the record keeps it as ``priority``
+    priority: int = 0
 
 
 #: The record fields deliver.lua returns for a job to run (its RUN_FIELDS).
@@ -50,6 +53,8 @@ class Delivery:
     job_id: str
     verdict: Verdict
     fields: dict[str, str]
+    #: the priority of the lane (stream) the entry is on
+    lane: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class Outcome:
     #: its DLQ entry (see :mod:`.dlq`): finish.lua writes it with the failure, if the
     #: worker has a DLQ
     dead: Mapping[str, str] | None = None
+    #: the priority of the lane (stream) the entry is on (the consumer sets it)
+    lane: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,7 @@ class Promoted:
     next_due_in_ms: int | None
     now_ms: int
     paused: bool
+    lanes: tuple[int, ...] = ()  # the queue's lanes registry (priorities, highest first)
 
 
 def _ints(reply: Any) -> list[int]:
@@ -106,70 +114,113 @@ def _ints(reply: Any) -> list[int]:
 
 
 def emit(qk: QueueKeys, jobs: Iterable[NewJob]) -> Call[list[int]]:
-    batch = jsonutil.dumps([[job.id, job.run_at_ms, job.fields] for job in jobs])
-    return Call(scripts.EMIT, qk.script_keys, [qk.job_prefix, qk.logs_prefix, batch], _ints)
+    jobs = list(jobs)
+    batch = jsonutil.dumps([[job.id, job.run_at_ms, job.fields, job.priority] for job in jobs])
+    lanes = sorted({job.priority for job in jobs} - {0})
+    return Call(scripts.EMIT, (*qk.script_keys, *(qk.lane(p) for p in lanes)),
+                [qk.job_prefix, qk.logs_prefix, batch], _ints)
 
 
-def _deliveries(reply: Any) -> list[Delivery]:
-    out = []
-    for entry_id, job_id, verdict, values in reply:
-        verdict = _s(verdict)
-        if verdict == "malformed":
-            fields = pairs_to_dict(values)
-        elif verdict == "unreadable":
-            fields = {"type": _s(values[0])}
-        else:
-            fields = {k: _s(v) for k, v in zip(RUN_FIELDS, values, strict=False) if v}
-            if verdict == "corrupt":
-                fields["corrupt_field"] = _s(values[len(RUN_FIELDS)])
-                fields["corrupt_value"] = _s(values[len(RUN_FIELDS) + 1])
-        out.append(Delivery(_s(entry_id), _s(job_id), verdict, fields))  # type: ignore[arg-type]
-    return out
+def register_lanes(qk: QueueKeys, jobs: Iterable[NewJob]) -> Cmd[Any] | None:
+    """ZADD the lanes of ``jobs`` (priorities other than 0) to the queue's registry,
+    where workers learn which lane streams to read; ``None`` when all are priority 0."""
+    lanes = sorted({job.priority for job in jobs} - {0})
+    if not lanes:
+        return None
+    return Cmd(("ZADD", qk.lanes, *(x for p in lanes for x in (p, p))))
+
+
+@lru_cache(maxsize=512)
+def _deliveries(lanes: tuple[int, ...]) -> Callable[[Any], list[Delivery]]:
+    """The parser of deliver.lua's reply for a call over ``lanes`` (one per lane set)."""
+    single = len(lanes) == 1
+
+    def parse(reply: Any) -> list[Delivery]:
+        out = []
+        for item in reply:
+            entry_id, job_id, verdict, values = item[0], item[1], _s(item[2]), item[3]
+            if verdict == "malformed":
+                fields = pairs_to_dict(values)
+            elif verdict == "unreadable":
+                fields = {"type": _s(values[0])}
+            else:
+                fields = {k: _s(v) for k, v in zip(RUN_FIELDS, values, strict=False) if v}
+                if verdict == "corrupt":
+                    fields["corrupt_field"] = _s(values[len(RUN_FIELDS)])
+                    fields["corrupt_value"] = _s(values[len(RUN_FIELDS) + 1])
+            if single:
+                lane = lanes[0]
+            else:  # the entry's stream: the n-th of the lanes passed (0: none, "held")
+                n = int(item[4]) if len(item) > 4 else 0
+                lane = lanes[n - 1] if n > 0 else 0
+            out.append(Delivery(_s(entry_id), _s(job_id), verdict, fields,  # type: ignore[arg-type]
+                                lane))
+        return out
+
+    return parse
+
+
+MAIN_LANE = (0,)
 
 
 def _deliver(qk: QueueKeys, consumer: str, lock_ms: int, max_deliveries: int,
-             mode: str, *rest: Arg) -> Call[list[Delivery]]:
+             lanes: Sequence[int], mode: str, *rest: Arg) -> Call[list[Delivery]]:
     args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, mode, *rest]
-    return Call(scripts.DELIVER, qk.script_keys, args, _deliveries)
+    keys = qk.script_keys
+    if tuple(lanes) != MAIN_LANE:
+        keys = (*keys, *(qk.lane(p) for p in lanes))
+    return Call(scripts.DELIVER, keys, args, _deliveries(tuple(lanes)))
 
 
 def fetch(qk: QueueKeys, consumer: str, count: int, *, lock_ms: int,
-          max_deliveries: int) -> Call[list[Delivery]]:
-    """Read up to ``count`` new entries and deliver them, in one step."""
-    return _deliver(qk, consumer, lock_ms, max_deliveries, "fetch", count)
+          max_deliveries: int, lanes: Sequence[int] = MAIN_LANE,
+          aging_ms: int = 0) -> Call[list[Delivery]]:
+    """Read up to ``count`` new entries from the ``lanes`` (priorities, highest first;
+    with ``aging_ms``, lanes whose next entry waited that long first) and deliver them,
+    in one step."""
+    if aging_ms:
+        return _deliver(qk, consumer, lock_ms, max_deliveries, lanes, "fetch", count, aging_ms)
+    return _deliver(qk, consumer, lock_ms, max_deliveries, lanes, "fetch", count)
 
 
 def pending(qk: QueueKeys, consumer: str, *, lock_ms: int, max_deliveries: int,
+            lanes: Sequence[int] = MAIN_LANE, limit: int = 10_000,
             scan: int = 10_000) -> Call[list[Delivery]]:
-    """Deliver what this consumer's blocking read took (pipelined right after it)."""
-    return _deliver(qk, consumer, lock_ms, max_deliveries, "pending", scan)
+    """Deliver what this consumer's blocking read took (pipelined right after it), at
+    most ``limit`` to run; a last "held" delivery says some wait for the next call."""
+    return _deliver(qk, consumer, lock_ms, max_deliveries, lanes, "pending", scan, limit)
 
 
 def reclaim(qk: QueueKeys, consumer: str, *, min_idle_ms: int, count: int, lock_ms: int,
-            max_deliveries: int) -> Call[list[Delivery]]:
+            max_deliveries: int, lanes: Sequence[int] = MAIN_LANE) -> Call[list[Delivery]]:
     """Take over and deliver up to ``count`` entries idle for ``min_idle_ms``."""
-    return _deliver(qk, consumer, lock_ms, max_deliveries, "claim", min_idle_ms, count)
+    return _deliver(qk, consumer, lock_ms, max_deliveries, lanes, "claim", min_idle_ms, count)
 
 
-def finish(qk: QueueKeys, outcomes: Iterable[Outcome], retention: Retention, *,
-           dlq: tuple[str, int] | None = None) -> Call[list[int]]:
-    """Apply outcomes; with ``dlq`` (the queue's DLQ stream name, its maxlen) a job that
-    ends failed with a ``dead`` entry (or as corrupt) gets it in the same script."""
+def finish(qk: QueueKeys, outcomes: Iterable[Outcome], retention: Retention, lane: int = 0,
+           *, dlq: tuple[str, int] | None = None) -> Call[list[int]]:
+    """Apply outcomes of entries on one lane (finish.lua acts on one stream, KEYS[1]); with
+    ``dlq`` (the queue's DLQ stream name, its maxlen) a job that ends failed with a
+    ``dead`` entry (or as corrupt) gets it in the same script."""
     batch = jsonutil.dumps([
         [o.entry_id, o.job_id, o.kind, o.run_at_ms, [x for kv in o.fields.items() for x in kv],
          o.error, [x for kv in o.dead.items() for x in kv] if o.dead and dlq else 0]
         for o in outcomes])
     name, maxlen = dlq or (DLQ_NAME, 0)
     args: list[Arg] = [qk.job_prefix, qk.logs_prefix, GROUP, *retention.args(), batch, maxlen]
-    return Call(scripts.FINISH, (*qk.script_keys, qk.dlq(name)), args, _ints)
+    return Call(scripts.FINISH, (*qk.lane_script_keys(lane), qk.dlq(name)), args, _ints)
 
 
-def promote(qk: QueueKeys, limit: int = 1000) -> Call[Promoted]:
+def promote(qk: QueueKeys, lanes: Sequence[int] = (), limit: int = 1000) -> Call[Promoted]:
+    """Move due jobs to their lanes' streams; ``lanes``: the priorities known (others
+    stay due until the reply's ``lanes`` is passed back)."""
     def parse(reply: Any) -> Promoted:
-        moved, wait, now, paused = (int(x) for x in reply)
-        return Promoted(moved, None if wait < 0 else wait, now, bool(paused))
+        moved, wait, now, paused = (int(x) for x in reply[:4])
+        return Promoted(moved, None if wait < 0 else wait, now, bool(paused),
+                        tuple(int(x) for x in reply[4]))
 
-    return Call(scripts.PROMOTE, qk.script_keys, [qk.job_prefix, limit], parse)
+    keys = (*qk.script_keys, qk.lanes, *(qk.lane(p) for p in lanes if p != 0))
+    return Call(scripts.PROMOTE, keys, [qk.job_prefix, limit], parse)
 
 
 @dataclass(frozen=True)
@@ -179,11 +230,12 @@ class Renewed:
 
 
 def renew(qk: QueueKeys, consumer: str, running: Sequence[tuple[str, str]],
-          lock_ms: int) -> Call[Renewed]:
-    """Heartbeat for ``running``: (job id, entry id) of each job this worker runs."""
+          lock_ms: int, lane: int = 0) -> Call[Renewed]:
+    """Heartbeat for ``running``: (job id, entry id) of each job this worker runs in one
+    lane (renew.lua acts on one stream, KEYS[1])."""
     args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms,
                        *(x for pair in running for x in pair)]
-    return Call(scripts.RENEW, qk.script_keys, args,
+    return Call(scripts.RENEW, qk.lane_script_keys(lane), args,
                 lambda reply: Renewed([_s(x) for x in reply[0]], [_s(x) for x in reply[1]]))
 
 

@@ -31,6 +31,8 @@ def emit_fields(job_id: str, event: str, queue: str, data_json: str,
     """Field/value pairs of a new record (emit.lua adds status and timestamp)."""
     stored = {k: v for k, v in options.items() if k not in ("id", "delay_until", "delay_ms")}
     fields = ["id", job_id, "name", event, "queue", queue, "data", data_json]
+    if options.get("priority"):  # the job's lane: scripts read it from the record
+        fields += ["priority", str(options["priority"])]
     if stored:
         fields += ["options", jsonutil.dumps(stored)]
     return fields

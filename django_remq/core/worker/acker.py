@@ -60,9 +60,9 @@ class Acker:
         self._batcher.add((queue, outcome))
 
     async def _write(self, batch: list[Item]) -> None:
-        by_queue: defaultdict[str, list[Outcome]] = defaultdict(list)
+        by_queue: defaultdict[tuple[str, int], list[Outcome]] = defaultdict(list)
         for q, outcome in batch:
-            by_queue[q].append(outcome)
+            by_queue[q, outcome.lane].append(outcome)
         try:
             await self._finish(list(by_queue.items()))
         except ResponseError as exc:  # a script error: find the one outcome that causes it
@@ -77,10 +77,12 @@ class Acker:
                 await self._write([item])
         self._backoff.reset()
 
-    async def _finish(self, groups: Sequence[tuple[str, list[Outcome]]]) -> None:
+    async def _finish(self, groups: Sequence[tuple[tuple[str, int], list[Outcome]]]) -> None:
+        """One finish.lua call per queue and lane (the stream the entries are on)."""
         dlq = None if self.dlq is None else (self.dlq.stream_key, self.dlq.maxlen)
-        steps: list[Step] = [ops.finish(self.keys.queue(q), outcomes, self.retention, dlq=dlq)
-                             for q, outcomes in groups]
+        steps: list[Step] = [ops.finish(self.keys.queue(q), outcomes, self.retention, lane,
+                                        dlq=dlq)
+                             for (q, lane), outcomes in groups]
         wait = self.replica_wait
         if wait is not None:  # pipelined after the scripts: their connection's writes
             steps.append(wait.step())
@@ -89,7 +91,7 @@ class Acker:
             n = sum(len(outcomes) for _, outcomes in groups)
             await confirm(self.conn.aio, wait, f"acknowledging {n} finished jobs",
                           Backoff(base=0.5).next)
-        for (q, outcomes), codes in zip(groups, replies, strict=True):
+        for ((q, _), outcomes), codes in zip(groups, replies, strict=True):
             for outcome, code in zip(outcomes, codes, strict=True):
                 if code == FINISH_CORRUPT:
                     outcome = corrupted(q, outcome)

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -56,6 +56,7 @@ class Running:
     entry_id: str
     task: asyncio.Task[None]
     cancel: CancelToken
+    lane: int = 0  # the priority of the stream its entry is on
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class ConsumerOptions:
     block_ms: int = 1000
     promote_interval_ms: int = 100
     shutdown_timeout_ms: int = 30_000
+    priority_aging_ms: int = 30_000
 
 
 def new_consumer_name() -> str:
@@ -93,18 +95,25 @@ class Consumer:
             conn, self.keys,
             WorkerSpec(self.name, options.queues, options.concurrency, options.claim_idle_ms,
                    options.promote_interval_ms),
-            running=self._held, cancel=self.cancel, stopping=self._stopping.is_set)
+            running=self._running_view, cancel=self.cancel, stopping=self._stopping.is_set)
         self._tasks: list[asyncio.Task[None]] = []
         self._burst = False
         self._recorded: deque[str] = deque(maxlen=1024)  # malformed entries sent to the acker
+        self.upkeep.lanes.aging_ms = options.priority_aging_ms
+        self._held: set[str] = set()  # queues where a blocking read took more than it ran
+        self.reader.streams_of = self._streams_of
         self.idle = asyncio.Event()  # set when a burst run found nothing left to do
 
     @property
     def queues(self) -> Sequence[str]:
         return self.options.queues
 
-    def _held(self) -> Mapping[str, tuple[str, str]]:
-        return {job_id: (r.queue, r.entry_id) for job_id, r in self.running.items()}
+    def _running_view(self) -> Mapping[str, tuple[str, str, int]]:
+        return {job_id: (r.queue, r.entry_id, r.lane) for job_id, r in self.running.items()}
+
+    def _streams_of(self, queue: str) -> list[str]:
+        qk = self.keys.queue(queue)
+        return [qk.lane(p) for p in self.upkeep.lanes.of(queue)]
 
     async def start(self, *, burst: bool = False) -> None:
         """Start consuming in the background; returns once the worker is set up."""
@@ -187,6 +196,8 @@ class Consumer:
         queues = self.upkeep.unpaused()
         if await self._reclaim(queues):
             return  # reclaimed work first; there may be more
+        if self._held and await self._deliver_held():
+            return
         if not queues:  # every queue paused: a burst run treats them as empty
             if self._burst and await self.drained():
                 self._finish_burst()
@@ -216,13 +227,23 @@ class Consumer:
         pipe = self.conn.aio.pipeline(transaction=False)
         for q in self.upkeep.unpaused():
             qk = self.keys.queue(q)
-            pipe.xlen(qk.stream)
+            for stream in self._streams_of(q):
+                pipe.xlen(stream)
             pipe.zcount(qk.delayed, "-inf", now)
         return not any(await pipe.execute())
 
-    def _pending_call(self, queue: str) -> Call[list[Delivery]]:
+    def _pending_call(self, queue: str, limit: int) -> Call[list[Delivery]]:
         return ops.pending(self.keys.queue(queue), self.name, lock_ms=self.options.claim_idle_ms,
-                           max_deliveries=self.options.max_deliveries)
+                           max_deliveries=self.options.max_deliveries,
+                           lanes=self.upkeep.lanes.of(queue), limit=limit)
+
+    async def _deliver_held(self) -> bool:
+        """Deliver what a blocking read over several lanes took beyond the free slots
+        (deliver.lua said "held"); ``True`` if it found work."""
+        queue = self._held.pop()
+        deliveries = await arun(self.conn.aio, self._pending_call(queue, self.pool.free))
+        self.dispatch(queue, deliveries)
+        return bool(deliveries)
 
     async def _reclaim(self, queues: Sequence[str]) -> bool:
         """Once per upkeep tick, take over entries idle past claim_idle_ms, ahead of new
@@ -236,7 +257,8 @@ class Consumer:
             free = self.pool.free  # only this loop takes slots: it can only grow meanwhile
             call = ops.reclaim(self.keys.queue(queue), self.name, min_idle_ms=opts.claim_idle_ms,
                                count=free, lock_ms=opts.claim_idle_ms,
-                               max_deliveries=opts.max_deliveries)
+                               max_deliveries=opts.max_deliveries,
+                               lanes=self.upkeep.lanes.of(queue))
             deliveries = await arun(self.conn.aio, call)
             if deliveries:
                 log.info("reclaimed %d stalled entries in %r", len(deliveries), queue)
@@ -249,9 +271,12 @@ class Consumer:
     async def _fetch(self, queues: Sequence[str]) -> bool:
         """Read and deliver in one script per queue (no blocking); ``True`` if it found work."""
         queues, each = self.reader.share(queues, self.pool.free)
+        lanes = self.upkeep.lanes
         calls = [ops.fetch(self.keys.queue(q), self.name, each,
                            lock_ms=self.options.claim_idle_ms,
-                           max_deliveries=self.options.max_deliveries) for q in queues]
+                           max_deliveries=self.options.max_deliveries, lanes=lanes.of(q),
+                           aging_ms=lanes.aging(q))
+                 for q in queues]
         try:
             replies = await arun_many(self.conn.aio, calls)
         except ResponseError as exc:
@@ -275,7 +300,9 @@ class Consumer:
 
     def _refuse(self, queue: str, d: Delivery) -> None:
         """A delivery that will not run: fail it, or say why it was dropped."""
-        if d.verdict == "poison":
+        if d.verdict == "held":
+            self._held.add(queue)
+        elif d.verdict == "poison":
             exc = PoisonMessage(
                 f"job {d.job_id} in queue {queue!r} was delivered {d.fields.get('deliveries')} "
                 f"times without finishing (max_deliveries={self.options.max_deliveries}); "
@@ -301,7 +328,8 @@ class Consumer:
                 self._recorded.append(d.entry_id)
                 log.error("malformed entry %s in queue %r (no job id): %r", d.entry_id,
                           queue, d.fields)
-                self.acker.add(queue, failures.malformed(queue, d.entry_id, d.fields))
+                self.acker.add(queue, _on(d.lane, failures.malformed(queue, d.entry_id,
+                                                                     d.fields)))
         else:
             if d.verdict == "requeued":
                 self.upkeep.note_paused(queue)
@@ -311,8 +339,8 @@ class Consumer:
         if isinstance(exc, CorruptRecord):
             log.error("%s", exc)
         attempt = _int(d.fields.get("retried_attempts")) + 1
-        self.acker.add(queue, failures.failed(d.entry_id, d.job_id, exc, attempt, queue,
-                                              d.fields.get("name", "")))
+        self.acker.add(queue, _on(d.lane, failures.failed(d.entry_id, d.job_id, exc, attempt,
+                                                          queue, d.fields.get("name", ""))))
 
     def _start(self, queue: str, d: Delivery) -> None:
         try:
@@ -323,8 +351,8 @@ class Consumer:
                 f"{type(exc).__name__}: {exc}"))
             return
         mctx = MessageContext(self.name, msg.deliveries)
-        task = self.pool.spawn(self._run(msg, mctx))
-        self.running[msg.id] = Running(queue, d.entry_id, task, mctx.cancel)
+        task = self.pool.spawn(self._run(msg, mctx, d.lane))
+        self.running[msg.id] = Running(queue, d.entry_id, task, mctx.cancel, d.lane)
 
     def cancel(self, job_id: str) -> None:
         """Ask a running job to stop: ``ctx.cancelled`` turns true and an async handler gets
@@ -335,7 +363,7 @@ class Consumer:
             running.cancel.requested = True
             running.task.cancel()
 
-    async def _run(self, msg: Message, ctx: MessageContext) -> None:
+    async def _run(self, msg: Message, ctx: MessageContext, lane: int) -> None:
         try:
             outcome = await self.handler(msg, ctx)
         except asyncio.CancelledError:
@@ -345,7 +373,12 @@ class Consumer:
             log.exception("message handler failed on job %s", msg.id)
             outcome = failures.failed(msg.entry_id, msg.id, exc, msg.attempt, msg.queue, msg.name)
         self.running.pop(msg.id, None)  # from here on, a cancel request has nothing to stop
-        self.acker.add(msg.queue, outcome)
+        self.acker.add(msg.queue, _on(lane, outcome))
+
+
+def _on(lane: int, outcome: Outcome) -> Outcome:
+    """``outcome`` for an entry on ``lane`` (finish.lua acknowledges it there)."""
+    return replace(outcome, lane=lane) if lane else outcome
 
 
 def _int(value: str | None) -> int:

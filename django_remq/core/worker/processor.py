@@ -64,6 +64,7 @@ class Processor:
             queues=tuple(queues), concurrency=concurrency, prefix=prefix,
             claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries,
             retention=settings.retention, shutdown_timeout_ms=settings.shutdown_timeout_ms,
+            priority_aging_ms=settings.priority_aging_ms,
         ), on_applied=self._applied)
         self.consumer.acker.dlq = settings.dlq  # dead letters go with the failure
         self.consumer.acker.replica_wait = replica_wait  # wait_replicas: acks wait too

@@ -29,8 +29,9 @@ from ..store.scripts import Call, arun_many
 
 log = logging.getLogger("django_remq.reader")
 
-#: builds the deliver call for what a queue's read took (:func:`..store.ops.pending`)
-DeliverCall = Callable[[str], Call[list[Delivery]]]
+#: builds the deliver call for what a queue's read took, running at most the given
+#: number of jobs (:func:`..store.ops.pending`)
+DeliverCall = Callable[[str, int], Call[list[Delivery]]]
 
 
 class StreamReader:
@@ -47,6 +48,8 @@ class StreamReader:
         self.block_ms = block_ms
         self._streams: dict[str, str] = {}
         self._turn = 0
+        #: the streams to read of a queue (its priority lanes); default: its stream
+        self.streams_of: Callable[[str], Sequence[str]] = lambda q: (self._stream(q),)
 
     def _stream(self, queue: str) -> str:
         stream = self._streams.get(queue)
@@ -58,9 +61,10 @@ class StreamReader:
         """Create the consumer group on each stream, from the start (id 0): entries
         emitted before any worker ever ran are delivered too."""
         client = self.conn.aio
-        for queue in queues:
+        for stream in {s for queue in queues for s in (self._stream(queue),
+                                                        *self.streams_of(queue))}:
             try:
-                await client.xgroup_create(self._stream(queue), GROUP, id="0", mkstream=True)
+                await client.xgroup_create(stream, GROUP, id="0", mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -83,8 +87,9 @@ class StreamReader:
         chosen, each = self.share(queues, count)
         # while some queues sit out this turn, don't keep them waiting a whole block
         block = self.block_ms if len(chosen) == len(queues) else min(self.block_ms, 100)
-        calls = [deliver(q) for q in chosen]
+        calls = [deliver(q, each) for q in chosen]
         if self.conn.cluster and len(chosen) > 1:
+            # a queue's lanes share its hash tag: its slot is its main stream's
             slots: dict[int, list[int]] = {}
             for i, q in enumerate(chosen):
                 slots.setdefault(key_slot(self._stream(q).encode()), []).append(i)
@@ -98,8 +103,12 @@ class StreamReader:
 
     def _queue_read(self, pipe: Any, chosen: Sequence[str], calls: Sequence[Call[Any]],
                     each: int, block: int) -> None:
-        streams: dict[Any, Any] = {self._stream(q): ">" for q in chosen}
-        pipe.xreadgroup(GROUP, self.consumer, streams, count=each, block=block)
+        lanes = [self.streams_of(q) for q in chosen]
+        streams: dict[Any, Any] = {s: ">" for of_q in lanes for s in of_q}
+        # COUNT is per stream: a queue's lanes share its part (deliver.lua runs no more
+        # than ``each`` of what they took and holds the rest for the next call)
+        per_stream = max(1, each // max(len(of_q) for of_q in lanes))
+        pipe.xreadgroup(GROUP, self.consumer, streams, count=per_stream, block=block)
         for call in calls:  # raw EVALSHA: redis-py's cluster pipelines refuse .evalsha()
             pipe.execute_command("EVALSHA", *call.evalsha_args)
 

@@ -25,19 +25,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from .. import jsonutil
 from ..store import ops
 from ..store.connection import Connection
 from ..store.keys import GROUP, Keys
 from ..store.scripts import arun_many
+from .lanes import LaneView
 from .loops import repeat
 
 log = logging.getLogger("django_remq.upkeep")
 
 DEAD_CONSUMER_IDLE_MS = 3_600_000  # consumers idle this long with nothing pending are removed
 
-#: job id -> (queue, entry id) of every job this worker runs right now
-RunningView = Callable[[], Mapping[str, tuple[str, str]]]
+#: job id -> (queue, entry id, lane) of every job this worker runs right now
+RunningView = Callable[[], Mapping[str, tuple[str, str, int]]]
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Upkeep:
         self.stopping = stopping
         self.interval = max(worker.claim_idle_ms / 3000, 0.05)
         self.paused: set[str] = set()  # refreshed with every promote round
+        self.lanes = LaneView()  # likewise
         #: set every tick (and at start); the read loop reclaims stalled entries before
         #: new work
         self.reclaim_due = True
@@ -84,9 +88,10 @@ class Upkeep:
         """Move due jobs to their streams, refresh the paused set; returns seconds to sleep."""
         wait = self.worker.promote_interval_ms / 1000
         queues = self.worker.queues
-        calls = [ops.promote(self.keys.queue(q)) for q in queues]
+        calls = [ops.promote(self.keys.queue(q), self.lanes.of(q)) for q in queues]
         paused = set()
         for q, p in zip(queues, await arun_many(self.conn.aio, calls), strict=True):
+            self.lanes.update(q, p.lanes)
             if p.next_due_in_ms is not None:
                 wait = min(wait, p.next_due_in_ms / 1000)
             if p.paused:
@@ -114,15 +119,15 @@ class Upkeep:
 
     async def renew(self) -> None:
         """Renew exactly the entries of the jobs running here (nothing held but idle)."""
-        by_queue: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
-        for job_id, (queue, entry_id) in list(self.running().items()):
-            by_queue[queue].append((job_id, entry_id))
+        by_queue: defaultdict[tuple[str, int], list[tuple[str, str]]] = defaultdict(list)
+        for job_id, (queue, entry_id, lane) in list(self.running().items()):
+            by_queue[queue, lane].append((job_id, entry_id))
         if not by_queue:
             return
         w = self.worker
-        calls = [ops.renew(self.keys.queue(q), w.name, held, w.claim_idle_ms)
-                 for q, held in by_queue.items()]
-        for (queue, held), renewed in zip(by_queue.items(),
+        calls = [ops.renew(self.keys.queue(q), w.name, held, w.claim_idle_ms, lane)
+                 for (q, lane), held in by_queue.items()]
+        for ((queue, _), held), renewed in zip(by_queue.items(),
                                           await arun_many(self.conn.aio, calls), strict=True):
             for job_id in renewed.cancel:
                 self.cancel(job_id)
@@ -131,6 +136,11 @@ class Upkeep:
                 if entry_id not in mine and job_id in self.running():
                     log.warning("job %s in %r was taken over by another worker (this worker "
                                 "stalled past claim_idle_ms=%d)", job_id, queue, w.claim_idle_ms)
+
+    def streams(self) -> list[str]:
+        """Every stream of this worker's queues: each queue's lanes."""
+        return [self.keys.queue(q).lane(p) for q in self.worker.queues
+                for p in self.lanes.of(q)]
 
     async def heartbeat(self) -> None:
         keys, w = self.keys, self.worker
@@ -147,9 +157,12 @@ class Upkeep:
 
     async def forget_dead_consumers(self) -> None:
         client = self.conn.aio
-        for queue in self.worker.queues:
-            stream = self.keys.queue(queue).stream
-            for info in await client.xinfo_consumers(stream, GROUP):
+        for stream in self.streams():
+            try:
+                consumers = await client.xinfo_consumers(stream, GROUP)
+            except ResponseError:  # a lane no worker has read yet: no group
+                continue
+            for info in consumers:
                 if info["pending"] == 0 and info["idle"] > DEAD_CONSUMER_IDLE_MS:
                     await client.xgroup_delconsumer(stream, GROUP, info["name"])
 
@@ -157,15 +170,17 @@ class Upkeep:
         """Make this consumer's unfinished entries reclaimable now, and leave the registry."""
         client, w = self.conn.aio, self.worker
         try:
-            for queue in w.queues:
-                stream = self.keys.queue(queue).stream
-                pending = await client.xpending_range(stream, GROUP, "-", "+", 10_000,
-                                                      consumername=w.name)
+            for stream in self.streams():
+                try:
+                    pending = await client.xpending_range(stream, GROUP, "-", "+", 10_000,
+                                                          consumername=w.name)
+                except ResponseError:  # a lane no worker has read yet: no group
+                    continue
                 ids: list[Any] = [p["message_id"] for p in pending]
                 if ids:
                     await client.xclaim(stream, GROUP, w.name, 0, ids,
                                         idle=w.claim_idle_ms, justid=True)
-                    log.info("handed back %d unfinished entries in %r", len(ids), queue)
+                    log.info("handed back %d unfinished entries in %r", len(ids), stream)
             await client.zrem(self.keys.workers, w.name)
             await client.delete(self.keys.worker(w.name))
         except Exception as exc:

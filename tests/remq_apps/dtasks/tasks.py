@@ -7,9 +7,12 @@ module a project does not autodiscover.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from typing import Any
+
+import redis
 
 from django_remq.backends.compat import TaskContext, task  # django.tasks or the backport
 
@@ -84,3 +87,12 @@ def _one_key(message: Any) -> str:
 @task(queue_name=QUEUE, debounce={"window_ms": 60_000, "mode": "trailing", "key": _one_key})
 def debounced(value: int) -> int:
     return value
+
+
+@task(queue_name=QUEUE)
+def ordered(n: int) -> int:
+    """Records the run order in a Redis list of the test's prefix (the worker's env)."""
+    client = redis.Redis.from_url(os.environ["REMQ_REDIS_URL"])
+    client.rpush(f"{os.environ['REMQ_TEST_PREFIX']}:order", n)
+    client.close()
+    return n

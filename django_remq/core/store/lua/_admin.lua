@@ -1,21 +1,30 @@
 -- _admin: helpers shared by the admin scripts (admin_*.lua). scripts.py prepends this
 -- file to each of them; it is never run alone.
 -- Every admin script takes the queue's standard KEYS (keys.QueueKeys.script_keys:
--- 1 stream, 2 paused flag, 3..9 status indexes) and ARGV[1] job key prefix,
+-- 1 stream, 2 paused flag, 3..9 status indexes), then the queue's lane streams (those
+-- that change a job's stream entry), and ARGV[1] job key prefix,
 -- ARGV[2] logs key prefix, ARGV[3] consumer group; its own arguments follow.
 local IDX = status_keys()
 local STREAM, JOBS, LOGS, GROUP = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local NOW = now_ms()
 
+-- The stream of a job's lane (its record's priority), if the caller passed it in KEYS
+-- (the Sdk passes every lane of the registry). Should one be missing (a registry lost),
+-- a requeue falls back to the queue's stream: the job still runs, at priority 0's turn.
+local function lane_for(id)
+  return lane_stream(lane_of(JOBS .. id))
+end
+
 -- Remove the stream entry of a waiting job, so a later re-enqueue cannot make a
 -- second live entry. The record names its entry (_lib.lua's enqueue). Should the
--- entry be gone already, deliver.lua drops a stale one anyway: it skips jobs that
--- are no longer waiting.
+-- entry be gone already (or its lane not passed), deliver.lua drops a stale one
+-- anyway: it skips jobs that are no longer waiting.
 local function unstream(id)
   local eid = redis.call('HGET', JOBS .. id, 'entry')
-  if not eid then return 0 end
-  redis.call('XACK', STREAM, GROUP, eid)
-  return redis.call('XDEL', STREAM, eid)
+  local stream = lane_for(id)
+  if not eid or not stream then return 0 end
+  redis.call('XACK', stream, GROUP, eid)
+  return redis.call('XDEL', stream, eid)
 end
 
 local function move(id, from, to, score)
@@ -24,7 +33,7 @@ local function move(id, from, to, score)
   redis.call('HSET', JOBS .. id, 'status', to)
 end
 
--- Put a job on its way again: into the stream now, or the schedule until run_at.
+-- Put a job on its way again: into its lane's stream now, or the schedule until run_at.
 local function requeue(id, from, run_at)
   if run_at > NOW then
     move(id, from, 'delayed', run_at)
@@ -32,7 +41,7 @@ local function requeue(id, from, run_at)
   else
     move(id, from, 'waiting', NOW)
     redis.call('HSET', JOBS .. id, 'delay_until', 0)
-    enqueue(STREAM, JOBS .. id, id)
+    enqueue(lane_for(id) or STREAM, JOBS .. id, id)
   end
 end
 

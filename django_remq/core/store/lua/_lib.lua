@@ -27,3 +27,19 @@ local function enqueue(stream, key, id)
   redis.call('HSET', key, 'entry', eid)
   return eid
 end
+
+-- Priority lanes. Priority 0 is the queue's stream (KEYS[1]); another priority N has
+-- its own stream, KEYS[1] .. ':p' .. N (keys.QueueKeys.lane), under the same hash tag.
+-- A script reaches a lane only through KEYS: callers pass, after the script's own keys,
+-- the lane streams it may touch; lane_stream returns nil for one not passed.
+local function lane_stream(p)
+  p = tonumber(p) or 0
+  if p == 0 then return KEYS[1] end
+  local name = KEYS[1] .. ':p' .. p
+  for i = 2, #KEYS do if KEYS[i] == name then return name end end
+  return nil
+end
+-- The lane of the job at `key` (its record's `priority`, absent for 0).
+local function lane_of(key)
+  return tonumber(redis.call('HGET', key, 'priority') or '0') or 0
+end

@@ -1,18 +1,26 @@
 -- deliver: turn stream entries a worker holds into running jobs. A worker starts a
 -- handler only for a "run" verdict of this script: the job is then `processing` for it.
--- KEYS: the queue's standard script keys (1 stream, 2 paused flag, 3..9 status indexes)
+-- KEYS: the queue's standard script keys (1 stream, 2 paused flag, 3..9 status indexes),
+--   then the streams to work on, in order (the queue's priority lanes, KEYS[1] among
+--   them; none: KEYS[1] alone). A lane without the group gets it (from id 0).
 -- ARGV[1] job key prefix   ARGV[2] group   ARGV[3] consumer   ARGV[4] lock_ms
 -- ARGV[5] max deliveries   ARGV[6] mode: "fetch", "pending" or "claim"
 -- ARGV[7] mode "fetch": count -- read up to count new entries (XREADGROUP, not
---           blocking) and deliver them in the same step: one round trip under load.
---         mode "pending": count -- deliver the entries this consumer holds but has not
---           delivered (its blocking XREADGROUP, pipelined just before this call, took
---           them); entries of jobs already `processing` for this consumer are skipped.
+--           blocking) from the streams in order and deliver them in the same step:
+--           one round trip under load. ARGV[8] aging ms (optional, 0 = none): streams
+--           whose next new entry has waited that long go first, oldest first (no lane
+--           starves; see worker/lanes.py)
+--         mode "pending": scan; ARGV[8] limit -- deliver the entries this consumer
+--           holds but has not delivered (its blocking XREADGROUP, pipelined just before
+--           this call, took them), at most limit "run"s, streams in order; the rest
+--           stay held (a last reply {'', '', 'held', {}, 0} says so). Entries of jobs
+--           already `processing` for this consumer are skipped.
 --         mode "claim": min idle ms; ARGV[8] count -- entries idle that long are
 --           taken over (XAUTOCLAIM) from workers that stopped renewing them.
 -- Every record is checked before anything is written, so a bad one never leaves a
 -- half-done step nor stops the rest of the batch.
--- Returns a list of {entry id, job id, verdict, record}; verdict is
+-- Returns a list of {entry id, job id, verdict, record, n} (n: the entry's stream is
+-- the n-th of those passed); verdict is
 --   "run"        the job is now processing; record = the values of RUN_FIELDS below
 --   "gone"       the job will not run (cancelled, deleted, finished), or this entry
 --                is a stale copy (the record names another, live entry): acked
@@ -29,37 +37,88 @@
 --                the worker records it through finish.lua
 local IDX = status_keys()
 local now = now_ms()
-local stream, group, me, mode = KEYS[1], ARGV[2], ARGV[3], ARGV[6]
+local group, me, mode = ARGV[2], ARGV[3], ARGV[6]
+local streams = {}
+for i = 10, #KEYS do streams[#streams + 1] = KEYS[i] end
+if #streams == 0 then streams[1] = KEYS[1] end
 local entries = {}
-local function add_entries(list)
+local function add_entries(list, n)
   for _, e in ipairs(list) do
     local fields, jid = e[2], ''
     if fields then
       for j = 1, #fields, 2 do if fields[j] == 'id' then jid = fields[j + 1] end end
     end
-    entries[#entries + 1] = {e[1], jid, fields}
+    entries[#entries + 1] = {e[1], jid, fields, n}
   end
 end
+-- a command on a lane stream that has no group yet: the main stream's NOGROUP is the
+-- worker's to handle (it recreates its groups); a lane gets its group here
+local function on_lane(s, ...)
+  local res = redis.pcall(...)
+  if type(res) == 'table' and res.err then
+    if s == KEYS[1] or not string.find(res.err, 'NOGROUP') then error(res.err) end
+    redis.call('XGROUP', 'CREATE', s, group, '0', 'MKSTREAM')
+    res = redis.call(...)
+  end
+  return res
+end
 if mode == 'claim' then
-  add_entries(redis.call('XAUTOCLAIM', stream, group, me, ARGV[7], '0-0', 'COUNT', ARGV[8])[2])
+  for n, s in ipairs(streams) do
+    local left = tonumber(ARGV[8]) - #entries
+    if left <= 0 then break end
+    add_entries(on_lane(s, 'XAUTOCLAIM', s, group, me, ARGV[7], '0-0', 'COUNT', left)[2], n)
+  end
 elseif mode == 'fetch' then
-  local res = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', ARGV[7], 'STREAMS', stream,
-                         '>')
-  -- Redis answers {{stream, entries}} or nil; fakeredis {stream, entries} or {}
-  if res and type(res[1]) == 'table' then add_entries(res[1][2])
-  elseif res and res[2] then add_entries(res[2]) end
+  local order = {}
+  for n = 1, #streams do order[n] = n end
+  local aging = tonumber(ARGV[8] or '0') or 0
+  if aging > 0 and #streams > 1 then
+    -- the age of each stream's next new entry: the first after the group's last
+    -- delivered id (an entry id starts with its XADD time in ms)
+    local age = {}
+    for n, s in ipairs(streams) do
+      age[n] = -1
+      local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', s)
+      for _, g in ipairs(ok and groups or {}) do
+        local info = {}
+        for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
+        if info.name == group then
+          local nxt = redis.call('XRANGE', s, '(' .. info['last-delivered-id'], '+', 'COUNT', 1)[1]
+          if nxt then age[n] = now - tonumber(string.match(nxt[1], '^(%d+)')) end
+        end
+      end
+    end
+    table.sort(order, function(a, b)
+      local old_a, old_b = age[a] >= aging, age[b] >= aging
+      if old_a ~= old_b then return old_a end
+      if old_a then return age[a] > age[b] end
+      return a < b
+    end)
+  end
+  for _, n in ipairs(order) do
+    local s = streams[n]
+    local left = tonumber(ARGV[7]) - #entries
+    if left <= 0 then break end
+    local res = on_lane(s, 'XREADGROUP', 'GROUP', group, me, 'COUNT', left, 'STREAMS', s, '>')
+    -- Redis answers {{stream, entries}} or nil; fakeredis {stream, entries} or {}
+    if res and type(res[1]) == 'table' then add_entries(res[1][2], n)
+    elseif res and res[2] then add_entries(res[2], n) end
+  end
 else
   -- this consumer's pending entries, by XPENDING + XRANGE: reading the history with
   -- XREADGROUP would reset their idle time, renewing entries no task runs
-  for _, p in ipairs(redis.call('XPENDING', stream, group, '-', '+', ARGV[7], me)) do
-    local found = redis.call('XRANGE', stream, p[1], p[1])[1]
-    if found then add_entries({found}) else entries[#entries + 1] = {p[1], '', false} end
+  for n, s in ipairs(streams) do
+    for _, p in ipairs(on_lane(s, 'XPENDING', s, group, '-', '+', ARGV[7], me)) do
+      local found = redis.call('XRANGE', s, p[1], p[1])[1]
+      if found then add_entries({found}, n) else entries[#entries + 1] = {p[1], '', false, n} end
+    end
   end
 end
 -- what a worker needs to run a job (keep in step with store/ops.py RUN_FIELDS)
 local RUN_FIELDS = {'name', 'data', 'options', 'retried_attempts', 'retry_count', 'timestamp',
                     'deliveries', 'watch'}
 local paused = redis.call('EXISTS', KEYS[2]) == 1
+local stream  -- the stream of the entry at hand
 local function drop(eid)
   redis.call('XACK', stream, group, eid)
   redis.call('XDEL', stream, eid)
@@ -83,10 +142,17 @@ local function is_count(v)
   return not v or (string.match(v, '^%d+$') ~= nil and #v <= 15)
 end
 local out = {}
+local limit = mode == 'pending' and tonumber(ARGV[8]) or #entries
+local ran = 0
 for _, e in ipairs(entries) do
   local eid, id, raw = e[1], e[2], e[3]
   local key = ARGV[1] .. id
-  if not raw then
+  stream = streams[e[4]]
+  local before = #out
+  if ran >= limit then
+    out[#out + 1] = {'', '', 'held', {}, 0}  -- held for this consumer, delivered next call
+    break
+  elseif not raw then
     redis.call('XACK', stream, group, eid)  -- deleted while pending: nothing to deliver
   elseif id == '' then
     out[#out + 1] = {eid, '', 'malformed', raw}
@@ -139,8 +205,10 @@ for _, e in ipairs(entries) do
           values[#values + 1] = rec[3]
         end
         out[#out + 1] = {eid, id, verdict, values}
+        if verdict == 'run' then ran = ran + 1 end
       end
     end
   end
+  if #out > before and out[#out][1] == eid then out[#out][5] = e[4] end
 end
 return out

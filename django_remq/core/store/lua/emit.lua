@@ -1,8 +1,10 @@
 -- emit: create job records and enqueue them (stream, or the delayed schedule).
 -- KEYS: the queue's standard script keys (see keys.QueueKeys.script_keys):
---   1 stream, 2 paused flag, 3..9 status indexes in STATUSES order (_lib.lua)
+--   1 stream, 2 paused flag, 3..9 status indexes in STATUSES order (_lib.lua),
+--   then the lane streams of the jobs' priorities other than 0 (the caller registers
+--   the lanes in the queue's lanes ZSET, in the same round trip)
 -- ARGV[1] job key prefix    ARGV[2] logs key prefix
--- ARGV[3] JSON list of jobs, each [id, run_at_ms (0 = now), [field, value, ...]]
+-- ARGV[3] JSON list of jobs, each [id, run_at_ms (0 = now), [field, value, ...], priority]
 -- A job whose id belongs to a live job (waiting, delayed, processing, paused) is
 -- not enqueued again; a finished job with that id is replaced.
 -- Returns one integer per job: 1 enqueued, 0 skipped as a duplicate of a live job.
@@ -26,7 +28,7 @@ for n, job in ipairs(cjson.decode(ARGV[3])) do
       redis.call('ZADD', IDX.delayed, delay, id)
     else
       redis.call('HSET', key, 'timestamp', now, 'status', 'waiting', unpack(fields))
-      enqueue(KEYS[1], key, id)
+      enqueue(lane_stream(job[4]) or error('emit: lane ' .. job[4] .. ' not in KEYS'), key, id)
       redis.call('ZADD', IDX.waiting, now, id)
     end
     out[n] = 1

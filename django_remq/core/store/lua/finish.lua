@@ -4,8 +4,8 @@
 -- the entry pending, to be reclaimed.
 -- A job that ends failed gets its dead letter in this same script (when the worker
 -- has a DLQ), so no crash can leave a failed job without its DLQ entry.
--- KEYS: the queue's standard script keys (1 stream, 2 paused flag, 3..9 status indexes),
---   10 the queue's dead-letter stream
+-- KEYS: the queue's standard script keys (1 stream: the lane the entries are on,
+--   2 paused flag, 3..9 status indexes), 10 the queue's dead-letter stream
 -- ARGV[1] job key prefix   ARGV[2] logs key prefix   ARGV[3] group
 -- ARGV[4..7] retention: completed max age ms, completed max count,
 --            failed max age ms, failed max count ("-1" = keep)
