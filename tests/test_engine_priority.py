@@ -17,7 +17,7 @@ from django_remq.core.store.keys import Keys
 
 from .cluster import on_both
 from .records import record
-from .test_engine_crashes import spawn_worker, stop_worker, wait_until
+from .workers import spawn_worker, stop_worker, wait_until
 
 PRIORITIES = [-100, -7, 0, 0, 3, 50, 100]
 
