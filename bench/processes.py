@@ -17,22 +17,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import redis
+from _timed import timed_drain
 
 HERE = Path(__file__).resolve().parent
 EVENTS = {"async": "bench.incr", "sync": "bench.incr_sync"}
 
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def drain(url: str, n: int, processes: int, kind: str,
@@ -52,24 +46,10 @@ def drain(url: str, n: int, processes: int, kind: str,
     cmd = [sys.executable, "-m", "django", "runworker_remq", "--burst", "-v", "0",
            "--queues", "bench", "--processes", str(processes)]
     cmd += ["--concurrency", str(concurrency)] if concurrency else []
-    cpu0 = children_cpu()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    while n and not r.exists(counter) and proc.poll() is None:
-        time.sleep(0.001)
-    t0 = time.perf_counter()
-    while int(r.get(counter) or 0) < n and proc.poll() is None:
-        time.sleep(0.005)
-    elapsed = time.perf_counter() - t0
-    _, err = proc.communicate(timeout=300)
-    cpu = children_cpu() - cpu0
-    done = int(r.get(counter) or 0)
-    keys = list(r.scan_iter(f"{prefix}:*", count=5000))
-    for i in range(0, len(keys), 5000):
-        r.delete(*keys[i:i + 5000])
+    elapsed, cpu, done, code, err = timed_drain(cmd, r, counter, n, prefix, 300, env)
     tm.conn.close()
-    if proc.returncode or done < n:
-        raise RuntimeError(f"worker exited {proc.returncode} after {done}/{n} tasks:\n"
+    if code or done < n:
+        raise RuntimeError(f"worker exited {code} after {done}/{n} tasks:\n"
                            f"{err[-3000:]}")
     return (n - 1) / elapsed if n else 0.0, cpu
 

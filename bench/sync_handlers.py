@@ -19,14 +19,13 @@ import argparse
 import asyncio
 import os
 import re
-import resource
 import shutil
 import signal
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
+
+from _timed import timed_drain
 
 HERE = Path(__file__).resolve()
 
@@ -59,10 +58,6 @@ def run_worker(url: str, prefix: str, concurrency: int, kind: str) -> None:
     asyncio.run(main())
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
 
 def drain(url: str, n: int, concurrency: int, kind: str,
           profile: Path | None) -> tuple[float, float]:
@@ -79,20 +74,7 @@ def drain(url: str, n: int, concurrency: int, kind: str,
     if profile is not None:
         cmd = ["py-spy", "record", "--format", "raw", "-o", str(profile / f"{kind}-{prefix}.txt"),
                "--rate", "250", "--gil", "--nonblocking", "--", *cmd]
-    cpu0 = children_cpu()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    while n and not r.exists(counter) and proc.poll() is None:
-        time.sleep(0.001)
-    t0 = time.perf_counter()
-    while int(r.get(counter) or 0) < n and proc.poll() is None:
-        time.sleep(0.005)
-    elapsed = time.perf_counter() - t0
-    _, err = proc.communicate(timeout=120)
-    cpu = children_cpu() - cpu0
-    done = int(r.get(counter) or 0)
-    keys = list(r.scan_iter(f"{prefix}:*", count=5000))
-    for i in range(0, len(keys), 5000):
-        r.delete(*keys[i:i + 5000])
+    elapsed, cpu, done, _, err = timed_drain(cmd, r, counter, n, prefix, 120)
     tm.conn.close()
     if done < n:
         raise RuntimeError(f"{kind} worker stopped after {done}/{n} tasks:\n{err[-3000:]}")

@@ -20,7 +20,7 @@ from django_remq.core.types import WorkerInfo
 from django_remq.supervisor import restart_delay
 from django_remq.testing import RemqTestEnv, remq_test_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+from .workers import ROOT, worker_env
 
 
 @pytest.fixture
@@ -30,9 +30,7 @@ def env(redis_url: str) -> Iterator[RemqTestEnv]:
 
 
 def supervisor(test_env: RemqTestEnv, *args: str) -> subprocess.Popen[str]:
-    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.django_settings_worker",
-               "REMQ_REDIS_URL": test_env.redis_url, "REMQ_TEST_PREFIX": test_env.prefix,
-               "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    environ = worker_env(test_env)
     return subprocess.Popen([sys.executable, "-m", "django", "runworker_remq", "--queues",
                              "alpha", *args], env=environ, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

@@ -3,20 +3,18 @@ handlers: a real worker subprocess against the real Redis."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from django_remq import emit
 from django_remq.testing import RemqTestEnv, remq_test_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+from .workers import ROOT, worker_env
 
 
 @pytest.fixture
@@ -26,9 +24,7 @@ def env(redis_url: str) -> Iterator[RemqTestEnv]:
 
 
 def worker(test_env: RemqTestEnv, *args: str) -> subprocess.Popen[str]:
-    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.django_settings_worker",
-               "REMQ_REDIS_URL": test_env.redis_url, "REMQ_TEST_PREFIX": test_env.prefix,
-               "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    environ = worker_env(test_env)
     return subprocess.Popen([sys.executable, "-m", "django", "runworker_remq", *args],
                             env=environ, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
