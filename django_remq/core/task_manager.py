@@ -161,7 +161,7 @@ class TaskManager:
         """Enqueue a task; returns its id at once. A live job with the same explicit
         ``options["id"]`` is not enqueued twice (its id is returned)."""
         batch = self._batch([self.prepare(event, queue, data, options)])
-        return batch.ids_from(run_many(self.conn.sync, batch.steps))[0]
+        return batch.ids_from(run_many(self.conn.sync, batch.steps, self.conn.line))[0]
 
     async def aemit(self, event: str, queue: str | None = None, data: Any = None,
                     options: EmitOptions | None = None) -> str:

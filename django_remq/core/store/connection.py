@@ -33,6 +33,8 @@ import redis.asyncio.cluster
 import redis.cluster
 from redis.crc import key_slot
 
+from .line import Line
+
 ClusterClient = redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster
 RedisLike = str | redis.Redis | redis.asyncio.Redis | ClusterClient
 _CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
@@ -122,6 +124,7 @@ class Connection:
         self._pinned: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[tuple[str, int, int], redis.asyncio.Redis]] = (
             weakref.WeakKeyDictionary())
+        self._line: Line | None = None
 
     def __repr__(self) -> str:
         return f"Connection({describe(self.target)}{', cluster' if self.cluster else ''})"
@@ -131,6 +134,15 @@ class Connection:
         if self._sync is None:
             self._sync = self._make_sync()
         return self._sync
+
+    @property
+    def line(self) -> Line | None:
+        """Each thread's own connection for lone script calls (:mod:`.line`); ``None`` on a
+        cluster (its client routes each key) and on fakeredis."""
+        if (self._line is None and not self.cluster
+                and "server" not in self.sync.connection_pool.connection_kwargs):
+            self._line = Line(self.sync)
+        return self._line
 
     @property
     def aio(self) -> redis.asyncio.Redis:
@@ -181,6 +193,9 @@ class Connection:
             await pinned.aclose()
 
     def close(self) -> None:
+        if self._line is not None:
+            self._line.close()
+            self._line = None
         if self._sync is not None and self._sync is not self.target:
             self._sync.close()
             self._sync = None

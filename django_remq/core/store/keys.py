@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from ..types import JobStatus
 
@@ -49,8 +49,13 @@ _TAKEN = frozenset({"stream", "paused", "cron", "job", "logs", "status", "deboun
 _DLQ_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
+_CHECKED: set[str] = set()  # names found valid (every emit asks: keep it a set lookup)
+
+
 def validate_queue_name(queue: str) -> str:
     """Refuse names that would break the hash tag or the key layout."""
+    if isinstance(queue, str) and queue in _CHECKED:
+        return queue
     if not isinstance(queue, str) or not queue:
         raise ValueError(f"queue name must be a non-empty string, got {queue!r}")
     bad = set("{}:") & set(queue)
@@ -59,6 +64,8 @@ def validate_queue_name(queue: str) -> str:
             f"queue name {queue!r} may not contain whitespace or any of '{{', '}}', ':'; "
             "use letters, digits, '-', '_' or '.'"
         )
+    if len(_CHECKED) < 10_000:
+        _CHECKED.add(queue)
     return queue
 
 
@@ -101,7 +108,13 @@ class Keys:
         return f"{self.prefix}:worker:{worker_id}"
 
     def queue(self, queue: str) -> QueueKeys:
-        return QueueKeys(f"{self.prefix}:{{{queue}}}")
+        return _queue_keys(self.prefix, queue)
+
+
+@lru_cache(maxsize=4096)
+def _queue_keys(prefix: str, queue: str) -> QueueKeys:
+    """One QueueKeys per queue, so its cached key names are built once (hot paths ask)."""
+    return QueueKeys(f"{prefix}:{{{queue}}}")
 
 
 @dataclass(frozen=True)

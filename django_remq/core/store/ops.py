@@ -115,10 +115,11 @@ def _ints(reply: Any) -> list[int]:
 
 def emit(qk: QueueKeys, jobs: Iterable[NewJob]) -> Call[list[int]]:
     jobs = list(jobs)
-    batch = jsonutil.dumps([[job.id, job.run_at_ms, job.fields, job.priority] for job in jobs])
+    args: list[Arg] = [qk.job_prefix, qk.logs_prefix]
+    for job in jobs:  # flat, as emit.lua reads them
+        args += (job.id, job.run_at_ms, job.priority, len(job.fields), *job.fields)
     lanes = sorted({job.priority for job in jobs} - {0})
-    return Call(scripts.EMIT, (*qk.script_keys, *(qk.lane(p) for p in lanes)),
-                [qk.job_prefix, qk.logs_prefix, batch], _ints)
+    return Call(scripts.EMIT, (*qk.script_keys, *(qk.lane(p) for p in lanes)), args, _ints)
 
 
 def register_lanes(qk: QueueKeys, jobs: Iterable[NewJob]) -> Cmd[Any] | None:

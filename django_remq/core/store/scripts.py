@@ -13,12 +13,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from typing import Any, Generic, TypeVar
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError, ResponseError
+
+from .line import Line
 
 T = TypeVar("T")
 Arg = str | int | float | bytes
@@ -29,7 +32,7 @@ class Script:
     name: str
     source: str
 
-    @property
+    @cached_property
     def sha(self) -> str:
         return hashlib.sha1(self.source.encode()).hexdigest()
 
@@ -134,25 +137,28 @@ def _command(target: Any, step: Step) -> Any:
     return target.execute_command(*step.args)
 
 
-def run_many(client: Redis, steps: Sequence[Step]) -> list[Any]:
-    """Run steps in one round trip (a non-transactional pipeline; one step goes alone)."""
+def run_many(client: Redis, steps: Sequence[Step], line: Line | None = None) -> list[Any]:
+    """Run steps in one round trip (a non-transactional pipeline; one step goes alone, a
+    lone script on ``line`` when given: see :mod:`.line`)."""
     trip = _round_trip(steps)
     request = next(trip)
     try:
         while True:
-            request = trip.send(_send(client, request))
+            request = trip.send(_send(client, request, line))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 
 
-def _send(client: Redis, request: Request) -> Any:
+def _send(client: Redis, request: Request, line: Line | None = None) -> Any:
     if isinstance(request, set):
         for script in request:
             client.script_load(script.source)
         return None
     if len(request) == 1:  # a pipeline of one costs ~15 % more than the bare command
+        step = request[0]
         try:
-            return [_command(client, request[0])]
+            return [_command(line if line is not None and isinstance(step, Call) else client,
+                             step)]
         except ResponseError as exc:
             return [exc]
     pipe = client.pipeline(transaction=False)

@@ -21,10 +21,11 @@ end
 -- Put job `id` (record at `key`) on `stream`. The entry carries the job id only: a
 -- worker runs what deliver.lua reads from the record, never what an entry says. The
 -- record remembers its entry id, so cancelling or deleting the job can take the entry
--- out, and deliver.lua can tell a stale copy of an entry from the live one.
-local function enqueue(stream, key, id)
+-- out, and deliver.lua can tell a stale copy of an entry from the live one. Further
+-- arguments are field/value pairs written with it (one HSET for a new record).
+local function enqueue(stream, key, id, ...)
   local eid = redis.call('XADD', stream, '*', 'id', id)
-  redis.call('HSET', key, 'entry', eid)
+  redis.call('HSET', key, 'entry', eid, ...)
   return eid
 end
 

@@ -1,0 +1,110 @@
+"""The Line: each thread's own connection for lone script calls (``emit`` one at a time)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import redis
+
+from django_remq.core import TaskManager
+from django_remq.core.store.line import Line
+
+from .workers import wait_until
+
+
+def _line_clients(r: redis.Redis, name: str) -> list[dict[str, str]]:
+    return [c for c in r.client_list() if c.get("name") == name]
+
+
+def _emit_on_line(redis_url: str, prefix: str, name: str) -> TaskManager:
+    """A manager whose connections carry ``name`` (CLIENT LIST shows which are the Line's)."""
+    return TaskManager.init(db=f"{redis_url}?client_name={name}", prefix=prefix)
+
+
+def test_threads_emit_over_connections_of_their_own(redis_url: str, prefix: str,
+                                                    r: redis.Redis) -> None:
+    tm = _emit_on_line(redis_url, prefix, f"{prefix}-line")
+    assert tm.conn.line is not None
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def emit_many() -> None:
+        for i in range(50):
+            job_id = tm.emit("noop", data={"i": i})
+            with lock:
+                ids.append(job_id)
+
+    tm.emit("noop")  # the first emit registers the queue (a pipeline, on the pool)
+    pooled = {c["id"] for c in _line_clients(r, f"{prefix}-line")}
+    for _ in range(2):  # short-lived threads: the second round reuses the first's connections
+        threads = [threading.Thread(target=emit_many) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(set(ids)) == 600
+    assert r.xlen(tm.keys.queue("default").stream) == 601
+    line_conns = [c for c in _line_clients(r, f"{prefix}-line") if c["id"] not in pooled]
+    assert 1 <= len(line_conns) <= 6  # at most one per thread at once, kept for reuse
+    assert all(c["cmd"] == "evalsha" for c in line_conns)
+    tm.conn.close()  # the server sees the sockets close a moment later
+    assert wait_until(lambda: _line_clients(r, f"{prefix}-line") == [], timeout=5)
+
+
+def test_a_killed_connection_is_replaced_and_the_emit_sent_again(redis_url: str, prefix: str,
+                                                                 r: redis.Redis) -> None:
+    tm = _emit_on_line(redis_url, prefix, f"{prefix}-kill")
+    tm.emit("noop")  # the first emit registers the queue (a pipeline, on the pool)
+    pooled = {c["id"] for c in _line_clients(r, f"{prefix}-kill")}
+    tm.emit("noop")
+    [client] = [c for c in _line_clients(r, f"{prefix}-kill") if c["id"] not in pooled]
+    r.client_kill_filter(_id=client["id"])
+    job_id = tm.emit("noop", data={"after": "kill"})
+    assert r.hget(tm.keys.queue("default").job(job_id), "status") == "waiting"
+    [again] = [c for c in _line_clients(r, f"{prefix}-kill") if c["id"] not in pooled]
+    assert again["id"] != client["id"]
+    tm.conn.close()
+
+
+def test_scripts_lost_by_redis_are_loaded_again(redis_url: str, prefix: str,
+                                                r: redis.Redis) -> None:
+    tm = _emit_on_line(redis_url, prefix, f"{prefix}-flush")
+    tm.emit("noop")
+    r.script_flush()
+    job_id = tm.emit("noop", data={"after": "flush"})
+    assert r.hget(tm.keys.queue("default").job(job_id), "data") == '{"after":"flush"}'
+    tm.conn.close()
+
+
+def test_a_forked_child_makes_its_own_connection(redis_url: str, prefix: str,
+                                                 r: redis.Redis) -> None:
+    tm = _emit_on_line(redis_url, prefix, f"{prefix}-fork")
+    parent_id = tm.emit("noop")  # the parent's connection exists before the fork
+    pid = os.fork()
+    if pid == 0:  # the child: emit on a connection of its own, then leave at once
+        code = 1
+        try:
+            child_id = tm.emit("noop", data={"from": "child"})
+            code = 0 if child_id else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # the parent's connection still works (the child did not use or close it)
+    assert tm.emit("noop", data={"from": "parent"}) != parent_id
+    assert r.xlen(tm.keys.queue("default").stream) == 3
+    assert os.getpid() == tm.conn.line._pid  # type: ignore[union-attr]
+    tm.conn.close()
+
+
+def test_the_line_answers_as_the_client_does(redis_url: str, r: redis.Redis,
+                                             prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    line = Line(client)
+    script = "return {KEYS[1], ARGV[1], 3}"
+    sha = r.script_load(script)
+    key = f"{prefix}:k"
+    assert line.execute_command("EVALSHA", sha, 1, key, "v") == client.evalsha(sha, 1, key, "v")
+    line.close()
+    client.close()
