@@ -5,8 +5,9 @@
     python bench/throughput.py --only drain [--n 20000]        # drain rates alone
     python bench/throughput.py --only emit                     # emit against the floor
 
-Measures: emit one at a time, against a bare LPUSH loop on a redis-py client (the
-floor the peers are held to: what a plain enqueue costs); emit_many; drain rate of N pre-queued no-op tasks
+Measures: emit one at a time, against a bare LPUSH loop on a redis-py client
+(the floor the peers are held to: a plain enqueue); emit_many; drain rate of N
+pre-queued no-op tasks
 (each INCRs a counter) by one worker process at concurrency 1 (the engine's default) and
 a tuned one; pick-up latency (emit -> handler start) with an idle worker, 500
 tasks 5 ms apart; the worker's peak RSS; and redis-benchmark on the same server

@@ -144,8 +144,9 @@ def _deliveries(lanes: tuple[int, ...]) -> Callable[[Any], list[Delivery]]:
                 fields = pairs_to_dict(values)
             elif verdict == "unreadable":
                 fields = {"type": _s(values[0])}
-            else:
-                fields = {k: _s(v) for k, v in zip(RUN_FIELDS, values, strict=False) if v}
+            else:  # str already on a decoding client (the engine's): no per-value call
+                fields = {k: v if isinstance(v, str) else _s(v)
+                          for k, v in zip(RUN_FIELDS, values, strict=False) if v}
                 if verdict == "corrupt":
                     fields["corrupt_field"] = _s(values[len(RUN_FIELDS)])
                     fields["corrupt_value"] = _s(values[len(RUN_FIELDS) + 1])

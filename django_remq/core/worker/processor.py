@@ -52,6 +52,7 @@ class Processor:
         self.ctx = ctx or {}
         self.events = events
         self._live: dict[str, tuple[str, bool]] = {}  # job id -> (event, watched)
+        self._is_async: dict[Any, bool] = {}  # handler -> is it ``async def`` (asked per task)
         self.keys = Keys(prefix)
         self.threads = SlotThreads(concurrency, on_overflow=self._threads_exhausted)
         self.exhausted = asyncio.Event()  # set when stuck sync handlers used up the threads
@@ -171,7 +172,10 @@ class Processor:
             raise TaskTimeout(f"handler {task.name!r} ran past timeout_ms={timeout_ms}") from None
 
     async def _call(self, fn: Any, task: Task, ctx: HandlerContext) -> Any:
-        if inspect.iscoroutinefunction(fn):
+        is_async = self._is_async.get(fn)
+        if is_async is None:
+            is_async = self._is_async[fn] = inspect.iscoroutinefunction(fn)
+        if is_async:
             return await fn(task, ctx)
         call = self.threads.submit(fn, task, ctx)
         try:

@@ -49,8 +49,9 @@ class TaskUpdates:
         self.conn, self.qk, self.job_id, self.max_logs = conn, qk, job_id, max_logs
         self.loop = loop
         self.loop_thread = threading.get_ident()  # made on the loop, by the processor
-        # writes wait for the job to be marked processing (``ready``)
-        self._batcher: Batcher[tuple[str, str]] = Batcher(self._write, ready=ready, loop=loop)
+        self._ready = ready  # writes wait for the job to be marked processing
+        # made on the first write: most tasks never log (the hot path makes one per task)
+        self._batcher: Batcher[tuple[str, str]] | None = None
         self._pending: set[asyncio.Future[Any]] = set()
 
     def push(self, kind: str, value: Any) -> None:
@@ -61,6 +62,8 @@ class TaskUpdates:
             self.loop.call_soon_threadsafe(self._push, kind, value)
 
     def _push(self, kind: str, value: Any) -> None:
+        if self._batcher is None:
+            self._batcher = Batcher(self._write, ready=self._ready, loop=self.loop)
         self._batcher.add((kind, jsonutil.dumps(value)))
 
     def track(self, fut: asyncio.Future[Any]) -> None:
@@ -73,8 +76,9 @@ class TaskUpdates:
 
     async def drain(self) -> None:
         """Wait for every queued write and tracked follow-up (errors are the caller's)."""
-        while self._batcher.busy or self._pending:
-            await self._batcher.drain()
+        while (self._batcher is not None and self._batcher.busy) or self._pending:
+            if self._batcher is not None:
+                await self._batcher.drain()
             if self._pending:
                 await asyncio.gather(*self._pending)
 
@@ -128,11 +132,19 @@ class HandlerContext(Mapping[str, Any]):
                  user: Mapping[str, Any], events: EventSink | None,
                  cancel: CancelToken | None = None, worker_id: str = "") -> None:
         self._emitter, self._updates, self._user = emitter, updates, user
-        self.socket = Socket(task, updates, events)
+        self._events = events
+        self._socket: Socket | None = None
         self.task = task
         self._cancel = cancel or CancelToken()
         #: this worker's id, as in ``Sdk.get_workers()`` and the job record's ``worker``
         self.worker_id = worker_id
+
+    @property
+    def socket(self) -> Socket:
+        """Live updates to whoever watches this task (made on first use)."""
+        if self._socket is None:
+            self._socket = Socket(self.task, self._updates, self._events)
+        return self._socket
 
     @property
     def cancelled(self) -> bool:
