@@ -10,14 +10,16 @@ counting read the per-status indexes (``keys.QueueKeys.status``), never SCAN.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from ..errors import InvalidOptions
 from ..store.connection import Connection, RedisLike
 from ..store.keys import DLQ_NAME, Keys, QueueKeys, validate_dlq_name, validate_queue_name
 from ..store.ops import Retention
+from ..store.scripts import Call, Step
 from . import ops as ac
+from .ops import Change
 from .plan import Plan, adrive, drive
 
 T = TypeVar("T")
@@ -37,6 +39,8 @@ class SdkBase:
         except ValueError as exc:
             raise InvalidOptions(f"dlq_key: {exc}") from None
         self.retention = retention or Retention()
+        #: per queue (its keys' base): the lanes the admin scripts asked for so far
+        self._lanes_met: dict[str, tuple[int, ...]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.conn!r}, prefix={self.keys.prefix!r})"
@@ -59,11 +63,24 @@ class SdkBase:
             raise InvalidOptions(f"job id must be a non-empty string, got {job_id!r}")
         return self._qk(queue)
 
-    def _lanes(self, qk: QueueKeys) -> Plan[list[int]]:
-        """The queue's lanes, for a script that may move a job's stream entry (the
-        registry only grows, so a job's lane is in it)."""
-        [lanes] = yield [ac.lanes(qk)]
-        return lanes  # type: ignore[no-any-return]
+    def _move(self, qk: QueueKeys, call: Callable[[Sequence[int]], Call[Change]], *,
+              along: Sequence[Step] = (), lane: int = 0) -> Plan[Change]:
+        """Run a one-job admin script (``call(lanes)``) with the queue's lanes met so far
+        (and ``lane``): one round trip, with ``along`` in it. A job on another lane makes
+        the script change nothing and name its lane (``_admin.lua``'s ask_lane): pass it
+        too and go again, once per lane this Sdk meets. Reading the lanes registry before
+        each action instead cost a round trip on every queue, lanes or not."""
+        passed = tuple(sorted({*self._lanes_met.get(qk.base, ()), lane} - {0}))
+        [change, *_] = yield [call(passed), *along]
+        while change.code == "lane":
+            if change.lane in passed:  # never: the script had the lane's stream in KEYS
+                raise RuntimeError(f"an admin script asked again for lane {change.lane} "
+                                   f"of {qk.base}")
+            met = {*self._lanes_met.get(qk.base, ()), change.lane}
+            self._lanes_met[qk.base] = tuple(sorted(met))
+            passed = tuple(sorted({*passed, change.lane}))
+            [change] = yield [call(passed)]
+        return change  # type: ignore[no-any-return]
 
     def _queue_names(self, queues: Sequence[str] | None) -> Plan[list[str]]:
         if queues is not None:

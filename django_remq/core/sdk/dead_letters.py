@@ -50,10 +50,12 @@ class DeadLetterPlans(SdkBase):
         if not entry.id or not entry.queue:
             raise MalformedMessage(f"DLQ entry {entry_id} names no job id or queue (fields "
                                    f"id={entry.id!r}, queue={entry.queue!r}); delete it")
-        qk = self._qk(entry.queue)
-        lanes = yield from self._lanes(qk)
-        [change, _] = yield [ac.restore(qk, entry.id, _job_fields(entry, record), lanes),
-                             ac.dlq_delete(self._dlq(queue), sid)]
+        qk, fields = self._qk(entry.queue), _job_fields(entry, record)
+        # The entry goes in the same round trip. Should the script ask for a lane, it
+        # found the job's record (the copy's lane is passed), so nothing is lost with it.
+        change = yield from self._move(qk, lambda lanes: ac.restore(qk, entry.id, fields, lanes),
+                                       along=[ac.dlq_delete(self._dlq(queue), sid)],
+                                       lane=_lane(fields))
         return decode(change.fields, None, entry.queue)
 
     def _delete_dlq(self, entry_id: str) -> Plan[bool]:
@@ -88,3 +90,12 @@ def _job_fields(entry: DlqEntry, record: dict[str, str]) -> dict[str, str]:
     fields.update(id=entry.id, queue=entry.queue)
     fields.setdefault("name", entry.name)
     return fields
+
+
+def _lane(fields: dict[str, str]) -> int:
+    """The lane of the DLQ's copy of a record (an entry written by hand: maybe none)."""
+    try:
+        priority = float(fields.get("priority") or 0)
+    except ValueError:
+        return 0
+    return int(priority) if priority.is_integer() else 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
 
 from ..errors import InvalidJobState, InvalidOptions
 from ..store.records import decode
@@ -32,35 +31,27 @@ class JobPlans(SdkBase):
         [[(fields, logs)]] = yield [ac.read(self._job(job_id, queue), [job_id], with_logs=True)]
         return decode(fields, logs, queue) if fields else None
 
-    def _change(self, op: str, job_id: str, queue: str, call: Any) -> Plan[Change]:
-        [change] = yield [call]
-        if change.code == "state":
-            raise InvalidJobState(f"cannot {op} job {job_id} in queue {queue!r}: it is "
-                                  f"{change.before} ({_ALLOWED[op]})")
-        return change  # type: ignore[no-any-return]
-
     def _job_op(self, op: str, job_id: str, queue: str) -> Plan[AdminJobData | None]:
         qk = self._job(job_id, queue)
-        lanes = yield from self._lanes(qk)
-        call = {"retry": ac.retry, "pause": ac.pause, "resume": ac.resume}[op](qk, job_id, lanes)
-        change = yield from self._change(op, job_id, queue, call)
+        build = {"retry": ac.retry, "pause": ac.pause, "resume": ac.resume}[op]
+        change = yield from self._move(qk, lambda lanes: build(qk, job_id, lanes))
+        _allowed(op, job_id, queue, change)
         return None if change.code == "missing" else decode(change.fields, None, queue)
 
     def _cancel_job(self, job_id: str, queue: str) -> Plan[bool]:
         keep = self.retention.failed_max_age_ms
         qk = self._job(job_id, queue)
-        lanes = yield from self._lanes(qk)
-        call = ac.cancel(qk, job_id, -1 if keep is None else keep, lanes)
-        change = yield from self._change("cancel", job_id, queue, call)
+        change = yield from self._move(
+            qk, lambda lanes: ac.cancel(qk, job_id, -1 if keep is None else keep, lanes))
+        _allowed("cancel", job_id, queue, change)
         if change.code == "requested":
             log.info("job %s in %r is running: cancellation requested", job_id, queue)
         return change.code != "missing"
 
     def _delete_job(self, job_id: str, queue: str) -> Plan[bool]:
         qk = self._job(job_id, queue)
-        lanes = yield from self._lanes(qk)
-        [change] = yield [ac.delete(qk, job_id, lanes)]
-        return change.code == "ok"  # type: ignore[no-any-return]
+        change = yield from self._move(qk, lambda lanes: ac.delete(qk, job_id, lanes))
+        return change.code == "ok"
 
     # -- bulk ---------------------------------------------------------------------------
 
@@ -69,7 +60,7 @@ class JobPlans(SdkBase):
         if not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
             raise InvalidOptions(f"batch_size must be an int in 1..10000, got {batch_size!r}")
         qk, done = self._qk(queue), 0
-        lanes = yield from self._lanes(qk)
+        [lanes] = yield [ac.lanes(qk)]  # a batch may move jobs of any lane
         while True:
             [n] = yield [ac.bulk(qk, action, status, max_score_ms, batch_size,  # type: ignore[arg-type]
                                  lanes)]
@@ -93,3 +84,9 @@ class JobPlans(SdkBase):
             raise InvalidOptions(f"older_than must be a timedelta or ms >= 0, got {older_than!r}")
         cutoff = now_ms() - int(age)
         return (yield from self._bulk(queue, "delete", status, cutoff, batch_size))
+
+
+def _allowed(op: str, job_id: str, queue: str, change: Change) -> None:
+    if change.code == "state":
+        raise InvalidJobState(f"cannot {op} job {job_id} in queue {queue!r}: it is "
+                              f"{change.before} ({_ALLOWED[op]})")
