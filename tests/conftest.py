@@ -17,7 +17,7 @@ import redis.cluster
 
 from django_remq.core import TaskManager
 
-pytest_plugins = ["tests.cluster"]
+pytest_plugins = ["tests.cluster", "tests.process_stack"]
 
 REDIS_URL = os.environ.get("REMQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 

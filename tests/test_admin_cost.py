@@ -8,6 +8,9 @@ import redis
 from django.urls import reverse
 
 from django_remq.admin_views.access import get_sdk
+from django_remq.core import TaskManager
+from django_remq.core.store import scripts
+from django_remq.core.store.keys import Keys
 
 from .admin_support import make_jobs, remq_at
 from .sdk_seed import seed_finished
@@ -24,7 +27,10 @@ class CountingConnection(redis.Connection):
 
 
 @pytest.fixture
-def counted(redis_url, prefix):
+def counted(redis_url, prefix, r):
+    for script in (scripts.ADMIN_RETRY, scripts.ADMIN_CANCEL, scripts.ADMIN_PAUSE,
+                   scripts.ADMIN_RESUME, scripts.ADMIN_DELETE, scripts.ADMIN_RESTORE):
+        r.script_load(script.source)  # warm: an action's first EVALSHA may load it
     with remq_at(redis_url, prefix):
         pool = get_sdk().conn.sync.connection_pool
         pool.connection_class = CountingConnection
@@ -71,3 +77,57 @@ def test_round_trips_do_not_grow_with_the_number_of_jobs(admin_client, counted, 
     assert big == small
     for name, n in big.items():
         assert 1 <= n <= BOUND[name], (name, n)
+
+
+def posted_round_trips(client, url: str, data: dict[str, str]) -> int:
+    CountingConnection.sent = 0
+    assert client.post(url, data).status_code == 302, url
+    return CountingConnection.sent
+
+
+def act(client, job_id: str, action: str) -> int:
+    """Round trips of a one-job action posted on the admin (confirmed)."""
+    url = reverse("remq_admin:job_action", args=["default", job_id, action])
+    return posted_round_trips(client, url, {"confirm": "yes"})
+
+
+#: Round trips of one admin action on a queue without priority lanes: the script alone
+#: (a requeue from the DLQ reads the entry first). Each was one more while the Sdk read
+#: the queue's lanes registry before every action.
+ACTION_TRIPS = {"retry": 1, "cancel": 1, "delete": 1, "pause": 1, "resume": 1, "requeue": 2}
+
+
+def test_an_admin_action_costs_the_script_alone(admin_client, counted, redis_url, prefix):
+    ids = make_jobs(redis_url, prefix)
+    admin_client.get(reverse("remq_admin:queues"))  # warm: connection made
+    [letter] = get_sdk().list_dlq()
+    trips = {"pause": act(admin_client, ids["waiting"], "pause"),
+             "resume": act(admin_client, ids["waiting"], "resume"),
+             "cancel": act(admin_client, ids["delayed"], "cancel"),
+             "retry": act(admin_client, ids["cancelled"], "retry"),
+             "delete": act(admin_client, ids["completed"], "delete"),
+             "requeue": posted_round_trips(admin_client, reverse(
+                 "remq_admin:dead_letters_action"), {"only": f"requeue:{letter.entry_id}"})}
+    assert trips == ACTION_TRIPS
+    sdk = get_sdk()
+    assert [sdk.get_job(ids[k], "default").status for k in  # type: ignore[union-attr]
+            ("waiting", "delayed", "cancelled", "failed")] == ["waiting", "cancelled",
+                                                               "waiting", "waiting"]
+    assert sdk.get_job(ids["completed"], "default") is None
+
+
+def test_a_lane_costs_one_more_trip_the_first_time_the_sdk_meets_it(admin_client, counted,
+                                                                     redis_url, prefix, r):
+    tm = TaskManager.init(db=redis_url, prefix=prefix)
+    first, second = (tm.emit("send-email", options={"priority": 7}) for _ in range(2))
+    low = tm.emit("send-email", options={"priority": -3})
+    tm.conn.close()
+    admin_client.get(reverse("remq_admin:queues"))  # warm: connection made
+    trips = [act(admin_client, first, "pause"), act(admin_client, second, "pause"),
+             act(admin_client, first, "resume"), act(admin_client, low, "cancel"),
+             act(admin_client, second, "delete")]
+    assert trips == [2, 1, 1, 2, 1]
+    qk = Keys(prefix).queue("default")
+    assert [r.xlen(qk.lane(p)) for p in (7, -3, 0)] == [1, 0, 0]  # first, back on its lane
+    assert [r.hget(qk.job(j), "status") for j in (first, second, low)] == [
+        "waiting", None, "cancelled"]

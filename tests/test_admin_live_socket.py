@@ -15,7 +15,7 @@ import pytest
 
 from django_remq.core import TaskManager
 
-from .gateway_helpers import Stack, wait_for_port
+from .process_stack import Stack, wait_for_port
 from .workers import free_port
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -25,12 +25,6 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 MIDDLE = {13, 25, 38, 50, 63, 75, 88}  # live.report's progress with steps=8, before 100
 
-
-@pytest.fixture
-def stack(redis_url: str, tmp_path: Path):
-    s = Stack(redis_url, tmp_path)
-    yield s
-    s.stop()
 
 
 def frames_of(frames: list[str], task_id: str) -> list[dict[str, Any]]:

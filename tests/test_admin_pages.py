@@ -237,9 +237,9 @@ def test_search_goes_on_to_older_jobs_by_a_link(admin_client, remq, r, prefix, m
     import html
     import re
 
-    from django_remq.core.sdk import plans
+    from django_remq.core.sdk import listings
 
-    monkeypatch.setattr(plans, "SEARCH_WINDOW", 40)
+    monkeypatch.setattr(listings, "SEARCH_WINDOW", 40)
     seed_finished(r, prefix, "bulk", 100, "completed")  # ids completed-0000000..99
     url = reverse("remq_admin:jobs")
     first = admin_client.get(url, {"q": "completed-000000"}).content.decode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import signal
 import time
@@ -12,11 +13,14 @@ import redis
 
 from django_remq.core import InvalidOptions, TaskManager
 from django_remq.core.sdk import Sdk
+from django_remq.core.sdk import ops as ac
 from django_remq.core.settings import ProcessorSettings
 from django_remq.core.store.keys import Keys
+from django_remq.core.store.scripts import run_many
 
 from .cluster import on_both
 from .records import record
+from .sdk_seed import dead_letter
 from .workers import spawn_worker, stop_worker, wait_until
 
 PRIORITIES = [-100, -7, 0, 0, 3, 50, 100]
@@ -163,12 +167,34 @@ async def test_a_retried_lane_job_keeps_its_priority(make_tm, r, prefix):
     assert lane_sizes(r, prefix, 5, 0) == [0, 0]
 
 
-def test_admin_pause_resume_cancel_delete_retry_move_a_lane_jobs_entry(
-        make_tm, redis_url, r, prefix):
+def test_an_admin_script_not_given_the_jobs_lane_changes_nothing_and_names_it(
+        make_tm, r, prefix):
+    """The Sdk passes the lanes it has met, not the registry read first: a script must
+    find the job's lane in KEYS before it changes anything, or say which one it needs."""
     tm: TaskManager = make_tm()
-    sdk = Sdk(redis_url, prefix=prefix)
+    qk = Keys(prefix).queue("default")
+    job_id = tm.emit("job", options={"priority": 7})
+    before = r.hgetall(qk.job(job_id))
+    calls = [ac.retry(qk, job_id), ac.cancel(qk, job_id, -1), ac.pause(qk, job_id),
+             ac.resume(qk, job_id), ac.delete(qk, job_id), ac.delete(qk, job_id, [3]),
+             ac.restore(qk, "gone", {"name": "job", "priority": "-4"})]
+    changes = run_many(r, calls)
+    assert [(c.code, c.lane) for c in changes] == [("lane", 7)] * 6 + [("lane", -4)]
+    assert r.hgetall(qk.job(job_id)) == before  # still waiting, on its lane
+    assert lane_sizes(r, prefix, 7, 0) == [1, 0]
+    assert not r.exists(qk.job("gone"))
+    [paused] = run_many(r, [ac.pause(qk, job_id, [3, 7])])
+    assert (paused.code, paused.before, lane_sizes(r, prefix, 7)) == ("ok", "waiting", [0])
+
+
+@on_both()
+def test_admin_pause_resume_cancel_delete_retry_move_a_lane_jobs_entry(
+        make_tm, redis_url, r, prefix, on_cluster):
+    tm: TaskManager = make_tm()
+    sdk = Sdk(redis_url, prefix=prefix, cluster=on_cluster)
     qk = Keys(prefix).queue("default")
     paused, cancelled, deleted = (tm.emit("job", options={"priority": 7}) for _ in range(3))
+    other = tm.emit("job", options={"priority": -3})
 
     def entry_of(job_id: str) -> list[str]:
         eid = r.hget(qk.job(job_id), "entry")
@@ -186,6 +212,45 @@ def test_admin_pause_resume_cancel_delete_retry_move_a_lane_jobs_entry(
     assert lane_sizes(r, prefix, 7, 0) == [2, 0]
     assert entry_of(cancelled) == [r.hget(qk.job(cancelled), "entry")]
     assert record(r, prefix, deleted) is None
+    assert sdk.cancel_job(other, "default")  # a second lane, met by the same Sdk
+    assert lane_sizes(r, prefix, -3, 7, 0) == [0, 2, 0]
+    fresh = Sdk(redis_url, prefix=prefix, cluster=on_cluster)  # has met no lane yet
+    assert fresh.retry_job(other, "default").status == "waiting"  # type: ignore[union-attr]
+    assert lane_sizes(r, prefix, -3, 7, 0) == [1, 2, 0]
+
+
+@on_both()
+async def test_requeue_from_the_dlq_puts_the_job_on_the_lane_of_its_record_or_its_copy(
+        make_tm, redis_url, r, prefix, on_cluster):
+    """The copy's lane goes with the first call (an expired record is rebuilt from the
+    copy, its lane registered for the workers); a live record on another lane (its id
+    emitted again) makes the script ask first, changing nothing, and the job goes back
+    on the record's lane."""
+    tm: TaskManager = make_tm()
+    ran: list[str] = []
+    tm.register_handler(event="work", handler=lambda task, ctx: ran.append(task.id))
+
+    def letter(job_id: str, priority: int) -> str:
+        copy = {"id": job_id, "name": "work", "queue": "default", "data": "7",
+                "status": "failed", "priority": str(priority)}
+        return dead_letter(r, prefix, {"id": job_id, "queue": "default", "name": "work",
+                                       "job": json.dumps(copy)})
+
+    lost = letter("lost", 9)  # lane 9 was never in this queue's registry
+    job = Sdk(redis_url, prefix=prefix, cluster=on_cluster).requeue_dlq(lost)
+    assert (job.status, job.priority) == ("waiting", 9)  # type: ignore[union-attr]
+    assert lane_sizes(r, prefix, 9, 4, 0) == [1, 0, 0]
+    again = tm.emit("work", options={"priority": 4})
+    assert Sdk(redis_url, prefix=prefix, cluster=on_cluster).cancel_job(again, "default")
+    entry = letter(again, 9)
+    job = Sdk(redis_url, prefix=prefix, cluster=on_cluster).requeue_dlq(entry)
+    assert (job.status, job.priority) == ("waiting", 4)  # type: ignore[union-attr]
+    assert lane_sizes(r, prefix, 9, 4, 0) == [1, 1, 0]
+    qk = Keys(prefix).queue("default")
+    assert r.xlen(qk.dlq()) == 0
+    assert sorted(int(p) for p in r.zrange(qk.lanes, 0, -1)) == [4, 9]
+    await tm.run(burst=True)
+    assert ran == ["lost", again]  # the workers read both lanes, the higher first
 
 
 def test_a_killed_workers_lane_job_is_reclaimed(redis_url, r, prefix, make_tm):

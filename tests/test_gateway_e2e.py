@@ -8,22 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from websockets.asyncio.client import connect
 
-from .gateway_helpers import Stack, wait_for_port
+from .process_stack import Stack, wait_for_port
 from .workers import free_port
-
-
-@pytest.fixture
-def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(redis_url, tmp_path)
-    yield s
-    s.stop()
 
 
 async def watch_a_report(url: str, stack: Stack, port: int) -> list[dict[str, Any]]:

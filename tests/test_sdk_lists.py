@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from django_remq.core import InvalidOptions, TaskManager
-from django_remq.core.sdk import Sdk
-from django_remq.core.sdk import plans as sdk_plans
+from django_remq.core.sdk import Sdk, listings
 from django_remq.core.store.keys import Keys
 from django_remq.types import JobStatus
 
@@ -57,7 +56,7 @@ def test_list_one_queue_one_status_newest_first(sdk, r, prefix, mixed):
 @on_both()
 def test_pages_across_statuses_and_queues_match_brute_force(sdk, r, prefix, mixed, shallow,
                                                             monkeypatch):
-    monkeypatch.setattr(sdk_plans, "SHALLOW", shallow)
+    monkeypatch.setattr(listings, "SHALLOW", shallow)
     for queues, queue in ((["default"], "default"), (mixed, None)):
         expected = all_sorted(r, prefix, queues)
         for offset, limit in ((0, 5), (3, 10), (29, 3), (31, 40), (len(expected) - 2, 10),
@@ -144,7 +143,7 @@ async def test_search_walks_older_windows_and_finds_exactly_the_matches(
         sdk, r, prefix, mixed, monkeypatch, needle, queue):
     """A small window: the search goes on from ``older`` until it has seen every job; the
     pages, joined, are exactly the brute-force matches in listing order (ties included)."""
-    monkeypatch.setattr(sdk_plans, "SEARCH_WINDOW", 35)
+    monkeypatch.setattr(listings, "SEARCH_WINDOW", 35)
     queues = [queue] if queue else mixed
     expected = brute_search(r, prefix, queues, needle.lower())
     got, before, steps = [], None, 0
@@ -169,13 +168,13 @@ async def test_search_walks_older_windows_and_finds_exactly_the_matches(
 
 
 def test_search_is_bounded_by_its_window(sdk, mixed, monkeypatch):
-    monkeypatch.setattr(sdk_plans, "SEARCH_WINDOW", 10)
+    monkeypatch.setattr(listings, "SEARCH_WINDOW", 10)
     found = sdk.search_jobs("zzz")
     assert found.jobs == []
     assert found.older is not None
     # list_jobs(search=) is the first window only
     assert sdk.list_jobs(search="completed-0000000") == []
-    monkeypatch.setattr(sdk_plans, "SEARCH_WINDOW", 1000)
+    monkeypatch.setattr(listings, "SEARCH_WINDOW", 1000)
     assert ids(sdk.list_jobs(search="completed-0000000")) == ["completed-0000000"]
     assert sdk.search_jobs("zzz").older is None  # every job looked at
 

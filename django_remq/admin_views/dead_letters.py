@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from ..core.errors import MalformedMessage
-from ..core.sdk.plans import DLQ_ENTRY_ID
+from ..core.sdk.dead_letters import DLQ_ENTRY_ID
 from .access import get_sdk, page_context, remq_view
 from .confirm import ask, confirmed, safe_next
 from .paging import fetched, paginate

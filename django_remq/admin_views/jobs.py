@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from ..core.errors import InvalidJobState
-from ..core.sdk import plans as sdk_plans
+from ..core.sdk import listings
 from ..core.store.keys import validate_queue_name
 from ..types import JobStatus
 from .access import get_sdk, page_context, remq_view
@@ -80,7 +80,7 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
     return {"jobs": [job_row(j, stamps) for j in jobs[:PER_PAGE]], "pager": pager, "tabs": tabs,
             "queue": queue, "status": status, "q": q, "problem": problem,
             "older_url": older_url, "searched_before": before,
-            "search_window": sdk_plans.SEARCH_WINDOW,
+            "search_window": listings.SEARCH_WINDOW,
             "queue_names": [i.name for i in infos], "statuses": STATUSES,
             "summary": {**counts, "total": sum(counts.values())},
             "bulk_actions": BULK_ACTIONS.items()}

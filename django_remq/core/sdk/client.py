@@ -1,9 +1,10 @@
 """Sdk: every admin operation over Redis (the original remq's ``Sdk``), fast at any size.
 
-Every method has an ``a``-prefixed async twin (``get_job`` / ``aget_job``); both
-run the same plan (:mod:`.plans`), one with the sync client, one with the
-asyncio client of the running loop. Costs: a job O(1); a page of a listing
-O(log n + page) from the per-status indexes; queue stats O(1) per status.
+Every method has an ``a``-prefixed async twin (``get_job`` / ``aget_job``); both run
+the same plan (:mod:`.jobs`, :mod:`.listings`, :mod:`.queues`, :mod:`.dead_letters`),
+one with the sync client, one with the asyncio client of the running loop. Costs: a
+job O(1); a page of a listing O(log n + page) from the per-status indexes; queue stats
+O(1) per status.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from ..types import (
     TaskStats,
     WorkerInfo,
 )
-from .plans import JobSearch, SdkPlans
+from .dead_letters import DeadLetterPlans
+from .jobs import JobPlans
+from .listings import JobSearch, ListingPlans
+from .queues import QueuePlans
 
 
-class Sdk(SdkPlans):
+class Sdk(JobPlans, ListingPlans, QueuePlans, DeadLetterPlans):
     """Admin access to the queues of one key prefix.
 
     ``Sdk(db, prefix="remq", dlq_key=None, retention=None, cluster=False)``: ``db`` is a

@@ -18,16 +18,18 @@ from ..store.records import pairs_to_dict
 from ..store.scripts import Arg, Call, Cmd, Script
 from ..types import DlqEntry, JobStatus, WorkerInfo
 
-ChangeCode = Literal["ok", "noop", "requested", "missing", "state"]
+ChangeCode = Literal["ok", "noop", "requested", "missing", "state", "lane"]
 
 
 @dataclass(frozen=True)
 class Change:
-    """Reply of a one-job admin script."""
+    """Reply of a one-job admin script. Code ``lane``: nothing was changed, as the job's
+    lane (``lane``, a priority) was not among those passed (``_admin.lua``'s ask_lane)."""
 
     code: ChangeCode
     before: str  # the job's status before the call ("" when missing)
     fields: dict[str, str]
+    lane: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,18 +73,21 @@ def _base(qk: QueueKeys) -> list[Arg]:
 
 
 def _change(reply: Any) -> Change:
-    code, before, flat = reply
-    return Change(_s(code), _s(before), pairs_to_dict(flat))  # type: ignore[arg-type]
+    """{code, status before[, record fields[, lane]]}: admin_delete sends no record."""
+    code, before, *rest = reply
+    flat = rest[0] if rest else []
+    lane = int(rest[1]) if len(rest) > 1 else 0
+    return Change(_s(code), _s(before), pairs_to_dict(flat), lane)  # type: ignore[arg-type]
 
 
 def lanes(qk: QueueKeys) -> Cmd[list[int]]:
-    """The queue's priority lanes (other than 0), for the scripts that move entries."""
+    """The queue's priority lanes (other than 0), for admin_bulk."""
     return Cmd(("ZRANGE", qk.lanes, 0, -1), lambda r: [int(x) for x in r])
 
 
 def _keys(qk: QueueKeys, lanes: Sequence[int]) -> tuple[str, ...]:
-    """The standard keys, then the lane streams (see _admin.lua)."""
-    return (*qk.script_keys, *(qk.lane(p) for p in lanes if p != 0))
+    """The standard keys, the lanes registry, then the lane streams (see _admin.lua)."""
+    return (*qk.script_keys, qk.lanes, *(qk.lane(p) for p in lanes if p != 0))
 
 
 def _job(script: Script, qk: QueueKeys, job_id: str, lanes: Sequence[int],
@@ -107,10 +112,7 @@ def resume(qk: QueueKeys, job_id: str, lanes: Sequence[int] = ()) -> Call[Change
 
 
 def delete(qk: QueueKeys, job_id: str, lanes: Sequence[int] = ()) -> Call[Change]:
-    def parse(reply: Any) -> Change:
-        return Change(_s(reply[0]), _s(reply[1]), {})  # type: ignore[arg-type]
-
-    return Call(scripts.ADMIN_DELETE, _keys(qk, lanes), [*_base(qk), job_id], parse)
+    return _job(scripts.ADMIN_DELETE, qk, job_id, lanes)
 
 
 def restore(qk: QueueKeys, job_id: str, fields: Mapping[str, str],

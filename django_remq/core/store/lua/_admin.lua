@@ -1,18 +1,30 @@
 -- _admin: helpers shared by the admin scripts (admin_*.lua). scripts.py prepends this
 -- file to each of them; it is never run alone.
 -- Every admin script takes the queue's standard KEYS (keys.QueueKeys.script_keys:
--- 1 stream, 2 paused flag, 3..9 status indexes), then the queue's lane streams (those
--- that change a job's stream entry), and ARGV[1] job key prefix,
+-- 1 stream, 2 paused flag, 3..9 status indexes), then, for those that change a job's
+-- stream entry, 10 the lanes registry and lane streams; and ARGV[1] job key prefix,
 -- ARGV[2] logs key prefix, ARGV[3] consumer group; its own arguments follow.
 local IDX = status_keys()
-local STREAM, JOBS, LOGS, GROUP = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local STREAM, LANES, JOBS, LOGS, GROUP = KEYS[1], KEYS[10], ARGV[1], ARGV[2], ARGV[3]
 local NOW = now_ms()
 
--- The stream of a job's lane (its record's priority), if the caller passed it in KEYS
--- (the Sdk passes every lane of the registry). Should one be missing (a registry lost),
--- a requeue falls back to the queue's stream: the job still runs, at priority 0's turn.
+-- The stream of a job's lane (its record's priority), if the caller passed it in KEYS.
+-- A one-job script makes sure of it first (ask_lane); admin_bulk gets every lane of the
+-- registry. Should one be missing all the same (a registry lost), a requeue falls back
+-- to the queue's stream: the job still runs, at priority 0's turn.
 local function lane_for(id)
   return lane_stream(lane_of(JOBS .. id))
+end
+
+-- A one-job script calls this with the job's priority before it changes anything: nil
+-- when the lane's stream is in KEYS (or the priority is 0, or not a whole number), else
+-- the reply {'lane', '', {}, p}. The Sdk then passes that lane too and calls again. So
+-- an action passes the lanes the Sdk has met, with no read of the registry before it,
+-- and still names every key it touches in KEYS, as a Redis Cluster requires.
+local function ask_lane(p)
+  p = tonumber(p)
+  if not p or p % 1 ~= 0 or lane_stream(p) then return nil end
+  return {'lane', '', {}, p}
 end
 
 -- Remove the stream entry of a waiting job, so a later re-enqueue cannot make a
@@ -34,6 +46,8 @@ local function move(id, from, to, score)
 end
 
 -- Put a job on its way again: into its lane's stream now, or the schedule until run_at.
+-- A lane is (re-)added to the registry, as promote.lua does, so that workers read it
+-- even if the registry was lost or never had it (a dead letter written by hand).
 local function requeue(id, from, run_at)
   if run_at > NOW then
     move(id, from, 'delayed', run_at)
@@ -41,7 +55,12 @@ local function requeue(id, from, run_at)
   else
     move(id, from, 'waiting', NOW)
     redis.call('HSET', JOBS .. id, 'delay_until', 0)
-    enqueue(lane_for(id) or STREAM, JOBS .. id, id)
+    local stream = lane_for(id)
+    if stream and stream ~= STREAM then
+      local p = lane_of(JOBS .. id)
+      redis.call('ZADD', LANES, p, p)
+    end
+    enqueue(stream or STREAM, JOBS .. id, id)
   end
 end
 

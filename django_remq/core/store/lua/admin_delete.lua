@@ -2,8 +2,11 @@
 -- KEYS/ARGV[1..3]: see _admin.lua.   ARGV[4] job id
 -- A running job's handler is not stopped, but its outcome is dropped (finish.lua
 -- ignores jobs that are no longer processing) and nothing can bring the record back.
--- Returns {code, status before}; code "ok" or "missing".
+-- Returns {code, status before}; code "ok" or "missing"; or {'lane', '', {}, priority}
+-- (see ask_lane).
 local id = ARGV[4]
+local ask = ask_lane(lane_of(JOBS .. id))
+if ask then return ask end
 local status = redis.call('HGET', JOBS .. id, 'status')
 if status == 'waiting' then unstream(id) end
 for _, s in ipairs(STATUSES) do redis.call('ZREM', IDX[s], id) end

@@ -2,8 +2,11 @@
 -- KEYS/ARGV[1..3]: see _admin.lua.   ARGV[4] job id
 -- A delayed job keeps its delay_until, so resuming it early does not run it early.
 -- Returns {code, status before, record}; code "ok", "noop" (already paused),
--- "missing", or "state" (processing or finished: cannot be held back).
+-- "missing", or "state" (processing or finished: cannot be held back); or
+-- {'lane', '', {}, priority} (see ask_lane).
 local id = ARGV[4]
+local ask = ask_lane(lane_of(JOBS .. id))
+if ask then return ask end
 local status = redis.call('HGET', JOBS .. id, 'status')
 if not status then return {'missing', '', {}} end
 if status == 'paused' then return reply('noop', id, status) end

@@ -1,9 +1,12 @@
 -- admin_resume: put a paused job back in the stream (or the schedule, if still due later).
 -- KEYS/ARGV[1..3]: see _admin.lua.   ARGV[4] job id
 -- Returns {code, status before, record}; code "ok", "noop" (waiting or delayed:
--- already on its way), "missing", or "state" (processing or finished).
+-- already on its way), "missing", or "state" (processing or finished); or
+-- {'lane', '', {}, priority} (see ask_lane).
 local id = ARGV[4]
 local key = JOBS .. id
+local ask = ask_lane(lane_of(key))
+if ask then return ask end
 local status = redis.call('HGET', key, 'status')
 if not status then return {'missing', '', {}} end
 if status == 'waiting' or status == 'delayed' then return reply('noop', id, status) end

@@ -1,0 +1,165 @@
+"""The Sdk's job listings: one queue's page, pages merged across queues (deep ones by
+bisecting on the index score), and the windowed search by id or name."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import CorruptRecord, InvalidOptions
+from ..store.keys import QueueKeys
+from ..store.records import decode
+from ..types import AdminJobData, JobStatus
+from . import ops as ac
+from .base import SdkBase, check_page
+from .ops import ListedJob
+from .plan import Plan
+
+log = logging.getLogger("django_remq.sdk")
+
+#: A search looks at this many jobs of each queue listed, newest first (``search_jobs``
+#: goes on from where it stopped: ``JobSearch.older``).
+SEARCH_WINDOW = 4_000
+#: Cross-queue pages with offset + limit up to this merge the queues' heads directly;
+#: deeper pages bisect on the index score first.
+SHALLOW = 1000
+PROBES = 16
+
+
+@dataclass(frozen=True)
+class JobSearch:
+    """A page of search results. ``older`` is set when the search stopped at its window
+    (``SEARCH_WINDOW`` jobs per queue) before finding the page: pass it as ``before=`` to
+    search the older jobs."""
+
+    jobs: list[AdminJobData]
+    older: float | None
+
+
+class ListingPlans(SdkBase):
+    """Pages of jobs, newest first, from the per-status indexes."""
+
+    def _list_jobs(self, queue: str | None = None, status: str | None = None, limit: int = 100,
+                   offset: int = 0, search: str | None = None) -> Plan[list[AdminJobData]]:
+        statuses = _statuses(status)
+        check_page(limit, offset)
+        if queue is not None and not search:
+            [page] = yield [ac.list_page(self._qk(queue), statuses, offset, limit)]
+            return _decode_entries(page.entries, queue)
+        queues = [queue] if queue is not None else (yield [ac.queue_names(self.keys)])[0]
+        qks = [self._qk(q) for q in queues]
+        if not qks:
+            return []
+        if search:
+            found = yield from self._search(qks, queues, statuses, search, offset, limit, None)
+            return found.jobs
+        picked = yield from _merged_page(queues, qks, statuses, offset, limit)
+        return (yield from self._records(picked))
+
+    def _search_jobs(self, search: str, queue: str | None = None, status: str | None = None,
+                     limit: int = 100, offset: int = 0, before: float | None = None
+                     ) -> Plan[JobSearch]:
+        statuses = _statuses(status)
+        check_page(limit, offset)
+        if not isinstance(search, str) or not search:
+            raise InvalidOptions(f"search must be a non-empty str, got {search!r}")
+        if before is not None and (isinstance(before, bool)
+                                   or not isinstance(before, int | float) or before != before):
+            raise InvalidOptions(f"before must be a score (ms) from JobSearch.older, "
+                                 f"got {before!r}")
+        queues = [queue] if queue is not None else (yield [ac.queue_names(self.keys)])[0]
+        qks = [self._qk(q) for q in queues]
+        if not qks:
+            return JobSearch([], None)
+        return (yield from self._search(qks, queues, statuses, search, offset, limit, before))
+
+    def _search(self, qks: Sequence[QueueKeys], queues: Sequence[str], statuses: Sequence[str],
+                search: str, offset: int, limit: int, before: float | None
+                ) -> Plan[JobSearch]:
+        """One window per queue; only matches above the highest cut are certain to be the
+        newest (below it some queue was not searched), so the page is taken from those and
+        the next search starts at that cut."""
+        n = offset + limit
+        found = yield [ac.list_search(qk, statuses, search, SEARCH_WINDOW, n, before)
+                       for qk in qks]
+        cuts = [f.cut for f in found if f.cut is not None]
+        cut = max(cuts) if cuts else None
+        kept = [[e for e in f.entries if cut is None or e.score > cut] for f in found]
+        picked = _merge(queues, kept)[offset:n]
+        older = None
+        if cut is not None:  # a window of jobs sharing one ms: step past it, not forever
+            older = cut if before is None or cut < before else before - 1
+        return JobSearch((yield from self._records(picked)), older)
+
+    def _records(self, picked: list[tuple[str, ListedJob]]) -> Plan[list[AdminJobData]]:
+        """Records of the picked (queue, entry) pairs, in order: one call per queue."""
+        by_queue: dict[str, list[str]] = {}
+        for q, e in picked:
+            by_queue.setdefault(q, []).append(e.id)
+        replies = yield [ac.read(self._qk(q), ids) for q, ids in by_queue.items()]
+        found: dict[tuple[str, str], dict[str, str]] = {}
+        for (q, ids), records in zip(by_queue.items(), replies, strict=True):
+            for job_id, (fields, _) in zip(ids, records, strict=True):
+                found[(q, job_id)] = fields
+        entries = [(q, ListedJob(e.id, e.score, found[(q, e.id)])) for q, e in picked]
+        return [job for q, e in entries if (job := _decode_entry(e, q)) is not None]
+
+
+def _statuses(status: str | None) -> tuple[str, ...]:
+    if status is None:
+        return tuple(JobStatus)
+    if status not in tuple(JobStatus):
+        raise InvalidOptions(f"unknown status {status!r}; one of {', '.join(JobStatus)}")
+    return (status,)
+
+
+def _merge(queues: Sequence[str], pages: Sequence[list[ListedJob]]) -> list[tuple[str, ListedJob]]:
+    """Queues' pages as one list, newest first (ties: queue order, then each page's)."""
+    tagged = [(-e.score, qi, i, q, e) for qi, (q, page) in enumerate(zip(queues, pages,
+                                                                         strict=True))
+              for i, e in enumerate(page)]
+    tagged.sort(key=lambda t: t[:3])
+    return [(t[3], t[4]) for t in tagged]
+
+
+def _merged_page(queues: Sequence[str], qks: Sequence[QueueKeys], statuses: Sequence[str],
+                 offset: int, limit: int) -> Plan[list[tuple[str, ListedJob]]]:
+    """One page across queues. Deep pages first find the offset-th job's score by a
+    16-way search over ZCOUNTs (~12 round trips for ms scores), then read from there."""
+    upper, skip = "+inf", offset
+    if offset + limit > SHALLOW:
+        counts = yield [ac.list_count(qk, statuses, []) for qk in qks]
+        lows = [c.low for c in counts if c.low is not None]
+        highs = [c.high for c in counts if c.high is not None]
+        if sum(c.total for c in counts) <= offset or not lows:
+            return []
+        a, b = int(min(lows)) - 1, int(max(highs)) + 1
+        while b - a > 1:  # invariant: more than `offset` jobs above a, at most above b
+            probes = sorted({a + (b - a) * i // PROBES for i in range(1, PROBES)} - {a, b})
+            replies = yield [ac.list_count(qk, statuses, probes) for qk in qks]
+            above = [sum(c.above[i] for c in replies) for i in range(len(probes))]
+            for probe, n in zip(probes, above, strict=True):
+                if n <= offset:
+                    b = probe
+                    break
+                a = probe
+        upper = str(b)
+        [*replies] = yield [ac.list_count(qk, statuses, [b]) for qk in qks]
+        skip = offset - sum(c.above[0] for c in replies)
+    pages = yield [ac.list_upto(qk, statuses, upper, skip + limit) for qk in qks]
+    return _merge(queues, [p.entries for p in pages])[skip:skip + limit]
+
+
+def _decode_entry(entry: ListedJob, queue: str) -> AdminJobData | None:
+    if not entry.fields:
+        return None  # the record expired; its index entry goes with the next trim
+    try:
+        return decode(entry.fields, None, queue)
+    except CorruptRecord as exc:
+        log.warning("%s (left out of the listing)", exc)
+        return None
+
+
+def _decode_entries(entries: Sequence[ListedJob], queue: str) -> list[AdminJobData]:
+    return [job for e in entries if (job := _decode_entry(e, queue)) is not None]
