@@ -1,4 +1,7 @@
-"""A worker process for the benchmarks: no-op tasks that each INCR a counter."""
+"""A worker process for the benchmarks: no-op tasks that each INCR a counter.
+
+``--floor``: no engine at all, a bare redis-py asyncio loop of blocking XREADGROUPs on
+``<prefix>:floor`` that records each entry's age (the pick-up latency floor)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ parser.add_argument("--prefix", required=True)
 parser.add_argument("--concurrency", type=int, default=1)
 parser.add_argument("--burst", action="store_true")
 parser.add_argument("--uvloop", action="store_true")
+parser.add_argument("--floor", action="store_true")
 args = parser.parse_args()
 
 _client: redis.asyncio.Redis | None = None
@@ -38,7 +42,27 @@ async def stamp(task, ctx):  # type: ignore[no-untyped-def]
     await _client.rpush(f"{args.prefix}:latency", time.time() - task.data["t"])
 
 
+async def floor() -> None:
+    """What any asyncio worker on redis-py pays: block, wake, parse, note the age."""
+    client = redis.asyncio.Redis.from_url(args.url, decode_responses=True)
+    stream = f"{args.prefix}:floor"
+    await client.xgroup_create(stream, "g", id="$", mkstream=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    print("READY", flush=True)
+    while not stop.is_set():
+        reply = await client.xreadgroup("g", "c", {stream: ">"}, count=1, block=200)
+        now = time.time()
+        for _, entries in reply or []:
+            for _, fields in entries:
+                await client.rpush(f"{args.prefix}:latency", now - float(fields["t"]))
+    await client.aclose()
+
+
 async def main() -> None:
+    if args.floor:
+        await floor()
+        return
     tm = TaskManager.init(db=args.url, prefix=args.prefix, concurrency=args.concurrency,
                           processor={"max_logs_per_task": 10})
     tm.register_handler(event="noop", handler=noop)

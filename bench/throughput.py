@@ -71,9 +71,9 @@ def bench_emit(url: str, n: int, rounds: int = 3) -> tuple[float, float, float]:
 
 
 def start_worker(url: str, prefix: str, concurrency: int, burst: bool,
-                 uvloop: bool) -> subprocess.Popen[str]:
+                 uvloop: bool, floor: bool = False) -> subprocess.Popen[str]:
     cmd = [*WORKER, "--url", url, "--prefix", prefix, "--concurrency", str(concurrency)]
-    cmd += ["--burst"] * burst + ["--uvloop"] * uvloop
+    cmd += ["--burst"] * burst + ["--uvloop"] * uvloop + ["--floor"] * floor
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -106,14 +106,21 @@ def bench_drain(url: str, n: int, concurrency: int, uvloop: bool) -> tuple[float
     return n / elapsed, rss
 
 
-def bench_latency(url: str, count: int, uvloop: bool) -> tuple[float, float]:
+def bench_latency(url: str, count: int, uvloop: bool, floor: bool = False
+                  ) -> tuple[float, float]:
+    """p50/p99 ms from a stamp taken just before the emit to the handler's start, with an
+    idle worker; ``floor``: the same for a bare XADD read by a bare redis-py asyncio
+    XREADGROUP loop (no engine), what any asyncio worker on this host pays."""
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     tm = TaskManager.init(db=url, prefix=prefix)
     r = tm.conn.sync
-    proc = start_worker(url, prefix, 1, burst=False, uvloop=uvloop)
+    proc = start_worker(url, prefix, 1, burst=False, uvloop=uvloop, floor=floor)
     time.sleep(0.3)
     for _ in range(count):
-        tm.emit("stamp", data={"t": time.time()})
+        if floor:
+            r.xadd(f"{prefix}:floor", {"t": repr(time.time())})
+        else:
+            tm.emit("stamp", data={"t": time.time()})
         time.sleep(0.005)
     while r.llen(f"{prefix}:latency") < count:
         time.sleep(0.01)
@@ -131,10 +138,14 @@ def print_drains(url: str, n: int, concurrencies: tuple[int, ...], uvloop: bool)
               f"worker peak RSS {rss} MB")
 
 
-def print_latency(url: str, count: int, uvloop: bool) -> None:
-    p50, p99 = bench_latency(url, count, uvloop)
-    print(f"pick-up latency (emit -> handler start), idle worker, {count} tasks: "
-          f"p50 {p50:.2f} ms   p99 {p99:.2f} ms")
+def print_latency(url: str, count: int, uvloop: bool, rounds: int = 2) -> None:
+    """Alternated rounds of the floor and the engine (both see the same neighbours)."""
+    for _ in range(rounds):
+        f50, f99 = bench_latency(url, count, uvloop, floor=True)
+        p50, p99 = bench_latency(url, count, uvloop)
+        print(f"pick-up latency (emit -> handler start), idle worker, {count} tasks: "
+              f"p50 {p50:.2f} ms   p99 {p99:.2f} ms   (floor, bare XADD -> redis-py asyncio "
+              f"XREADGROUP: p50 {f50:.2f} ms   p99 {f99:.2f} ms)")
 
 
 def print_emit(url: str) -> None:
