@@ -17,6 +17,8 @@ from .core.errors import (
     JobNotFound,
     MalformedMessage,
     PoisonMessage,
+    RedisTimeout,
+    RedisUnavailable,
     RemqError,
     ReplicaTimeout,
     SyncThreadsExhausted,
@@ -42,7 +44,8 @@ __all__ = [
     "CorruptRecord", "DuplicateHandler", "DuplicateHandlerDeclared", "ImproperlyConfiguredRemq",
     "InvalidHandlerOptions",
     "InvalidJobState", "InvalidOptions", "JobCancelled", "JobNotFound", "MalformedMessage",
-    "PoisonMessage", "RemqError", "ReplicaTimeout", "SyncThreadsExhausted", "TaskTimeout",
+    "PoisonMessage", "RedisTimeout", "RedisUnavailable", "RemqError", "ReplicaTimeout",
+    "SyncThreadsExhausted", "TaskTimeout",
     "UnknownEvent",
     "UnknownEventWarning",
 ]

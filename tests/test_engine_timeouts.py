@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from django_remq.core import TaskManager
+from django_remq.core import RedisTimeout, RedisUnavailable, TaskManager
 from django_remq.core.sdk import Sdk
 from django_remq.core.store.connection import DEFAULT_SOCKET_TIMEOUT, Connection
 
@@ -44,9 +44,10 @@ def private_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         try:
             yield url, proc
         finally:
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.terminate()
-            proc.wait(10)
+            if proc.poll() is None:  # a test may have stopped it already
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.terminate()
+                proc.wait(10)
 
 
 def test_url_clients_have_timeouts_and_the_url_query_wins():
@@ -65,11 +66,31 @@ def test_emit_raises_within_the_timeout_when_redis_is_frozen(private_redis):
     tm.emit("warm-up")  # connected, scripts loaded
     os.kill(proc.pid, signal.SIGSTOP)
     started = time.monotonic()
-    with pytest.raises(redis.exceptions.TimeoutError):
+    with pytest.raises(RedisTimeout, match=r"emit \('ping'\): Redis at .* did not answer in "
+                       r"time .* the same options\['id'\]") as caught:
         tm.emit("ping")
     assert time.monotonic() - started < 10  # 1 s timeout; generous for a shared host
+    # still what redis-py code catches, with redis-py's error as its cause
+    assert isinstance(caught.value, redis.exceptions.TimeoutError)
+    assert isinstance(caught.value.__cause__, redis.exceptions.TimeoutError)
     os.kill(proc.pid, signal.SIGCONT)
     tm.conn.close()
+
+
+async def test_emit_to_a_redis_that_is_down_names_the_fix(private_redis):
+    url, proc = private_redis
+    tm = TaskManager.init(db=f"{url}?socket_timeout=1&socket_connect_timeout=1")
+    tm.emit("warm-up")
+    proc.terminate()
+    proc.wait(10)
+    with pytest.raises(RedisUnavailable, match=r"cannot reach Redis at .* Is it running"):
+        tm.emit("ping")
+    with pytest.raises(RedisUnavailable, match=r"emit \('ping'\): cannot reach Redis"):
+        await tm.aemit("ping")
+    with pytest.raises(redis.exceptions.ConnectionError):  # what redis-py code catches
+        tm.emit_many([{"event": "ping"}])
+    tm.conn.close()
+    await tm.conn.aclose()
 
 
 async def test_a_worker_idle_longer_than_the_socket_timeout_still_works(private_redis):

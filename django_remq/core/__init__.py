@@ -18,6 +18,8 @@ from .errors import (
     JobNotFound,
     MalformedMessage,
     PoisonMessage,
+    RedisTimeout,
+    RedisUnavailable,
     RemqError,
     ReplicaTimeout,
     SyncThreadsExhausted,
@@ -39,7 +41,8 @@ __all__ = [
     "ConcurrencyPool", "Consumer", "ConsumerOptions", "CorruptRecord", "DebounceManager",
     "DuplicateHandler", "HandlerContext", "HandlerEntry", "InvalidJobState", "InvalidOptions",
     "JobCancelled", "JobNotFound", "Keys", "MalformedMessage", "PoisonMessage", "Processor",
-    "ProcessorSettings", "RemqError", "ReplicaTimeout", "StreamReader",
+    "ProcessorSettings", "RedisTimeout", "RedisUnavailable", "RemqError", "ReplicaTimeout",
+    "StreamReader",
     "SyncThreadsExhausted", "Task", "TaskManager", "TaskTimeout", "UnknownEvent",
     "UnknownEventWarning",
 ]

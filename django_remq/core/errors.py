@@ -6,6 +6,8 @@ there (the engine itself imports no Django).
 
 from __future__ import annotations
 
+import redis.exceptions
+
 
 class RemqError(Exception):
     """Base of every error raised by django_remq."""
@@ -61,6 +63,17 @@ class ReplicaTimeout(RemqError, TimeoutError):
     def __init__(self, message: str, confirmed: int = 0) -> None:
         super().__init__(message)
         self.confirmed = confirmed
+
+
+class RedisUnavailable(RemqError, redis.exceptions.ConnectionError):
+    """An emit could not reach Redis (refused, reset, unknown host). Still a redis-py
+    ``ConnectionError``, so handlers written for redis-py keep working."""
+
+
+class RedisTimeout(RedisUnavailable, redis.exceptions.TimeoutError):
+    """Redis did not answer an emit within the socket timeout (frozen, overloaded, or
+    the network). The job may or may not be written: emit again with the same
+    ``options["id"]`` to be sure (a live job is never enqueued twice)."""
 
 
 class UnknownEventWarning(RuntimeWarning):

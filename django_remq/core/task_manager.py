@@ -15,8 +15,17 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass
 from typing import Any
 
+import redis.exceptions
+
 from . import jsonutil
-from .errors import InvalidOptions, SyncThreadsExhausted, UnknownEventWarning
+from .errors import (
+    InvalidOptions,
+    RedisTimeout,
+    RedisUnavailable,
+    RemqError,
+    SyncThreadsExhausted,
+    UnknownEventWarning,
+)
 from .handlers import Handler, HandlerEntry, HandlerRegistry, Resolver
 from .options import (
     check_emit_item,
@@ -161,12 +170,12 @@ class TaskManager:
         """Enqueue a task; returns its id at once. A live job with the same explicit
         ``options["id"]`` is not enqueued twice (its id is returned)."""
         batch = self._batch([self.prepare(event, queue, data, options)])
-        return batch.ids_from(run_many(self.conn.sync, batch.steps, self.conn.line))[0]
+        return self._write(batch, repr(event))[0]
 
     async def aemit(self, event: str, queue: str | None = None, data: Any = None,
                     options: EmitOptions | None = None) -> str:
         batch = self._batch([self.prepare(event, queue, data, options)])
-        return batch.ids_from(await arun_many(self.conn.aio, batch.steps))[0]
+        return (await self._awrite(batch, repr(event)))[0]
 
     def emit_soon(self, event: str, queue: str | None = None, data: Any = None,
                   options: EmitOptions | None = None) -> tuple[str, asyncio.Future[list[str]]]:
@@ -177,22 +186,40 @@ class TaskManager:
     async def aenqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
         """Write prepared jobs; returns the ids that will run (see :mod:`.debounce`)."""
         batch = self._batch([(queue, job) for job in jobs])
-        return batch.ids_from(await arun_many(self.conn.aio, batch.steps))
+        return await self._awrite(batch, "ctx.emit")
 
     def emit_many(self, items: Iterable[Mapping[str, Any]]) -> list[str]:
         """Enqueue many tasks, one round trip per chunk of 1,000; ids in input order."""
         ids: list[str] = []
         for prepared in self._prepared_chunks(items):
             batch = self._batch(prepared)
-            ids += batch.ids_from(run_many(self.conn.sync, batch.steps))
+            ids += self._write(batch, "emit_many")
         return ids
 
     async def aemit_many(self, items: Iterable[Mapping[str, Any]]) -> list[str]:
         ids: list[str] = []
         for prepared in self._prepared_chunks(items):
             batch = self._batch(prepared)
-            ids += batch.ids_from(await arun_many(self.conn.aio, batch.steps))
+            ids += await self._awrite(batch, "emit_many")
         return ids
+
+    def _write(self, batch: _EmitBatch, what: str) -> list[str]:
+        try:
+            return batch.ids_from(run_many(self.conn.sync, batch.steps, self.conn.line))
+        except redis.exceptions.RedisError as exc:
+            error = _unreachable(exc, what, self.conn)
+            if error is None:
+                raise
+            raise error from exc
+
+    async def _awrite(self, batch: _EmitBatch, what: str) -> list[str]:
+        try:
+            return batch.ids_from(await arun_many(self.conn.aio, batch.steps))
+        except redis.exceptions.RedisError as exc:
+            error = _unreachable(exc, what, self.conn)
+            if error is None:
+                raise
+            raise error from exc
 
     def _prepared_chunks(self, items: Iterable[Mapping[str, Any]]
                          ) -> Iterator[list[tuple[str, NewJob]]]:
@@ -320,6 +347,25 @@ class TaskManager:
             await self.stop()
         if processor.exhausted.is_set():
             raise SyncThreadsExhausted(processor.exhausted_reason)
+
+
+def _unreachable(exc: Exception, what: str, conn: Connection) -> RemqError | None:
+    """A library error naming the fix for Redis not answering an emit (still a redis-py
+    ConnectionError / TimeoutError); ``None`` for any other error (raised as it is)."""
+    if isinstance(exc, RemqError):
+        return None
+    if isinstance(exc, redis.exceptions.TimeoutError):
+        return RedisTimeout(
+            f"emit ({what}): Redis at {conn!r} did not answer in time ({exc}). The job may or "
+            "may not be written: emit again with the same options['id'] to be sure (a live "
+            "job is never enqueued twice). Is Redis frozen or overloaded? The wait is the "
+            "socket timeout (REMQ['SOCKET_TIMEOUT'], or ?socket_timeout= in the URL).")
+    if isinstance(exc, redis.exceptions.ConnectionError):
+        return RedisUnavailable(
+            f"emit ({what}): cannot reach Redis at {conn!r} ({exc}). Is it running, and is "
+            "the URL right (REMQ['REDIS_URL'])? If the connection broke mid-call the job may "
+            "be written: emit again with the same options['id'] to be sure.")
+    return None
 
 
 def _port(value: int) -> int:
