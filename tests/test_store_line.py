@@ -108,3 +108,14 @@ def test_the_line_answers_as_the_client_does(redis_url: str, r: redis.Redis,
     assert line.execute_command("EVALSHA", sha, 1, key, "v") == client.evalsha(sha, 1, key, "v")
     line.close()
     client.close()
+
+
+def test_pools_that_know_how_to_connect_keep_their_own_way(redis_url: str) -> None:
+    """A Sentinel (or any custom) pool decides where a connection goes: no Line beside it."""
+    from redis.sentinel import Sentinel, SentinelConnectionPool
+
+    from django_remq.core.store.connection import Connection
+
+    assert Connection(redis_url).line is not None
+    pool = SentinelConnectionPool("mymaster", Sentinel([("127.0.0.1", 1)]))
+    assert Connection(redis.Redis(connection_pool=pool)).line is None

@@ -69,6 +69,8 @@ _SYNC_TO_ASYNC = {
     redis.SSLConnection: redis.asyncio.SSLConnection,
 }
 _ASYNC_TO_SYNC = {v: k for k, v in _SYNC_TO_ASYNC.items()}
+_PLAIN_POOLS = (redis.ConnectionPool, redis.BlockingConnectionPool)
+_PLAIN_CONNECTIONS = tuple(_SYNC_TO_ASYNC)
 
 
 def with_timeouts(url: str, socket_timeout: float, socket_connect_timeout: float) -> str:
@@ -137,11 +139,14 @@ class Connection:
 
     @property
     def line(self) -> Line | None:
-        """Each thread's own connection for lone script calls (:mod:`.line`); ``None`` on a
-        cluster (its client routes each key) and on fakeredis."""
-        if (self._line is None and not self.cluster
-                and "server" not in self.sync.connection_pool.connection_kwargs):
-            self._line = Line(self.sync)
+        """Connections of its own for lone script calls (:mod:`.line`), beside a plain
+        pool of plain connections only: ``None`` on a cluster (its client routes each
+        key), for Sentinel or other custom pools and connection classes (their pool
+        knows how to connect), and on fakeredis."""
+        if self._line is None and not self.cluster:
+            pool = self.sync.connection_pool
+            if type(pool) in _PLAIN_POOLS and pool.connection_class in _PLAIN_CONNECTIONS:
+                self._line = Line(self.sync)
         return self._line
 
     @property
