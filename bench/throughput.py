@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -82,28 +83,43 @@ def start_worker(url: str, prefix: str, concurrency: int, burst: bool,
     return proc
 
 
-def bench_drain(url: str, n: int, concurrency: int, uvloop: bool) -> tuple[float, int]:
+def redis_cpu(r: redis.Redis) -> float:
+    """Seconds of CPU the Redis server has used (user + system)."""
+    info = r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench_drain(url: str, n: int, concurrency: int, uvloop: bool
+                ) -> tuple[float, int, float, float]:
+    """tasks/s, peak RSS (MB), and the worker's and Redis's CPU seconds over the run
+    (the worker's start-up included: :func:`print_drains` subtracts an empty run's)."""
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     tm = TaskManager.init(db=url, prefix=prefix)
-    tm.emit_many({"event": "noop", "data": {"i": i}} for i in range(n))
+    if n:
+        tm.emit_many({"event": "noop", "data": {"i": i}} for i in range(n))
     r = tm.conn.sync
     counter = f"{prefix}:counter"
+    cpu0, redis0 = children_cpu(), redis_cpu(r)
     proc = start_worker(url, prefix, concurrency, burst=True, uvloop=uvloop)
     t0 = time.perf_counter()
-    while int(r.get(counter) or 0) < n:
+    while int(r.get(counter) or 0) < n:  # type: ignore[arg-type]
         if proc.poll() is not None:
             break
         time.sleep(0.005)
     elapsed = time.perf_counter() - t0
     out, _ = proc.communicate(timeout=60)
-    done = int(r.get(counter) or 0)
-    completed = r.zcard(f"{prefix}:{{default}}:status:completed")
+    cpu, rcpu = children_cpu() - cpu0, redis_cpu(r) - redis0
+    done = int(r.get(counter) or 0)  # type: ignore[arg-type]
     if done < n:
         raise RuntimeError(f"worker stopped after {done}/{n} tasks")
     rss = int(out.split("RSS")[-1]) // 1024
     cleanup(r, prefix)
-    print(f"    (completed index holds {completed}: retention cap applies)")
-    return n / elapsed, rss
+    return n / elapsed if n else 0.0, rss, cpu, rcpu
 
 
 def bench_latency(url: str, count: int, uvloop: bool, floor: bool = False
@@ -132,10 +148,14 @@ def bench_latency(url: str, count: int, uvloop: bool, floor: bool = False
 
 
 def print_drains(url: str, n: int, concurrencies: tuple[int, ...], uvloop: bool) -> None:
+    """Drain rates with the CPU each task cost the worker (start-up subtracted) and Redis
+    (the whole server: run on a quiet one); when either nears a core, the rate flattens."""
     for conc in concurrencies:
-        rate, rss = bench_drain(url, n, conc, uvloop)
+        _, _, idle_cpu, idle_rcpu = bench_drain(url, 0, conc, uvloop)
+        rate, rss, cpu, rcpu = bench_drain(url, n, conc, uvloop)
         print(f"drain {n:,} no-op tasks, concurrency {conc:3d}: {rate:10,.0f} tasks/s   "
-              f"worker peak RSS {rss} MB")
+              f"CPU per task: worker {(cpu - idle_cpu) * 1000 / n:.3f} ms, Redis "
+              f"{(rcpu - idle_rcpu) * 1000 / n:.3f} ms   worker peak RSS {rss} MB")
 
 
 def print_latency(url: str, count: int, uvloop: bool, rounds: int = 2) -> None:

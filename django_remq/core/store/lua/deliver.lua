@@ -117,16 +117,12 @@ end
 -- what a worker needs to run a job (keep in step with store/ops.py RUN_FIELDS)
 local RUN_FIELDS = {'name', 'data', 'options', 'retried_attempts', 'retry_count', 'timestamp',
                     'deliveries', 'watch'}
+local DELIVERIES = 7  -- its place in RUN_FIELDS
 local paused = redis.call('EXISTS', KEYS[2]) == 1
 local stream  -- the stream of the entry at hand
 local function drop(eid)
   redis.call('XACK', stream, group, eid)
   redis.call('XDEL', stream, eid)
-end
-local function run_fields(key)
-  local values = redis.call('HMGET', key, unpack(RUN_FIELDS))
-  for i = 1, #RUN_FIELDS do values[i] = values[i] or '' end  -- no nils in replies
-  return values
 end
 local function key_type(key)
   local t = redis.call('TYPE', key)
@@ -157,14 +153,16 @@ for _, e in ipairs(entries) do
   elseif id == '' then
     out[#out + 1] = {eid, '', 'malformed', raw}
   else
-    local kind = key_type(key)
-    if kind ~= 'hash' and kind ~= 'none' then
+    -- what the checks need and what a run needs, in one read (the record fields are
+    -- rec[5..], in RUN_FIELDS order); a key that is no hash fails the read
+    local rec = redis.pcall('HMGET', key, 'status', 'worker', 'deliveries', 'entry',
+                            unpack(RUN_FIELDS))
+    if rec.err then
       drop(eid)
       redis.call('ZREM', IDX.waiting, id)
       redis.call('ZREM', IDX.processing, id)
-      out[#out + 1] = {eid, id, 'unreadable', {kind}}
+      out[#out + 1] = {eid, id, 'unreadable', {key_type(key)}}
     else
-      local rec = redis.call('HMGET', key, 'status', 'worker', 'deliveries', 'entry')
       local status = rec[1]
       if not status then
         drop(eid)
@@ -188,18 +186,22 @@ for _, e in ipairs(entries) do
         out[#out + 1] = {eid, id, 'requeued', {}}
       else
         local verdict = 'run'
-        local n = 0
-        if is_count(rec[3]) then
-          n = redis.call('HINCRBY', key, 'deliveries', 1)
+        local values = {}
+        for i = 1, #RUN_FIELDS do values[i] = rec[i + 4] or '' end  -- no nils in replies
+        local set = {'status', 'processing', 'last_run', now, 'lock_until', now + ARGV[4],
+                     'worker', me}
+        if is_count(rec[3]) then  -- this delivery counted, in the same HSET
+          local n = tonumber(rec[3] or '0') + 1
+          set[#set + 1] = 'deliveries'
+          set[#set + 1] = n
+          values[DELIVERIES] = tostring(n)
           if n > tonumber(ARGV[5]) then verdict = 'poison' end
         else
           verdict = 'corrupt'
         end
         redis.call('ZREM', IDX.waiting, id)
         redis.call('ZADD', IDX.processing, now, id)
-        redis.call('HSET', key, 'status', 'processing', 'last_run', now,
-                   'lock_until', now + ARGV[4], 'worker', me)
-        local values = run_fields(key)
+        redis.call('HSET', key, unpack(set))
         if verdict == 'corrupt' then
           values[#values + 1] = 'deliveries'
           values[#values + 1] = rec[3]
