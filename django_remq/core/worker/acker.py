@@ -90,7 +90,7 @@ class Acker:
         if wait is not None and replies.pop() < wait.replicas:
             n = sum(len(outcomes) for _, outcomes in groups)
             await confirm(self.conn.aio, wait, f"acknowledging {n} finished jobs",
-                          Backoff(base=0.5).next)
+                          Backoff(base=0.5).next, [s.key for s in steps if s.key])
         for ((q, _), outcomes), codes in zip(groups, replies, strict=True):
             for outcome, code in zip(outcomes, codes, strict=True):
                 if code == FINISH_CORRUPT:
