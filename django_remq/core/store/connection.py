@@ -33,6 +33,8 @@ import redis.asyncio.cluster
 import redis.cluster
 from redis.crc import key_slot
 
+from .aio_cluster import AsyncCluster
+
 ClusterClient = redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster
 RedisLike = str | redis.Redis | redis.asyncio.Redis | ClusterClient
 _CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
@@ -42,23 +44,6 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 _TIMEOUTS: dict[str, Any] = {"socket_timeout": DEFAULT_SOCKET_TIMEOUT,
              "socket_connect_timeout": DEFAULT_CONNECT_TIMEOUT}
-
-
-class _AsyncCluster(redis.asyncio.cluster.RedisCluster):
-    """``redis.asyncio.RedisCluster`` that learns the slot map before it routes a command.
-
-    redis-py 7.1 to 7.4 choose a command's routing before initialising (a fresh client
-    has no default node yet, so no slot is looked up): commands issued concurrently on
-    a fresh client broke connections in use ("Connection closed by server") and the
-    retry applied some twice (3,000 HINCRBYs, 64 at a time, counted 3,137 to 3,209).
-    Initialising first, under redis-py's own lock, counted exactly 3,000 in every run
-    (5 at 16 and 5 at 64 at a time, on 7.4.1).
-    """
-
-    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        if self._initialize:
-            await self.initialize()
-        return await super().execute_command(*args, **kwargs)
 
 
 _SYNC_TO_ASYNC = {
@@ -209,7 +194,7 @@ class Connection:
             {"max_connections": self._max_connections} if self._max_connections else {})
         if self.cluster:
             url = _cluster_url(db) if isinstance(db, _CLUSTER_TYPES) else str(db)
-            return cast(redis.asyncio.Redis, _AsyncCluster.from_url(
+            return cast(redis.asyncio.Redis, AsyncCluster.from_url(
                 _longer_read(url, extra_read_s), decode_responses=True, **limit, **_TIMEOUTS))
         if isinstance(db, str):
             aclient: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
