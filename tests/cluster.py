@@ -44,8 +44,10 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def free_ports(n: int, low: int = 20_000, high: int = 30_000) -> list[int]:
-    """``n`` ports whose bus ports (+10000) are free too."""
+def free_ports(n: int, low: int = 12_000, high: int = 22_000) -> list[int]:
+    """``n`` ports whose bus ports (+10000) are free too. Both stay below Linux's
+    ephemeral range (32768 and up), where a client's outgoing connection could take a
+    bus port between this check and the node binding it."""
     ports: list[int] = []
     candidates = list(range(low, high))
     random.shuffle(candidates)

@@ -127,7 +127,9 @@ def test_killing_the_queues_master_under_load(private_cluster: LocalCluster, wai
         await stale.conn.aio.initialize()  # type: ignore[attr-defined]
 
     stale_loop.run_until_complete(learn_map())
-    tm.emit_many({"event": "nap", "data": {"s": 0.005}} for _ in range(BACKLOG))
+    filler = TaskManager.init(db=others[0], prefix=PREFIX, cluster=True)  # not counted
+    filler.emit_many({"event": "nap", "data": {"s": 0.005}} for _ in range(BACKLOG))
+    filler.conn.close()
     log_file = (tmp_path / "worker.log").open("w")
     # two queues in two slots: the worker blocks on each slot's master at once
     worker = spawn_worker(cluster.url, PREFIX, "--concurrency", "8", "--claim-idle-ms", "1000",

@@ -6,8 +6,8 @@ connections than the writes, and count nothing useful. A round trip that ends wi
 ``WAIT`` step (``Cmd.after_writes``) therefore goes node by node here: its steps grouped
 by the master serving their slot (the cluster client's slot map), each group sent with
 a ``WAIT`` behind it on one of that master's connections (the cluster client's own
-pools), all groups at once. The ``WAIT``'s reply is the fewest replicas any of those
-masters confirmed.
+pools; asyncio: all groups at once, sync: in turn). The ``WAIT``'s reply is the fewest
+replicas any of those masters confirmed.
 
 A MOVED reply (a failover or resharding the client has not seen yet) updates the slot
 map, and the round trip sends that step again (:func:`.scripts._round_trip`); a lost
