@@ -247,12 +247,6 @@ def _wait_problems(raw: dict[str, Any]) -> list[Problem]:
         return [Problem("remq.E040", f"REMQ: {exc}.",
                         "WAIT_REPLICAS: how many replicas must have each emitted job before "
                         "emit returns (0: none); WAIT_TIMEOUT_MS: how long to wait (ms).")]
-    if replicas and raw.get("CLUSTER"):
-        return [Problem("remq.E040", "REMQ['WAIT_REPLICAS'] cannot be combined with CLUSTER "
-                        "yet: WAIT names no key, so a cluster client cannot route it to the "
-                        "master that took the write.",
-                        "Leave WAIT_REPLICAS at 0 on a Redis Cluster (see the README's "
-                        "'Replicas: WAIT_REPLICAS' section).")]
     socket_ms = raw.get("SOCKET_TIMEOUT", DEFAULT_SOCKET_TIMEOUT) * 1000
     if replicas and timeout >= socket_ms:
         return [Problem("remq.E040", f"REMQ['WAIT_TIMEOUT_MS'] = {timeout} is not below "

@@ -3,7 +3,8 @@
 :class:`LocalCluster` starts six ``redis-server --cluster-enabled yes`` processes on
 free loopback ports (each with its bus port, +10000, free too), joins them with
 ``redis-cli --cluster create ... --cluster-replicas 1``, waits for
-``cluster_state:ok`` on every node and tears everything down after. Nothing is
+``cluster_state:ok`` on every node and for every replica's link to its master (so
+``WAIT`` counts them), and tears everything down after. Nothing is
 persisted (``--save "" --appendonly no``; config files live in a temp dir).
 
 The pytest fixture ``cluster_url`` (session-scoped) yields its URL; tests run on
@@ -43,8 +44,10 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def free_ports(n: int, low: int = 20_000, high: int = 30_000) -> list[int]:
-    """``n`` ports whose bus ports (+10000) are free too."""
+def free_ports(n: int, low: int = 12_000, high: int = 22_000) -> list[int]:
+    """``n`` ports whose bus ports (+10000) are free too. Both stay below Linux's
+    ephemeral range (32768 and up), where a client's outgoing connection could take a
+    bus port between this check and the node binding it."""
     ports: list[int] = []
     candidates = list(range(low, high))
     random.shuffle(candidates)
@@ -107,20 +110,35 @@ class LocalCluster:
                                          f"\n{create.stderr}")
             for port in self.ports:
                 self._wait(port, deadline, self._formed, "reach cluster_state:ok")
+            for port in self.ports:
+                self._wait(port, deadline, lambda c: _synced(c, self.replicas),
+                           "finish its replication sync")
         except BaseException:
             self.stop()
             raise
 
+    def kill(self, port: int) -> None:
+        """SIGKILL one node, as a crash would (no shutdown, nothing saved)."""
+        proc = self.procs[port]
+        proc.kill()
+        proc.wait(10)
+
+    def restart(self, port: int) -> None:
+        """Start a killed node again on its port and cluster config (it rejoins: a master
+        whose slots were taken over comes back as the new master's replica)."""
+        self._start_node(port)
+
     def _start_node(self, port: int) -> None:
         assert self.dir is not None
         node_dir = self.dir / str(port)
-        node_dir.mkdir()
-        log = (node_dir / "redis.log").open("wb")
+        node_dir.mkdir(exist_ok=True)
+        log = (node_dir / "redis.log").open("ab")
         self.procs[port] = subprocess.Popen(
             ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
              "--cluster-enabled", "yes", "--cluster-config-file", str(node_dir / "nodes.conf"),
              "--cluster-node-timeout", str(self.node_timeout_ms), "--dir", str(node_dir),
-             "--save", "", "--appendonly", "no", "--daemonize", "no"],
+             "--save", "", "--appendonly", "no", "--daemonize", "no",
+             "--repl-diskless-sync-delay", "0"],  # replicas sync at once, not after 5 s
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
@@ -172,15 +190,36 @@ class LocalCluster:
 
     def master_of(self, key: str) -> int:
         """The port of the master that serves ``key``'s slot now."""
-        client = redis.Redis(port=self.ports[0], decode_responses=True)
-        try:
-            slot = int(client.cluster("KEYSLOT", key))
-            for start, end, master, *_ in client.cluster("SLOTS"):
-                if int(start) <= slot <= int(end):
-                    return int(master[1])
-        finally:
-            client.close()
-        raise LookupError(f"no master serves slot {slot}")
+        return slot_nodes(self.url, key)[0]
+
+
+def _synced(client: redis.Redis, replicas: int) -> bool:
+    """A master has its replicas online (a replica: its link to its master is up)."""
+    info = client.info("replication")
+    if info["role"] != "master":
+        return bool(info.get("master_link_status") == "up")
+    return all(info.get(f"slave{n}", {}).get("state") == "online" for n in range(replicas))
+
+
+def slot_nodes(url: str, key: str) -> list[int]:
+    """The ports serving ``key``'s slot as the node at ``url`` sees it: its master, then
+    the replicas that master has online (from the master's own ``ROLE``)."""
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        slot = int(client.cluster("KEYSLOT", key))
+        for start, end, master, *_ in client.cluster("SLOTS"):
+            if int(start) <= slot <= int(end):
+                port = int(master[1])
+                break
+        else:
+            raise LookupError(f"no master serves slot {slot}")
+    finally:
+        client.close()
+    master_client = redis.Redis(port=port, decode_responses=True)
+    try:
+        return [port, *(int(replica[1]) for replica in master_client.execute_command("ROLE")[2])]
+    finally:
+        master_client.close()
 
 
 @pytest.fixture(scope="session")

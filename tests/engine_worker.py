@@ -1,10 +1,11 @@
 """A worker process for the engine's crash and shutdown tests.
 
     python -m tests.engine_worker URL PREFIX [--concurrency N] [--claim-idle-ms MS]
-        [--max-deliveries N] [--shutdown-timeout-ms MS]
+        [--max-deliveries N] [--shutdown-timeout-ms MS] [--wait-replicas N] [--queues A,B]
 
 Handlers: ``sleep`` (sleeps data["s"] seconds, records start/finish in Redis lists),
-``die`` (kills its own process, as an OOM kill or segfault would).
+``nap`` (sleeps data["s"] seconds, nothing else), ``die`` (kills its own process, as an
+OOM kill or segfault would).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def main() -> None:
     p.add_argument("--claim-idle-ms", type=int, default=1000)
     p.add_argument("--max-deliveries", type=int, default=5)
     p.add_argument("--shutdown-timeout-ms", type=int, default=10_000)
+    p.add_argument("--wait-replicas", type=int, default=0)
+    p.add_argument("--queues", default="default", help="comma-separated; each gets every handler")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO)
     cluster = is_cluster(args.url)
@@ -43,6 +46,9 @@ def main() -> None:
         await client.rpush(f"{args.prefix}:finished", task.id)
         return "slept"
 
+    async def nap(task: Any, ctx: Any) -> None:
+        await asyncio.sleep(task.data["s"])
+
     def die(task: Any, ctx: Any) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(10)
@@ -51,9 +57,11 @@ def main() -> None:
                           processor={"claim_idle_ms": args.claim_idle_ms,
                                      "max_deliveries": args.max_deliveries,
                                      "shutdown_timeout_ms": args.shutdown_timeout_ms},
-                          cluster=cluster)
-    tm.register_handler(event="sleep", handler=sleep)
-    tm.register_handler(event="die", handler=die)
+                          cluster=cluster, wait_replicas=args.wait_replicas)
+    for queue in args.queues.split(","):
+        tm.register_handler(event="sleep", handler=sleep, queue=queue)
+        tm.register_handler(event="nap", handler=nap, queue=queue)
+        tm.register_handler(event="die", handler=die, queue=queue)
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -8,9 +8,12 @@ Django layer on a cluster, and the known gaps as strict xfails.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
+import threading
 import time
+import warnings
 from io import StringIO
 from typing import Any
 
@@ -30,6 +33,7 @@ from django_remq.sdk import Sdk
 from django_remq.worker import RedisUnavailable, probe_redis
 
 from .cluster import free_ports, on_both
+from .workers import wait_until
 
 
 def check_ids(remq: dict[str, Any]) -> list[str]:
@@ -228,3 +232,53 @@ async def test_concurrent_first_use_of_the_async_cluster_client(cluster_url, pre
     sdk.conn.close()
     assert errors == []
     assert waiting == 201
+
+
+def test_close_closes_every_client_the_connection_made(cluster_url) -> None:
+    """Connection.close(): the sync client and each event loop's asyncio clients (the
+    per-loop one, the blocking one, the per-slot pinned one), whether their loop has
+    ended (closed with it), is idle, or runs on another thread. Counted on the servers,
+    and no "Unclosed ..." ResourceWarning when the connection is collected."""
+    probe = redis.Redis.from_url(cluster_url, decode_responses=True)
+    nodes = [redis.Redis(host="127.0.0.1", port=int(line.split()[1].split(":")[1].split("@")[0]))
+             for line in probe.execute_command("CLUSTER", "NODES").splitlines()]
+    probe.close()
+
+    def open_clients() -> int:
+        return sum(int(node.info("clients")["connected_clients"]) for node in nodes)
+
+    key = "close-test:{q}"
+    conn = Connection(cluster_url, cluster=True)
+
+    async def use(conn: Connection) -> None:
+        await conn.aio.set(key, 1)
+        assert await conn.blocking(1000).get(key) == "1"
+        pinned, _ = await conn.pinned(key, 1000)
+        assert await pinned.ping()
+
+    gc.collect()
+    baseline = open_clients()
+    asyncio.run(use(conn))  # a loop that ends before close()
+    idle = asyncio.new_event_loop()
+    idle.run_until_complete(use(conn))  # a loop still there, not running
+    elsewhere = asyncio.new_event_loop()
+    thread = threading.Thread(target=elsewhere.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(use(conn), elsewhere).result(10)
+    assert conn.sync.get(key) == "1"
+    assert open_clients() > baseline
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        conn.close()
+        elsewhere.call_soon_threadsafe(elsewhere.stop)
+        thread.join(10)
+        elsewhere.close()
+        idle.close()
+        del conn
+        gc.collect()
+    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert unclosed == []
+    assert wait_until(lambda: open_clients() <= baseline, timeout=5), (open_clients(), baseline)
+    redis.cluster.RedisCluster.from_url(cluster_url).delete(key)
+    for node in nodes:
+        node.close()

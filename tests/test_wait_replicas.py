@@ -169,5 +169,3 @@ def test_wait_settings_are_checked():
     assert "SOCKET_TIMEOUT" in slow.msg
     [typed] = problems({"WAIT_REPLICAS": True})
     assert typed.id == "remq.E003"
-    [on_cluster] = problems({"WAIT_REPLICAS": 1, "CLUSTER": True})
-    assert (on_cluster.id, "CLUSTER" in on_cluster.msg) == ("remq.E040", True)

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -36,11 +36,13 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, step: float 
     return False
 
 
-def spawn_worker(url: str, prefix: str, *args: str) -> subprocess.Popen[str]:
-    """A ``tests.engine_worker`` subprocess, returned once it printed READY."""
+def spawn_worker(url: str, prefix: str, *args: str,
+                 log: IO[str] | None = None) -> subprocess.Popen[str]:
+    """A ``tests.engine_worker`` subprocess, returned once it printed READY; its log goes
+    to ``log`` if given (a worker that logs a lot would fill a pipe no one reads)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.engine_worker", url, prefix, *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=log or subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "READY"
     return proc

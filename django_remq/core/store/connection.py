@@ -3,7 +3,8 @@
 The user hands us one thing (a URL, a ``redis.Redis`` or a ``redis.asyncio.Redis``);
 we need both kinds, because Django code emits synchronously while the worker runs
 on asyncio. An asyncio client belongs to the loop that made it, so async clients
-are made per loop (as channels_redis does) from the same connection settings.
+are made per loop (as channels_redis does) from the same connection settings, and
+closed with that loop if not before (:meth:`Connection.close` closes them all).
 
 Clients made from a URL time out: connecting after ``DEFAULT_CONNECT_TIMEOUT`` s and
 waiting for a reply after ``DEFAULT_SOCKET_TIMEOUT`` s, unless the URL's query says
@@ -23,7 +24,10 @@ typed as ``Redis`` for the engine; they answer the same commands (keys of one sl
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import weakref
+from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -33,7 +37,10 @@ import redis.asyncio.cluster
 import redis.cluster
 from redis.crc import key_slot
 
+from .aio_cluster import AsyncCluster
 from .line import Line
+
+log = logging.getLogger("django_remq.connection")
 
 ClusterClient = redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster
 RedisLike = str | redis.Redis | redis.asyncio.Redis | ClusterClient
@@ -44,23 +51,6 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 _TIMEOUTS: dict[str, Any] = {"socket_timeout": DEFAULT_SOCKET_TIMEOUT,
              "socket_connect_timeout": DEFAULT_CONNECT_TIMEOUT}
-
-
-class _AsyncCluster(redis.asyncio.cluster.RedisCluster):
-    """``redis.asyncio.RedisCluster`` that learns the slot map before it routes a command.
-
-    redis-py 7.1 to 7.4 choose a command's routing before initialising (a fresh client
-    has no default node yet, so no slot is looked up): commands issued concurrently on
-    a fresh client broke connections in use ("Connection closed by server") and the
-    retry applied some twice (3,000 HINCRBYs, 64 at a time, counted 3,137 to 3,209).
-    Initialising first, under redis-py's own lock, counted exactly 3,000 in every run
-    (5 at 16 and 5 at 64 at a time, on 7.4.1).
-    """
-
-    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        if self._initialize:
-            await self.initialize()
-        return await super().execute_command(*args, **kwargs)
 
 
 _SYNC_TO_ASYNC = {
@@ -117,14 +107,8 @@ class Connection:
         self._sync: redis.Redis | None = db if isinstance(db, redis.Redis) else None
         if isinstance(db, redis.cluster.RedisCluster):
             self._sync = cast(redis.Redis, db)
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._blocking: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[int, redis.asyncio.Redis]] = (
-            weakref.WeakKeyDictionary())
-        self._pinned: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[tuple[str, int, int], redis.asyncio.Redis]] = (
+        #: each event loop's clients (closed with the loop: see :func:`_closed_with`)
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
             weakref.WeakKeyDictionary())
         self._line: Line | None = None
 
@@ -152,17 +136,16 @@ class Connection:
     @property
     def aio(self) -> redis.asyncio.Redis:
         """The asyncio client of the running loop (made on first use in that loop)."""
-        loop = asyncio.get_running_loop()
-        client = self._async.get(loop)
-        if client is None:
-            client = self._async[loop] = self._make_async()
-        return client
+        made = self._clients()
+        if made.aio is None:
+            made.aio = self._make_async()
+        return made.aio
 
     def blocking(self, block_ms: int) -> redis.asyncio.Redis:
         """An asyncio client for blocking reads (``XREADGROUP BLOCK``) of up to ``block_ms``:
         its read timeout is the usual one plus the block, so an idle worker is not cut
         off while a frozen Redis is still noticed."""
-        made = self._blocking.setdefault(asyncio.get_running_loop(), {})
+        made = self._clients().blocking
         client = made.get(block_ms)
         if client is None:
             client = made[block_ms] = self._make_async(extra_read_s=block_ms / 1000)
@@ -171,39 +154,72 @@ class Connection:
     async def pinned(self, key: str, block_ms: int) -> tuple[redis.asyncio.Redis, str]:
         """Cluster only: a one-connection client to the node serving ``key``'s slot, for a
         blocking read another task can end early by ``CLIENT UNBLOCK`` (a cluster client
-        gives no say over which connection a command takes), and that node's name."""
+        gives no say over which connection a command takes), and that node's name. When
+        another node serves the slot now (a failover), the old node's client is closed."""
         cluster = cast(redis.asyncio.cluster.RedisCluster, self.blocking(block_ms))
         await cluster.initialize()
         node = cluster.get_node_from_key(key)
         if node is None:
             raise redis.exceptions.ConnectionError(f"no cluster node serves {key!r} yet")
-        made = self._pinned.setdefault(asyncio.get_running_loop(), {})
+        made = self._clients().pinned
         slot = key_slot(key.encode())
-        client = made.get((node.name, slot, block_ms))
-        if client is None:
+        name, client = made.get((slot, block_ms), (None, None))
+        if client is None or name != node.name:
+            if client is not None:
+                await client.aclose()
             pool = redis.asyncio.BlockingConnectionPool(
                 max_connections=1, connection_class=node.connection_class,
                 **node.connection_kwargs)
-            client = made[node.name, slot, block_ms] = redis.asyncio.Redis(connection_pool=pool)
+            client = redis.asyncio.Redis.from_pool(pool)  # its aclose() closes the pool
+            made[slot, block_ms] = (node.name, client)
         return client, node.name
 
     async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        client = self._async.pop(loop, None)
-        if client is not None:
-            await client.aclose()
-        for blocking in self._blocking.pop(loop, {}).values():
-            await blocking.aclose()
-        for pinned in self._pinned.pop(loop, {}).values():
-            await pinned.aclose()
+        """Close the running loop's clients (made again if used again)."""
+        await self._aclose_loop(asyncio.get_running_loop())
 
     def close(self) -> None:
+        """Close every client this connection made: the sync one (and the Line's
+        connections), and each event loop's asyncio ones (per-loop, blocking, per-slot),
+        on that loop. Those of a loop running in this thread cannot be awaited here: they
+        close with that loop (or ``await aclose()``); those of a loop already closed were
+        closed with it."""
         if self._line is not None:
             self._line.close()
             self._line = None
         if self._sync is not None and self._sync is not self.target:
             self._sync.close()
             self._sync = None
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for loop in list(self._loops):
+            if loop is running or loop.is_closed():
+                continue
+            if loop.is_running():  # another thread's
+                done = asyncio.run_coroutine_threadsafe(self._aclose_loop(loop), loop)
+                try:
+                    done.result(DEFAULT_SOCKET_TIMEOUT)
+                except Exception:
+                    log.warning("closing %r's clients on another thread's event loop failed",
+                                self, exc_info=True)
+            else:
+                loop.run_until_complete(self._aclose_loop(loop))
+
+    def _clients(self) -> _LoopClients:
+        loop = asyncio.get_running_loop()
+        made = self._loops.get(loop)
+        if made is None:
+            made = self._loops[loop] = _LoopClients()
+            _closed_with(loop, self)
+        return made
+
+    async def _aclose_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        made = self._loops.pop(loop, None)
+        if made is not None:
+            for client in made.all():
+                await client.aclose()
 
     def _make_sync(self) -> redis.Redis:
         db = self.target
@@ -221,7 +237,7 @@ class Connection:
             return fake
         pool = redis.ConnectionPool(connection_class=_ASYNC_TO_SYNC.get(cls, redis.Connection),
                                     **kwargs)
-        return redis.Redis(connection_pool=pool)
+        return redis.Redis.from_pool(pool)  # its close() closes the pool
 
     def _make_async(self, extra_read_s: float = 0.0) -> redis.asyncio.Redis:
         db = self.target
@@ -229,7 +245,7 @@ class Connection:
             {"max_connections": self._max_connections} if self._max_connections else {})
         if self.cluster:
             url = _cluster_url(db) if isinstance(db, _CLUSTER_TYPES) else str(db)
-            return cast(redis.asyncio.Redis, _AsyncCluster.from_url(
+            return cast(redis.asyncio.Redis, AsyncCluster.from_url(
                 _longer_read(url, extra_read_s), decode_responses=True, **limit, **_TIMEOUTS))
         if isinstance(db, str):
             aclient: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
@@ -245,7 +261,45 @@ class Connection:
         pool = redis.asyncio.ConnectionPool(
             connection_class=_SYNC_TO_ASYNC.get(cls, redis.asyncio.Connection), **kwargs, **limit
         )
-        return redis.asyncio.Redis(connection_pool=pool)
+        return redis.asyncio.Redis.from_pool(pool)  # its aclose() closes the pool
+
+
+@dataclass
+class _LoopClients:
+    """One event loop's asyncio clients (an asyncio client belongs to its loop)."""
+
+    aio: redis.asyncio.Redis | None = None
+    blocking: dict[int, redis.asyncio.Redis] = field(default_factory=dict)
+    #: per (slot, block_ms): the node it reads from, and the one-connection client
+    pinned: dict[tuple[int, int], tuple[str, redis.asyncio.Redis]] = field(default_factory=dict)
+
+    def all(self) -> list[redis.asyncio.Redis]:
+        return [*([self.aio] if self.aio is not None else []), *self.blocking.values(),
+                *(client for _, client in self.pinned.values())]
+
+
+def _closed_with(loop: asyncio.AbstractEventLoop, conn: Connection) -> None:
+    """Close ``conn``'s clients of ``loop`` when the loop closes (``asyncio.run``'s end,
+    a test's loop), as channels_redis does for its pools: a client left to the garbage
+    collector after its loop is gone can no longer be closed, only warned about
+    ("Unclosed RedisCluster client"). Loops that take no attributes (uvloop) are left
+    to ``await conn.aclose()``."""
+    ref = weakref.ref(conn)
+    original = loop.close
+
+    def close() -> None:
+        owner = ref()
+        try:
+            if owner is not None and not loop.is_closed() and not loop.is_running():
+                loop.run_until_complete(owner._aclose_loop(loop))
+        except Exception:
+            log.warning("closing %r's clients as their event loop closes failed", owner,
+                        exc_info=True)
+        finally:
+            original()
+
+    with contextlib.suppress(AttributeError, TypeError):
+        loop.close = close  # type: ignore[method-assign]
 
 
 def _extend_read_timeout(kwargs: dict[str, Any], extra_s: float) -> None:

@@ -8,6 +8,10 @@ written on the master all the same and will run unless that master is lost). A
 worker's acknowledgements (each finish.lua batch) wait the same way; a short count
 there is logged and waited out (:func:`confirm`) before the worker reports the jobs
 finished, while their entries simply stay acknowledged on the master.
+
+On a Redis Cluster each master that took some of the writes gets its own ``WAIT``, on
+the connection the writes went on (:mod:`.cluster_wait`); the count is the fewest any of
+them confirmed, and :func:`confirm` asks each of those masters.
 """
 
 from __future__ import annotations
@@ -16,19 +20,24 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ..errors import InvalidOptions, ReplicaTimeout
-from .scripts import Cmd, arun_many
+from .scripts import Cmd
 
 log = logging.getLogger("django_remq.replicas")
 
 DEFAULT_TIMEOUT_MS = 1000
 MAX_TIMEOUT_MS = 3_600_000
-#: On a master: its replication offset and each replica's acknowledged offset.
-ROLE: Cmd[Any] = Cmd(("ROLE",))
+
+
+class NotMaster(RedisConnectionError):
+    """The server that took the writes is a replica now (a failover): what was waited
+    for is written again on the new master, as after a lost connection."""
 
 
 @dataclass(frozen=True)
@@ -82,21 +91,42 @@ def _caught_up(role: Any, offset: int) -> int:
     return sum(1 for replica in role[2] if int(replica[2]) >= offset)
 
 
+async def _role(client: AsyncRedis, master: Any) -> Any:
+    """``ROLE`` on ``master`` (a cluster node; ``None``: the one server there is); on a
+    master it gives its replication offset and each replica's acknowledged offset."""
+    route = {} if master is None else {"target_nodes": master}
+    role = await cast(Any, client).execute_command("ROLE", **route)
+    if role[0] != "master":
+        where = "" if master is None else f" {master.name}"
+        raise NotMaster(f"the server{where} that took the writes is a {role[0]} now "
+                        "(a failover?)")
+    return role
+
+
+def _masters(client: AsyncRedis, keys: Sequence[str]) -> list[Any]:
+    """The masters serving ``keys`` on a cluster; ``[None]`` on one server."""
+    if not isinstance(client, AsyncRedisCluster):
+        return [None]
+    return list({node.name: node for node in map(client.get_node_from_key, keys)}.values())
+
+
 async def confirm(client: AsyncRedis, wait: ReplicaWait, what: str,
-                  delays: Callable[[], float]) -> None:
+                  delays: Callable[[], float], keys: Sequence[str] = ()) -> None:
     """Wait, however long it takes, until ``wait.replicas`` replicas have every write made
     so far: the master's offset now covers ours, and replicas acknowledge theirs every
-    second (ROLE), whichever connection asks."""
-    [role] = await arun_many(client, [ROLE])
-    offset = int(role[1])
-    while True:
-        count = _caught_up(role, offset)
-        if count >= wait.replicas:
-            log.info("%s: %d of %d replicas have it now", what, count, wait.replicas)
-            return
-        delay = delays()
-        log.warning("%s: only %d of %d replicas confirmed within %d ms (WAIT_REPLICAS); "
-                    "checking again in %.1fs", what, count, wait.replicas, wait.timeout_ms,
-                    delay)
-        await asyncio.sleep(delay)
-        [role] = await arun_many(client, [ROLE])
+    second (ROLE), whichever connection asks. On a cluster: on each master serving
+    ``keys`` (the keys written)."""
+    for master in _masters(client, keys):
+        role = await _role(client, master)
+        offset = int(role[1])
+        while True:
+            count = _caught_up(role, offset)
+            if count >= wait.replicas:
+                log.info("%s: %d of %d replicas have it now", what, count, wait.replicas)
+                break
+            delay = delays()
+            log.warning("%s: only %d of %d replicas confirmed within %d ms "
+                        "(WAIT_REPLICAS); checking again in %.1fs", what, count,
+                        wait.replicas, wait.timeout_ms, delay)
+            await asyncio.sleep(delay)
+            role = await _role(client, master)

@@ -5,7 +5,8 @@ script with its keys and arguments plus the function that parses its reply; a
 :class:`Cmd` is the same for a plain command. :func:`run_many` and :func:`arun_many`
 send any mix of them in one round trip and share every line of logic but the I/O
 (:func:`_round_trip`). Scripts run by EVALSHA and are loaded on NOSCRIPT (after a
-Redis restart or failover), never sent in full on the hot path.
+Redis restart or failover), never sent in full on the hot path. On a Redis Cluster, a
+round trip that ends with ``WAIT`` goes node by node (:mod:`.cluster_wait`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from typing import Any, Generic, TypeVar
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+from redis.exceptions import MovedError, NoScriptError, ResponseError
 
+from . import cluster_wait
 from .line import Line
 
 T = TypeVar("T")
@@ -90,6 +94,15 @@ class Call(Generic[T]):
     def evalsha_args(self) -> tuple[Any, ...]:
         return (self.script.sha, len(self.keys), *self.keys, *self.args)
 
+    @property
+    def command(self) -> tuple[Any, ...]:
+        return ("EVALSHA", *self.evalsha_args)
+
+    @property
+    def key(self) -> str | None:
+        """The key whose hash slot the call runs in (a script's keys share one)."""
+        return str(self.keys[0]) if self.keys else None
+
 
 def _same(reply: Any) -> Any:
     return reply
@@ -105,36 +118,64 @@ class Cmd(Generic[T]):
     parse: Callable[[Any], T] = _same
     after_writes: bool = False
 
+    @property
+    def command(self) -> tuple[Arg, ...]:
+        return self.args
+
+    @property
+    def key(self) -> str | None:
+        """The command's (first) key, ``None`` for a keyless one (``WAIT``, ``ROLE``)."""
+        return str(self.args[1]) if len(self.args) > 1 and not self.after_writes else None
+
 
 Step = Call[Any] | Cmd[Any]
 #: What a round trip asks of its driver: send these steps, or load these scripts.
 Request = Sequence[Step] | set[Script]
 
 
+#: Replies a round trip answers by sending the step again: NOSCRIPT (the scripts are
+#: loaded first) and, on a cluster's node-by-node round trip, MOVED (the slot map is
+#: updated by then). Bounded: a MOVED then a NOSCRIPT on the new master takes two.
+_AGAIN = (NoScriptError, MovedError)
+_ROUNDS = 3
+
+
 def _round_trip(steps: Sequence[Step]) -> Generator[Request, Any, list[Any]]:
     """One round trip, without I/O (the sync and the async driver share it): send the
     steps, scripts by EVALSHA; if Redis lost some scripts (a restart or failover), load
-    them and send only those steps again. Replies are parsed; an error reply is raised."""
+    them and send only those steps again (and a ``WAIT`` after them). Replies are
+    parsed; an error reply is raised."""
     replies = list((yield steps))
-    missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-    if missing:
-        missing += [i for i, step in enumerate(steps)
-                    if isinstance(step, Cmd) and step.after_writes and i not in missing]
-        again = [steps[i] for i in missing]
-        yield {step.script for step in again if isinstance(step, Call)}
-        for i, reply in zip(missing, (yield again), strict=True):
-            replies[i] = reply
+    for _ in range(_ROUNDS):
+        again = [i for i, reply in enumerate(replies) if isinstance(reply, _AGAIN)]
+        if not again:
+            break
+        again = sorted({*again, *(i for i, step in enumerate(steps)
+                                  if isinstance(step, Cmd) and step.after_writes)})
+        lost = {steps[i].script for i in again  # type: ignore[union-attr]
+                if isinstance(replies[i], NoScriptError) and isinstance(steps[i], Call)}
+        if lost:
+            yield lost
+        for i, reply in zip(again, (yield [steps[i] for i in again]), strict=True):
+            replies[i] = _later(steps[i], replies[i], reply)
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply
     return [step.parse(reply) for step, reply in zip(steps, replies, strict=True)]
 
 
+def _later(step: Step, before: Any, after: Any) -> Any:
+    """A step's reply once sent again. A ``WAIT`` keeps the fewer replicas: on a cluster
+    the second one may have gone only to the masters whose writes were sent again."""
+    if (isinstance(step, Cmd) and step.after_writes and isinstance(before, int)
+            and isinstance(after, int)):
+        return min(before, after)
+    return after
+
+
 def _command(target: Any, step: Step) -> Any:
     """Send (or, on a pipeline, queue) one step; ``target`` is a client or a pipeline."""
-    if isinstance(step, Call):
-        return target.execute_command("EVALSHA", *step.evalsha_args)
-    return target.execute_command(*step.args)
+    return target.execute_command(*step.command)
 
 
 def run_many(client: Redis, steps: Sequence[Step], line: Line | None = None) -> list[Any]:
@@ -154,6 +195,8 @@ def _send(client: Redis, request: Request, line: Line | None = None) -> Any:
         for script in request:
             client.script_load(script.source)
         return None
+    if isinstance(client, RedisCluster) and cluster_wait.waits(request):
+        return cluster_wait.send(client, request)
     if len(request) == 1:  # a pipeline of one costs ~15 % more than the bare command
         step = request[0]
         try:
@@ -183,6 +226,8 @@ async def _asend(client: AsyncRedis, request: Request) -> Any:
         for script in request:
             await client.script_load(script.source)
         return None
+    if isinstance(client, AsyncRedisCluster) and cluster_wait.waits(request):
+        return await cluster_wait.asend(client, request)
     if len(request) == 1:
         try:
             return [await _command(client, request[0])]

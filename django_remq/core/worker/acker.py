@@ -18,9 +18,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..policies.dlq import DeadLetterConfig
 from ..store import ops
@@ -30,7 +28,7 @@ from ..store.ops import FINISH_CORRUPT, Outcome, Retention
 from ..store.replicas import ReplicaWait, confirm
 from ..store.scripts import Step, arun_many
 from .batcher import Batcher
-from .reconnect import Backoff
+from .reconnect import REDIS_DOWN, Backoff
 
 log = logging.getLogger("django_remq.acker")
 
@@ -66,6 +64,8 @@ class Acker:
         try:
             await self._finish(list(by_queue.items()))
         except ResponseError as exc:  # a script error: find the one outcome that causes it
+            if isinstance(exc, REDIS_DOWN):  # CLUSTERDOWN and the like: retried, not split
+                raise
             if len(batch) == 1:
                 q, outcome = batch[0]
                 log.error("cannot apply the outcome of job %s in %r (%s); its entry stays "
@@ -90,7 +90,7 @@ class Acker:
         if wait is not None and replies.pop() < wait.replicas:
             n = sum(len(outcomes) for _, outcomes in groups)
             await confirm(self.conn.aio, wait, f"acknowledging {n} finished jobs",
-                          Backoff(base=0.5).next)
+                          Backoff(base=0.5).next, [s.key for s in steps if s.key])
         for ((q, _), outcomes), codes in zip(groups, replies, strict=True):
             for outcome, code in zip(outcomes, codes, strict=True):
                 if code == FINISH_CORRUPT:
@@ -102,7 +102,7 @@ class Acker:
                         log.exception("after finishing job %s in %r", outcome.job_id, q)
 
     def _retry(self, batch: Sequence[Item], exc: Exception, failures: int) -> float | None:
-        if not isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+        if not isinstance(exc, REDIS_DOWN):
             log.error("dropping %d finished outcomes (%s: %s); their entries stay pending and "
                       "are delivered again", len(batch), type(exc).__name__, exc)
             return None

@@ -23,9 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import jsonutil
 from ..errors import CorruptRecord, PoisonMessage
@@ -39,13 +37,12 @@ from ..types import CancelToken, Message, MessageContext
 from .acker import Acker, OnApplied
 from .pool import ConcurrencyPool
 from .reader import StreamReader
-from .reconnect import Backoff
+from .reconnect import REDIS_DOWN, Backoff
 from .upkeep import Upkeep, WorkerSpec
 
 log = logging.getLogger("django_remq.consumer")
 
 MessageHandler = Callable[[Message, MessageContext], Awaitable[Outcome]]
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,12 @@ from typing import Any, cast
 from redis.crc import key_slot
 from redis.exceptions import MovedError, NoScriptError, ResponseError
 
+from ..store.cluster_wait import arelearn
 from ..store.connection import Connection
 from ..store.keys import GROUP, Keys
 from ..store.ops import Delivery
 from ..store.scripts import Call, arun_many
+from .reconnect import REDIS_DOWN
 
 log = logging.getLogger("django_remq.reader")
 
@@ -140,10 +142,10 @@ class StreamReader:
                              groups: Sequence[Sequence[int]]
                              ) -> list[tuple[str, list[Delivery]]]:
         """A cluster refuses one read across hash slots: read each slot's streams on its
-        own connection, all blocking at once. The first to return (work, or the block's
-        end) ends the others by ``CLIENT UNBLOCK``: they answer as if timed out, keeping
-        the connection and the deliver calls behind them, so nothing read is lost and a
-        job waits for one round trip, not a block."""
+        own connection, all blocking at once. The first to return (work, the block's end,
+        or its node gone) ends the others by ``CLIENT UNBLOCK``: they answer as if timed
+        out, keeping the connection and the deliver calls behind them, so nothing read is
+        lost and a job waits for one round trip, not a block."""
         blocked: dict[int, tuple[str, int]] = {}  # group -> (node name, client id)
         tasks = [asyncio.create_task(self._read_slot(
             g, queues, [chosen[i] for i in group], [calls[i] for i in group], each, block,
@@ -155,7 +157,10 @@ class StreamReader:
                 done, pending = await asyncio.wait(
                     pending, timeout=0.05 if woken else None,
                     return_when=asyncio.FIRST_COMPLETED)
-                woken = woken or any(not isinstance(t.result(), Exception) for t in done)
+                # work, the block's end, or a node gone (its read is over: read again
+                # soon, on the map relearned) ends the others' reads
+                woken = woken or any(not isinstance(t.result(), Exception)
+                                     or isinstance(t.result(), REDIS_DOWN) for t in done)
                 if woken and pending:
                     await self._unblock(list(blocked.values()))
         except asyncio.CancelledError:  # stopping: as a cancelled single read would
@@ -186,9 +191,11 @@ class StreamReader:
             finally:
                 blocked.pop(g, None)
             if isinstance(replies[0], MovedError):  # the slot moved: learn the new map
-                await cast(Any, self.conn.blocking(self.block_ms)).nodes_manager.initialize()
+                await arelearn(cast(Any, self.conn.blocking(self.block_ms)))
             return await self._delivered(queues, mine, calls, replies)
         except Exception as exc:
+            if isinstance(exc, REDIS_DOWN):  # the node is gone (a failover?): the map too
+                await arelearn(cast(Any, self.conn.blocking(self.block_ms)))
             return exc
 
     async def _unblock(self, blocked: Sequence[tuple[str, int]]) -> None:

@@ -1,9 +1,19 @@
-"""Capped exponential backoff with jitter, for reconnecting to Redis."""
+"""Capped exponential backoff with jitter, for reconnecting to Redis; and what counts as
+Redis being away (waited out, not reported as a bug)."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+
+from redis.exceptions import ClusterDownError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+#: Redis unreachable, or a cluster between masters (CLUSTERDOWN while a failover
+#: promotes a replica; TRYAGAIN while a slot migrates): retry after a backoff.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ClusterDownError, TryAgainError,
+              OSError)
 
 
 @dataclass

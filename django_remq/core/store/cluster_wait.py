@@ -1,0 +1,141 @@
+"""``WAIT`` on a Redis Cluster: each master's writes, then its ``WAIT``, on one connection.
+
+``WAIT`` counts the replicas that have the writes made on *its own connection*, and it
+names no key: redis-py's cluster pipeline would send it to every master, on other
+connections than the writes, and count nothing useful. A round trip that ends with a
+``WAIT`` step (``Cmd.after_writes``) therefore goes node by node here: its steps grouped
+by the master serving their slot (the cluster client's slot map), each group sent with
+a ``WAIT`` behind it on one of that master's connections (the cluster client's own
+pools; asyncio: all groups at once, sync: in turn). The ``WAIT``'s reply is the fewest
+replicas any of those masters confirmed.
+
+A MOVED reply (a failover or resharding the client has not seen yet) updates the slot
+map, and the round trip sends that step again (:func:`.scripts._round_trip`); a lost
+connection makes the client learn the map again, then is raised as usual. ASK and
+TRYAGAIN (a slot being migrated) are raised: the caller retries as after any error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from redis.asyncio.cluster import PipelineCommand
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MovedError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+if TYPE_CHECKING:
+    from .scripts import Step
+
+log = logging.getLogger("django_remq.cluster")
+
+#: The steps (their indexes) each master takes, with that master.
+Groups = list[tuple[Any, list[int]]]
+
+
+def waits(steps: Sequence[Step]) -> bool:
+    """Whether a round trip ends with a ``WAIT`` that must follow its writes."""
+    return bool(steps) and bool(getattr(steps[-1], "after_writes", False))
+
+
+def plan(steps: Sequence[Step], node_of: Callable[[str], Any]) -> Groups:
+    """The writes (every step but the last, the ``WAIT``) grouped by master, in order."""
+    if any(getattr(step, "after_writes", False) for step in steps[:-1]):
+        raise ValueError("on a cluster, a round trip's only WAIT must be its last step")
+    groups: dict[str, tuple[Any, list[int]]] = {}
+    for i, step in enumerate(steps[:-1]):
+        if step.key is None:
+            raise ValueError(f"{step.command[0]!r} names no key: on a cluster it has no "
+                             "master to go to before a WAIT")
+        node = node_of(step.key)
+        groups.setdefault(node.name, (node, []))[1].append(i)
+    if not groups:
+        raise ValueError("a WAIT with no writes before it waits for nothing")
+    return list(groups.values())
+
+
+def _merged(steps: Sequence[Step], groups: Groups, replies: Sequence[Sequence[Any]],
+            moved: Callable[[MovedError], None]) -> list[Any]:
+    """Each step's reply in order; the ``WAIT``'s: the fewest replicas any master
+    confirmed (or its first error). MOVED replies update the slot map first."""
+    out: list[Any] = [None] * len(steps)
+    counts: list[Any] = []
+    for (_, indexes), node_replies in zip(groups, replies, strict=True):
+        *writes, count = node_replies
+        for i, reply in zip(indexes, writes, strict=True):
+            if isinstance(reply, MovedError):
+                moved(reply)
+            out[i] = reply
+        counts.append(count)
+    errors = [c for c in counts if isinstance(c, Exception)]
+    out[-1] = errors[0] if errors else min(counts)
+    return out
+
+
+def _lost(replies: Sequence[Any]) -> Exception | None:
+    """A lost connection or a timeout among a node's replies: the node is away."""
+    return next((r for r in replies
+                 if isinstance(r, RedisConnectionError | RedisTimeoutError)), None)
+
+
+def send(client: RedisCluster, steps: Sequence[Step]) -> list[Any]:
+    """Sync driver: one pipeline per master, on a connection of that master's pool."""
+    groups = plan(steps, client.get_node_from_key)
+    replies: list[list[Any]] = []
+    for node, indexes in groups:
+        pipe: Any = client.get_redis_connection(node).pipeline(transaction=False)
+        for i in (*indexes, len(steps) - 1):
+            pipe.execute_command(*steps[i].command)
+        try:
+            replies.append(pipe.execute(raise_on_error=False))
+        except (RedisConnectionError, RedisTimeoutError):
+            relearn(client, node)
+            raise
+    return _merged(steps, groups, replies, client.nodes_manager.move_slot)
+
+
+def relearn(client: RedisCluster, failed: Any = None) -> None:
+    """Learn the slot map again, as redis-py's client does after a node failed (tried
+    last, ``failed``); a cluster still electing a new master is left for next time."""
+    if failed is not None:
+        client.nodes_manager.move_node_to_end_of_cached_nodes(failed.name)
+    try:
+        client.nodes_manager.initialize()
+    except RedisError as exc:
+        log.debug("cannot learn the cluster's slot map yet: %s", exc)
+
+
+async def arelearn(client: AsyncRedisCluster, failed: Any = None) -> None:
+    """Async twin of :func:`relearn`; a failed node's idle connections are dropped too."""
+    if failed is not None:
+        failed.update_active_connections_for_reconnect()
+        await failed.disconnect_free_connections()
+        client.nodes_manager.move_node_to_end_of_cached_nodes(failed.name)
+    try:
+        await client.nodes_manager.initialize()
+    except RedisError as exc:
+        log.debug("cannot learn the cluster's slot map yet: %s", exc)
+
+
+async def asend(client: AsyncRedisCluster, steps: Sequence[Step]) -> list[Any]:
+    """Async twin of :func:`send`: the masters' pipelines go out at once."""
+    await client.initialize()
+    groups = plan(steps, lambda key: client.get_node_from_key(key))
+    batches = [[PipelineCommand(n, *steps[i].command)
+                for n, i in enumerate((*indexes, len(steps) - 1))] for _, indexes in groups]
+    done = await asyncio.gather(*(node.execute_pipeline(batch) for (node, _), batch
+                                  in zip(groups, batches, strict=True)),
+                                return_exceptions=True)
+    replies = [[command.result for command in batch] for batch in batches]
+    for (node, _), outcome, node_replies in zip(groups, done, replies, strict=True):
+        error = outcome if isinstance(outcome, BaseException) else _lost(node_replies)
+        if isinstance(error, RedisConnectionError | RedisTimeoutError | OSError):
+            await arelearn(client, node)
+        if error is not None:
+            raise error
+    return _merged(steps, groups, replies, client.nodes_manager.move_slot)
