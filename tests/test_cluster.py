@@ -282,3 +282,24 @@ def test_close_closes_every_client_the_connection_made(cluster_url) -> None:
     redis.cluster.RedisCluster.from_url(cluster_url).delete(key)
     for node in nodes:
         node.close()
+
+
+async def test_close_from_a_running_loop_closes_an_idle_loops_clients(cluster_url) -> None:
+    """close() called where another loop runs (an async test, Playwright's sync API):
+    run_until_complete refuses there, so the idle loop's clients close from a helper
+    thread."""
+    conn = Connection(cluster_url, cluster=True)
+    idle = asyncio.new_event_loop()
+
+    async def use(conn: Connection) -> None:
+        assert await conn.aio.set("close-test:{q}", 1)
+
+    await asyncio.to_thread(idle.run_until_complete, use(conn))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        conn.close()
+        idle.close()
+        del conn
+        gc.collect()
+    assert [str(w.message) for w in caught
+            if issubclass(w.category, ResourceWarning | RuntimeWarning)] == []

@@ -26,6 +26,7 @@ import pytest
 import redis
 import redis.asyncio
 import redis.cluster
+from redis.exceptions import RedisClusterException
 
 from django_remq.core import TaskManager
 from django_remq.core.errors import RemqError
@@ -62,7 +63,7 @@ class Emitter:
         while True:
             try:  # the same id again: a live job is not enqueued twice
                 self.tm.emit("nap", data={"s": 0.005}, options={"id": job_id})
-            except (redis.RedisError, RemqError) as exc:  # a clear error, then a retry
+            except (redis.RedisError, RedisClusterException, RemqError) as exc:  # then a retry
                 self.errors[type(exc).__name__] += 1
                 if time.monotonic() > deadline:
                     raise
@@ -239,7 +240,7 @@ async def test_an_idle_worker_blocks_on_the_promoted_master(private_cluster: Loc
             while not job_id:
                 try:
                     job_id = await tm.aemit("nap", queue="default", options={"id": f"after-{n}"})
-                except redis.RedisError:
+                except (redis.RedisError, RedisClusterException):
                     await asyncio.sleep(0.05)
             for _ in range(200):
                 if job_id in started:

@@ -26,7 +26,7 @@ from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MovedError, RedisError
+from redis.exceptions import MovedError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def relearn(client: RedisCluster, failed: Any = None) -> None:
         client.nodes_manager.move_node_to_end_of_cached_nodes(failed.name)
     try:
         client.nodes_manager.initialize()
-    except RedisError as exc:
+    except (RedisError, RedisClusterException) as exc:
         log.debug("cannot learn the cluster's slot map yet: %s", exc)
 
 
@@ -118,7 +118,7 @@ async def arelearn(client: AsyncRedisCluster, failed: Any = None) -> None:
         client.nodes_manager.move_node_to_end_of_cached_nodes(failed.name)
     try:
         await client.nodes_manager.initialize()
-    except RedisError as exc:
+    except (RedisError, RedisClusterException) as exc:
         log.debug("cannot learn the cluster's slot map yet: %s", exc)
 
 

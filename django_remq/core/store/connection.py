@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -205,7 +206,7 @@ class Connection:
                     log.warning("closing %r's clients on another thread's event loop failed",
                                 self, exc_info=True)
             else:
-                loop.run_until_complete(self._aclose_loop(loop))
+                _close_on(loop, self)
 
     def _clients(self) -> _LoopClients:
         loop = asyncio.get_running_loop()
@@ -278,6 +279,24 @@ class _LoopClients:
                 *(client for _, client in self.pinned.values())]
 
 
+def _close_on(loop: asyncio.AbstractEventLoop, conn: Connection) -> None:
+    """Close ``conn``'s clients of ``loop`` (not running) on that loop: from here, or, when
+    this thread runs another loop (``run_until_complete`` refuses then, as under
+    Playwright's sync API), from a helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        loop.run_until_complete(conn._aclose_loop(loop))
+        return
+    helper = threading.Thread(target=lambda: loop.run_until_complete(conn._aclose_loop(loop)),
+                              name="remq-close", daemon=True)
+    helper.start()
+    helper.join(DEFAULT_SOCKET_TIMEOUT)
+    if helper.is_alive():
+        log.warning("closing %r's clients took over %ss; left to finish", conn,
+                    DEFAULT_SOCKET_TIMEOUT)
+
+
 def _closed_with(loop: asyncio.AbstractEventLoop, conn: Connection) -> None:
     """Close ``conn``'s clients of ``loop`` when the loop closes (``asyncio.run``'s end,
     a test's loop), as channels_redis does for its pools: a client left to the garbage
@@ -291,7 +310,7 @@ def _closed_with(loop: asyncio.AbstractEventLoop, conn: Connection) -> None:
         owner = ref()
         try:
             if owner is not None and not loop.is_closed() and not loop.is_running():
-                loop.run_until_complete(owner._aclose_loop(loop))
+                _close_on(loop, owner)
         except Exception:
             log.warning("closing %r's clients as their event loop closes failed", owner,
                         exc_info=True)

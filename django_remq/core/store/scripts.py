@@ -152,8 +152,8 @@ def _round_trip(steps: Sequence[Step]) -> Generator[Request, Any, list[Any]]:
             break
         again = sorted({*again, *(i for i, step in enumerate(steps)
                                   if isinstance(step, Cmd) and step.after_writes)})
-        lost = {steps[i].script for i in again  # type: ignore[union-attr]
-                if isinstance(replies[i], NoScriptError) and isinstance(steps[i], Call)}
+        lost = {step.script for i in again
+                if isinstance(replies[i], NoScriptError) and isinstance(step := steps[i], Call)}
         if lost:
             yield lost
         for i, reply in zip(again, (yield [steps[i] for i in again]), strict=True):

@@ -6,14 +6,15 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from redis.exceptions import ClusterDownError, TryAgainError
+from redis.exceptions import ClusterDownError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 #: Redis unreachable, or a cluster between masters (CLUSTERDOWN while a failover
-#: promotes a replica; TRYAGAIN while a slot migrates): retry after a backoff.
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ClusterDownError, TryAgainError,
-              OSError)
+#: promotes a replica, a slot no node serves yet; TRYAGAIN while a slot migrates):
+#: retry after a backoff.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ClusterDownError, SlotNotCoveredError,
+              TryAgainError, OSError)
 
 
 @dataclass
