@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
 import threading
 
 import redis
@@ -77,25 +78,36 @@ def test_scripts_lost_by_redis_are_loaded_again(redis_url: str, prefix: str,
     tm.conn.close()
 
 
+FORK = """
+import os, sys
+from django_remq.core import TaskManager
+tm = TaskManager.init(db=sys.argv[1], prefix=sys.argv[2])
+first = tm.emit("noop")  # the parent's connection exists before the fork
+parent = tm.conn.line.execute_command("CLIENT", "ID")
+pid = os.fork()
+if pid == 0:  # the child: emit on a connection of its own, then leave at once
+    code = 1
+    try:
+        tm.emit("noop", data={"from": "child"})
+        code = 0 if tm.conn.line.execute_command("CLIENT", "ID") != parent else 2
+    finally:
+        os._exit(code)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, f"child: {os.waitstatus_to_exitcode(status)}"
+# the parent's connection still works (the child did not use or close it)
+assert tm.emit("noop", data={"from": "parent"}) != first
+assert tm.conn.line._pid == os.getpid()
+print("OK")
+"""
+
+
 def test_a_forked_child_makes_its_own_connection(redis_url: str, prefix: str,
                                                  r: redis.Redis) -> None:
-    tm = _emit_on_line(redis_url, prefix, f"{prefix}-fork")
-    parent_id = tm.emit("noop")  # the parent's connection exists before the fork
-    pid = os.fork()
-    if pid == 0:  # the child: emit on a connection of its own, then leave at once
-        code = 1
-        try:
-            child_id = tm.emit("noop", data={"from": "child"})
-            code = 0 if child_id else 1
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    # the parent's connection still works (the child did not use or close it)
-    assert tm.emit("noop", data={"from": "parent"}) != parent_id
-    assert r.xlen(tm.keys.queue("default").stream) == 3
-    assert os.getpid() == tm.conn.line._pid  # type: ignore[union-attr]
-    tm.conn.close()
+    # in a fresh interpreter: forking this (multi-threaded) test process could deadlock
+    done = subprocess.run([sys.executable, "-c", FORK, redis_url, prefix],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "OK", done.stderr
+    assert r.xlen(f"{prefix}:{{default}}:stream") == 3
 
 
 def test_the_line_answers_as_the_client_does(redis_url: str, r: redis.Redis,
