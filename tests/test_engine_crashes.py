@@ -17,7 +17,7 @@ from django_remq.core.store.keys import Keys
 
 from .cluster import on_both
 from .records import record
-from .workers import free_port, spawn_worker, stop_worker, wait_until
+from .workers import free_port, pings, spawn_worker, stop_worker, wait_until
 
 
 @on_both()
@@ -171,7 +171,7 @@ def own_redis():
     def start() -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
         client = redis.Redis(port=port)
-        assert wait_until(lambda: _pings(client), timeout=10)
+        assert wait_until(lambda: pings(client), timeout=10)
         return proc
 
     server = {"proc": start()}
@@ -179,13 +179,6 @@ def own_redis():
     server["proc"].terminate()
     server["proc"].wait(10)
     shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
 
 
 async def test_worker_survives_redis_going_away(own_redis):

@@ -19,7 +19,7 @@ from django_remq.conf import problems
 from django_remq.core import InvalidOptions, ReplicaTimeout, TaskManager
 from django_remq.core.store.keys import Keys
 
-from .workers import free_port, wait_until
+from .workers import free_port, pings, wait_until
 
 
 @dataclass
@@ -53,7 +53,7 @@ def pair() -> Iterator[Pair]:
     procs: dict[str, subprocess.Popen[bytes]] = {"master": _server(mport, workdir)}
     master = redis.Redis(port=mport, decode_responses=True)
     replica = redis.Redis(port=rport, decode_responses=True)
-    assert wait_until(lambda: _pings(master), timeout=10)
+    assert wait_until(lambda: pings(master), timeout=10)
 
     def start_replica() -> None:
         procs["replica"] = _server(rport, workdir, "--replicaof", "127.0.0.1", str(mport),
@@ -74,13 +74,6 @@ def pair() -> Iterator[Pair]:
     master.close()
     replica.close()
     shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
 
 
 def test_emit_returns_once_the_replica_has_the_job(pair):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+import redis
 
 from django_remq.testing import RemqTestEnv
 
@@ -34,6 +35,14 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, step: float 
             return True
         time.sleep(step)
     return False
+
+
+def pings(client: redis.Redis) -> bool:
+    """Whether a Redis client gets an answer (a server coming up, or going down)."""
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
 
 
 def spawn_worker(url: str, prefix: str, *args: str,
