@@ -50,7 +50,9 @@ def pair() -> Iterator[Pair]:
         pytest.fail("redis-server is not installed (apt-get install redis-server)")
     mport, rport = free_port(), free_port()
     workdir = tempfile.mkdtemp()
-    procs: dict[str, subprocess.Popen[bytes]] = {"master": _server(mport, workdir)}
+    # the replica syncs at once, not after the default 5 s diskless delay
+    procs: dict[str, subprocess.Popen[bytes]] = {
+        "master": _server(mport, workdir, "--repl-diskless-sync-delay", "0")}
     master = redis.Redis(port=mport, decode_responses=True)
     replica = redis.Redis(port=rport, decode_responses=True)
     assert wait_until(lambda: pings(master), timeout=10)
@@ -59,6 +61,8 @@ def pair() -> Iterator[Pair]:
         procs["replica"] = _server(rport, workdir, "--replicaof", "127.0.0.1", str(mport),
                                    "--dbfilename", "replica.rdb")
         assert wait_until(lambda: _linked(master), timeout=20), master.info("replication")
+        # "online" can come before the replica has loaded the sync and answers GETACK
+        assert master.execute_command("WAIT", 1, 20_000) == 1, master.info("replication")
 
     def stop_replica() -> None:
         procs["replica"].terminate()
@@ -87,9 +91,11 @@ def test_emit_returns_once_the_replica_has_the_job(pair):
 
 
 async def test_aemit_waits_too_and_raises_when_the_replica_is_gone(pair):
-    tm = TaskManager.init(db=pair.master_url, prefix="w", wait_replicas=1, wait_timeout_ms=300)
-    job_id = await tm.aemit("e")
+    patient = TaskManager.init(db=pair.master_url, prefix="w", wait_replicas=1,
+                               wait_timeout_ms=5000)  # a loaded CI host can take > 0.3 s
+    job_id = await patient.aemit("e")
     assert pair.replica.exists(Keys("w").queue("default").job(job_id))
+    tm = TaskManager.init(db=pair.master_url, prefix="w", wait_replicas=1, wait_timeout_ms=300)
     pair.stop_replica()
     started = time.monotonic()
     shown = r"only 0 of 1 replicas confirmed job\(s\) lost"
@@ -104,6 +110,7 @@ async def test_aemit_waits_too_and_raises_when_the_replica_is_gone(pair):
     plain = TaskManager.init(db=pair.master_url, prefix="w")  # the default: no waiting
     plain.emit("e")
     tm.conn.close()
+    patient.conn.close()
     plain.conn.close()
 
 
