@@ -39,7 +39,7 @@ import redis.cluster
 from redis.crc import key_slot
 
 from .aio_cluster import AsyncCluster
-from .line import Line
+from .line import AioLine, Line
 
 log = logging.getLogger("django_remq.connection")
 
@@ -62,6 +62,7 @@ _SYNC_TO_ASYNC = {
 _ASYNC_TO_SYNC = {v: k for k, v in _SYNC_TO_ASYNC.items()}
 _PLAIN_POOLS = (redis.ConnectionPool, redis.BlockingConnectionPool)
 _PLAIN_CONNECTIONS = tuple(_SYNC_TO_ASYNC)
+_PLAIN_ASYNC_POOLS = (redis.asyncio.ConnectionPool, redis.asyncio.BlockingConnectionPool)
 
 
 def with_timeouts(url: str, socket_timeout: float, socket_connect_timeout: float) -> str:
@@ -133,6 +134,23 @@ class Connection:
             if type(pool) in _PLAIN_POOLS and pool.connection_class in _PLAIN_CONNECTIONS:
                 self._line = Line(self.sync)
         return self._line
+
+    @property
+    def aline(self) -> AioLine | None:
+        """The running loop's :class:`.AioLine` for script round trips, beside the loop's
+        client when that is a plain pool of plain connections (``None`` as for
+        :attr:`line`)."""
+        made = self._clients()
+        if made.line is None and not self.cluster:
+            made.line = _aline_beside(self.aio, self.cluster)
+        return made.line
+
+    def blocking_line(self, block_ms: int) -> AioLine | None:
+        """An :class:`.AioLine` beside :meth:`blocking`'s client (its read timeout)."""
+        made = self._clients().blocking_lines
+        if block_ms not in made:
+            made[block_ms] = _aline_beside(self.blocking(block_ms), self.cluster)
+        return made[block_ms]
 
     @property
     def aio(self) -> redis.asyncio.Redis:
@@ -219,6 +237,9 @@ class Connection:
     async def _aclose_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         made = self._loops.pop(loop, None)
         if made is not None:
+            for line in (made.line, *made.blocking_lines.values()):
+                if line is not None:
+                    await line.aclose()
             for client in made.all():
                 await client.aclose()
 
@@ -236,8 +257,7 @@ class Connection:
         if "server" in kwargs:
             fake: redis.Redis = _fake_client(kwargs, asynchronous=False)
             return fake
-        pool = redis.ConnectionPool(connection_class=_ASYNC_TO_SYNC.get(cls, redis.Connection),
-                                    **kwargs)
+        pool = redis.ConnectionPool(connection_class=_twin(cls, _ASYNC_TO_SYNC), **kwargs)
         return redis.Redis.from_pool(pool)  # its close() closes the pool
 
     def _make_async(self, extra_read_s: float = 0.0) -> redis.asyncio.Redis:
@@ -260,8 +280,7 @@ class Connection:
             return fake
         _extend_read_timeout(kwargs, extra_read_s)
         pool = redis.asyncio.ConnectionPool(
-            connection_class=_SYNC_TO_ASYNC.get(cls, redis.asyncio.Connection), **kwargs, **limit
-        )
+            connection_class=_twin(cls, _SYNC_TO_ASYNC), **kwargs, **limit)
         return redis.asyncio.Redis.from_pool(pool)  # its aclose() closes the pool
 
 
@@ -270,6 +289,8 @@ class _LoopClients:
     """One event loop's asyncio clients (an asyncio client belongs to its loop)."""
 
     aio: redis.asyncio.Redis | None = None
+    line: AioLine | None = None
+    blocking_lines: dict[int, AioLine | None] = field(default_factory=dict)
     blocking: dict[int, redis.asyncio.Redis] = field(default_factory=dict)
     #: per (slot, block_ms): the node it reads from, and the one-connection client
     pinned: dict[tuple[int, int], tuple[str, redis.asyncio.Redis]] = field(default_factory=dict)
@@ -295,6 +316,14 @@ def _close_on(loop: asyncio.AbstractEventLoop, conn: Connection) -> None:
     if helper.is_alive():
         log.warning("closing %r's clients took over %ss; left to finish", conn,
                     DEFAULT_SOCKET_TIMEOUT)
+
+
+def _aline_beside(client: redis.asyncio.Redis, cluster: bool) -> AioLine | None:
+    if cluster:  # its client routes each key to its node
+        return None
+    pool = client.connection_pool
+    plain = type(pool) in _PLAIN_ASYNC_POOLS and pool.connection_class in _ASYNC_TO_SYNC
+    return AioLine(client) if plain else None
 
 
 def _closed_with(loop: asyncio.AbstractEventLoop, conn: Connection) -> None:
@@ -355,6 +384,23 @@ def _cluster_url(client: ClusterClient) -> str:
     if kw.get("password"):
         auth = f"{quote(kw.get('username') or '')}:{quote(kw['password'])}@"
     return f"redis://{auth}{node.host}:{node.port}/0"
+
+
+def _twin(cls: type, twins: dict[type, type]) -> Any:
+    """The connection class for the other kind of client (sync or asyncio): ``cls``'s
+    twin, or ``cls`` itself when it is already of that kind (an asyncio client copied for
+    another event loop)."""
+    if cls in twins.values():
+        return cls
+    twin = twins.get(cls)
+    if twin is None:
+        raise TypeError(
+            f"cannot copy a client whose connections are {cls.__module__}.{cls.__qualname__}: "
+            "the engine needs a sync client and an asyncio client per event loop, made from "
+            "the same settings, and knows how to do that for redis-py's plain, SSL and Unix "
+            "socket connections only (Sentinel and custom connection classes are not "
+            "supported). Pass a redis:// URL, or a client on a plain connection pool.")
+    return twin
 
 
 def _pool_settings(client: redis.Redis | redis.asyncio.Redis) -> tuple[dict[str, Any], type]:

@@ -25,7 +25,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import MovedError, NoScriptError, ResponseError
 
 from . import cluster_wait
-from .line import Line
+from .line import AioLine, Line
 
 T = TypeVar("T")
 Arg = str | int | float | bytes
@@ -210,22 +210,26 @@ def _send(client: Redis, request: Request, line: Line | None = None) -> Any:
     return pipe.execute(raise_on_error=False)
 
 
-async def arun_many(client: AsyncRedis, steps: Sequence[Step]) -> list[Any]:
-    """Async twin of :func:`run_many` (the same :func:`_round_trip`)."""
+async def arun_many(client: AsyncRedis, steps: Sequence[Step],
+                    line: AioLine | None = None) -> list[Any]:
+    """Async twin of :func:`run_many` (the same :func:`_round_trip`); with ``line``, a
+    round trip of script calls only goes on it (:class:`.line.AioLine`)."""
     trip = _round_trip(steps)
     request = next(trip)
     try:
         while True:
-            request = trip.send(await _asend(client, request))
+            request = trip.send(await _asend(client, request, line))
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
 
 
-async def _asend(client: AsyncRedis, request: Request) -> Any:
+async def _asend(client: AsyncRedis, request: Request, line: AioLine | None = None) -> Any:
     if isinstance(request, set):
         for script in request:
             await client.script_load(script.source)
         return None
+    if line is not None and all(isinstance(step, Call) for step in request):
+        return await line.execute([step.command for step in request])
     if isinstance(client, AsyncRedisCluster) and cluster_wait.waits(request):
         return await cluster_wait.asend(client, request)
     if len(request) == 1:
@@ -243,5 +247,5 @@ def run(client: Redis, call: Call[T]) -> T:
     return run_many(client, [call])[0]  # type: ignore[no-any-return]
 
 
-async def arun(client: AsyncRedis, call: Call[T]) -> T:
-    return (await arun_many(client, [call]))[0]  # type: ignore[no-any-return]
+async def arun(client: AsyncRedis, call: Call[T], line: AioLine | None = None) -> T:
+    return (await arun_many(client, [call], line))[0]  # type: ignore[no-any-return]

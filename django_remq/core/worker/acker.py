@@ -86,7 +86,7 @@ class Acker:
         wait = self.replica_wait
         if wait is not None:  # pipelined after the scripts: their connection's writes
             steps.append(wait.step())
-        replies = await arun_many(self.conn.aio, steps)
+        replies = await arun_many(self.conn.aio, steps, self.conn.aline)
         if wait is not None and replies.pop() < wait.replicas:
             n = sum(len(outcomes) for _, outcomes in groups)
             await confirm(self.conn.aio, wait, f"acknowledging {n} finished jobs",

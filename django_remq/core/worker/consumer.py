@@ -238,7 +238,8 @@ class Consumer:
         """Deliver what a blocking read over several lanes took beyond the free slots
         (deliver.lua said "held"); ``True`` if it found work."""
         queue = self._held.pop()
-        deliveries = await arun(self.conn.aio, self._pending_call(queue, self.pool.free))
+        deliveries = await arun(self.conn.aio, self._pending_call(queue, self.pool.free),
+                                self.conn.aline)
         self.dispatch(queue, deliveries)
         return bool(deliveries)
 
@@ -256,7 +257,7 @@ class Consumer:
                                count=free, lock_ms=opts.claim_idle_ms,
                                max_deliveries=opts.max_deliveries,
                                lanes=self.upkeep.lanes.of(queue))
-            deliveries = await arun(self.conn.aio, call)
+            deliveries = await arun(self.conn.aio, call, self.conn.aline)
             if deliveries:
                 log.info("reclaimed %d stalled entries in %r", len(deliveries), queue)
                 self.dispatch(queue, deliveries)
@@ -275,7 +276,7 @@ class Consumer:
                            aging_ms=lanes.aging(q))
                  for q in queues]
         try:
-            replies = await arun_many(self.conn.aio, calls)
+            replies = await arun_many(self.conn.aio, calls, self.conn.aline)
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise

@@ -98,21 +98,29 @@ class StreamReader:
             if len(slots) > 1:
                 return await self._read_per_slot(queues, chosen, calls, each, block,
                                                  list(slots.values()))
-        pipe = self.conn.blocking(self.block_ms).pipeline(transaction=False)
-        self._queue_read(pipe, chosen, calls, each, block)
-        replies = await pipe.execute(raise_on_error=False)
+        commands = self._read_commands(chosen, calls, each, block)
+        line = self.conn.blocking_line(self.block_ms)
+        if line is not None:  # the read's own reply is not used: raw is as good as parsed
+            replies = await line.execute(commands)
+        else:
+            pipe = self.conn.blocking(self.block_ms).pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            replies = await pipe.execute(raise_on_error=False)
         return await self._delivered(queues, chosen, calls, replies)
 
-    def _queue_read(self, pipe: Any, chosen: Sequence[str], calls: Sequence[Call[Any]],
-                    each: int, block: int) -> None:
+    def _read_commands(self, chosen: Sequence[str], calls: Sequence[Call[Any]], each: int,
+                       block: int) -> list[tuple[Any, ...]]:
+        """The blocking read, then each queue's deliver call (EVALSHA, raw: redis-py's
+        cluster pipelines refuse ``.evalsha()``)."""
         lanes = [self.streams_of(q) for q in chosen]
-        streams: dict[Any, Any] = {s: ">" for of_q in lanes for s in of_q}
+        streams = [s for of_q in lanes for s in of_q]
         # COUNT is per stream: a queue's lanes share its part (deliver.lua runs no more
         # than ``each`` of what they took and holds the rest for the next call)
         per_stream = max(1, each // max(len(of_q) for of_q in lanes))
-        pipe.xreadgroup(GROUP, self.consumer, streams, count=per_stream, block=block)
-        for call in calls:  # raw EVALSHA: redis-py's cluster pipelines refuse .evalsha()
-            pipe.execute_command("EVALSHA", *call.evalsha_args)
+        read = ("XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", per_stream,
+                "BLOCK", block, "STREAMS", *streams, *(">" for _ in streams))
+        return [read, *(("EVALSHA", *call.evalsha_args) for call in calls)]
 
     async def _delivered(self, queues: Sequence[str], chosen: Sequence[str],
                          calls: Sequence[Call[list[Delivery]]], replies: Sequence[Any]
@@ -129,7 +137,7 @@ class StreamReader:
         if any(isinstance(reply, NoScriptError) for reply in delivered):
             # scripts flushed (a Redis restart): what the read took is still pending
             # for this consumer; deliver it again now that the scripts are loaded
-            again = await arun_many(self.conn.aio, calls)
+            again = await arun_many(self.conn.aio, calls, self.conn.aline)
             return list(zip(chosen, again, strict=True))
         for reply in delivered:
             if isinstance(reply, Exception):
@@ -185,7 +193,8 @@ class StreamReader:
             client, node = await self.conn.pinned(self._stream(mine[0]), self.block_ms)
             blocked[g] = (node, await client.client_id())
             pipe = client.pipeline(transaction=False)
-            self._queue_read(pipe, mine, calls, each, block)
+            for command in self._read_commands(mine, calls, each, block):
+                pipe.execute_command(*command)
             try:
                 replies = await pipe.execute(raise_on_error=False)
             finally:

@@ -72,7 +72,8 @@ class TaskUpdates:
         fut.add_done_callback(self._pending.discard)
 
     async def _write(self, items: list[tuple[str, str]]) -> None:
-        await arun(self.conn.aio, ops.update(self.qk, self.job_id, items, self.max_logs))
+        await arun(self.conn.aio, ops.update(self.qk, self.job_id, items, self.max_logs),
+                   self.conn.aline)
 
     async def drain(self) -> None:
         """Wait for every queued write and tracked follow-up (errors are the caller's)."""
