@@ -8,8 +8,11 @@ each task INCRs a counter, with an async client in the async handler and a sync
 client in the sync one. Prints tasks/s for both and the sync/async ratio (the
 target is >= 80 %), and the worker's CPU time per task (user + system, start-up
 excluded): on a busy shared host the rate swings with the neighbours, the CPU cost
-much less. ``--profile DIR`` runs each worker under ``py-spy record``
-(``pip install py-spy``; GIL holder only) and prints the profile's top entries.
+much less. Then the handlers' INCR alone, with no engine, from as many plain threads
+and asyncio tasks: the part of the gap that is CPython's (blocking I/O on threads hands
+the GIL back and forth) and not the engine's. ``--profile DIR`` runs each worker under
+``py-spy record`` (``pip install py-spy``; GIL holder only) and prints the profile's top
+entries.
 Not a test: figures vary with the machine; compare the ratio across hosts.
 """
 
@@ -81,6 +84,59 @@ def drain(url: str, n: int, concurrency: int, kind: str,
     return (n - 1) / elapsed if n else 0.0, cpu  # the clock starts at the first INCR
 
 
+def client_floor(url: str, n: int, concurrency: int) -> dict[str, tuple[float, float]]:
+    """The handlers' own INCR with no engine: from ``concurrency`` plain threads on a sync
+    client, and from as many asyncio tasks on an async one; (calls/s, CPU us per call)."""
+    import asyncio
+    import resource
+    import threading
+    import time
+
+    import redis.asyncio
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    key = f"benchsync{uuid.uuid4().hex[:6]}:floor"
+    each = n // concurrency
+    sync_client = redis.Redis.from_url(url)
+    sync_client.ping()
+
+    def incr_many() -> None:
+        for _ in range(each):
+            sync_client.incr(key)
+
+    threads = [threading.Thread(target=incr_many) for _ in range(concurrency)]
+    c0, t0 = cpu(), time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    floor = {"threads": (each * concurrency / (time.perf_counter() - t0),
+                         (cpu() - c0) * 1e6 / (each * concurrency))}
+
+    async def tasks() -> tuple[float, float]:
+        client = redis.asyncio.Redis.from_url(url)
+        await client.ping()
+
+        async def incr_many_async() -> None:
+            for _ in range(each):
+                await client.incr(key)
+
+        c1, t1 = cpu(), time.perf_counter()
+        await asyncio.gather(*(incr_many_async() for _ in range(concurrency)))
+        done = (each * concurrency / (time.perf_counter() - t1),
+                (cpu() - c1) * 1e6 / (each * concurrency))
+        await client.aclose()
+        return done
+
+    floor["asyncio"] = asyncio.run(tasks())
+    sync_client.delete(key)
+    sync_client.close()
+    return floor
+
+
 def top_of_profile(raw: Path, count: int = 12) -> list[str]:
     """Functions by own and by inclusive samples, from py-spy's raw collapsed stacks."""
     own: dict[str, int] = {}
@@ -126,6 +182,12 @@ def report(args: argparse.Namespace) -> None:
             print(f"worker CPU per task, {kind:5s} handler: {shown} ms")
         cpu_ratio = min(cpu_ms["async"]) / min(cpu_ms["sync"])
         print(f"async / sync CPU per task (best of {args.runs}): {cpu_ratio:.0%}")
+    floor = client_floor(args.url, args.n, args.concurrency)
+    for kind, label in (("threads", "plain threads, sync client"),
+                        ("asyncio", "asyncio tasks, async client")):
+        rate, us = floor[kind]
+        print(f"the INCR alone, no engine, {args.concurrency} {label}: {rate:8,.0f} /s, "
+              f"{us:5.0f} us CPU per call")
 
 
 def main() -> None:

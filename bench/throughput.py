@@ -6,7 +6,8 @@
     python bench/throughput.py --only emit                     # emit against the floor
 
 Measures: emit one at a time, against a bare LPUSH loop on a redis-py client
-(the floor the peers are held to: a plain enqueue); emit_many; drain rate of N
+(the floor the peers are held to: a plain enqueue); emit_many; aemit one at a time
+against the same loop on a redis-py asyncio client; drain rate of N
 pre-queued no-op tasks
 (each INCRs a counter) by one worker process at concurrency 1 (the engine's default) and
 a tuned one; pick-up latency (emit -> handler start) with an idle worker, 500
@@ -69,6 +70,36 @@ def bench_emit(url: str, n: int, rounds: int = 3) -> tuple[float, float, float]:
     cleanup(tm.conn.sync, prefix)
     plain.close()
     return one, floor, many
+
+
+def bench_aemit(url: str, n: int, rounds: int = 3) -> tuple[float, float]:
+    """Best of ``rounds``, alternated: ``await tm.aemit`` one at a time (an async view, a
+    handler's follow-up), and its floor, a bare LPUSH loop on a redis-py asyncio client."""
+    import asyncio
+
+    import redis.asyncio
+
+    async def run() -> tuple[float, float]:
+        prefix = f"bench{uuid.uuid4().hex[:6]}"
+        tm = TaskManager.init(db=url, prefix=prefix)
+        await tm.aemit("noop", data={"i": -1})  # connect, load scripts
+        plain = redis.asyncio.Redis.from_url(url)
+        one = floor = 0.0
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for i in range(n):
+                await plain.lpush(f"{prefix}:floor", i)
+            floor = max(floor, n / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            for i in range(n):
+                await tm.aemit("noop", data={"i": i})
+            one = max(one, n / (time.perf_counter() - t0))
+        cleanup(tm.conn.sync, prefix)
+        await plain.aclose()
+        await tm.conn.aclose()
+        return one, floor
+
+    return asyncio.run(run())
 
 
 def start_worker(url: str, prefix: str, concurrency: int, burst: bool,
@@ -176,6 +207,9 @@ def print_emit(url: str) -> None:
     print(f"emit one at a time:   {one:10,.0f} tasks/s   ({one / floor:.0%} of the LPUSH floor, "
           f"{one / raw:.0%} of raw round trips)")
     print(f"emit_many:            {many:10,.0f} tasks/s")
+    aone, afloor = bench_aemit(url, 5_000)
+    print(f"aemit one at a time:  {aone:10,.0f} tasks/s   ({aone / afloor:.0%} of an asyncio "
+          f"LPUSH loop: {afloor:,.0f} /s)")
 
 
 def raw_round_trips(url: str, n: int = 20_000) -> float:

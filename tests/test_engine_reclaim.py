@@ -83,3 +83,36 @@ async def test_an_entry_held_but_not_running_is_not_renewed_forever(make_tm, r, 
         await runner
     assert ran == [job_id, "long-done"]  # reclaimed after ~1 s, not after the long task
     assert record(r, prefix, job_id).status == "completed"
+
+
+async def test_a_worker_recreates_a_consumer_group_that_vanished(make_tm, r, prefix, caplog):
+    """A stream lost with its group (deleted, or a failover that lost it) while the worker
+    was busy: the next steps (reclaim first) meet NOGROUP; the worker recreates the group
+    and goes on, it does not loop on the error with new work left waiting."""
+    tm: TaskManager = make_tm(concurrency=1, processor={"claim_idle_ms": 300})
+    qk = Keys(prefix).queue("default")
+    ran: list[int] = []
+
+    async def nap(task, ctx):
+        if task.data == 1:
+            r.delete(qk.stream)  # its group goes with it; the next emit makes a bare stream
+            await asyncio.sleep(1.0)  # upkeep ticks pass: a reclaim is due when it ends
+        ran.append(task.data)
+
+    tm.register_handler(event="nap", handler=nap)
+    tm.emit("nap", data=1)
+    await tm.start()
+    try:
+        deadline = time.monotonic() + 10
+        while ran != [1]:
+            assert time.monotonic() < deadline, "the first job never ran"
+            await asyncio.sleep(0.05)
+        tm.emit("nap", data=2)
+        deadline = time.monotonic() + 15
+        while ran != [1, 2]:
+            assert time.monotonic() < deadline, "work emitted after the group vanished waits"
+            await asyncio.sleep(0.05)
+    finally:
+        await tm.stop()
+    assert "consumer group missing" in caplog.text
+    assert r.xinfo_groups(qk.stream)[0]["name"] == GROUP

@@ -184,6 +184,16 @@ class Consumer:
                 log.warning("Redis unavailable at %r (%s); retrying in %.1fs", self.conn, exc,
                             delay)
                 await asyncio.sleep(delay)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    log.exception("unexpected error in the read loop; going on")
+                    await asyncio.sleep(backoff.next())
+                    continue
+                # the stream or its group is gone (deleted, or a failover lost it): every
+                # step that reads it (reclaim, held, fetch) would fail until it is back
+                log.warning("consumer group missing in %s (%s); recreating it",
+                            ", ".join(self.queues), exc)
+                await self._until_connected(lambda: self.reader.ensure_groups(self.queues))
             except Exception:
                 log.exception("unexpected error in the read loop; going on")
                 await asyncio.sleep(backoff.next())
@@ -275,13 +285,7 @@ class Consumer:
                            max_deliveries=self.options.max_deliveries, lanes=lanes.of(q),
                            aging_ms=lanes.aging(q))
                  for q in queues]
-        try:
-            replies = await arun_many(self.conn.aio, calls, self.conn.aline)
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            await self.reader.ensure_groups(queues)
-            return False
+        replies = await arun_many(self.conn.aio, calls, self.conn.aline)
         found = False
         for q, deliveries in zip(queues, replies, strict=True):
             found = found or bool(deliveries)
