@@ -149,10 +149,10 @@ async def test_acknowledgements_wait_for_the_replica_of_the_queues_master(
         if event.get("type") == "task_finished":
             finished.append(event["taskId"])
 
-    tm: TaskManager = make_tm(wait_replicas=1, wait_timeout_ms=300, expose=sink)
+    tm: TaskManager = make_tm(wait_replicas=1, wait_timeout_ms=300, expose=sink)  # acks retry
     tm.register_handler("e", lambda task, ctx: "done")
     qk = Keys(prefix).queue("default")
-    first = tm.emit("e")
+    first = make_tm(wait_replicas=1, wait_timeout_ms=3000).emit("e")  # must not time out
     await tm.run(burst=True)
     assert on_replica(redis_url, qk.job(first), "status") == "completed"
     assert finished == [first]

@@ -124,9 +124,13 @@ async def test_worker_acknowledgements_wait_for_the_replica(pair, caplog):
             finished.append(event["taskId"])
 
     tm = TaskManager.init(db=pair.master_url, prefix="w", wait_replicas=1,
-                          wait_timeout_ms=300, expose=sink)
+                          wait_timeout_ms=300, expose=sink)  # short: its acks retry
     tm.register_handler("e", lambda task, ctx: "done")
-    first = tm.emit("e")
+    # an emit that must succeed gets time: a loaded CI host can take > 0.3 s to confirm
+    patient = TaskManager.init(db=pair.master_url, prefix="w", wait_replicas=1,
+                               wait_timeout_ms=5000)
+    first = patient.emit("e")
+    patient.conn.close()
     await tm.run(burst=True)  # returns once its acknowledgements are written and replicated
     assert pair.replica.hget(qk.job(first), "status") == "completed"
     assert finished == [first]
