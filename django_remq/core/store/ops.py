@@ -43,7 +43,9 @@ RUN_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "tim
               "deliveries", "watch")
 
 
-@dataclass(frozen=True)
+# Delivery and Outcome are made once per task: slotted, not frozen (a frozen dataclass
+# costs three times as much to build: 1.7 against 0.6 us); nothing changes them once made.
+@dataclass(slots=True)
 class Delivery:
     """One entry as deliver.lua left it. ``fields``: the RUN_FIELDS that are set (for
     "run"/"poison"/"corrupt"; "corrupt" adds ``corrupt_field`` and ``corrupt_value``),
@@ -57,7 +59,7 @@ class Delivery:
     lane: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
     """What became of one delivered job; finish.lua applies it with the acknowledgement.
     ``error`` (a JSON object) is appended to the record's errors."""
