@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 import pytest
 
@@ -253,3 +254,43 @@ def test_deliver_checks_the_count_before_writing(make_tm, r, prefix, bad):
     assert r.hget(qk.job(ids[0]), "deliveries") == bad  # untouched
     assert r.hget(qk.job(ids[0]), "status") == "processing"  # the worker fails it
     assert [r.hget(qk.job(i), "deliveries") for i in ids[1:]] == ["1", "1"]
+
+
+async def test_a_pick_up_reads_only_the_new_entries_not_every_running_job(make_tm, r, prefix):
+    """deliver.lua's pending mode starts after the last entry the worker was given: with
+    20 jobs running, a new job costs one entry read, not 21 (it used to scan every
+    entry the worker held, two reads per running job on each pick-up)."""
+    tm: TaskManager = make_tm(concurrency=32)
+    release = asyncio.Event()
+    ran: list[int] = []
+
+    async def hold(task, ctx):
+        await release.wait()
+
+    async def quick(task, ctx):
+        ran.append(task.data)
+
+    tm.register_handler(event="hold", handler=hold)
+    tm.register_handler(event="quick", handler=quick)
+    tm.emit_many({"event": "hold"} for _ in range(20))
+    await tm.start()
+    try:
+        sdk = Sdk(r, prefix=prefix)
+        deadline = time.monotonic() + 10
+        while sdk.get_queue_stats("default").processing < 20:
+            assert time.monotonic() < deadline, "the holding jobs did not start"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # the worker is back in its blocking read
+        r.config_resetstat()
+        for n in range(10):
+            tm.emit("quick", data=n)
+            deadline = time.monotonic() + 10
+            while len(ran) <= n:
+                assert time.monotonic() < deadline, f"quick job {n} was not picked up"
+                await asyncio.sleep(0.01)
+        reads = r.info("commandstats").get("cmdstat_xrange", {}).get("calls", 0)
+        assert ran == list(range(10))
+        assert reads <= 20, f"{reads} entry reads for 10 pick-ups beside 20 running jobs"
+    finally:
+        release.set()
+        await tm.stop()

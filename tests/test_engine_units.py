@@ -137,3 +137,19 @@ async def test_engine_runs_on_fakeredis_without_a_server():
     await tm.run(burst=True)
     assert sorted(ran) == [0, 1, 2]
     assert db.zcard("fake:{alpha}:status:completed") == 3
+
+
+def test_last_given_compares_stream_ids_as_numbers_per_queue_and_lane():
+    from django_remq.core.store.ops import Delivery
+    from django_remq.core.worker.reader import LastGiven
+
+    given = LastGiven()
+    assert given.after("q", [0, 5]) == ["-", "-"]
+    given.note("q", [Delivery("999-3", "a", "run", {}), Delivery("1000-0", "b", "gone", {}),
+                     Delivery("", "", "held", {}), Delivery("900-0", "c", "run", {}, 5)])
+    given.note("q", [Delivery("999-9", "d", "run", {})])  # older than 1000-0: not the last
+    given.note("other", [Delivery("5-0", "e", "run", {})])
+    assert given.after("q", [0, 5]) == ["1000-0", "900-0"]
+    assert given.after("other", [0]) == ["5-0"]
+    given.forget()
+    assert given.after("q", [0]) == ["-"]

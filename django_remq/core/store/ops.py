@@ -189,10 +189,14 @@ def fetch(qk: QueueKeys, consumer: str, count: int, *, lock_ms: int,
 
 def pending(qk: QueueKeys, consumer: str, *, lock_ms: int, max_deliveries: int,
             lanes: Sequence[int] = MAIN_LANE, limit: int = 10_000,
-            scan: int = 10_000) -> Call[list[Delivery]]:
+            scan: int = 10_000, after: Sequence[str] = ()) -> Call[list[Delivery]]:
     """Deliver what this consumer's blocking read took (pipelined right after it), at
-    most ``limit`` to run; a last "held" delivery says some wait for the next call."""
-    return _deliver(qk, consumer, lock_ms, max_deliveries, lanes, "pending", scan, limit)
+    most ``limit`` to run; a last "held" delivery says some wait for the next call.
+    ``after``: per lane, the last entry id this consumer was given there (see
+    :class:`..worker.reader.LastGiven`); only newer entries are read."""
+    return _deliver(qk, consumer, lock_ms, max_deliveries, lanes, "pending", scan, limit,
+                    *after)
+
 
 
 def reclaim(qk: QueueKeys, consumer: str, *, min_idle_ms: int, count: int, lock_ms: int,

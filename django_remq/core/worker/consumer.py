@@ -240,9 +240,10 @@ class Consumer:
         return not any(await pipe.execute())
 
     def _pending_call(self, queue: str, limit: int) -> Call[list[Delivery]]:
+        lanes = self.upkeep.lanes.of(queue)
         return ops.pending(self.keys.queue(queue), self.name, lock_ms=self.options.claim_idle_ms,
-                           max_deliveries=self.options.max_deliveries,
-                           lanes=self.upkeep.lanes.of(queue), limit=limit)
+                           max_deliveries=self.options.max_deliveries, lanes=lanes,
+                           limit=limit, after=self.reader.given.after(queue, lanes))
 
     async def _deliver_held(self) -> bool:
         """Deliver what a blocking read over several lanes took beyond the free slots
@@ -294,6 +295,7 @@ class Consumer:
 
     def dispatch(self, queue: str, deliveries: list[Delivery]) -> None:
         """Start each delivery deliver.lua made runnable; record the ones that cannot run."""
+        self.reader.given.note(queue, deliveries)
         for d in deliveries:
             if d.verdict != "run":
                 self._refuse(queue, d)

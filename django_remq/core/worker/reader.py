@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 from redis.crc import key_slot
@@ -36,6 +36,42 @@ log = logging.getLogger("django_remq.reader")
 DeliverCall = Callable[[str, int], Call[list[Delivery]]]
 
 
+class LastGiven:
+    """The newest entry id a consumer was given on each stream. A read with ">" takes only
+    entries newer than any its group gave out, so what a blocking read took lies after
+    it: deliver.lua's pending mode starts there instead of scanning every entry the
+    consumer holds (each job it runs: two reads per pick-up). Should an entry ever fall
+    below it (a failover that lost writes), it is reclaimed after ``claim_idle_ms``."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, int], tuple[int, int]] = {}
+
+    def note(self, queue: str, deliveries: Iterable[Delivery]) -> None:
+        ids = self._ids
+        for d in deliveries:
+            if not d.entry_id:
+                continue
+            ms, _, seq = d.entry_id.partition("-")
+            try:
+                key, value = (queue, d.lane), (int(ms), int(seq or 0))
+            except ValueError:  # not a stream id: nothing to learn from it
+                continue
+            if value > ids.get(key, (-1, -1)):
+                ids[key] = value
+
+    def after(self, queue: str, lanes: Sequence[int]) -> list[str]:
+        """Per lane, the id to read after ("-": from the start)."""
+        out = []
+        for lane in lanes:
+            last = self._ids.get((queue, lane))
+            out.append("-" if last is None else f"{last[0]}-{last[1]}")
+        return out
+
+    def forget(self) -> None:
+        """Start over (the streams' groups were made again)."""
+        self._ids.clear()
+
+
 class StreamReader:
     """Reads new entries for a consumer of the ``remq`` group on each queue's stream.
 
@@ -50,6 +86,8 @@ class StreamReader:
         self.block_ms = block_ms
         self._streams: dict[str, str] = {}
         self._turn = 0
+        #: where each stream's new entries for this consumer start (pending mode)
+        self.given = LastGiven()
         #: the streams to read of a queue (its priority lanes); default: its stream
         self.streams_of: Callable[[str], Sequence[str]] = lambda q: (self._stream(q),)
 
@@ -62,6 +100,7 @@ class StreamReader:
     async def ensure_groups(self, queues: Sequence[str]) -> None:
         """Create the consumer group on each stream, from the start (id 0): entries
         emitted before any worker ever ran are delivered too."""
+        self.given.forget()  # a group made again gives out its entries from the start
         client = self.conn.aio
         for stream in {s for queue in queues for s in (self._stream(queue),
                                                         *self.streams_of(queue))}:

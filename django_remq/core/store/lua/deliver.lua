@@ -10,11 +10,15 @@
 --           one round trip under load. ARGV[8] aging ms (optional, 0 = none): streams
 --           whose next new entry has waited that long go first, oldest first (no lane
 --           starves; see worker/lanes.py)
---         mode "pending": scan; ARGV[8] limit -- deliver the entries this consumer
---           holds but has not delivered (its blocking XREADGROUP, pipelined just before
---           this call, took them), at most limit "run"s, streams in order; the rest
---           stay held (a last reply {'', '', 'held', {}, 0} says so). Entries of jobs
---           already `processing` for this consumer are skipped.
+--         mode "pending": scan; ARGV[8] limit; ARGV[9..] per stream, the last entry id
+--           this consumer was given there ("-": none known) -- deliver the entries this
+--           consumer holds but has not delivered (its blocking XREADGROUP, pipelined just
+--           before this call, took them), at most limit "run"s, streams in order; the
+--           rest stay held (a last reply {'', '', 'held', {}, 0} says so). Only entries
+--           after that id are read: a read with ">" only takes entries newer than any
+--           the group gave out before, so the ones this consumer runs are not scanned
+--           again (that cost two reads per running job on every pick-up). Entries of
+--           jobs already `processing` for this consumer are skipped.
 --         mode "claim": min idle ms; ARGV[8] count -- entries idle that long are
 --           taken over (XAUTOCLAIM) from workers that stopped renewing them.
 -- Every record is checked before anything is written, so a bad one never leaves a
@@ -108,7 +112,9 @@ else
   -- this consumer's pending entries, by XPENDING + XRANGE: reading the history with
   -- XREADGROUP would reset their idle time, renewing entries no task runs
   for n, s in ipairs(streams) do
-    for _, p in ipairs(on_lane(s, 'XPENDING', s, group, '-', '+', ARGV[7], me)) do
+    local after = ARGV[8 + n]
+    local start = (after and after ~= '-') and ('(' .. after) or '-'
+    for _, p in ipairs(on_lane(s, 'XPENDING', s, group, start, '+', ARGV[7], me)) do
       local found = redis.call('XRANGE', s, p[1], p[1])[1]
       if found then add_entries({found}, n) else entries[#entries + 1] = {p[1], '', false, n} end
     end
