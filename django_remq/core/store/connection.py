@@ -30,7 +30,7 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
@@ -39,30 +39,31 @@ import redis.cluster
 from redis.crc import key_slot
 
 from .aio_cluster import AsyncCluster
+from .copies import (
+    ASYNC_TO_SYNC,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_SOCKET_TIMEOUT,
+    PLAIN_ASYNC_POOLS,
+    PLAIN_CONNECTIONS,
+    PLAIN_POOLS,
+    SYNC_TO_ASYNC,
+    ClusterClient,
+    cluster_url,
+    extend_read_timeout,
+    fake_client,
+    longer_read,
+    pool_settings,
+    twin,
+)
 from .line import AioLine, Line
 
 log = logging.getLogger("django_remq.connection")
 
-ClusterClient = redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster
 RedisLike = str | redis.Redis | redis.asyncio.Redis | ClusterClient
 _CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
 
-#: Seconds to wait for a reply / for a connection, for clients made from a URL.
-DEFAULT_SOCKET_TIMEOUT = 5.0
-DEFAULT_CONNECT_TIMEOUT = 5.0
 _TIMEOUTS: dict[str, Any] = {"socket_timeout": DEFAULT_SOCKET_TIMEOUT,
              "socket_connect_timeout": DEFAULT_CONNECT_TIMEOUT}
-
-
-_SYNC_TO_ASYNC = {
-    redis.Connection: redis.asyncio.Connection,
-    redis.UnixDomainSocketConnection: redis.asyncio.UnixDomainSocketConnection,
-    redis.SSLConnection: redis.asyncio.SSLConnection,
-}
-_ASYNC_TO_SYNC = {v: k for k, v in _SYNC_TO_ASYNC.items()}
-_PLAIN_POOLS = (redis.ConnectionPool, redis.BlockingConnectionPool)
-_PLAIN_CONNECTIONS = tuple(_SYNC_TO_ASYNC)
-_PLAIN_ASYNC_POOLS = (redis.asyncio.ConnectionPool, redis.asyncio.BlockingConnectionPool)
 
 
 def with_timeouts(url: str, socket_timeout: float, socket_connect_timeout: float) -> str:
@@ -86,7 +87,7 @@ def describe(db: RedisLike) -> str:
             url = f"{scheme}://***@{rest.split('@', 1)[1]}"
         return url
     if isinstance(db, _CLUSTER_TYPES):
-        return f"{describe(_cluster_url(db))} (cluster)"
+        return f"{describe(cluster_url(db))} (cluster)"
     kw = db.connection_pool.connection_kwargs
     if "path" in kw:
         return f"unix://{kw['path']}?db={kw.get('db', 0)}"
@@ -131,7 +132,7 @@ class Connection:
         knows how to connect), and on fakeredis."""
         if self._line is None and not self.cluster:
             pool = self.sync.connection_pool
-            if type(pool) in _PLAIN_POOLS and pool.connection_class in _PLAIN_CONNECTIONS:
+            if type(pool) in PLAIN_POOLS and pool.connection_class in PLAIN_CONNECTIONS:
                 self._line = Line(self.sync)
         return self._line
 
@@ -246,18 +247,18 @@ class Connection:
     def _make_sync(self) -> redis.Redis:
         db = self.target
         if self.cluster:
-            url = _cluster_url(db) if isinstance(db, _CLUSTER_TYPES) else str(db)
+            url = cluster_url(db) if isinstance(db, _CLUSTER_TYPES) else str(db)
             return cast(redis.Redis, redis.cluster.RedisCluster.from_url(
                 url, decode_responses=True, **_TIMEOUTS))
         if isinstance(db, str):  # the URL's query wins over these defaults
             client: redis.Redis = redis.Redis.from_url(db, decode_responses=True, **_TIMEOUTS)
             return client
         assert isinstance(db, redis.asyncio.Redis)
-        kwargs, cls = _pool_settings(db)
+        kwargs, cls = pool_settings(db)
         if "server" in kwargs:
-            fake: redis.Redis = _fake_client(kwargs, asynchronous=False)
+            fake: redis.Redis = fake_client(kwargs, asynchronous=False)
             return fake
-        pool = redis.ConnectionPool(connection_class=_twin(cls, _ASYNC_TO_SYNC), **kwargs)
+        pool = redis.ConnectionPool(connection_class=twin(cls, ASYNC_TO_SYNC), **kwargs)
         return redis.Redis.from_pool(pool)  # its close() closes the pool
 
     def _make_async(self, extra_read_s: float = 0.0) -> redis.asyncio.Redis:
@@ -265,22 +266,22 @@ class Connection:
         limit: dict[str, Any] = (
             {"max_connections": self._max_connections} if self._max_connections else {})
         if self.cluster:
-            url = _cluster_url(db) if isinstance(db, _CLUSTER_TYPES) else str(db)
+            url = cluster_url(db) if isinstance(db, _CLUSTER_TYPES) else str(db)
             return cast(redis.asyncio.Redis, AsyncCluster.from_url(
-                _longer_read(url, extra_read_s), decode_responses=True, **limit, **_TIMEOUTS))
+                longer_read(url, extra_read_s), decode_responses=True, **limit, **_TIMEOUTS))
         if isinstance(db, str):
             aclient: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
                 db, decode_responses=True, **limit, **_TIMEOUTS)
-            _extend_read_timeout(aclient.connection_pool.connection_kwargs, extra_read_s)
+            extend_read_timeout(aclient.connection_pool.connection_kwargs, extra_read_s)
             return aclient
         assert not isinstance(db, _CLUSTER_TYPES)
-        kwargs, cls = _pool_settings(db)
+        kwargs, cls = pool_settings(db)
         if "server" in kwargs:
-            fake: redis.asyncio.Redis = _fake_client(kwargs, asynchronous=True)
+            fake: redis.asyncio.Redis = fake_client(kwargs, asynchronous=True)
             return fake
-        _extend_read_timeout(kwargs, extra_read_s)
+        extend_read_timeout(kwargs, extra_read_s)
         pool = redis.asyncio.ConnectionPool(
-            connection_class=_twin(cls, _SYNC_TO_ASYNC), **kwargs, **limit)
+            connection_class=twin(cls, SYNC_TO_ASYNC), **kwargs, **limit)
         return redis.asyncio.Redis.from_pool(pool)  # its aclose() closes the pool
 
 
@@ -322,7 +323,7 @@ def _aline_beside(client: redis.asyncio.Redis, cluster: bool) -> AioLine | None:
     if cluster:  # its client routes each key to its node
         return None
     pool = client.connection_pool
-    plain = type(pool) in _PLAIN_ASYNC_POOLS and pool.connection_class in _ASYNC_TO_SYNC
+    plain = type(pool) in PLAIN_ASYNC_POOLS and pool.connection_class in ASYNC_TO_SYNC
     return AioLine(client) if plain else None
 
 
@@ -350,67 +351,3 @@ def _closed_with(loop: asyncio.AbstractEventLoop, conn: Connection) -> None:
         loop.close = close  # type: ignore[method-assign]
 
 
-def _extend_read_timeout(kwargs: dict[str, Any], extra_s: float) -> None:
-    """Lengthen a pool's read timeout (before it makes any connection); None stays None."""
-    if extra_s and kwargs.get("socket_timeout") is not None:
-        kwargs["socket_timeout"] = float(kwargs["socket_timeout"]) + extra_s
-
-
-def _longer_read(url: str, extra_s: float) -> str:
-    """``url`` whose read timeout (its query's, else the default) is ``extra_s`` longer:
-    a cluster client copies its settings into every node it discovers, so the timeout
-    goes in before it is made."""
-    if not extra_s:
-        return url
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    try:
-        base = float(query.get("socket_timeout", DEFAULT_SOCKET_TIMEOUT))
-    except ValueError:  # "None" and the like: no timeout stays no timeout
-        return url
-    query["socket_timeout"] = str(base + extra_s)
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def _cluster_url(client: ClusterClient) -> str:
-    """A URL of the node a cluster client starts from, with its credentials."""
-    node = client.get_default_node()
-    if node is None:
-        raise ValueError("this RedisCluster client knows no node yet; pass a URL instead")
-    kw: dict[str, Any] = (client.nodes_manager.connection_kwargs
-                          if isinstance(client, redis.cluster.RedisCluster)
-                          else client.connection_kwargs)
-    auth = ""
-    if kw.get("password"):
-        auth = f"{quote(kw.get('username') or '')}:{quote(kw['password'])}@"
-    return f"redis://{auth}{node.host}:{node.port}/0"
-
-
-def _twin(cls: type, twins: dict[type, type]) -> Any:
-    """The connection class for the other kind of client (sync or asyncio): ``cls``'s
-    twin, or ``cls`` itself when it is already of that kind (an asyncio client copied for
-    another event loop)."""
-    if cls in twins.values():
-        return cls
-    twin = twins.get(cls)
-    if twin is None:
-        raise TypeError(
-            f"cannot copy a client whose connections are {cls.__module__}.{cls.__qualname__}: "
-            "the engine needs a sync client and an asyncio client per event loop, made from "
-            "the same settings, and knows how to do that for redis-py's plain, SSL and Unix "
-            "socket connections only (Sentinel and custom connection classes are not "
-            "supported). Pass a redis:// URL, or a client on a plain connection pool.")
-    return twin
-
-
-def _pool_settings(client: redis.Redis | redis.asyncio.Redis) -> tuple[dict[str, Any], type]:
-    pool = client.connection_pool
-    return dict(pool.connection_kwargs), pool.connection_class
-
-
-def _fake_client(kwargs: dict[str, Any], *, asynchronous: bool) -> Any:
-    """fakeredis clients sharing one in-process server (unit tests without a Redis)."""
-    import fakeredis
-
-    cls = fakeredis.FakeAsyncRedis if asynchronous else fakeredis.FakeRedis
-    return cls(server=kwargs["server"], decode_responses=kwargs.get("decode_responses", False))
