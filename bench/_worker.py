@@ -42,6 +42,10 @@ async def stamp(task, ctx):  # type: ignore[no-untyped-def]
     await _client.rpush(f"{args.prefix}:latency", time.time() - task.data["t"])
 
 
+async def hold(task, ctx):  # type: ignore[no-untyped-def]
+    await asyncio.sleep(task.data["s"])  # a long job: the worker holds its entry meanwhile
+
+
 async def floor() -> None:
     """What any asyncio worker on redis-py pays: block, wake, parse, note the age."""
     client = redis.asyncio.Redis.from_url(args.url, decode_responses=True)
@@ -67,6 +71,7 @@ async def main() -> None:
                           processor={"max_logs_per_task": 10})
     tm.register_handler(event="noop", handler=noop)
     tm.register_handler(event="stamp", handler=stamp)
+    tm.register_handler(event="hold", handler=hold)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

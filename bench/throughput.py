@@ -11,7 +11,8 @@ against the same loop on a redis-py asyncio client; drain rate of N
 pre-queued no-op tasks
 (each INCRs a counter) by one worker process at concurrency 1 (the engine's default) and
 a tuned one; pick-up latency (emit -> handler start) with an idle worker, 500
-tasks 5 ms apart; the worker's peak RSS; and redis-benchmark on the same server
+tasks 5 ms apart, then the same beside 60 long jobs the worker runs (with the Redis CPU
+that costs per task); the worker's peak RSS; and redis-benchmark on the same server
 as the ceiling. Not a test: figures vary with the machine.
 """
 
@@ -153,16 +154,25 @@ def bench_drain(url: str, n: int, concurrency: int, uvloop: bool
     return n / elapsed if n else 0.0, rss, cpu, rcpu
 
 
-def bench_latency(url: str, count: int, uvloop: bool, floor: bool = False
-                  ) -> tuple[float, float]:
+def bench_latency(url: str, count: int, uvloop: bool, floor: bool = False,
+                  busy: int = 0) -> tuple[float, float, float]:
     """p50/p99 ms from a stamp taken just before the emit to the handler's start, with an
     idle worker; ``floor``: the same for a bare XADD read by a bare redis-py asyncio
-    XREADGROUP loop (no engine), what any asyncio worker on this host pays."""
+    XREADGROUP loop (no engine), what any asyncio worker on this host pays. ``busy``: the
+    worker runs that many long jobs meanwhile (concurrency ``busy`` + 4). Third: the Redis
+    CPU per timed task, in us (INFO commandstats, every command of the timed part)."""
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     tm = TaskManager.init(db=url, prefix=prefix)
     r = tm.conn.sync
-    proc = start_worker(url, prefix, 1, burst=False, uvloop=uvloop, floor=floor)
+    proc = start_worker(url, prefix, busy + 1 if not busy else busy + 4, burst=False,
+                        uvloop=uvloop, floor=floor)
+    if busy:
+        tm.emit_many({"event": "hold", "data": {"s": 3600}} for _ in range(busy))
+        processing = tm.keys.queue("default").status("processing")
+        while r.zcard(processing) < busy:
+            time.sleep(0.01)
     time.sleep(0.3)
+    r.config_resetstat()
     for _ in range(count):
         if floor:
             r.xadd(f"{prefix}:floor", {"t": repr(time.time())})
@@ -171,11 +181,15 @@ def bench_latency(url: str, count: int, uvloop: bool, floor: bool = False
         time.sleep(0.005)
     while r.llen(f"{prefix}:latency") < count:
         time.sleep(0.01)
-    proc.terminate()
+    used = sum(v["usec"] for v in r.info("commandstats").values())  # type: ignore[union-attr]
+    if busy:
+        proc.kill()  # its long jobs would hold a graceful stop for the shutdown timeout
+    else:
+        proc.terminate()
     proc.communicate(timeout=30)
     values = sorted(float(x) * 1000 for x in r.lrange(f"{prefix}:latency", 0, -1))
     cleanup(r, prefix)
-    return statistics.median(values), values[int(len(values) * 0.99) - 1]
+    return statistics.median(values), values[int(len(values) * 0.99) - 1], used / count
 
 
 def print_drains(url: str, n: int, concurrencies: tuple[int, ...], uvloop: bool) -> None:
@@ -189,14 +203,23 @@ def print_drains(url: str, n: int, concurrencies: tuple[int, ...], uvloop: bool)
               f"{(rcpu - idle_rcpu) * 1000 / n:.3f} ms   worker peak RSS {rss} MB")
 
 
+#: long jobs a busy worker runs while the latency beside them is measured
+BUSY = 60
+
+
 def print_latency(url: str, count: int, uvloop: bool, rounds: int = 2) -> None:
     """Alternated rounds of the floor and the engine (both see the same neighbours)."""
     for _ in range(rounds):
-        f50, f99 = bench_latency(url, count, uvloop, floor=True)
-        p50, p99 = bench_latency(url, count, uvloop)
+        f50, f99, _ = bench_latency(url, count, uvloop, floor=True)
+        p50, p99, idle_us = bench_latency(url, count, uvloop)
         print(f"pick-up latency (emit -> handler start), idle worker, {count} tasks: "
               f"p50 {p50:.2f} ms   p99 {p99:.2f} ms   (floor, bare XADD -> redis-py asyncio "
               f"XREADGROUP: p50 {f50:.2f} ms   p99 {f99:.2f} ms)")
+    b50, b99, busy_us = bench_latency(url, count, uvloop, busy=BUSY)
+    print(f"pick-up latency beside {BUSY} running jobs, {count} tasks: p50 {b50:.2f} ms   "
+          f"p99 {b99:.2f} ms")
+    print(f"Redis CPU per timed task (emit, pick-up, finish): idle worker {idle_us:,.0f} us, "
+          f"beside {BUSY} running jobs {busy_us:,.0f} us")
 
 
 def print_emit(url: str) -> None:
