@@ -214,8 +214,8 @@ class TaskManager:
 
     async def _awrite(self, batch: _EmitBatch, what: str) -> list[str]:
         try:
-            return batch.ids_from(await arun_many(self.conn.aio, batch.steps,
-                                                             self.conn.aline))
+            replies = await arun_many(self.conn.aio, batch.steps, self.conn.aline)
+            return batch.ids_from(replies)
         except redis.exceptions.RedisError as exc:
             error = _unreachable(exc, what, self.conn)
             if error is None:

@@ -141,17 +141,16 @@ class Connection:
         """The running loop's :class:`.AioLine` for script round trips, beside the loop's
         client when that is a plain pool of plain connections (``None`` as for
         :attr:`line`)."""
-        made = self._clients()
-        if made.line is None and not self.cluster:
-            made.line = _aline_beside(self.aio, self.cluster)
-        return made.line
+        return self.blocking_line(0)
 
     def blocking_line(self, block_ms: int) -> AioLine | None:
-        """An :class:`.AioLine` beside :meth:`blocking`'s client (its read timeout)."""
-        made = self._clients().blocking_lines
-        if block_ms not in made:
-            made[block_ms] = _aline_beside(self.blocking(block_ms), self.cluster)
-        return made[block_ms]
+        """An :class:`.AioLine` beside :meth:`blocking`'s client (its read timeout); 0:
+        beside :attr:`aio`."""
+        lines = self._clients().lines
+        if block_ms not in lines:
+            client = self.blocking(block_ms) if block_ms else self.aio
+            lines[block_ms] = None if self.cluster else _aline_beside(client)
+        return lines[block_ms]
 
     @property
     def aio(self) -> redis.asyncio.Redis:
@@ -238,7 +237,7 @@ class Connection:
     async def _aclose_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         made = self._loops.pop(loop, None)
         if made is not None:
-            for line in (made.line, *made.blocking_lines.values()):
+            for line in made.lines.values():
                 if line is not None:
                     await line.aclose()
             for client in made.all():
@@ -290,8 +289,8 @@ class _LoopClients:
     """One event loop's asyncio clients (an asyncio client belongs to its loop)."""
 
     aio: redis.asyncio.Redis | None = None
-    line: AioLine | None = None
-    blocking_lines: dict[int, AioLine | None] = field(default_factory=dict)
+    #: per block_ms (0: beside ``aio``), the AioLine beside that client, or None
+    lines: dict[int, AioLine | None] = field(default_factory=dict)
     blocking: dict[int, redis.asyncio.Redis] = field(default_factory=dict)
     #: per (slot, block_ms): the node it reads from, and the one-connection client
     pinned: dict[tuple[int, int], tuple[str, redis.asyncio.Redis]] = field(default_factory=dict)
@@ -319,9 +318,9 @@ def _close_on(loop: asyncio.AbstractEventLoop, conn: Connection) -> None:
                     DEFAULT_SOCKET_TIMEOUT)
 
 
-def _aline_beside(client: redis.asyncio.Redis, cluster: bool) -> AioLine | None:
-    if cluster:  # its client routes each key to its node
-        return None
+def _aline_beside(client: redis.asyncio.Redis) -> AioLine | None:
+    """A line beside a plain pool of plain connections (not a cluster's: its client routes
+    each key to its node)."""
     pool = client.connection_pool
     plain = type(pool) in PLAIN_ASYNC_POOLS and pool.connection_class in ASYNC_TO_SYNC
     return AioLine(client) if plain else None

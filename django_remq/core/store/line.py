@@ -93,6 +93,10 @@ class AioLine:
         pool = client.connection_pool
         self._make: Any = lambda: pool.connection_class(**pool.connection_kwargs)
         self._idle: list[Any] = []  # redis.asyncio.connection.AbstractConnection
+        kw = pool.connection_kwargs  # hiredis packs str as strict UTF-8, redis-py's default
+        self._hiredis = (_hiredis_pack is not None
+                         and kw.get("encoding", "utf-8").lower().replace("-", "") == "utf8"
+                         and kw.get("encoding_errors", "strict") == "strict")
 
     async def execute(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Each command's reply, in order; an error reply is returned (as a pipeline's
@@ -103,12 +107,12 @@ class AioLine:
             conn, idle = self._make(), False
         try:
             try:
-                replies = await _acall(conn, commands)
+                replies = await _acall(conn, commands, self._hiredis)
             except ConnectionError:
                 await conn.disconnect()
                 if not idle:
                     raise
-                replies = await _acall(conn, commands)  # an idle one the server closed
+                replies = await _acall(conn, commands, self._hiredis)  # the server closed it
         except BaseException:  # a cancel mid-reply leaves the connection out of step
             await conn.disconnect(nowait=True)
             raise
@@ -121,21 +125,19 @@ class AioLine:
             await conn.disconnect()
 
 
-def _packed(conn: Any, commands: Sequence[tuple[Any, ...]]) -> list[bytes]:
-    """The commands in the Redis protocol, packed by hiredis where it packs the same."""
-    encoder = conn.encoder
-    if _hiredis_pack is not None and encoder.encoding.lower().replace("-", "") == "utf8" \
-            and encoder.encoding_errors == "strict":
-        try:
-            return [b"".join(_hiredis_pack(command) for command in commands)]
-        except TypeError as exc:
-            raise DataError(f"cannot send {exc}") from None
-    return conn.pack_commands(commands)  # type: ignore[no-any-return]
+def _packed(conn: Any, commands: Sequence[tuple[Any, ...]], hiredis: bool) -> list[bytes]:
+    """The commands in the Redis protocol: by hiredis where it packs the same."""
+    if not hiredis:
+        return conn.pack_commands(commands)  # type: ignore[no-any-return]
+    try:
+        return [b"".join(_hiredis_pack(command) for command in commands)]
+    except TypeError as exc:
+        raise DataError(f"cannot send {exc}") from None
 
 
-async def _acall(conn: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+async def _acall(conn: Any, commands: Sequence[tuple[Any, ...]], hiredis: bool) -> list[Any]:
     async def send() -> list[Any]:
-        await conn.send_packed_command(_packed(conn, commands))
+        await conn.send_packed_command(_packed(conn, commands, hiredis))
         replies: list[Any] = []
         for _ in commands:
             try:

@@ -198,7 +198,6 @@ def pending(qk: QueueKeys, consumer: str, *, lock_ms: int, max_deliveries: int,
                     *after)
 
 
-
 def reclaim(qk: QueueKeys, consumer: str, *, min_idle_ms: int, count: int, lock_ms: int,
             max_deliveries: int, lanes: Sequence[int] = MAIN_LANE) -> Call[list[Delivery]]:
     """Take over and deliver up to ``count`` entries idle for ``min_idle_ms``."""

@@ -184,17 +184,15 @@ class Consumer:
                 log.warning("Redis unavailable at %r (%s); retrying in %.1fs", self.conn, exc,
                             delay)
                 await asyncio.sleep(delay)
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    log.exception("unexpected error in the read loop; going on")
-                    await asyncio.sleep(backoff.next())
+            except Exception as exc:
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    # the stream or its group is gone (deleted, or lost in a failover):
+                    # every step that reads it (reclaim, held, fetch) fails until it is back
+                    log.warning("consumer group missing in %s (%s); recreating it",
+                                ", ".join(self.queues), exc)
+                    await self._until_connected(
+                        lambda: self.reader.ensure_groups(self.queues))
                     continue
-                # the stream or its group is gone (deleted, or a failover lost it): every
-                # step that reads it (reclaim, held, fetch) would fail until it is back
-                log.warning("consumer group missing in %s (%s); recreating it",
-                            ", ".join(self.queues), exc)
-                await self._until_connected(lambda: self.reader.ensure_groups(self.queues))
-            except Exception:
                 log.exception("unexpected error in the read loop; going on")
                 await asyncio.sleep(backoff.next())
 
