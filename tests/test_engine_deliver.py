@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 
 import pytest
 
@@ -17,16 +16,7 @@ from django_remq.core.store.keys import GROUP, Keys
 from django_remq.core.store.scripts import run
 
 from .records import record
-
-
-async def _until(predicate, timeout: float = 10.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return False
+from .workers import await_until
 
 
 def _recorder(tm: TaskManager) -> list[str]:
@@ -52,7 +42,7 @@ async def test_pause_holds_for_an_idle_worker_and_resume_runs_once(make_tm, r, p
         assert ran == []  # paused from the moment pause_queue returned
         assert record(r, prefix, job_id).status == "waiting"
         await tm.aresume_queue("default")
-        assert await _until(lambda: ran == [job_id])
+        assert await await_until(lambda: ran == [job_id])
         await asyncio.sleep(0.5)
     finally:
         stop.set()
@@ -76,7 +66,7 @@ async def test_forged_or_replayed_entries_never_run(make_tm, r, prefix):
                  "retried_attempts": "0", "timestamp": "1"}
         r.xadd(qk.stream, entry)  # a replay of the completed job's entry
         r.xadd(qk.stream, {**entry, "id": "never-emitted"})  # a forged one
-        assert await _until(lambda: r.xlen(qk.stream) == 0, timeout=5)
+        assert await await_until(lambda: r.xlen(qk.stream) == 0, timeout=5)
         await asyncio.sleep(0.5)
     finally:
         stop.set()
@@ -99,7 +89,7 @@ async def test_cancelled_job_entry_never_runs(make_tm, redis_url, r, prefix):
     try:
         await asyncio.sleep(0.5)
         r.xadd(qk.stream, entry)  # the entry comes back (a replay, a restored AOF...)
-        assert await _until(lambda: r.xlen(qk.stream) == 0, timeout=5)
+        assert await await_until(lambda: r.xlen(qk.stream) == 0, timeout=5)
         await asyncio.sleep(0.3)
     finally:
         stop.set()
@@ -201,11 +191,11 @@ async def test_replayed_entry_of_a_running_job_does_not_run_it_again(make_tm, r,
     runner = asyncio.create_task(first.run(stop_event=stop))
     other: asyncio.Task[None] | None = None
     try:
-        assert await _until(lambda: ran == [job_id])
+        assert await await_until(lambda: ran == [job_id])
         other = asyncio.create_task(second.run(stop_event=stop))  # idle: free to take it
         await asyncio.sleep(0.3)
         r.xadd(qk.stream, entry)  # the same entry again while the job runs on `first`
-        assert await _until(lambda: record(r, prefix, job_id).status == "completed")
+        assert await await_until(lambda: record(r, prefix, job_id).status == "completed")
         await asyncio.sleep(0.3)
     finally:
         stop.set()
@@ -226,9 +216,9 @@ async def test_malformed_entry_reaching_an_idle_worker_is_recorded_once(make_tm,
     stop = asyncio.Event()
     runner = asyncio.create_task(tm.run(stop_event=stop))
     try:
-        assert await _until(lambda: r.xlen(qk.stream) == 0)
+        assert await await_until(lambda: r.xlen(qk.stream) == 0)
         bad = r.xadd(qk.stream, {"garbage": "yes"})  # reaches the blocking read
-        assert await _until(lambda: r.hget(qk.job(f"malformed-{bad}"), "status") == "failed")
+        assert await await_until(lambda: r.hget(qk.job(f"malformed-{bad}"), "status") == "failed")
         await asyncio.sleep(1.5)  # more wake-ups of the idle worker
     finally:
         stop.set()
@@ -276,18 +266,12 @@ async def test_a_pick_up_reads_only_the_new_entries_not_every_running_job(make_t
     await tm.start()
     try:
         sdk = Sdk(r, prefix=prefix)
-        deadline = time.monotonic() + 10
-        while sdk.get_queue_stats("default").processing < 20:
-            assert time.monotonic() < deadline, "the holding jobs did not start"
-            await asyncio.sleep(0.05)
+        assert await await_until(lambda: sdk.get_queue_stats("default").processing == 20)
         await asyncio.sleep(0.3)  # the worker is back in its blocking read
         r.config_resetstat()
         for n in range(10):
             tm.emit("quick", data=n)
-            deadline = time.monotonic() + 10
-            while len(ran) <= n:
-                assert time.monotonic() < deadline, f"quick job {n} was not picked up"
-                await asyncio.sleep(0.01)
+            assert await await_until(lambda n=n: len(ran) > n, step=0.01), n
         reads = r.info("commandstats").get("cmdstat_xrange", {}).get("calls", 0)
         assert ran == list(range(10))
         assert reads <= 20, f"{reads} entry reads for 10 pick-ups beside 20 running jobs"

@@ -21,7 +21,7 @@ from django_remq.core.store.scripts import run_many
 from .cluster import on_both
 from .records import record
 from .sdk_seed import dead_letter
-from .workers import spawn_worker, stop_worker, wait_until
+from .workers import await_until, spawn_worker, stop_worker, wait_until
 
 PRIORITIES = [-100, -7, 0, 0, 3, 50, 100]
 
@@ -78,11 +78,11 @@ async def test_an_idle_worker_wakes_for_lanes_and_runs_what_it_read_beyond_its_s
     for p in (9, -9):  # the lanes exist before the worker starts
         tm.emit("job", data={"n": p}, options={"priority": p})
     await tm.start()
-    assert await _until(lambda: len(ran) == 2)
+    assert await await_until(lambda: len(ran) == 2)
     await asyncio.sleep(0.3)  # idle: blocked in XREADGROUP over the three lanes
     tm.emit_many({"event": "job", "data": {"n": n}, "options": {"priority": p}}
                  for n, p in ((100, -9), (101, 0), (102, 9)))
-    assert await _until(lambda: len(ran) == 5)
+    assert await await_until(lambda: len(ran) == 5)
     await asyncio.sleep(0.3)
     await tm.stop()
     assert ran[:2] == [9, -9]
@@ -99,18 +99,10 @@ async def test_a_running_worker_learns_a_new_lane(make_tm, r, prefix):
     await asyncio.sleep(0.2)
     await tm.aemit("job", data="new lane", options={"priority": 3})
     await tm.aemit("job", data="delayed, new lane", options={"priority": -4, "delay_ms": 100})
-    assert await _until(lambda: len(ran) == 2)
+    assert await await_until(lambda: len(ran) == 2)
     await tm.stop()
     assert sorted(ran) == ["delayed, new lane", "new lane"]
     assert lane_sizes(r, prefix, 3, -4) == [0, 0]
-
-
-async def _until(predicate, timeout: float = 15.0) -> bool:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return True
-        await asyncio.sleep(0.02)
-    return False
 
 
 @pytest.mark.parametrize("aging_ms", [300, None])
@@ -311,14 +303,14 @@ async def test_lanes_of_several_queues_are_read_at_once_and_dead_letter_per_queu
     await tm.start(queues)
     assert tm.processor is not None
     try:
-        assert await _until(lambda: len(started) == 4)
+        assert await await_until(lambda: len(started) == 4)
         tm.processor.consumer.reader.block_ms = 6000
         await asyncio.sleep(1.5)  # idle: blocked on every queue's lanes, for 6 s
         for queue in queues:  # lane 5 of each queue, one at a time
             before = len(started)
             sent = time.monotonic()
             await tm.aemit("work", data="ok", queue=queue, options={"priority": 5})
-            assert await _until(lambda n=before + 1: len(started) == n)
+            assert await await_until(lambda n=before + 1: len(started) == n)
             assert started[-1][0] == queue
             assert started[-1][1] - sent < 3.0  # half the block; typically milliseconds
             await asyncio.sleep(0.5)

@@ -11,7 +11,7 @@ from django_remq.core import TaskManager
 from django_remq.core.store.keys import GROUP, Keys
 
 from .records import record
-from .workers import spawn_worker, stop_worker, wait_until
+from .workers import await_until, spawn_worker, stop_worker, wait_until
 
 
 def test_dead_workers_tasks_are_reclaimed_while_the_others_are_busy(redis_url, r, prefix,
@@ -103,15 +103,10 @@ async def test_a_worker_recreates_a_consumer_group_that_vanished(make_tm, r, pre
     tm.emit("nap", data=1)
     await tm.start()
     try:
-        deadline = time.monotonic() + 10
-        while ran != [1]:
-            assert time.monotonic() < deadline, "the first job never ran"
-            await asyncio.sleep(0.05)
+        assert await await_until(lambda: ran == [1]), "the first job never ran"
         tm.emit("nap", data=2)
-        deadline = time.monotonic() + 15
-        while ran != [1, 2]:
-            assert time.monotonic() < deadline, "work emitted after the group vanished waits"
-            await asyncio.sleep(0.05)
+        assert await await_until(lambda: ran == [1, 2]), (
+            "work emitted after the group vanished waits")
     finally:
         await tm.stop()
     assert "consumer group missing" in caplog.text

@@ -15,7 +15,7 @@ from django_remq.core.store.connection import Connection
 from django_remq.core.store.line import AioLine
 from django_remq.core.store.scripts import arun_many
 
-from .workers import wait_until
+from .workers import await_until, wait_until
 
 SCRIPT = "return {KEYS[1], ARGV[1], 3}"
 
@@ -70,12 +70,8 @@ async def test_a_call_cancelled_mid_reply_never_hands_its_reply_to_the_next(
     line = AioLine(client)
     key = f"{prefix}:list"
     waiting = asyncio.create_task(line.execute([("BLPOP", key, 5)]))
-    for _ in range(100):
-        await asyncio.sleep(0.05)
-        if any(c.get("cmd") == "blpop" for c in r.client_list()):
-            break
-    else:
-        pytest.fail("the BLPOP never reached Redis")
+    assert await await_until(lambda: any(c.get("cmd") == "blpop" for c in r.client_list()),
+                             timeout=5), "the BLPOP never reached Redis"
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -90,14 +86,13 @@ async def test_a_round_trip_loads_scripts_redis_lost(redis_url: str, prefix: str
     tm = TaskManager.init(db=redis_url, prefix=prefix)
     line = tm.conn.aline
     assert line is not None
-    first = await tm.aemit("noop")
+    await tm.aemit("noop")  # registers the queue and loads the scripts
     r.script_flush()
     batch = tm._batch([tm.prepare("noop", None, {"after": "flush"}, None)])
     assert len(batch.steps) == 1  # the queue is known: the emit script alone, on the line
     [ids] = await arun_many(tm.conn.aio, batch.steps, line)
     assert ids == [1]
     assert r.xlen(tm.keys.queue("default").stream) == 2
-    assert first
     await tm.conn.aclose()
 
 

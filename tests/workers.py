@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -34,6 +35,17 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, step: float 
         if predicate():
             return True
         time.sleep(step)
+    return False
+
+
+async def await_until(predicate: Callable[[], Any], timeout: float = 15.0,
+                      step: float = 0.05) -> bool:
+    """:func:`wait_until` for a test on an event loop: the loop runs while it waits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(step)
     return False
 
 
