@@ -35,6 +35,16 @@ async def noop(task, ctx):  # type: ignore[no-untyped-def]
     await _client.incr(f"{args.prefix}:counter")
 
 
+async def bare(task, ctx):  # type: ignore[no-untyped-def]
+    """No I/O of its own (the engine's cost alone); counts in hundreds so the bench sees
+    the drain's progress."""
+    global _client
+    if task.data["i"] % 100 == 99:
+        if _client is None:
+            _client = redis.asyncio.Redis.from_url(args.url)
+        await _client.incrby(f"{args.prefix}:counter", 100)
+
+
 async def stamp(task, ctx):  # type: ignore[no-untyped-def]
     global _client
     if _client is None:
@@ -70,6 +80,7 @@ async def main() -> None:
     tm = TaskManager.init(db=args.url, prefix=args.prefix, concurrency=args.concurrency,
                           processor={"max_logs_per_task": 10})
     tm.register_handler(event="noop", handler=noop)
+    tm.register_handler(event="bare", handler=bare)
     tm.register_handler(event="stamp", handler=stamp)
     tm.register_handler(event="hold", handler=hold)
     stop = asyncio.Event()

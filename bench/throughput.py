@@ -7,12 +7,12 @@
 
 Measures: emit one at a time, against a bare LPUSH loop on a redis-py client
 (the floor the peers are held to: a plain enqueue); emit_many; aemit one at a time
-against the same loop on a redis-py asyncio client; drain rate of N
-pre-queued no-op tasks
-(each INCRs a counter) by one worker process at concurrency 1 (the engine's default) and
-a tuned one; pick-up latency (emit -> handler start) with an idle worker, 500
-tasks 5 ms apart, then the same beside 60 long jobs the worker runs (with the Redis CPU
-that costs per task); the worker's peak RSS; and redis-benchmark on the same server
+against the same loop on a redis-py asyncio client; drain rate of N pre-queued no-op
+tasks (each INCRs a counter) by one worker process at concurrency 1 and a tuned one,
+and at the tuned one with a handler that does no I/O (the engine's own CPU per task);
+pick-up latency (emit -> handler start) with an idle worker, 500 tasks 5 ms apart, then
+the same beside 60 long jobs the worker runs (with the Redis CPU that costs per task);
+the worker's peak RSS; and redis-benchmark on the same server
 as the ceiling. Not a test: figures vary with the machine.
 """
 
@@ -126,14 +126,15 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def bench_drain(url: str, n: int, concurrency: int, uvloop: bool
+def bench_drain(url: str, n: int, concurrency: int, uvloop: bool, event: str = "noop"
                 ) -> tuple[float, int, float, float]:
     """tasks/s, peak RSS (MB), and the worker's and Redis's CPU seconds over the run
-    (the worker's start-up included: :func:`print_drains` subtracts an empty run's)."""
+    (the worker's start-up included: :func:`print_drains` subtracts an empty run's).
+    ``event`` "bare": the handler does no I/O, so the CPU is the engine's alone."""
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     tm = TaskManager.init(db=url, prefix=prefix)
     if n:
-        tm.emit_many({"event": "noop", "data": {"i": i}} for i in range(n))
+        tm.emit_many({"event": event, "data": {"i": i}} for i in range(n))
     r = tm.conn.sync
     counter = f"{prefix}:counter"
     cpu0, redis0 = children_cpu(), redis_cpu(r)
@@ -201,6 +202,13 @@ def print_drains(url: str, n: int, concurrencies: tuple[int, ...], uvloop: bool)
         print(f"drain {n:,} no-op tasks, concurrency {conc:3d}: {rate:10,.0f} tasks/s   "
               f"CPU per task: worker {(cpu - idle_cpu) * 1000 / n:.3f} ms, Redis "
               f"{(rcpu - idle_rcpu) * 1000 / n:.3f} ms   worker peak RSS {rss} MB")
+    conc = concurrencies[-1]
+    _, _, idle_cpu, idle_rcpu = bench_drain(url, 0, conc, uvloop)
+    rate, _, cpu, rcpu = bench_drain(url, n, conc, uvloop, event="bare")
+    print(f"  the engine alone (a handler with no I/O), concurrency {conc}: {rate:,.0f} "
+          f"tasks/s   CPU per task: worker {(cpu - idle_cpu) * 1000 / n:.3f} ms, Redis "
+          f"{(rcpu - idle_rcpu) * 1000 / n:.3f} ms (the rest above is the handler's INCR "
+          f"through redis-py)")
 
 
 #: long jobs a busy worker runs while the latency beside them is measured
