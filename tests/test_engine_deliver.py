@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 
 import pytest
 
@@ -277,4 +278,41 @@ async def test_a_pick_up_reads_only_the_new_entries_not_every_running_job(make_t
         assert reads <= 20, f"{reads} entry reads for 10 pick-ups beside 20 running jobs"
     finally:
         release.set()
+        await tm.stop()
+
+
+async def test_a_picked_up_job_starts_before_the_next_fetch_is_sent(make_tm):
+    """An idle worker's blocking read wakes with a job: the job starts at once, and only
+    then does the read loop send its next (non-blocking) fetch. It used to send the fetch
+    first, which put a round trip's preparation ahead of every pick-up (about 60 us)."""
+    tm: TaskManager = make_tm(concurrency=4)
+    order: list[str] = []
+
+    async def job(task, ctx):
+        order.append("start")
+
+    tm.register_handler(event="job", handler=job)
+    await tm.start()
+    try:
+        assert tm.processor is not None
+        consumer = tm.processor.consumer
+        fetch = consumer._fetch
+
+        async def noting_fetch(queues):
+            order.append("fetch")
+            return await fetch(queues)
+
+        consumer._fetch = noting_fetch  # type: ignore[method-assign]
+        firsts = []
+        for _ in range(10):
+            await asyncio.sleep(0.02)  # back in the blocking read
+            order.clear()
+            emitter = threading.Thread(target=tm.emit, args=("job",))  # off the worker's loop
+            emitter.start()
+            assert await await_until(lambda: "start" in order)
+            emitter.join()
+            firsts.append(order[0])
+        # (a reclaim, due once per upkeep tick, also goes first; it cannot be due each time)
+        assert firsts == ["start"] * 10, firsts
+    finally:
         await tm.stop()

@@ -215,7 +215,9 @@ class Consumer:
         for q, deliveries in await self.reader.read(queues, self.pool.free, self._pending_call):
             found = found or bool(deliveries)
             self.dispatch(q, deliveries)
-        if not found and self._burst and await self.drained():
+        if found:  # the jobs just read start before the next fetch is sent: less latency
+            await asyncio.sleep(0)
+        elif self._burst and await self.drained():
             self._finish_burst()
 
     def _finish_burst(self) -> None:
