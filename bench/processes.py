@@ -1,7 +1,7 @@
 """Drain with ``runworker_remq --processes 1`` and ``--processes 2``; prints figures.
 
     python bench/processes.py [--url redis://127.0.0.1:6379/14] [--n 20000]
-        [--concurrency N] [--runs 2] [--kinds async,sync]
+        [--concurrency N] [--runs 2] [--kinds async,sync] [--cpu-affinity auto]
 
 N tasks are queued, then ``runworker_remq --burst --processes P`` (the real command,
 the real Django app in bench/benchapp) drains them; each task INCRs a counter, with
@@ -10,7 +10,8 @@ The clock runs from the first INCR to the N-th. Prints tasks/s and the workers' 
 time per task (user + system of the supervisor and its children, the start-up and
 shutdown of an empty burst run subtracted). Without ``--concurrency`` the workers use
 the ``REMQ['CONCURRENCY']`` default: this measures the defaults. On a shared host the
-rate swings with the neighbours; the CPU per task much less. Not a test.
+rate swings with the neighbours; the CPU per task much less. ``--cpu-affinity`` passes
+through to the command (``auto``: each worker process on its own CPU). Not a test.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ EVENTS = {"async": "bench.incr", "sync": "bench.incr_sync"}
 
 
 def drain(url: str, n: int, processes: int, kind: str,
-          concurrency: int | None) -> tuple[float, float]:
+          concurrency: int | None, cpus: str | None = None) -> tuple[float, float]:
     """Tasks/s and the CPU seconds of the worker command (``n`` = 0: start-up only)."""
     from django_remq.core import TaskManager
 
@@ -46,6 +47,7 @@ def drain(url: str, n: int, processes: int, kind: str,
     cmd = [sys.executable, "-m", "django", "runworker_remq", "--burst", "-v", "0",
            "--queues", "bench", "--processes", str(processes)]
     cmd += ["--concurrency", str(concurrency)] if concurrency else []
+    cmd += ["--cpu-affinity", cpus] if cpus else []
     elapsed, cpu, done, code, err = timed_drain(cmd, r, counter, n, prefix, 300, env)
     tm.conn.close()
     if code or done < n:
@@ -62,16 +64,22 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, help="default: REMQ['CONCURRENCY']")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--kinds", default="async,sync")
+    parser.add_argument("--cpu-affinity", metavar="auto|CPUS",
+                        help="runworker_remq --cpu-affinity")
     args = parser.parse_args()
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     conc = args.concurrency or "default"
-    print(f"{os.cpu_count()} CPUs; concurrency {conc} per process; {args.n:,} tasks per run")
+    pinned = f"; --cpu-affinity {args.cpu_affinity}" if args.cpu_affinity else ""
+    print(f"{os.cpu_count()} CPUs; concurrency {conc} per process; {args.n:,} tasks per run"
+          f"{pinned}")
     for kind in kinds:
         for processes in (1, 2):
-            startup = drain(args.url, 0, processes, kind, args.concurrency)[1]
+            startup = drain(args.url, 0, processes, kind, args.concurrency,
+                            args.cpu_affinity)[1]
             rates, cpu_ms = [], []
             for _ in range(args.runs):
-                rate, cpu = drain(args.url, args.n, processes, kind, args.concurrency)
+                rate, cpu = drain(args.url, args.n, processes, kind, args.concurrency,
+                                  args.cpu_affinity)
                 rates.append(rate)
                 cpu_ms.append(max(cpu - startup, 0.0) * 1000 / args.n)
             print(f"{kind:5s} handler, --processes {processes}: "

@@ -6,7 +6,7 @@ stable and shared with the errors raised at run time:
 remq.E001  REMQ is not a dict              remq.E006  PROCESSOR rejected by the engine
 remq.E002  unknown key (did you mean)      remq.E007  option at the wrong level
 remq.E003  wrong type                      remq.E008  bad value (CONCURRENCY, PREFIX, QUEUES,
-                                                      SOCKET_*TIMEOUT)
+                                                      SOCKET_*TIMEOUT, CPU_AFFINITY)
 remq.E004  not a Redis URL                 remq.E009  STREAM_REDIS_URL differs from REDIS_URL
 remq.E005  CTX does not import             remq.W001  a handler's queue no worker serves
 remq.E010  ADMIN_PERMISSION does not import or is not callable

@@ -29,6 +29,7 @@ from .core.store.connection import with_timeouts
 from .core.store.copies import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
 from .core.store.keys import validate_queue_name
 from .core.store.replicas import DEFAULT_TIMEOUT_MS, ReplicaWait
+from .core.worker import affinity
 from .errors import ImproperlyConfiguredRemq
 
 ENV_REDIS_URL = "REMQ_REDIS_URL"
@@ -57,6 +58,7 @@ SPEC: dict[str, tuple[tuple[type | None, ...], Any]] = {
     "CLUSTER": ((bool,), False),
     "WAIT_REPLICAS": ((int,), 0),
     "WAIT_TIMEOUT_MS": ((int,), DEFAULT_TIMEOUT_MS),
+    "CPU_AFFINITY": ((str, list, tuple, None), None),
 }
 
 #: Options that belong to one task or one handler, not to the processor.
@@ -96,6 +98,7 @@ class RemqSettings:
     cluster: bool = False
     wait_replicas: int = 0
     wait_timeout_ms: int = DEFAULT_TIMEOUT_MS
+    cpu_affinity: affinity.Spec = None
 
     @property
     def connection_url(self) -> str:
@@ -143,7 +146,8 @@ def get_settings() -> RemqSettings:
         socket_timeout=float(values["SOCKET_TIMEOUT"]),
         socket_connect_timeout=float(values["SOCKET_CONNECT_TIMEOUT"]),
         admin_permission=values["ADMIN_PERMISSION"], cluster=values["CLUSTER"],
-        wait_replicas=values["WAIT_REPLICAS"], wait_timeout_ms=values["WAIT_TIMEOUT_MS"])
+        wait_replicas=values["WAIT_REPLICAS"], wait_timeout_ms=values["WAIT_TIMEOUT_MS"],
+        cpu_affinity=affinity.check(values["CPU_AFFINITY"]))
 
 
 def reset() -> None:
@@ -229,6 +233,12 @@ def _values(raw: dict[str, Any]) -> list[Problem]:
         found.append(Problem("remq.E008", f"REMQ['PREFIX'] = {prefix!r} is not a usable key "
                              "prefix.", "Use letters, digits, '-', '_' or '.', e.g. 'remq'."))
     found += _wait_problems(raw)
+    try:
+        affinity.check(raw.get("CPU_AFFINITY"))
+    except ValueError as exc:
+        found.append(Problem("remq.E008", f"REMQ['CPU_AFFINITY']: {exc}.",
+                             "'auto': each worker process on its own CPU; see the README, "
+                             "Settings."))
     for queue in raw.get("QUEUES") or ():
         try:
             validate_queue_name(queue)

@@ -58,6 +58,8 @@ class Supervisor:
     processes: int
     burst: bool = False
     env: dict[str, str] | None = None
+    #: per child (by slot), the CPU it pins itself to (``--cpu-affinity N`` appended)
+    cpus: Sequence[int] | None = None
     children: list[Child] = field(default_factory=list)
     stop_signal: int | None = None
     signals: int = 0  # stop signals taken
@@ -113,7 +115,10 @@ class Supervisor:
         child.restart_at = now + delay
 
     def _start(self, child: Child) -> None:
-        child.proc = subprocess.Popen(list(self.argv), env=self.env, process_group=0,
+        argv = list(self.argv)
+        if self.cpus:  # argparse keeps the last value: this child's own CPU wins
+            argv += ["--cpu-affinity", str(self.cpus[(child.slot - 1) % len(self.cpus)])]
+        child.proc = subprocess.Popen(argv, env=self.env, process_group=0,
                                       preexec_fn=_die_with_parent(os.getpid()))
         child.started = time.monotonic()
         child.restart_at = None

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from ...api import build_task_manager
 from ...conf import get_settings
 from ...core.store.keys import validate_queue_name
+from ...core.worker import affinity
 from ...supervisor import Supervisor, child_argv
 from ...worker import (
     RedisUnavailable,
@@ -41,6 +42,11 @@ class Command(BaseCommand):
         parser.add_argument("--processes", type=int, default=1, metavar="N",
                             help="run N worker processes under one supervisor that forwards "
                                  "SIGTERM/SIGINT and restarts a child that dies (default 1)")
+        parser.add_argument("--cpu-affinity", metavar="auto|none|CPUS",
+                            help="pin each worker process to one CPU (plain def handlers "
+                                 "run about twice as fast): 'auto' takes the CPUs this "
+                                 "process may use in turn, '0,2' those; default: "
+                                 "REMQ['CPU_AFFINITY'], else none")
         parser.add_argument("--no-autodiscover", action="store_true",
                             help="do not import the apps' tasks modules (handlers come only "
                                  "from modules your settings or apps import)")
@@ -53,6 +59,7 @@ class Command(BaseCommand):
         if options["expose"] is not None and not 0 < options["expose"] < 65536:
             raise CommandError("--expose must be a TCP port (1-65535)")
         processes = self._processes(options)
+        cpus = self._cpus(options, processes)
         processor: dict[str, Any] = {}
         if options["shutdown_timeout"] is not None:
             processor["shutdown_timeout_ms"] = max(int(options["shutdown_timeout"] * 1000), 1)
@@ -64,13 +71,17 @@ class Command(BaseCommand):
         except (ImproperlyConfigured, RedisUnavailable) as exc:
             raise CommandError(str(exc)) from None
         if processes > 1:
-            code = Supervisor(child_argv(), processes, burst=options["burst"]).run()
+            code = Supervisor(child_argv(), processes, burst=options["burst"],
+                              cpus=cpus).run()
             if code:
                 sys.exit(code)
             self.stdout.write("remq supervisor stopped")
             return
         for line in banner(tm, queues, burst=options["burst"]):
             self.stdout.write(line)
+        if cpus:
+            affinity.pin(cpus[0])
+            self.stdout.write(f"pinned to CPU {cpus[0]}")
         run_worker(tm, queues, burst=options["burst"])
         self.stdout.write("remq worker stopped")
 
@@ -88,6 +99,17 @@ class Command(BaseCommand):
                                "so it works from `manage.py runworker_remq`, not from "
                                "call_command(); start one process per call instead")
         return processes
+
+    @staticmethod
+    def _cpus(options: dict[str, Any], processes: int) -> list[int] | None:
+        """Each worker process's CPU (by its index under ``--processes``), or ``None``."""
+        try:
+            spec = (affinity.parse(options["cpu_affinity"])
+                    if options["cpu_affinity"] is not None else get_settings().cpu_affinity)
+            cpus = [affinity.cpu_for(spec, index) for index in range(1, processes + 1)]
+        except (ValueError, ImproperlyConfigured) as exc:
+            raise CommandError(str(exc)) from None
+        return None if cpus[0] is None else [c for c in cpus if c is not None]
 
     @staticmethod
     def _queues(value: str | None) -> list[str] | None:

@@ -1,0 +1,142 @@
+"""``CPU_AFFINITY`` / ``runworker_remq --cpu-affinity``: each worker process pinned to
+one CPU, checked on real worker processes through /proc."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from django_remq import emit
+from django_remq.conf import problems
+from django_remq.core.worker import affinity
+from django_remq.testing import RemqTestEnv, remq_test_settings
+
+from .test_django_processes import finish, wait_for, workers
+from .workers import ROOT, worker_env
+
+ALLOWED = sorted(os.sched_getaffinity(0))
+
+
+@pytest.fixture
+def env(redis_url: str) -> Iterator[RemqTestEnv]:
+    with remq_test_settings(redis_url) as test_env:
+        yield test_env
+
+
+def cpus_of(pid: int) -> set[frozenset[int]]:
+    """The CPU sets the threads of ``pid`` may run on (one per distinct set)."""
+    found = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            found.add(frozenset(os.sched_getaffinity(int(tid))))
+        except ProcessLookupError:
+            continue
+    return found
+
+
+def start(test_env: RemqTestEnv, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "django", "runworker_remq", "--queues",
+                             "alpha", *args], env=worker_env(test_env), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_the_cpu_of_each_worker_process() -> None:
+    assert affinity.parse("none") is None
+    assert affinity.parse("") is None
+    assert affinity.parse("auto") == "auto"
+    assert affinity.parse("0, 2") == (0, 2)
+    assert affinity.cpu_for(None, 1) is None
+    assert [affinity.cpu_for("auto", i) for i in (1, 2, len(ALLOWED) + 1)] == [
+        ALLOWED[0], ALLOWED[1 % len(ALLOWED)], ALLOWED[0]]  # taken in turn, round
+    assert affinity.cpu_for([ALLOWED[-1]], 3) == ALLOWED[-1]
+
+
+@pytest.mark.parametrize("text", ["x", "-1", "0,,1", "1.5"])
+def test_a_bad_cli_value_says_what_to_give(text: str) -> None:
+    with pytest.raises(ValueError, match="give 'auto', 'none' or CPU numbers"):
+        affinity.parse(text)
+
+
+def test_a_cpu_this_process_may_not_use_is_refused_with_the_allowed_ones() -> None:
+    outside = max(ALLOWED) + 1
+    with pytest.raises(ValueError, match=rf"CPU {outside} is not one this process may run "
+                                         rf"on \(allowed: {ALLOWED[0]}"):
+        affinity.cpu_for([outside], 1)
+
+
+@pytest.mark.parametrize("value", ["always", [], [0, -1], [True], [0.5]])
+def test_the_setting_is_checked(value: object) -> None:
+    found = problems({"CPU_AFFINITY": value}, import_paths=False)
+    assert [p.id for p in found] in (["remq.E008"], ["remq.E003"]), found
+    assert "CPU_AFFINITY" in found[0].msg
+
+
+def test_the_command_refuses_a_cpu_it_may_not_use(env: RemqTestEnv) -> None:
+    with pytest.raises(CommandError, match="is not one this process may run on"):
+        call_command("runworker_remq", "--cpu-affinity", str(max(ALLOWED) + 1), "--burst")
+
+
+def test_a_pinned_worker_runs_every_thread_on_its_cpu(env: RemqTestEnv) -> None:
+    """Every thread of the worker, the sync handlers' slot threads included (started
+    after the pin), runs on the CPU given."""
+    cpu = ALLOWED[-1]
+    proc = start(env, "--cpu-affinity", str(cpu), "--concurrency", "4")
+    try:
+        wait_for("the worker", lambda: len(workers(env)) == 1, proc)
+        jobs = [emit("alpha.echo", data=i, queue="alpha") for i in range(8)]  # sync handler
+        wait_for("the jobs", lambda: all(
+            getattr(env.get_job(j, "alpha"), "status", None) == "completed" for j in jobs),
+            proc)
+        assert len(os.listdir(f"/proc/{proc.pid}/task")) > 4  # the slot threads exist
+        assert cpus_of(proc.pid) == {frozenset({cpu})}
+        proc.send_signal(signal.SIGTERM)
+        out, err = finish(proc, 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert f"pinned to CPU {cpu}" in out
+    assert f"pinned to CPU {cpu}" in out
+
+
+def test_auto_puts_each_supervised_process_on_its_own_cpu(env: RemqTestEnv) -> None:
+    proc = start(env, "--processes", "2", "--cpu-affinity", "auto")
+    try:
+        wait_for("two registered workers", lambda: len(workers(env)) == 2, proc)
+        pinned = sorted(cpus_of(w.pid).pop() for w in workers(env))
+        expected = sorted(frozenset({affinity.cpu_for("auto", i)}) for i in (1, 2))
+        assert pinned == expected
+        assert cpus_of(proc.pid) == {frozenset(ALLOWED)}  # the supervisor is not pinned
+        proc.send_signal(signal.SIGTERM)
+        out, err = finish(proc, 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out.count("pinned to CPU") == 2
+
+
+def test_the_setting_pins_a_worker_too(env: RemqTestEnv) -> None:
+    """REMQ['CPU_AFFINITY'] = [cpu] (tests/django_settings_worker.py sets it from the
+    environment), no command-line option."""
+    cpu = ALLOWED[0]
+    proc = subprocess.Popen([sys.executable, "-m", "django", "runworker_remq", "--queues",
+                             "alpha"], env=worker_env(env, REMQ_TEST_CPU_AFFINITY=str(cpu)),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        wait_for("the worker", lambda: len(workers(env)) == 1, proc)
+        assert cpus_of(proc.pid) == {frozenset({cpu})}
+        proc.send_signal(signal.SIGTERM)
+        out, err = finish(proc, 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert f"pinned to CPU {cpu}" in out
