@@ -2,7 +2,7 @@
 
     pip install -e ".[bench]"    # huey and dramatiq
     python bench/peers.py [--url redis://127.0.0.1:6379/14] [--n 20000] [--runs 2]
-        [--concurrency 8] [--count 300] [--only emit|drain|latency]
+        [--concurrency 8] [--count 300] [--only emit|drain|latency] [--cpu-affinity CPU]
 
 The jobs (``bench/_peers.py``) INCR a counter, or note their pick-up latency, with a
 sync redis-py client; our ``async def`` handler uses an asyncio one. Three measures:
@@ -17,6 +17,9 @@ sync redis-py client; our ``async def`` handler uses an asyncio one. Three measu
   system over that window (psutil), so start-up and shutdown are out;
 - **pick-up latency**: the same workers, idle; ``--count`` jobs emitted 5 ms apart,
   each stamped just before its emit; the handler notes now minus the stamp.
+
+``--cpu-affinity CPU`` runs every worker command under ``taskset -c CPU``: the peers get
+what ``REMQ['CPU_AFFINITY']`` gives ours (their threads' GIL hand-overs on one core).
 
 Rates swing with the host's neighbours and its idle states (a quiet 2-core host gives
 slower one-at-a-time round trips than a busy one); compare within one run, and the
@@ -55,11 +58,11 @@ class System:
     stamp: Callable[[float], object]
 
 
-def systems(peers: Any, tm: Any) -> dict[str, System]:
-    py = sys.executable
+def systems(peers: Any, tm: Any, cpu: int | None = None) -> dict[str, System]:
+    py = [sys.executable] if cpu is None else ["taskset", "-c", str(cpu), sys.executable]
 
     def ours(kind: str) -> Callable[[int], list[str]]:
-        return lambda c: [py, str(HERE / "_peers.py"), kind, str(c)]
+        return lambda c: [*py, str(HERE / "_peers.py"), kind, str(c)]
 
     def remq_incr(i: int) -> object:
         return tm.emit("incr", data={"i": i})
@@ -72,11 +75,11 @@ def systems(peers: Any, tm: Any) -> dict[str, System]:
                              remq_incr, remq_stamp),
         "remq-sync": System("django_remq, def handler", ours("sync"), remq_incr, remq_stamp),
         "huey": System("huey, thread workers",  # -q: no log line per task (as ours)
-                       lambda c: [py, "-m", "huey.bin.huey_consumer", "_peers.huey", "-k",
+                       lambda c: [*py, "-m", "huey.bin.huey_consumer", "_peers.huey", "-k",
                                   "thread", "-w", str(c), "-q"],
                        peers.huey_incr, peers.huey_stamp),
         "dramatiq": System("dramatiq, 1 process",
-                           lambda c: [py, "-m", "dramatiq", "_peers", "--processes", "1",
+                           lambda c: [*py, "-m", "dramatiq", "_peers", "--processes", "1",
                                       "--threads", str(c)],
                            peers.dramatiq_incr.send, peers.dramatiq_stamp.send),
     }
@@ -87,7 +90,7 @@ def peers_env(url: str, prefix: str) -> dict[str, str]:
             "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)])}
 
 
-def setup(url: str, prefix: str) -> tuple[dict[str, System], Any]:
+def setup(url: str, prefix: str, cpu: int | None = None) -> tuple[dict[str, System], Any]:
     """The systems, built for ``prefix`` (``_peers`` reads the environment once: one
     prefix per run of this script, its keys deleted between measures), and our manager."""
     from django_remq.core import TaskManager
@@ -97,7 +100,7 @@ def setup(url: str, prefix: str) -> tuple[dict[str, System], Any]:
     import _peers
 
     tm = TaskManager.init(db=url, prefix=prefix)
-    return systems(_peers, tm), tm
+    return systems(_peers, tm, cpu), tm
 
 
 def cleanup(r: redis.Redis, prefix: str) -> None:
@@ -189,10 +192,10 @@ def until(ready: Callable[[], bool], ps: psutil.Process, timeout: float = 120) -
     return True
 
 
-def drain_one(url: str, prefix: str, n: int, concurrency: int,
-              name: str) -> tuple[float, float]:
+def drain_one(url: str, prefix: str, n: int, concurrency: int, name: str,
+              cpu: int | None = None) -> tuple[float, float]:
     """Queue ``n`` jobs for system ``name``, run its worker: (tasks/s, CPU ms per task)."""
-    found, tm = setup(url, prefix)
+    found, tm = setup(url, prefix, cpu)
     system = found[name]
     if name.startswith("remq"):
         tm.emit_many({"event": "incr", "data": {"i": i}} for i in range(n))
@@ -217,10 +220,10 @@ def drain_one(url: str, prefix: str, n: int, concurrency: int,
     return (n - 1) / elapsed, cpu * 1000 / (n - 1)
 
 
-def latency_one(url: str, prefix: str, count: int, concurrency: int,
-                name: str) -> tuple[float, float]:
+def latency_one(url: str, prefix: str, count: int, concurrency: int, name: str,
+                cpu: int | None = None) -> tuple[float, float]:
     """p50 and p99 ms from the stamp before an emit to the handler, idle worker."""
-    found, tm = setup(url, prefix)
+    found, tm = setup(url, prefix, cpu)
     system = found[name]
     r = tm.conn.sync
     key = f"{prefix}:latency"
@@ -270,6 +273,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--count", type=int, default=300, help="jobs timed for the latency")
     parser.add_argument("--only", choices=["emit", "drain", "latency"])
+    parser.add_argument("--cpu-affinity", type=int, metavar="CPU",
+                        help="run every worker command under taskset -c CPU")
     args = parser.parse_args()
     try:
         import dramatiq  # noqa: F401
@@ -278,18 +283,20 @@ def main() -> None:
         parser.error('needs the peers: pip install -e ".[bench]"')
     print(f"Redis: {args.url}   python {sys.version.split()[0]}   cores: {os.cpu_count()}")
     prefix = f"peers{uuid.uuid4().hex[:6]}"
-    url, c = args.url, args.concurrency
+    url, c, cpu = args.url, args.concurrency, args.cpu_affinity
+    if cpu is not None:
+        print(f"every worker pinned to CPU {cpu} (taskset)")
     if args.only in (None, "emit"):
         bench_emit(url, prefix, min(args.n, 10_000), max(args.runs, 3))
     if args.only in (None, "drain"):
         bench_each(f"drain {args.n:,} queued jobs (each INCRs a counter), concurrency {c}, "
                    f"one worker process each, {args.runs} runs:", args.runs,
-                   lambda name: drain_one(url, prefix, args.n, c, name),
+                   lambda name: drain_one(url, prefix, args.n, c, name, cpu),
                    lambda f: f"{f[0]:7,.0f} tasks/s at {f[1]:.3f} ms CPU per task")
     if args.only in (None, "latency"):
         bench_each(f"pick-up latency, idle worker, {args.count} jobs 5 ms apart, "
                    f"concurrency {c}, {args.runs} runs:", args.runs,
-                   lambda name: latency_one(url, prefix, args.count, c, name),
+                   lambda name: latency_one(url, prefix, args.count, c, name, cpu),
                    lambda f: f"p50 {f[0]:5.2f} ms  p99 {f[1]:5.2f} ms")
 
 
