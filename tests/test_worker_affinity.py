@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -102,6 +103,7 @@ def test_a_pinned_worker_runs_every_thread_on_its_cpu(env: RemqTestEnv) -> None:
             proc.kill()
     assert proc.returncode == 0, err
     assert f"pinned to CPU {cpu}" in out
+    assert "tip:" not in out  # pinned already: no advice
     assert f"pinned to CPU {cpu}" in out
 
 
@@ -140,3 +142,24 @@ def test_the_setting_pins_a_worker_too(env: RemqTestEnv) -> None:
             proc.kill()
     assert proc.returncode == 0, err
     assert f"pinned to CPU {cpu}" in out
+
+
+def test_an_unpinned_worker_with_plain_def_handlers_says_how_to_speed_them_up(
+        env: RemqTestEnv) -> None:
+    from django_remq.api import build_task_manager
+    from django_remq.worker import pinning_tip
+
+    tm = build_task_manager()
+    try:
+        tip = pinning_tip(tm, ["alpha"])  # alpha.echo, alpha.slow...: def; alpha_double: async
+        none_sync = pinning_tip(tm, ["no-such-queue"])
+    finally:
+        tm.conn.close()
+    assert tip is not None
+    assert "--cpu-affinity auto" in tip
+    assert "alpha.db, alpha.echo, alpha.flaky and " in tip
+    assert "alpha_double" not in tip
+    assert none_sync is None
+    out = StringIO()
+    call_command("runworker_remq", "--queues", "alpha", "--burst", stdout=out)
+    assert tip in out.getvalue()

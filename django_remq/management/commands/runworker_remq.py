@@ -18,6 +18,7 @@ from ...worker import (
     RedisUnavailable,
     banner,
     configure_logging,
+    pinning_tip,
     probe_redis,
     run_worker,
     served_queues,
@@ -82,6 +83,8 @@ class Command(BaseCommand):
         if cpus:
             affinity.pin(cpus[0])
             self.stdout.write(f"pinned to CPU {cpus[0]}")
+        elif (tip := pinning_tip(tm, queues)) is not None:
+            self.stdout.write(tip)
         run_worker(tm, queues, burst=options["burst"])
         self.stdout.write("remq worker stopped")
 
