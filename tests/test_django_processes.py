@@ -29,8 +29,9 @@ def env(redis_url: str) -> Iterator[RemqTestEnv]:
         yield test_env
 
 
-def supervisor(test_env: RemqTestEnv, *args: str) -> subprocess.Popen[str]:
-    environ = worker_env(test_env)
+def supervisor(test_env: RemqTestEnv, *args: str, **extra: str) -> subprocess.Popen[str]:
+    """``runworker_remq --queues alpha ARGS``; ``extra``: more environment variables."""
+    environ = worker_env(test_env, **extra)
     return subprocess.Popen([sys.executable, "-m", "django", "runworker_remq", "--queues",
                              "alpha", *args], env=environ, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from io import StringIO
 
 import pytest
@@ -18,8 +18,7 @@ from django_remq.conf import problems
 from django_remq.core.worker import affinity
 from django_remq.testing import RemqTestEnv, remq_test_settings
 
-from .test_django_processes import finish, wait_for, workers
-from .workers import ROOT, worker_env
+from .test_django_processes import finish, supervisor, wait_for, workers
 
 ALLOWED = sorted(os.sched_getaffinity(0))
 
@@ -41,10 +40,25 @@ def cpus_of(pid: int) -> set[frozenset[int]]:
     return found
 
 
-def start(test_env: RemqTestEnv, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "django", "runworker_remq", "--queues",
-                             "alpha", *args], env=worker_env(test_env), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+@contextmanager
+def worker(test_env: RemqTestEnv, *args: str, **extra: str) -> Iterator[subprocess.Popen[str]]:
+    """``runworker_remq --queues alpha ARGS`` running; killed on the way out if a check
+    failed before it was stopped."""
+    proc = supervisor(test_env, *args, **extra)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def stopped(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM the worker, wait for it to exit 0, and return what it printed."""
+    proc.send_signal(signal.SIGTERM)
+    out, err = finish(proc, 60)
+    assert proc.returncode == 0, err
+    return out
 
 
 def test_the_cpu_of_each_worker_process() -> None:
@@ -87,8 +101,7 @@ def test_a_pinned_worker_runs_every_thread_on_its_cpu(env: RemqTestEnv) -> None:
     """Every thread of the worker, the sync handlers' slot threads included (started
     after the pin), runs on the CPU given."""
     cpu = ALLOWED[-1]
-    proc = start(env, "--cpu-affinity", str(cpu), "--concurrency", "4")
-    try:
+    with worker(env, "--cpu-affinity", str(cpu), "--concurrency", "4") as proc:
         wait_for("the worker", lambda: len(workers(env)) == 1, proc)
         jobs = [emit("alpha.echo", data=i, queue="alpha") for i in range(8)]  # sync handler
         wait_for("the jobs", lambda: all(
@@ -96,31 +109,19 @@ def test_a_pinned_worker_runs_every_thread_on_its_cpu(env: RemqTestEnv) -> None:
             proc)
         assert len(os.listdir(f"/proc/{proc.pid}/task")) > 4  # the slot threads exist
         assert cpus_of(proc.pid) == {frozenset({cpu})}
-        proc.send_signal(signal.SIGTERM)
-        out, err = finish(proc, 60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+        out = stopped(proc)
     assert f"pinned to CPU {cpu}" in out
     assert "tip:" not in out  # pinned already: no advice
-    assert f"pinned to CPU {cpu}" in out
 
 
 def test_auto_puts_each_supervised_process_on_its_own_cpu(env: RemqTestEnv) -> None:
-    proc = start(env, "--processes", "2", "--cpu-affinity", "auto")
-    try:
+    with worker(env, "--processes", "2", "--cpu-affinity", "auto") as proc:
         wait_for("two registered workers", lambda: len(workers(env)) == 2, proc)
         pinned = sorted(cpus_of(w.pid).pop() for w in workers(env))
         expected = sorted(frozenset({affinity.cpu_for("auto", i)}) for i in (1, 2))
         assert pinned == expected
         assert cpus_of(proc.pid) == {frozenset(ALLOWED)}  # the supervisor is not pinned
-        proc.send_signal(signal.SIGTERM)
-        out, err = finish(proc, 60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+        out = stopped(proc)
     assert out.count("pinned to CPU") == 2
 
 
@@ -128,19 +129,10 @@ def test_the_setting_pins_a_worker_too(env: RemqTestEnv) -> None:
     """REMQ['CPU_AFFINITY'] = [cpu] (tests/django_settings_worker.py sets it from the
     environment), no command-line option."""
     cpu = ALLOWED[0]
-    proc = subprocess.Popen([sys.executable, "-m", "django", "runworker_remq", "--queues",
-                             "alpha"], env=worker_env(env, REMQ_TEST_CPU_AFFINITY=str(cpu)),
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
+    with worker(env, REMQ_TEST_CPU_AFFINITY=str(cpu)) as proc:
         wait_for("the worker", lambda: len(workers(env)) == 1, proc)
         assert cpus_of(proc.pid) == {frozenset({cpu})}
-        proc.send_signal(signal.SIGTERM)
-        out, err = finish(proc, 60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+        out = stopped(proc)
     assert f"pinned to CPU {cpu}" in out
 
 
