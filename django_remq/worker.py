@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 import redis.cluster
@@ -20,7 +21,9 @@ import redis.cluster
 from .conf import get_settings
 from .core import TaskManager
 from .core.errors import RemqError, SyncThreadsExhausted
+from .core.handlers import HandlerEntry
 from .core.store.connection import describe
+from .core.worker import affinity
 
 log = logging.getLogger("django_remq.worker")
 
@@ -73,20 +76,25 @@ def banner(tm: TaskManager, queues: Sequence[str], *, burst: bool) -> list[str]:
              f"queues: {', '.join(queues)}", "handlers:"]
     entries = [h for h in tm.handlers if h.queue in queues]
     for h in sorted(entries, key=lambda h: (h.queue, h.event)):
-        fn = getattr(h.fn, "__wrapped__", h.fn)
+        fn = _written(h)
         lines.append(f"  {h.queue}: {h.event} -> {fn.__module__}.{fn.__qualname__}")
     if not entries:
         lines.append("  none (tasks in these queues will fail as unknown events)")
     return lines
 
 
+def _written(entry: HandlerEntry) -> Any:
+    """The handler as its author wrote it (the Django layer wraps each one)."""
+    return getattr(entry.fn, "__wrapped__", entry.fn)
+
+
 def pinning_tip(tm: TaskManager, queues: Sequence[str]) -> str | None:
     """A line for an unpinned Linux worker that serves plain ``def`` handlers: pinned to
     one CPU they drain about twice as fast (:mod:`.core.worker.affinity`)."""
-    if not hasattr(os, "sched_setaffinity"):
+    if not affinity.SUPPORTED:
         return None
-    sync = sorted(h.event for h in tm.handlers if h.queue in queues
-                  and not inspect.iscoroutinefunction(getattr(h.fn, "__wrapped__", h.fn)))
+    sync = sorted(h.event for h in tm.handlers
+                  if h.queue in queues and not inspect.iscoroutinefunction(_written(h)))
     if not sync:
         return None
     shown = ", ".join(sync[:3]) + (f" and {len(sync) - 3} more" if len(sync) > 3 else "")

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 log = logging.getLogger("django_remq.worker")
 
 AUTO = "auto"
+#: pinning needs Linux's per-thread affinity calls
+SUPPORTED = hasattr(os, "sched_setaffinity")
 #: what CPU_AFFINITY may hold: None (off), "auto", or CPU numbers
 Spec = str | Sequence[int] | None
 
@@ -62,7 +64,7 @@ def cpu_for(spec: Spec, index: int) -> int | None:
     spec = check(spec)
     if spec is None:
         return None
-    if not hasattr(os, "sched_setaffinity"):
+    if not SUPPORTED:
         raise ValueError("CPU affinity needs os.sched_setaffinity (Linux); leave "
                          "CPU_AFFINITY unset on this platform")
     allowed = sorted(os.sched_getaffinity(0))
