@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,6 +68,38 @@ def replica_paused(redis_url: str, key: str, ms: int) -> Iterator[redis.Redis]:
     finally:
         replica.execute_command("CLIENT", "UNPAUSE")
         replica.close()
+        master.close()
+
+
+@contextmanager
+def cluster_down(redis_url: str, key: str, seconds: float) -> Iterator[None]:
+    """``key``'s master answers CLUSTERDOWN for ``seconds``, as a restarted master does
+    until it has heard the cluster: it gives up a slot of its own (so the cluster no
+    longer covers every slot) and takes it back."""
+    master = node(slot_nodes(redis_url, key)[0])
+    port = master.connection_pool.connection_kwargs["port"]
+    mine = int(master.cluster("KEYSLOT", key))
+    spare = next(int(start) + (int(start) == mine) for start, _, owner, *_
+                 in master.cluster("SLOTS") if int(owner[1]) == port)
+    given_back = threading.Event()
+
+    def give_back() -> None:
+        master.execute_command("CLUSTER", "ADDSLOTS", spare)
+        given_back.set()
+
+    master.execute_command("CLUSTER", "DELSLOTS", spare)
+    timer = threading.Timer(seconds, give_back)
+    try:
+        with pytest.raises(redis.exceptions.ClusterDownError):
+            master.exists(key)
+        timer.start()
+        yield
+    finally:
+        timer.cancel()
+        if timer.is_alive():
+            timer.join()
+        if not given_back.is_set():
+            give_back()
         master.close()
 
 
@@ -133,6 +166,28 @@ async def test_a_paused_replica_makes_emit_raise_replica_timeout(make_tm, prefix
             await tm.aemit("e", options={"id": "late-too"})
         assert patient.emit("e", queue="alpha")  # another master's replica is not paused
     assert patient.emit("e", options={"id": "on-time"}) == "on-time"
+
+
+@on_cluster_only
+async def test_emit_rides_out_a_master_that_says_the_cluster_is_down(make_tm, prefix,
+                                                                     redis_url):
+    """The node-by-node round trip waits and asks again, as redis-py's cluster client
+    does for the commands it sends itself (a failover test caught a restarted master
+    saying so to a client whose slot map still named it)."""
+    tm: TaskManager = make_tm(wait_replicas=1, wait_timeout_ms=3000)
+    tm.emit("e")  # the queue registry's write (another slot) out of the way
+    qk = Keys(prefix).queue("default")
+    with cluster_down(redis_url, qk.stream, 0.4):
+        started = time.monotonic()
+        assert tm.emit("e", options={"id": "sync"}) == "sync"
+        took = [time.monotonic() - started]
+    with cluster_down(redis_url, qk.stream, 0.4):
+        started = time.monotonic()
+        assert await tm.aemit("e", options={"id": "async"}) == "async"
+        took.append(time.monotonic() - started)
+    assert min(took) >= 0.35  # it did meet the outage, and waited it out
+    for job_id in ("sync", "async"):
+        assert on_replica(redis_url, qk.job(job_id), "status") == "waiting"
 
 
 def test_wait_replicas_with_cluster_passes_the_checks():

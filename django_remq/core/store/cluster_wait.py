@@ -10,23 +10,27 @@ pools; asyncio: all groups at once, sync: in turn). The ``WAIT``'s reply is the 
 replicas any of those masters confirmed.
 
 A MOVED reply (a failover or resharding the client has not seen yet) updates the slot
-map, and the round trip sends that step again (:func:`.scripts._round_trip`); a lost
-connection makes the client learn the map again, then is raised as usual. ASK and
-TRYAGAIN (a slot being migrated) are raised: the caller retries as after any error.
+map, and the round trip sends that step again (:func:`.scripts._round_trip`). So does
+CLUSTERDOWN (a restarted master that has not heard the cluster yet, a failover under
+way), after the pause and the new slot map redis-py's cluster client takes for the
+commands it sends itself. A lost connection makes the client learn the map again, then
+is raised as usual. ASK and TRYAGAIN (a slot being migrated) are raised: the caller
+retries as after any error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
+from redis.exceptions import ClusterDownError, MovedError, RedisClusterException, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MovedError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 if TYPE_CHECKING:
@@ -36,6 +40,8 @@ log = logging.getLogger("django_remq.cluster")
 
 #: The steps (their indexes) each master takes, with that master.
 Groups = list[tuple[Any, list[int]]]
+#: How long to let a master that answered CLUSTERDOWN catch up (redis-py's pause).
+DOWN_PAUSE_S = 0.25
 
 
 def waits(steps: Sequence[Step]) -> bool:
@@ -77,6 +83,12 @@ def _merged(steps: Sequence[Step], groups: Groups, replies: Sequence[Sequence[An
     return out
 
 
+def _down(groups: Groups, replies: Sequence[Sequence[Any]]) -> Any:
+    """The first master that answered CLUSTERDOWN, if any."""
+    return next((node for (node, _), node_replies in zip(groups, replies, strict=True)
+                 if any(isinstance(r, ClusterDownError) for r in node_replies)), None)
+
+
 def _lost(replies: Sequence[Any]) -> Exception | None:
     """A lost connection or a timeout among a node's replies: the node is away."""
     return next((r for r in replies
@@ -96,6 +108,10 @@ def send(client: RedisCluster, steps: Sequence[Step]) -> list[Any]:
         except (RedisConnectionError, RedisTimeoutError):
             relearn(client, node)
             raise
+    if (down := _down(groups, replies)) is not None:
+        time.sleep(DOWN_PAUSE_S)
+        client.nodes_manager.move_node_to_end_of_cached_nodes(down.name)
+        relearn(client)
     return _merged(steps, groups, replies, client.nodes_manager.move_slot)
 
 
@@ -138,4 +154,8 @@ async def asend(client: AsyncRedisCluster, steps: Sequence[Step]) -> list[Any]:
             await arelearn(client, node)
         if error is not None:
             raise error
+    if (down := _down(groups, replies)) is not None:
+        await asyncio.sleep(DOWN_PAUSE_S)
+        client.nodes_manager.move_node_to_end_of_cached_nodes(down.name)
+        await arelearn(client)
     return _merged(steps, groups, replies, client.nodes_manager.move_slot)

@@ -22,7 +22,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
-from redis.exceptions import MovedError, NoScriptError, ResponseError
+from redis.exceptions import ClusterDownError, MovedError, NoScriptError, ResponseError
 
 from . import cluster_wait
 from .line import AioLine, Line
@@ -135,8 +135,10 @@ Request = Sequence[Step] | set[Script]
 
 #: Replies a round trip answers by sending the step again: NOSCRIPT (the scripts are
 #: loaded first) and, on a cluster's node-by-node round trip, MOVED (the slot map is
-#: updated by then). Bounded: a MOVED then a NOSCRIPT on the new master takes two.
-_AGAIN = (NoScriptError, MovedError)
+#: updated by then) and CLUSTERDOWN (the driver has waited and learnt the map again).
+#: None of them ran the step. Bounded: a MOVED then a NOSCRIPT on the new master takes
+#: two; three CLUSTERDOWN in a row are raised, as redis-py's cluster client does.
+_AGAIN = (NoScriptError, MovedError, ClusterDownError)
 _ROUNDS = 3
 
 
