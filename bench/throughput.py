@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+import timeit
 import uuid
 from pathlib import Path
 
@@ -44,16 +45,19 @@ def cleanup(r: redis.Redis, prefix: str) -> None:
         r.delete(*keys[i:i + 5000])
 
 
-def bench_emit(url: str, n: int, rounds: int = 3) -> tuple[float, float, float]:
+def bench_emit(url: str, n: int, rounds: int = 3) -> tuple[float, float, float, float, float]:
     """Best of ``rounds`` (alternated, so both see the same neighbours): emit one at a
     time, and the floor the peers are held to -- a bare LPUSH loop on a redis-py client
-    (what huey's and RQ's enqueue amount to); then emit_many."""
+    (what huey's and RQ's enqueue amount to); then emit_many. Also the Redis time of
+    one emit.lua call and of one LPUSH in those loops (``INFO commandstats``; the
+    server's counters are reset)."""
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     tm = TaskManager.init(db=url, prefix=prefix)
     tm.emit("noop", data={"i": -1})  # connect, load scripts
     plain = redis.Redis.from_url(url)
     floor_key = f"{prefix}:floor"
     plain.lpush(floor_key, -1)
+    plain.config_resetstat()
     one = floor = 0.0
     for _ in range(rounds):
         t0 = time.perf_counter()
@@ -64,13 +68,33 @@ def bench_emit(url: str, n: int, rounds: int = 3) -> tuple[float, float, float]:
         for i in range(n):
             tm.emit("noop", data={"i": i})
         one = max(one, n / (time.perf_counter() - t0))
+    stats = plain.info("commandstats")
+    on_redis = [stats[f"cmdstat_{c}"]["usec_per_call"] for c in ("evalsha", "lpush")]
     items = [{"event": "noop", "data": {"i": i}} for i in range(n * 5)]
     t0 = time.perf_counter()
     tm.emit_many(items)
     many = len(items) / (time.perf_counter() - t0)
     cleanup(tm.conn.sync, prefix)
     plain.close()
-    return one, floor, many
+    return one, floor, many, on_redis[0], on_redis[1]
+
+
+class _Answered:
+    """Stands in for the emit's connection: every script call answered at once."""
+
+    def execute_command(self, *args: object) -> list[int]:
+        return [1]
+
+
+def emit_python_us(url: str, n: int = 20_000) -> float:
+    """The Python one emit runs besides its I/O (validation, the job, the script call,
+    reading the reply), in us: best of 5."""
+    tm = TaskManager.init(db=url, prefix=f"bench{uuid.uuid4().hex[:6]}")
+    tm.emit("noop")  # the queue registered: what a steady emitter has done
+    cleanup(tm.conn.sync, tm.keys.prefix)
+    tm.conn._line = _Answered()  # type: ignore[assignment]
+    best = min(timeit.repeat(lambda: tm.emit("noop", data={"i": 1}), number=n, repeat=5))
+    return best / n * 1e6
 
 
 def bench_aemit(url: str, n: int, rounds: int = 3) -> tuple[float, float]:
@@ -233,10 +257,12 @@ def print_latency(url: str, count: int, uvloop: bool, rounds: int = 2) -> None:
 def print_emit(url: str) -> None:
     raw = raw_round_trips(url)
     print(f"raw PING round trips (bare socket, one at a time): {raw:10,.0f} /s")
-    one, floor, many = bench_emit(url, 10_000)
+    one, floor, many, script_us, lpush_us = bench_emit(url, 10_000)
     print(f"LPUSH one at a time (redis-py, the floor): {floor:10,.0f} /s")
     print(f"emit one at a time:   {one:10,.0f} tasks/s   ({one / floor:.0%} of the LPUSH floor, "
           f"{one / raw:.0%} of raw round trips)")
+    print(f"  of which Redis: emit.lua {script_us:.1f} us per call, LPUSH {lpush_us:.1f} us; "
+          f"Python besides the I/O: {emit_python_us(url):.1f} us per emit")
     print(f"emit_many:            {many:10,.0f} tasks/s")
     aone, afloor = bench_aemit(url, 5_000)
     print(f"aemit one at a time:  {aone:10,.0f} tasks/s   ({aone / afloor:.0%} of an asyncio "

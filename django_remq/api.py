@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import threading
-import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial, wraps
@@ -25,7 +24,7 @@ from .backends.wiring import register_task_backends
 from .conf import get_settings
 from .core import TaskManager, jsonutil
 from .core.errors import DuplicateHandler
-from .core.options import check_emit_item
+from .core.options import check_emit_item, new_job_id
 from .core.worker.task import EventSink
 from .decorators import registry
 
@@ -162,7 +161,7 @@ def _emit(items: Iterable[Mapping[str, Any]], where: str | None, on_commit: bool
         return tm.emit_many(batch)
     for item in batch:  # fix the ids and the data now; validate now, not at commit
         opts = dict(item.get("options") or {})
-        item["options"] = {**opts, "id": opts.get("id") or uuid.uuid4().hex}
+        item["options"] = {**opts, "id": opts.get("id") or new_job_id()}
         item["data"] = jsonutil.loads(jsonutil.dumps(item.get("data")))
         tm.prepare(item.get("event"), item.get("queue"), item["data"],  # type: ignore[arg-type]
                    item["options"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -87,9 +88,9 @@ def _check_common(where: str, options: Mapping[str, Any]) -> None:
 
 def validate_emit_options(event: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """Return a plain copy of ``options`` or raise :class:`InvalidOptions` naming the fix."""
-    where = f"emit({event!r})"
     if options is None:
         return {}
+    where = f"emit({event!r})"
     if not isinstance(options, Mapping):
         raise InvalidOptions(f"{where}: options must be a dict, got {type(options).__name__}.")
     _check_keys(where, options, EMIT_KEYS)
@@ -141,6 +142,12 @@ def validate_handler_options(event: str, options: Mapping[str, Any] | None) -> d
     _check_keys(where, options, HANDLER_KEYS)
     _check_common(where, options)
     return dict(options)
+
+
+def new_job_id() -> str:
+    """A random id of 32 hex characters, as ``uuid4().hex`` (which costs 4x more on emit's
+    hot path; the version bits it sets carry nothing here)."""
+    return os.urandom(16).hex()
 
 
 def validate_job_id(job_id: Any) -> str:

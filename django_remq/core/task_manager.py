@@ -8,7 +8,6 @@ one from ``settings.REMQ``.
 from __future__ import annotations
 
 import asyncio
-import uuid
 import warnings
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -27,11 +26,7 @@ from .errors import (
     UnknownEventWarning,
 )
 from .handlers import Handler, HandlerEntry, HandlerRegistry, Resolver
-from .options import (
-    check_emit_item,
-    run_at_ms,
-    validate_emit_options,
-)
+from .options import check_emit_item, new_job_id, run_at_ms, validate_emit_options
 from .policies import debounce
 from .settings import ProcessorSettings
 from .store import ops
@@ -135,18 +130,18 @@ class TaskManager:
         if not isinstance(event, str) or not event:
             raise InvalidOptions(f"event must be a non-empty string, got {event!r}")
         opts = validate_emit_options(event, options)
+        known = self.registry.queues_of(event)
         if queue is None:
-            known = self.registry.queues_of(event)
             queue = known[0] if len(known) == 1 else "default"
         validate_queue_name(queue)
-        if self.registry.entries and not self.registry.queues_of(event):
+        if not known and self.registry.entries:
             self._warn_unknown(event)
         entry = self.registry.declared(queue, event)
         if entry is not None:
             opts = {**entry.options, **opts}
             opts.pop("debounce", None)
             opts.pop("repeat", None)
-        job_id = opts.get("id") or uuid.uuid4().hex
+        job_id = opts.get("id") or new_job_id()
         data_json = jsonutil.dumps_data(data, f"emit({event!r})")
         fields = emit_fields(job_id, event, queue, data_json, opts)
         trailing = None

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +35,7 @@ from croniter import croniter
 
 from .. import jsonutil
 from ..errors import InvalidOptions
+from ..options import new_job_id
 from ..store import scripts
 from ..store.connection import Connection
 from ..store.keys import Keys
@@ -122,7 +122,7 @@ def check_pattern(where: str, pattern: Any) -> None:
 def claim_call(keys: Keys, queue: str, event: str, spec: CronSpec, candidates: Sequence[int]
                ) -> Call[tuple[int, int, int]]:
     qk = keys.queue(queue)
-    job_id = uuid.uuid4().hex
+    job_id = new_job_id()
     fields = ["id", job_id, "name", event, "queue", queue, "data", jsonutil.dumps(None)]
     args: list[Arg] = [qk.job_prefix, event, job_id, spec.limit, len(candidates), *candidates,
                        len(fields), *fields]

@@ -197,7 +197,7 @@ def _send(client: Redis, request: Request, line: Line | None = None) -> Any:
         for script in request:
             client.script_load(script.source)
         return None
-    if isinstance(client, RedisCluster) and cluster_wait.waits(request):
+    if cluster_wait.waits(request) and isinstance(client, RedisCluster):  # isinstance: 1 us
         return cluster_wait.send(client, request)
     if len(request) == 1:  # a pipeline of one costs ~15 % more than the bare command
         step = request[0]
@@ -232,7 +232,7 @@ async def _asend(client: AsyncRedis, request: Request, line: AioLine | None = No
         return None
     if line is not None and all(isinstance(step, Call) for step in request):
         return await line.execute([step.command for step in request])
-    if isinstance(client, AsyncRedisCluster) and cluster_wait.waits(request):
+    if cluster_wait.waits(request) and isinstance(client, AsyncRedisCluster):
         return await cluster_wait.asend(client, request)
     if len(request) == 1:
         try:
