@@ -129,16 +129,20 @@ def emit(event: str, data: Any = None, queue: str | None = None,
     the current transaction to commit, so a worker never reads rows that are not
     there yet, and is dropped on rollback. The id is known at once either way.
     """
+    if not _deferred(on_commit):  # the engine's own emit: it checks as much, at less cost
+        return get_task_manager().emit(event, queue, data, options)
     item = {"event": event, "data": data, "queue": queue, "options": options}
-    return _emit([item], f"emit({event!r})", on_commit, using)[0]
+    return _emit([item], f"emit({event!r})", True, using)[0]
 
 
 async def aemit(event: str, data: Any = None, queue: str | None = None,
                 options: Mapping[str, Any] | None = None, *, on_commit: bool | None = None,
                 using: str | None = None) -> str:
     """Async twin of :func:`emit`."""
+    if not _deferred(on_commit):
+        return await get_task_manager().aemit(event, queue, data, options)
     item = {"event": event, "data": data, "queue": queue, "options": options}
-    return (await _aemit([item], f"emit({event!r})", on_commit, using))[0]
+    return (await _aemit([item], f"emit({event!r})", True, using))[0]
 
 
 def emit_many(items: Iterable[Mapping[str, Any]], *, on_commit: bool | None = None,

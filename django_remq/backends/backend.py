@@ -96,8 +96,7 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
     def enqueue(self, task: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         """Store the call as a job (at once: wrap in ``transaction.on_commit`` to wait)."""
         result, data, options = self._prepare(task, args, kwargs)
-        job_id = get_task_manager().emit(task.module_path, task.queue_name, data,
-                                         options)  # type: ignore[arg-type]
+        job_id = get_task_manager().emit(task.module_path, task.queue_name, data, options)
         result = _with_id(result, job_id)
         task_enqueued.send(type(self), task_result=result)
         return result
@@ -105,7 +104,7 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
     async def aenqueue(self, task: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         result, data, options = self._prepare(task, args, kwargs)
         job_id = await get_task_manager().aemit(task.module_path, task.queue_name, data,
-                                                options)  # type: ignore[arg-type]
+                                                options)
         result = _with_id(result, job_id)
         await asend_signal(task_enqueued, type(self), result)
         return result

@@ -161,14 +161,14 @@ class TaskManager:
                       UnknownEventWarning, stacklevel=4)
 
     def emit(self, event: str, queue: str | None = None, data: Any = None,
-             options: EmitOptions | None = None) -> str:
+             options: EmitOptions | Mapping[str, Any] | None = None) -> str:
         """Enqueue a task; returns its id at once. A live job with the same explicit
         ``options["id"]`` is not enqueued twice (its id is returned)."""
         batch = self._batch([self.prepare(event, queue, data, options)])
         return self._write(batch, repr(event))[0]
 
     async def aemit(self, event: str, queue: str | None = None, data: Any = None,
-                    options: EmitOptions | None = None) -> str:
+                    options: EmitOptions | Mapping[str, Any] | None = None) -> str:
         batch = self._batch([self.prepare(event, queue, data, options)])
         return (await self._awrite(batch, repr(event)))[0]
 

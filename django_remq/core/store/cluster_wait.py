@@ -110,14 +110,14 @@ def send(client: RedisCluster, steps: Sequence[Step]) -> list[Any]:
             raise
     if (down := _down(groups, replies)) is not None:
         time.sleep(DOWN_PAUSE_S)
-        client.nodes_manager.move_node_to_end_of_cached_nodes(down.name)
-        relearn(client)
+        relearn(client, down)
     return _merged(steps, groups, replies, client.nodes_manager.move_slot)
 
 
 def relearn(client: RedisCluster, failed: Any = None) -> None:
-    """Learn the slot map again, as redis-py's client does after a node failed (tried
-    last, ``failed``); a cluster still electing a new master is left for next time."""
+    """Learn the slot map again, as redis-py's client does after a node failed or said
+    CLUSTERDOWN (asked last, ``failed``); a cluster still electing a new master is left
+    for next time."""
     if failed is not None:
         client.nodes_manager.move_node_to_end_of_cached_nodes(failed.name)
     try:
@@ -156,6 +156,5 @@ async def asend(client: AsyncRedisCluster, steps: Sequence[Step]) -> list[Any]:
             raise error
     if (down := _down(groups, replies)) is not None:
         await asyncio.sleep(DOWN_PAUSE_S)
-        client.nodes_manager.move_node_to_end_of_cached_nodes(down.name)
-        await arelearn(client)
+        await arelearn(client, down)
     return _merged(steps, groups, replies, client.nodes_manager.move_slot)
