@@ -31,6 +31,14 @@ def test_emit_picks_the_handlers_queue(remq: RemqTestEnv) -> None:
     assert remq.get_job(job_id, "beta") is not None
 
 
+def test_an_unknown_event_warns_at_the_callers_line(remq: RemqTestEnv) -> None:
+    from django_remq.errors import UnknownEventWarning
+
+    with pytest.warns(UnknownEventWarning, match="alpha.echo") as seen:
+        emit("alpha.ecko", queue="alpha")
+    assert seen[0].filename == __file__  # not a line in django_remq
+
+
 def test_non_json_data_fails_at_the_call_naming_the_value(remq: RemqTestEnv) -> None:
     when = datetime.datetime(2030, 1, 2, 3, 4, tzinfo=datetime.UTC)
     with pytest.raises(TypeError) as err:

@@ -8,6 +8,7 @@ one from ``settings.REMQ``.
 from __future__ import annotations
 
 import asyncio
+import sys
 import warnings
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -158,7 +159,7 @@ class TaskManager:
         warnings.warn(f"emit({event!r}): no handler is registered for this event in this "
                       f"process (known events: {', '.join(self.registry.events)}); the job "
                       "will fail with UnknownEvent unless a worker elsewhere handles it",
-                      UnknownEventWarning, stacklevel=4)
+                      UnknownEventWarning, stacklevel=_outside_level())
 
     def emit(self, event: str, queue: str | None = None, data: Any = None,
              options: EmitOptions | Mapping[str, Any] | None = None) -> str:
@@ -362,6 +363,16 @@ def _unreachable(exc: Exception, what: str, conn: Connection) -> RemqError | Non
             "the URL right (REMQ['REDIS_URL'])? If the connection broke mid-call the job may "
             "be written: emit again with the same options['id'] to be sure.")
     return None
+
+
+def _outside_level() -> int:
+    """The ``stacklevel`` of the first caller outside this package (the user's line,
+    whichever of the emits, the Django ones or the engine's, it called)."""
+    level, frame = 2, sys._getframe(2)  # 1: warnings.warn's caller; 2: its caller
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+            "django_remq."):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def _port(value: int) -> int:
