@@ -2,9 +2,10 @@
 
     python bench/tasks.py [--url redis://127.0.0.1:6379/14] [--n 5000]
 
-Measures enqueue rate (``task.enqueue()`` vs ``emit()``), and the drain rate of N queued
-jobs by ``runworker_remq --burst`` (a real worker process; its start-up time, measured
-on an empty queue, is subtracted). Not a test: figures vary with the machine.
+Measures enqueue rate (``task.enqueue()`` vs ``emit()``) and the Python each runs besides
+its I/O, and the drain rate of N queued jobs by ``runworker_remq --burst`` (a real worker
+process; its start-up time, measured on an empty queue, is subtracted). Not a test:
+figures vary with the machine.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import subprocess
 import sys
 import time
 import uuid
+from functools import partial
 from pathlib import Path
+
+from _python_cost import python_us
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,6 +64,7 @@ def main() -> None:
         for label, one in (("django task.enqueue()", lambda i: noop_task.enqueue(i)),
                            ("remq emit()          ", lambda i: emit(
                                "bench.noop", data={"args": [i]}, queue="bench"))):
+            print(f"{label}: Python besides the I/O {python_us(tm, partial(one, 1)):5.1f} us")
             t0 = time.perf_counter()
             for i in range(args.n):
                 one(i)
