@@ -8,7 +8,6 @@ and its connection pools, so an instance holds no connection of its own.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from django.utils import timezone
 
 from ..api import get_task_manager
 from ..core.errors import InvalidOptions
+from ..core.options import new_job_id
 from ..core.sdk.plan import adrive, drive
 from ..core.store.keys import validate_queue_name
 from .compat import (
@@ -80,7 +80,7 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
         self.validate_task(task)
         now = timezone.now()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as stored: ms
-        result: Any = TaskResult(task=task, id=uuid.uuid4().hex, status=TaskResultStatus.READY,
+        result: Any = TaskResult(task=task, id=new_job_id(), status=TaskResultStatus.READY,
                             enqueued_at=now, started_at=None, last_attempted_at=None,
                             finished_at=None, args=args, kwargs=kwargs, backend=self.alias,
                             errors=[], worker_ids=[])  # normalises args: bad JSON fails here

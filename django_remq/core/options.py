@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -35,6 +36,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
 #: ``delay_until`` numbers below this are seconds, not ms (1e11 ms is March 1973).
 SECONDS_LOOKALIKE = 100_000_000_000
 MAX_ID_LENGTH = 200
+_SPACE = re.compile(r"\s")  # the characters str.isspace() is true for
 
 
 def _suggest(key: str, allowed: frozenset[str]) -> str:
@@ -153,7 +155,7 @@ def new_job_id() -> str:
 def validate_job_id(job_id: Any) -> str:
     if not isinstance(job_id, str) or not job_id:
         raise InvalidOptions(f"job id must be a non-empty string, got {job_id!r}.")
-    if len(job_id) > MAX_ID_LENGTH or any(c.isspace() for c in job_id):
+    if len(job_id) > MAX_ID_LENGTH or _SPACE.search(job_id):
         raise InvalidOptions(
             f"job id {job_id[:50]!r} must be at most {MAX_ID_LENGTH} characters, "
             "without whitespace."
