@@ -58,7 +58,7 @@ class Supervisor:
     processes: int
     burst: bool = False
     env: dict[str, str] | None = None
-    #: per child (by slot), the CPU it pins itself to (``--cpu-affinity N`` appended)
+    #: one CPU per child, by slot (``affinity.cpus_for``): ``--cpu-affinity N`` appended
     cpus: Sequence[int] | None = None
     children: list[Child] = field(default_factory=list)
     stop_signal: int | None = None
@@ -117,7 +117,7 @@ class Supervisor:
     def _start(self, child: Child) -> None:
         argv = list(self.argv)
         if self.cpus:  # argparse keeps the last value: this child's own CPU wins
-            argv += ["--cpu-affinity", str(self.cpus[(child.slot - 1) % len(self.cpus)])]
+            argv += ["--cpu-affinity", str(self.cpus[child.slot - 1])]
         child.proc = subprocess.Popen(argv, env=self.env, process_group=0,
                                       preexec_fn=_die_with_parent(os.getpid()))
         child.started = time.monotonic()

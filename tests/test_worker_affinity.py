@@ -70,6 +70,8 @@ def test_the_cpu_of_each_worker_process() -> None:
     assert [affinity.cpu_for("auto", i) for i in (1, 2, len(ALLOWED) + 1)] == [
         ALLOWED[0], ALLOWED[1 % len(ALLOWED)], ALLOWED[0]]  # taken in turn, round
     assert affinity.cpu_for([ALLOWED[-1]], 3) == ALLOWED[-1]
+    assert affinity.cpus_for(None, 2) is None
+    assert affinity.cpus_for("auto", len(ALLOWED) + 1) == [*ALLOWED, ALLOWED[0]]
 
 
 @pytest.mark.parametrize("text", ["x", "-1", "0,,1", "1.5"])

@@ -57,10 +57,9 @@ def check(spec: Spec) -> Spec:
     return tuple(spec)
 
 
-def cpu_for(spec: Spec, index: int) -> int | None:
-    """The CPU of worker process ``index`` (1-based, as under ``--processes N``): the
-    ``index``-th of the CPUs given, or with ``auto`` of those this process may use, taken
-    round; ``None`` when not pinning."""
+def cpus_for(spec: Spec, processes: int) -> list[int] | None:
+    """One CPU per worker process, by its index under ``--processes N``: the CPUs given,
+    or with ``auto`` those this process may use, taken round; ``None`` when not pinning."""
     spec = check(spec)
     if spec is None:
         return None
@@ -73,7 +72,13 @@ def cpu_for(spec: Spec, index: int) -> int | None:
     if outside:
         raise ValueError(f"CPU {outside[0]} is not one this process may run on (allowed: "
                          f"{', '.join(map(str, allowed))}); pick among those, or 'auto'")
-    return cpus[(index - 1) % len(cpus)]
+    return [cpus[i % len(cpus)] for i in range(processes)]
+
+
+def cpu_for(spec: Spec, index: int) -> int | None:
+    """The CPU of worker process ``index`` (1-based) of :func:`cpus_for`."""
+    cpus = cpus_for(spec, index)
+    return None if cpus is None else cpus[-1]
 
 
 def pin(cpu: int) -> None:

@@ -109,10 +109,9 @@ class Command(BaseCommand):
         try:
             spec = (affinity.parse(options["cpu_affinity"])
                     if options["cpu_affinity"] is not None else get_settings().cpu_affinity)
-            cpus = [affinity.cpu_for(spec, index) for index in range(1, processes + 1)]
+            return affinity.cpus_for(spec, processes)
         except (ValueError, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from None
-        return None if cpus[0] is None else [c for c in cpus if c is not None]
 
     @staticmethod
     def _queues(value: str | None) -> list[str] | None:
