@@ -213,3 +213,29 @@ async def test_stop_is_prompt_while_the_worker_is_busy(make_tm):
         t0 = time.monotonic()
         await asyncio.wait_for(runner, 10)
         assert time.monotonic() - t0 < 6
+
+
+@on_both()
+@pytest.mark.timeout(40)
+async def test_follow_up_emits_beside_logs_and_progress_do_not_wedge_the_task(make_tm, r, prefix):
+    # The README's first handler. Since Python 3.12, awaiting gather() over futures that
+    # are all done does not yield to the loop, so a drain that waited for the futures'
+    # done-callbacks to empty its set spun for ever at 100 % CPU (the task never acked).
+    tm: TaskManager = make_tm(concurrency=1)
+
+    async def report(task, ctx):
+        task.logger("started")
+        ctx.socket.update({"step": "fetching"}, 33)
+        for n in range(3):
+            ctx.emit(event="notify", data={"n": n})
+        return {"rows": 42}
+
+    async def notify(task, ctx):
+        task.logger(f"notified {task.data['n']}")
+
+    tm.register_handler(event="report", handler=report)
+    tm.register_handler(event="notify", handler=notify)
+    ids = [tm.emit("report", data={"id": i}) for i in range(10)]
+    await asyncio.wait_for(tm.run(burst=True), timeout=20)
+    assert {record(r, prefix, i).status for i in ids} == {"completed"}
+    assert len(list(r.scan_iter(f"{prefix}:*:job:*"))) == 10 + 30

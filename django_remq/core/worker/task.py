@@ -69,6 +69,7 @@ class TaskUpdates:
     def track(self, fut: asyncio.Future[Any]) -> None:
         """Something the task started (a follow-up emit) that must land before its ack."""
         self._pending.add(fut)
+        # a long task that emits often keeps only the writes still in flight
         fut.add_done_callback(self._pending.discard)
 
     async def _write(self, items: list[tuple[str, str]]) -> None:
@@ -76,12 +77,19 @@ class TaskUpdates:
                    self.conn.aline)
 
     async def drain(self) -> None:
-        """Wait for every queued write and tracked follow-up (errors are the caller's)."""
-        while (self._batcher is not None and self._batcher.busy) or self._pending:
-            if self._batcher is not None:
+        """Wait for every queued write and tracked follow-up (errors are the caller's).
+
+        The set is taken, not left for the done-callbacks to empty: awaiting futures that
+        are all done need not give the loop a turn (it does not since Python 3.12), and
+        then those callbacks never run."""
+        while True:
+            if self._batcher is not None and self._batcher.busy:
                 await self._batcher.drain()
-            if self._pending:
-                await asyncio.gather(*self._pending)
+            elif self._pending:
+                pending, self._pending = self._pending, set()
+                await asyncio.gather(*pending)
+            else:
+                return
 
 
 class Task:
