@@ -19,6 +19,11 @@ from django_remq.core import TaskManager
 
 pytest_plugins = ["tests.cluster", "tests.process_stack"]
 
+#: Every test is in one of these tiers (a module's ``pytestmark``, or a test's own mark):
+#: CI runs the ones that depend on the Python / Django / redis-py stack on every leg of
+#: its matrix and the others (cluster, browser, packaging) once.
+TIERS = ("unit", "redis", "processes", "cluster", "browser", "packaging")
+
 REDIS_URL = os.environ.get("REMQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
@@ -83,3 +88,20 @@ async def tm(make_tm: object) -> AsyncIterator[TaskManager]:
     manager = make_tm()  # type: ignore[operator]
     yield manager
     await manager.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """An ``@on_both()`` test's cluster run, and any test that starts a cluster, is in the
+    cluster tier; a test in no tier is refused, so a new module cannot dodge the split."""
+    untiered = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_cluster = callspec is not None and callspec.params.get("redis_url") == "cluster"
+        if on_cluster or "cluster_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)
+        if not any(item.get_closest_marker(tier) for tier in TIERS):
+            untiered.append(item.nodeid)
+    if untiered:
+        raise pytest.UsageError(
+            f"tests in no tier ({', '.join(untiered[:5])}{' ...' if len(untiered) > 5 else ''}): "
+            f"give the module `pytestmark = pytest.mark.<tier>`, tier one of {', '.join(TIERS)}")

@@ -11,6 +11,8 @@ from django_remq.core.sdk import Sdk
 from .admin_support import make_jobs, remq_at
 from .sdk_seed import dead_letter, seed_finished
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture
 def sdk(redis_url, prefix):

@@ -20,6 +20,8 @@ from django_remq.decorators import declare, registry
 
 from .admin_support import PROCESSOR, remq_at, worker_thread
 
+pytestmark = pytest.mark.browser
+
 sync_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"

@@ -15,6 +15,8 @@ from django_remq.core.store.keys import Keys
 from .admin_support import make_jobs, remq_at
 from .sdk_seed import seed_finished
 
+pytestmark = pytest.mark.redis
+
 
 class CountingConnection(redis.Connection):
     """Counts writes to the socket: one per command, one per pipeline (a round trip)."""

@@ -18,6 +18,8 @@ from django_remq.core import TaskManager
 from .process_stack import Stack, wait_for_port
 from .workers import free_port
 
+pytestmark = pytest.mark.browser
+
 sync_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"

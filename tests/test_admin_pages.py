@@ -16,6 +16,8 @@ from django_remq.core.sdk import Sdk
 from .admin_support import make_jobs, remq_at, worker_thread
 from .sdk_seed import seed_finished
 
+pytestmark = pytest.mark.redis
+
 PAGES = ["remq_admin:queues", "remq_admin:jobs", "remq_admin:dead_letters",
          "remq_admin:workers"]
 

@@ -35,6 +35,8 @@ from django_remq.worker import RedisUnavailable, probe_redis
 from .cluster import free_ports, on_both
 from .workers import wait_until
 
+pytestmark = pytest.mark.redis
+
 
 def check_ids(remq: dict[str, Any]) -> list[str]:
     with override_settings(REMQ=remq):

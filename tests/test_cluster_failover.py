@@ -35,6 +35,8 @@ from django_remq.core.store.keys import Keys
 from .cluster import LocalCluster, slot_nodes
 from .workers import spawn_worker, stop_worker, wait_until
 
+pytestmark = pytest.mark.cluster
+
 NODE_TIMEOUT_MS = 1000
 BACKLOG = 300  # queued before the worker starts: it is busy when the master dies
 BEFORE = 150  # emitted one at a time before the kill

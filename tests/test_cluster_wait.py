@@ -26,6 +26,8 @@ from django_remq.core.store.scripts import Cmd, arun_many, run_many
 
 from .cluster import slot_nodes
 
+pytestmark = pytest.mark.cluster
+
 #: Run on the cluster only (``r``, ``prefix``, ``make_tm`` then use it).
 on_cluster_only = pytest.mark.parametrize("redis_url", ["cluster"], indirect=True)
 QUEUES = ("alpha", "default", "beta")  # slots 865, 5718, 15419: one per master

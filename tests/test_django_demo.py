@@ -20,6 +20,8 @@ import redis
 
 from .workers import free_port
 
+pytestmark = pytest.mark.processes
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

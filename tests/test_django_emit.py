@@ -13,6 +13,8 @@ from django_remq import aemit, emit, emit_many
 from django_remq.errors import InvalidOptions
 from django_remq.testing import RemqTestEnv
 
+pytestmark = pytest.mark.redis
+
 
 def stream_len(env: RemqTestEnv, queue: str = "alpha") -> int:
     tm = env.task_manager

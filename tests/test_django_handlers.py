@@ -19,6 +19,8 @@ from django_remq.errors import (
 from django_remq.testing import RemqTestEnv
 from tests.remq_apps.alpha import tasks as alpha_tasks
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture
 def scratch() -> Iterator[list[tuple[str, str]]]:

@@ -22,6 +22,8 @@ from django_remq.testing import RemqTestEnv, remq_test_settings
 
 from .workers import ROOT, worker_env
 
+pytestmark = pytest.mark.processes
+
 
 @pytest.fixture
 def env(redis_url: str) -> Iterator[RemqTestEnv]:

@@ -16,6 +16,8 @@ from django_remq.conf import DEFAULT_CONCURRENCY, DEFAULT_REDIS_URL, get_setting
 from django_remq.conf import reset as reset_settings
 from django_remq.errors import ImproperlyConfiguredRemq
 
+pytestmark = pytest.mark.redis
+
 
 def ids(remq: Any) -> list[str]:
     with override_settings(REMQ=remq):

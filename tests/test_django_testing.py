@@ -9,6 +9,8 @@ import pytest
 from django_remq import emit, get_task_manager
 from django_remq.testing import RemqTestEnv
 
+pytestmark = pytest.mark.redis
+
 
 def test_run_until_idle_runs_retries_and_delays(remq: RemqTestEnv) -> None:
     flaky = emit("alpha.flaky", queue="alpha")  # fails once, retried after 300 ms

@@ -16,6 +16,8 @@ from django_remq.conf import get_settings
 from django_remq.errors import InvalidOptions
 from django_remq.testing import RemqTestEnv, remq  # noqa: F401
 
+pytestmark = pytest.mark.redis
+
 
 def checked(remq_setting: Any) -> list[tuple[str, str]]:
     with override_settings(REMQ=remq_setting):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import redis
 
 from django_remq.core import TaskManager
@@ -17,6 +18,8 @@ from django_remq.core.sdk import Sdk
 from django_remq.core.store import ops, scripts
 from django_remq.core.store.keys import GROUP, Keys, QueueKeys
 from django_remq.core.store.ops import Outcome, Retention
+
+pytestmark = pytest.mark.redis
 
 
 def delivered(r: redis.Redis, tm: TaskManager, qk: QueueKeys, n: int = 1) -> list[ops.Delivery]:

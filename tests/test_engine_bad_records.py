@@ -13,6 +13,8 @@ from django_remq.core.store.keys import Keys
 
 from .sdk_seed import dead_letter
 
+pytestmark = pytest.mark.redis
+
 
 async def run_until(tm: TaskManager, predicate, timeout: float = 20.0) -> bool:
     await tm.start()

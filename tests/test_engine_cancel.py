@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
 from django_remq.core import TaskManager
 from django_remq.core.sdk import Sdk
 
 from .records import record
+
+pytestmark = pytest.mark.redis
 
 
 async def test_cancel_a_running_async_job(make_tm, redis_url, r, prefix):

@@ -19,6 +19,8 @@ from .cluster import on_both
 from .records import record
 from .workers import free_port, pings, spawn_worker, stop_worker, wait_until
 
+pytestmark = pytest.mark.processes
+
 
 @on_both()
 def test_sigkilled_worker_loses_nothing(redis_url, r, prefix, make_tm):

@@ -19,6 +19,8 @@ from django_remq.core.store.scripts import run
 from .records import record
 from .workers import await_until
 
+pytestmark = pytest.mark.redis
+
 
 def _recorder(tm: TaskManager) -> list[str]:
     ran: list[str] = []

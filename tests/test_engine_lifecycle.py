@@ -14,6 +14,8 @@ from django_remq.core.store.keys import Keys
 from .cluster import on_both
 from .records import record
 
+pytestmark = pytest.mark.redis
+
 
 @on_both()
 async def test_async_handler_completes_with_result_logs_and_progress(make_tm, r, prefix):

@@ -23,6 +23,8 @@ from .records import record
 from .sdk_seed import dead_letter
 from .workers import await_until, spawn_worker, stop_worker, wait_until
 
+pytestmark = pytest.mark.processes
+
 PRIORITIES = [-100, -7, 0, 0, 3, 50, 100]
 
 

@@ -7,11 +7,15 @@ import asyncio
 import signal
 import time
 
+import pytest
+
 from django_remq.core import TaskManager
 from django_remq.core.store.keys import GROUP, Keys
 
 from .records import record
 from .workers import await_until, spawn_worker, stop_worker, wait_until
+
+pytestmark = pytest.mark.processes
 
 
 def test_dead_workers_tasks_are_reclaimed_while_the_others_are_busy(redis_url, r, prefix,

@@ -9,6 +9,8 @@ import pytest
 
 from django_remq.core import TaskManager
 
+pytestmark = pytest.mark.unit
+
 
 def handler(task: Any, ctx: Any) -> None:
     return None

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from django_remq.core import TaskManager
 from django_remq.core.store.keys import Keys
 
 from .cluster import on_both
 from .records import record
+
+pytestmark = pytest.mark.redis
 
 
 async def run_for(tm: TaskManager, seconds: float) -> None:

@@ -6,7 +6,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import django_remq.core
+
+pytestmark = pytest.mark.unit
 
 CORE = Path(django_remq.core.__file__).resolve().parent
 

@@ -21,6 +21,8 @@ from django_remq.core.worker.threads import SlotThreads
 
 from .workers import wait_until
 
+pytestmark = pytest.mark.processes
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -20,6 +20,8 @@ from django_remq.core.store.copies import DEFAULT_SOCKET_TIMEOUT
 
 from .workers import free_port
 
+pytestmark = pytest.mark.processes
+
 
 @pytest.fixture
 def private_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:

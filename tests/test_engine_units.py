@@ -17,6 +17,8 @@ from django_remq.core.policies.retry import RetryPolicy
 from django_remq.core.settings import ProcessorSettings
 from django_remq.core.store.keys import Keys, validate_queue_name
 
+pytestmark = pytest.mark.unit
+
 CORE = Path(__file__).resolve().parent.parent / "django_remq" / "core"
 
 

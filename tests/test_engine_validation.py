@@ -13,6 +13,8 @@ from django_remq.core.errors import InvalidOptions
 from django_remq.core.sdk import Sdk
 from django_remq.core.worker.processor import ProcessorSettings
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture
 def tm(make_tm) -> TaskManager:

@@ -24,6 +24,8 @@ from playwright import sync_api
 
 from .workers import free_port
 
+pytestmark = pytest.mark.browser
+
 ROOT = Path(__file__).resolve().parent.parent
 #: REMQ_SAVE_SCREENSHOTS=1 refreshes the README's screenshots (else they go to tmp_path)
 SAVE_SHOTS = os.environ.get("REMQ_SAVE_SCREENSHOTS") == "1"

@@ -26,6 +26,8 @@ from django_remq.testing import RemqTestEnv
 
 from .gateway_helpers import ADA, BOB, BOSS, connect, emit_over, gateway_env, until_finished, worker
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture
 def env(redis_url: str) -> Iterator[RemqTestEnv]:

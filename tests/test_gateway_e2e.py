@@ -10,10 +10,13 @@ import json
 import time
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import connect
 
 from .process_stack import Stack, wait_for_port
 from .workers import free_port
+
+pytestmark = pytest.mark.processes
 
 
 async def watch_a_report(url: str, stack: Stack, port: int) -> list[dict[str, Any]]:

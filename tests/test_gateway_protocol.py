@@ -22,6 +22,8 @@ from .gateway_helpers import (
     worker,
 )
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture
 def env(redis_url: str) -> Iterator[RemqTestEnv]:

@@ -21,6 +21,8 @@ from django_remq.worker import RedisUnavailable, probe_redis
 
 from .cluster import LocalCluster, free_ports, on_both
 
+pytestmark = pytest.mark.processes
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -89,6 +91,7 @@ def test_health_exit_codes_from_manage_py(redis_url):
     assert "unhealthy" in down.stderr
 
 
+@pytest.mark.cluster
 def test_health_on_a_cluster_needs_every_master():
     with LocalCluster(node_timeout_ms=60_000) as cluster:  # no failover during the test
         remq = {"REDIS_URL": cluster.url, "CLUSTER": True}

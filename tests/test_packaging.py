@@ -15,6 +15,8 @@ import pytest
 
 import django_remq
 
+pytestmark = pytest.mark.packaging
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "django_remq"
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in")

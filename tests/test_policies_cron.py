@@ -13,6 +13,8 @@ from .cluster import on_both
 from .policy_helpers import run_until, spawn_worker, wait_all
 from .records import record
 
+pytestmark = pytest.mark.processes
+
 
 def test_invalid_pattern_is_rejected_at_registration(make_tm):
     tm: TaskManager = make_tm()

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from django_remq.core import TaskManager
 
 from .cluster import on_both
 from .policy_helpers import run_until, spawn_worker, wait_all
+
+pytestmark = pytest.mark.processes
 
 
 def job(r, prefix, job_id, queue="default"):

@@ -16,6 +16,8 @@ from django_remq.core.sdk import Sdk
 from .cluster import on_both
 from .policy_helpers import run_until
 
+pytestmark = pytest.mark.redis
+
 
 def job(r, prefix, job_id, queue="default"):
     return r.hgetall(f"{prefix}:{{{queue}}}:job:{job_id}")

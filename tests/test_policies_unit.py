@@ -15,6 +15,8 @@ from django_remq.core.policies.dlq import DeadLetterConfig
 from django_remq.core.policies.retry import RetryBackoff, RetryPolicy
 from django_remq.core.settings import ProcessorSettings
 
+pytestmark = pytest.mark.unit
+
 ERR = ValueError("boom")
 
 

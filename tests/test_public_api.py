@@ -9,6 +9,8 @@ import typing
 
 import pytest
 
+pytestmark = pytest.mark.unit
+
 TOP_LEVEL = ["handler", "emit", "aemit", "emit_many", "aemit_many", "get_task_manager", "Sdk",
              "TaskManager", "Task", "HandlerContext", "__version__"]
 ENGINE = ["TaskManager", "Consumer", "ConsumerOptions", "StreamReader", "ConcurrencyPool",

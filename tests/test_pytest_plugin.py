@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.processes
+
 SETTINGS = """
 SECRET_KEY = "test"
 INSTALLED_APPS = ["django.contrib.contenttypes", "django_remq", "shop"]

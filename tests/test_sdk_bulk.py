@@ -16,6 +16,8 @@ from django_remq.core.store.keys import Keys
 from .cluster import on_both
 from .sdk_seed import dead_letter, hold_a_running_job, seed_finished
 
+pytestmark = pytest.mark.redis
+
 N = 10_000
 
 

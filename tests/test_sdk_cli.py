@@ -14,6 +14,8 @@ from django_remq.sdk import Sdk
 
 from .sdk_seed import dead_letter, seed_finished
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture
 def remq(redis_url, prefix):
@@ -93,7 +95,7 @@ def test_bulk_commands(remq, r, prefix):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("show", "missing"), "no job missing in queue 'default'"),
+    (("show", "missing"), "no job missing in any queue"),
     (("retry", "missing", "--queue", "q1"), "no job missing in queue 'q1'"),
     (("show",), "takes one job id, got 0"),
     (("pause-queue", "a", "b"), "takes one queue, got 2"),

@@ -14,6 +14,8 @@ from django_remq.core.store.keys import Keys
 from .cluster import client_for, on_both
 from .sdk_seed import hold_a_running_job
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture
 def sdk(redis_url: str, prefix: str, on_cluster: bool) -> Sdk:

@@ -12,6 +12,8 @@ from django_remq.types import JobStatus
 from .cluster import on_both
 from .sdk_seed import dead_letter, seed_finished
 
+pytestmark = pytest.mark.redis
+
 
 @pytest.fixture
 def sdk(redis_url: str, prefix: str, on_cluster: bool) -> Sdk:

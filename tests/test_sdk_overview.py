@@ -12,6 +12,8 @@ from django_remq.core.sdk import Sdk
 from .policy_helpers import run_until
 from .sdk_seed import dead_letter, seed_finished
 
+pytestmark = pytest.mark.redis
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)

@@ -1,6 +1,10 @@
+import pytest
+
 from django_remq.core import TaskManager
 
 from .cluster import on_both
+
+pytestmark = pytest.mark.redis
 
 
 @on_both()

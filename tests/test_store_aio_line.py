@@ -17,6 +17,8 @@ from django_remq.core.store.scripts import arun_many
 
 from .workers import await_until, wait_until
 
+pytestmark = pytest.mark.redis
+
 SCRIPT = "return {KEYS[1], ARGV[1], 3}"
 
 

@@ -6,12 +6,15 @@ import subprocess
 import sys
 import threading
 
+import pytest
 import redis
 
 from django_remq.core import TaskManager
 from django_remq.core.store.line import Line
 
 from .workers import wait_until
+
+pytestmark = pytest.mark.redis
 
 
 def _line_clients(r: redis.Redis, name: str) -> list[dict[str, str]]:

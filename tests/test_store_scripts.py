@@ -15,6 +15,8 @@ from django_remq.core.store.keys import Keys
 from django_remq.core.store.scripts import Call, Cmd, Script, arun_many, run_many
 from django_remq.types import JobStatus
 
+pytestmark = pytest.mark.redis
+
 LIB = resources.files("django_remq.core.store").joinpath("lua", "_lib.lua").read_text()
 
 

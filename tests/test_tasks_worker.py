@@ -27,6 +27,8 @@ from django_remq.testing import RemqTestEnv, remq_test_settings
 from tests.remq_apps.dtasks import tasks as t
 from tests.workers import manage, run, worker_env
 
+pytestmark = pytest.mark.processes
+
 
 @pytest.fixture
 def env(redis_url: str) -> Iterator[RemqTestEnv]:

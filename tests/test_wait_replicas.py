@@ -21,6 +21,8 @@ from django_remq.core.store.keys import Keys
 
 from .workers import free_port, pings, wait_until
 
+pytestmark = pytest.mark.cluster
+
 
 @dataclass
 class Pair:

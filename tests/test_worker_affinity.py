@@ -20,6 +20,8 @@ from django_remq.testing import RemqTestEnv, remq_test_settings
 
 from .test_django_processes import finish, supervisor, wait_for, workers
 
+pytestmark = pytest.mark.processes
+
 ALLOWED = sorted(os.sched_getaffinity(0))
 
 
