@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from .core.errors import InvalidOptions
-from .core.options import validate_handler_options
+from .core.handlers import parse_handler_options
 from .core.store.keys import validate_queue_name
 from .errors import DuplicateHandlerDeclared, ImproperlyConfiguredRemq, InvalidHandlerOptions
 
@@ -129,14 +129,15 @@ def declare(event: Any, fn: Callable[..., Any], *, queue: str = "default",
     except ValueError as exc:
         raise ImproperlyConfiguredRemq(f"@handler({event!r}) on {qualified_name(fn)}: "
                                        f"{exc}") from None
-    try:
-        opts = validate_handler_options(event, options)
+    try:  # the checks register_handler runs on a worker, run now: a mistake fails at import
+        spec = parse_handler_options(event, options, f"@handler({event!r}) on "
+                                                     f"{qualified_name(fn)}")
     except InvalidOptions as exc:
-        raise InvalidHandlerOptions(f"{exc} (declared on {qualified_name(fn)})") from None
+        raise InvalidHandlerOptions(str(exc)) from None
     if not isinstance(expose, bool):
         raise ImproperlyConfiguredRemq(f"@handler({event!r}) on {qualified_name(fn)}: expose must "
                                        f"be True or False, got {expose!r}.")
-    decl = Declaration(event, queue, fn, opts, expose)
+    decl = Declaration(event, queue, fn, spec.options, expose)
     registry.add(decl)
     return decl
 

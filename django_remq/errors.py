@@ -17,6 +17,7 @@ from .core.errors import (
     JobNotFound,
     MalformedMessage,
     PoisonMessage,
+    QueueMismatch,
     RedisTimeout,
     RedisUnavailable,
     RemqError,
@@ -44,8 +45,8 @@ __all__ = [
     "CorruptRecord", "DuplicateHandler", "DuplicateHandlerDeclared", "ImproperlyConfiguredRemq",
     "InvalidHandlerOptions",
     "InvalidJobState", "InvalidOptions", "JobCancelled", "JobNotFound", "MalformedMessage",
-    "PoisonMessage", "RedisTimeout", "RedisUnavailable", "RemqError", "ReplicaTimeout",
-    "SyncThreadsExhausted", "TaskTimeout",
+    "PoisonMessage", "QueueMismatch", "RedisTimeout", "RedisUnavailable", "RemqError",
+    "ReplicaTimeout", "SyncThreadsExhausted", "TaskTimeout",
     "UnknownEvent",
     "UnknownEventWarning",
 ]

@@ -17,6 +17,12 @@ class InvalidOptions(RemqError, ValueError):
     """An option passed to emit, a handler or the processor is wrong; the message says how."""
 
 
+class QueueMismatch(InvalidOptions):
+    """An emit names a queue where this process has no handler for the event, while it has
+    one in another queue: no worker of the project would run the job, so it would wait
+    forever. The message names the queue(s) the handler was registered in."""
+
+
 class DuplicateHandler(RemqError):
     """Two handlers were registered for the same event in the same queue."""
 

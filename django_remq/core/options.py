@@ -132,8 +132,11 @@ def check_emit_item(n: int, item: Any) -> None:
             f"{str(item)[:60]!r} ({type(item).__name__}).")
 
 
-def validate_handler_options(event: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    where = f"register_handler({event!r})"
+def validate_handler_options(event: str, options: Mapping[str, Any] | None,
+                             where: str | None = None) -> dict[str, Any]:
+    """The keys and the plain values (``debounce`` and ``repeat`` are parsed by
+    :func:`..handlers.parse_handler_options`); ``where`` names the declaration in errors."""
+    where = where or f"register_handler({event!r})"
     if options is None:
         return {}
     if not isinstance(options, Mapping):

@@ -132,11 +132,15 @@ class TaskManager:
             raise InvalidOptions(f"event must be a non-empty string, got {event!r}")
         opts = validate_emit_options(event, options)
         known = self.registry.queues_of(event)
+        chosen = queue
         if queue is None:
             queue = known[0] if len(known) == 1 else "default"
         validate_queue_name(queue)
-        if not known and self.registry.entries:
-            self._warn_unknown(event)
+        if not known:
+            if self.registry.entries:
+                self._warn_unknown(event)
+        elif queue not in known and self.registry.get(queue, event) is None:
+            raise self.registry.queue_mismatch(event, chosen)  # (a resolver was asked)
         entry = self.registry.declared(queue, event)
         if entry is not None:
             opts = {**entry.options, **opts}

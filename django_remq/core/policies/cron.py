@@ -48,6 +48,8 @@ REPEAT_KEYS = frozenset({"pattern", "every_ms", "limit"})
 CANDIDATES = 8        # upcoming ticks sent per claim (absorbs clock skew between hosts)
 SKEW_MS = 2_000       # candidates start this far before the local clock
 MAX_SLEEP_S = 5.0     # re-check at least this often (schedule changed elsewhere)
+EXAMPLES = ("E.g. repeat={'pattern': '* * * * *'} (every minute), {'pattern': "
+            "'*/30 * * * * *'} (every 30 seconds: seconds first) or {'every_ms': 60000}.")
 
 
 def timezone(name: str) -> ZoneInfo:
@@ -66,10 +68,11 @@ class CronSpec:
     limit: int = 0
 
     @classmethod
-    def parse(cls, event: str, value: Any) -> CronSpec | None:
+    def parse(cls, event: str, value: Any, where: str | None = None) -> CronSpec | None:
+        """``where`` names the declaration in errors (default: ``register_handler(event)``)."""
         if value is None:
             return None
-        where = f"register_handler({event!r}): 'repeat'"
+        where = f"{where or f'register_handler({event!r})'}: 'repeat'"
         if not isinstance(value, Mapping) or set(value) - REPEAT_KEYS:
             raise InvalidOptions(f"{where} must be a dict with 'pattern' (cron) or 'every_ms', "
                                  f"and optionally 'limit'; got {value!r}")
@@ -112,11 +115,13 @@ def check_pattern(where: str, pattern: Any) -> None:
     if fields not in (5, 6):
         raise InvalidOptions(
             f"{where}: pattern {pattern!r} has {fields} fields; use 5 (minute hour day month "
-            "weekday) or 6 with seconds first (second minute hour day month weekday)")
+            f"weekday) or 6 with seconds first (second minute hour day month weekday). "
+            f"{EXAMPLES}")
     try:
         croniter(pattern, datetime(2000, 1, 1), second_at_beginning=fields == 6)
     except (ValueError, KeyError) as exc:
-        raise InvalidOptions(f"{where}: invalid cron pattern {pattern!r}: {exc}") from None
+        raise InvalidOptions(f"{where}: invalid cron pattern {pattern!r}: {exc}. "
+                             f"{EXAMPLES}") from None
 
 
 def claim_call(keys: Keys, queue: str, event: str, spec: CronSpec, candidates: Sequence[int]

@@ -67,15 +67,20 @@ class DebounceSpec:
     max_wait_ms: int = 0
 
     @classmethod
-    def parse(cls, event: str, value: Any) -> DebounceSpec | None:
-        where = f"register_handler({event!r}): 'debounce'"
+    def parse(cls, event: str, value: Any, where: str | None = None) -> DebounceSpec | None:
+        """``where`` names the declaration in errors (default: ``register_handler(event)``)."""
+        where = f"{where or f'register_handler({event!r})'}: 'debounce'"
         if value is None:
             return None
-        if isinstance(value, int) and not isinstance(value, bool):
+        plain = isinstance(value, int) and not isinstance(value, bool)
+        if not (1 <= value <= MAX_MS if plain else
+                isinstance(value, Mapping) and not set(value) - DEBOUNCE_KEYS):
+            raise InvalidOptions(
+                f"{where} must be a positive whole number of milliseconds (at most {MAX_MS}), "
+                f"e.g. debounce=5000, or a dict with {', '.join(sorted(DEBOUNCE_KEYS))}, e.g. "
+                f"{{'window_ms': 5000, 'mode': 'trailing'}}; got {value!r}")
+        if plain:
             value = {"window_ms": value}
-        if not isinstance(value, Mapping) or set(value) - DEBOUNCE_KEYS:
-            raise InvalidOptions(f"{where} must be milliseconds (int) or a dict with "
-                                 f"{', '.join(sorted(DEBOUNCE_KEYS))}; got {value!r}")
         window, mode = value.get("window_ms"), value.get("mode", "leading")
         max_wait, key = value.get("max_wait_ms", 0), value.get("key")
         for name, num in (("window_ms", window), ("max_wait_ms", max_wait)):

@@ -59,8 +59,7 @@ class SdkBase:
 
     def _job(self, job_id: str, queue: str) -> QueueKeys:
         """The queue's keys, once both names are known to be usable."""
-        if not isinstance(job_id, str) or not job_id:
-            raise InvalidOptions(f"job id must be a non-empty string, got {job_id!r}")
+        check_job_id(job_id)
         return self._qk(queue)
 
     def _move(self, qk: QueueKeys, call: Callable[[Sequence[int]], Call[Change]], *,
@@ -91,6 +90,11 @@ class SdkBase:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def check_job_id(job_id: object) -> None:
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidOptions(f"job id must be a non-empty string, got {job_id!r}")
 
 
 def check_page(limit: int, offset: int) -> None:

@@ -46,6 +46,15 @@ class Sdk(JobPlans, ListingPlans, QueuePlans, DeadLetterPlans):
     async def aget_job(self, job_id: str, queue: str) -> AdminJobData | None:
         return await self._arun(self._get_job(job_id, queue))
 
+    def find_job(self, job_id: str) -> list[AdminJobData]:
+        """The job with this id in each queue it is in (usually one; ids are unique per
+        queue only), with its logs: for when the queue is not known. Costs one read per
+        queue of the registry, in one round trip."""
+        return self._run(self._find_job(job_id))
+
+    async def afind_job(self, job_id: str) -> list[AdminJobData]:
+        return await self._arun(self._find_job(job_id))
+
     def retry_job(self, job_id: str, queue: str) -> AdminJobData | None:
         """Run a failed or cancelled job again, for real: back in the stream, with its logs,
         errors and attempt count kept (its automatic retries are not restored: one run).

@@ -10,7 +10,7 @@ from ..errors import InvalidJobState, InvalidOptions
 from ..store.records import decode
 from ..types import AdminJobData, JobStatus
 from . import ops as ac
-from .base import SdkBase, now_ms
+from .base import SdkBase, check_job_id, now_ms
 from .ops import Change
 from .plan import Plan
 
@@ -30,6 +30,17 @@ class JobPlans(SdkBase):
     def _get_job(self, job_id: str, queue: str) -> Plan[AdminJobData | None]:
         [[(fields, logs)]] = yield [ac.read(self._job(job_id, queue), [job_id], with_logs=True)]
         return decode(fields, logs, queue) if fields else None
+
+    def _find_job(self, job_id: str) -> Plan[list[AdminJobData]]:
+        """Read the id in every queue of the registry (an indexed set, no SCAN): one read
+        per queue, all in one round trip."""
+        check_job_id(job_id)
+        names = yield from self._queue_names(None)
+        if not names:
+            return []
+        replies = yield [ac.read(self._job(job_id, q), [job_id], with_logs=True) for q in names]
+        return [decode(fields, logs, q)
+                for q, [(fields, logs)] in zip(names, replies, strict=True) if fields]
 
     def _job_op(self, op: str, job_id: str, queue: str) -> Plan[AdminJobData | None]:
         qk = self._job(job_id, queue)

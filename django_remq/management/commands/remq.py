@@ -19,6 +19,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from django_remq.core.errors import RemqError
+from django_remq.core.types import AdminJobData
 from django_remq.sdk import Sdk
 from django_remq.worker import ping
 
@@ -65,7 +66,8 @@ class Command(BaseCommand):
         parser.add_argument("action", choices=ACTIONS, help="what to do (see above)")
         parser.add_argument("targets", nargs="*", metavar="ARG",
                             help="job id, queue name, or DLQ action + entry id")
-        parser.add_argument("--queue", "-q", help="queue name (job actions default: 'default')")
+        parser.add_argument("--queue", "-q", help="queue name (job actions: found in every "
+                            "queue when not given)")
         parser.add_argument("--status", "-s", help="only jobs with this status")
         parser.add_argument("--limit", "-n", type=int, default=20)
         parser.add_argument("--offset", type=int, default=0)
@@ -123,11 +125,29 @@ class Command(BaseCommand):
         return [j.to_dict() for j in jobs], text if rows else "no jobs"
 
     def _job(self, sdk: Sdk, args: list[str], o: dict[str, Any], action: str) -> tuple[str, str]:
-        return self._one(args, "job id", action), o["queue"] or "default"
+        job_id = self._one(args, "job id", action)
+        if o["queue"]:
+            return job_id, o["queue"]
+        return job_id, self._find(sdk, job_id).state.queue
+
+    @staticmethod
+    def _find(sdk: Sdk, job_id: str) -> AdminJobData:
+        """The job, looked up in every known queue, when ``--queue`` is not given."""
+        found = sdk.find_job(job_id)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            names = ", ".join(repr(j.state.queue) for j in found)
+            raise CommandError(f"job {job_id} exists in {len(found)} queues ({names}); pass "
+                               f"--queue Q to choose one")
+        names = ", ".join(repr(q) for q in sdk.get_queues()) or "none yet"
+        raise CommandError(f"no job {job_id} in any queue (looked in: {names}; prefix "
+                           f"{sdk.keys.prefix!r})")
 
     def do_show(self, sdk: Sdk, args: list[str], o: dict[str, Any]) -> tuple[Any, str]:
-        job_id, queue = self._job(sdk, args, o, "show")
-        job = sdk.get_job(job_id, queue)
+        job_id = self._one(args, "job id", "show")
+        queue = o["queue"]
+        job = sdk.get_job(job_id, queue) if queue else self._find(sdk, job_id)
         if job is None:
             raise CommandError(f"no job {job_id} in queue {queue!r}")
         lines = [f"{k}: {v}" for k, v in job.to_dict().items() if k not in ("logs", "errors")]
