@@ -112,7 +112,7 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                                              "this message; try again", task_id).frame())
 
     async def emit(self, msg: dict[str, Any]) -> None:
-        event, queue, data, options = emit_fields(msg)
+        event, queue, data, options = emit_fields(msg, self.policy.client_options)
         queues = sorted({h.queue for h in self.tm.handlers
                          if h.event == event and queue in (None, h.queue)})
         if not queues:
@@ -134,12 +134,16 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         except (InvalidOptions, TypeError, ValueError) as exc:
             raise ClientError("invalid_options", str(exc)) from None
         owner = self._user_id()
+        if "id" in options:  # GATEWAY['client_options'] lets clients choose ids
+            await self._may_take(job.id, queue, owner)
         # the record says who follows it: the worker reads "watch" with the run fields
         job = NewJob(job.id, [*job.fields, "watch", "1", *(["owner", owner] if owner else [])],
                      job.run_at_ms, job.debounce, job.priority)
         await self._follow(job.id, queue)  # in the group before the task can run
         try:
             task_id = (await self.tm.aenqueue(queue, [job]))[0]
+            if "id" in options:  # another emit of that id may have come first
+                await self._may_take(job.id, queue, owner, written=True)
         except BaseException:
             await self._unfollow(job.id)
             raise
@@ -147,6 +151,18 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self._unfollow(job.id)
             await self._follow(task_id, queue)
         await self.send_json({"type": "queued", "taskId": task_id})
+
+    async def _may_take(self, task_id: str, queue: str, owner: str | None, *,
+                        written: bool = False) -> None:
+        """A client's own id must not name a task it may not follow: emitting it would
+        follow that task (a live job is not enqueued twice) or replace its record.
+        ``written``: after the emit, when the record's owner being ours means it is ours."""
+        found = await self._lookup(task_id, queue)
+        if found is None or (found[1].owner == owner and (written or owner is not None)):
+            return
+        if not await self.policy.check("can_subscribe", self.scope, task_id, found[1].owner):
+            raise ClientError("not_permitted", f"task id {task_id!r} is taken by a task this "
+                              "connection may not follow; choose another id", task_id)
 
     async def subscribe(self, task_id: str, queue: Any) -> None:
         if queue is not None:

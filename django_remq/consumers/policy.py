@@ -4,7 +4,8 @@ The original remq trusts every client. Here the defaults are closed: signed-in u
 may emit the allowed events and follow the tasks they emitted; staff may also follow
 any task and open a broadcast connection. Each rule is a dotted path to a callable
 (sync or async) taking the connection's ASGI ``scope`` first, so a project can say
-otherwise. Validation is shared with ``manage.py check`` (:func:`gateway_problems`).
+otherwise; ``client_options`` says which emit options a client may set (never ``id``
+unless listed). Validation is shared with ``manage.py check`` (:func:`gateway_problems`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import sync_to_async
 from django.utils.module_loading import import_string
 
+from ..core.options import EMIT_KEYS
+from .protocol import CLIENT_OPTIONS
+
 if TYPE_CHECKING:
     from ..conf import Problem
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 DEFAULT_MAX_IN_FLIGHT = 100
 POLICY_KEYS = ("can_emit", "can_subscribe", "can_broadcast")
-GATEWAY_KEYS = ("allowed_events", *POLICY_KEYS, "max_message_bytes", "max_in_flight")
+GATEWAY_KEYS = ("allowed_events", *POLICY_KEYS, "client_options", "max_message_bytes",
+                "max_in_flight")
 SIGNATURES = {"can_emit": "(scope, event, queue, data) -> bool",
               "can_subscribe": "(scope, task_id, owner) -> bool",
               "can_broadcast": "(scope) -> bool"}
@@ -72,12 +77,14 @@ class GatewayPolicy:
     can_broadcast: Callable[..., Any] = default_can_broadcast
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    client_options: frozenset[str] = CLIENT_OPTIONS  # emit options a client may set
 
     @classmethod
     def from_settings(cls, gateway: Mapping[str, Any]) -> GatewayPolicy:
         rules = {key: _callable(gateway[key]) for key in POLICY_KEYS if gateway.get(key)}
-        allowed = gateway.get("allowed_events")
+        allowed, options = gateway.get("allowed_events"), gateway.get("client_options")
         return cls(allowed_events=None if allowed is None else frozenset(allowed),
+                   client_options=CLIENT_OPTIONS if options is None else frozenset(options),
                    max_message_bytes=gateway.get("max_message_bytes",
                                                  DEFAULT_MAX_MESSAGE_BYTES),
                    max_in_flight=gateway.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT), **rules)
@@ -97,6 +104,11 @@ class GatewayPolicy:
         if inspect.iscoroutinefunction(fn):
             return bool(await fn(*args))
         return bool(await sync_to_async(fn)(*args))
+
+
+def _emit_options(value: Any) -> bool:
+    return isinstance(value, list | tuple | set | frozenset) and all(
+        isinstance(o, str) and o in EMIT_KEYS for o in value)
 
 
 def _callable(value: Any) -> Callable[..., Any]:
@@ -127,6 +139,11 @@ def gateway_problems(gateway: Any, *, import_paths: bool = True) -> list[Problem
                              f"of event names, got {allowed!r}.",
                              "Example: ['generate-report']; leave it out to allow the "
                              "handlers declared with @handler(..., expose=True)."))
+    if not _emit_options(gateway.get("client_options", CLIENT_OPTIONS)):
+        found.append(Problem("remq.E021", "REMQ['GATEWAY']['client_options'] must be a list "
+                             f"of emit options, got {gateway['client_options']!r}.",
+                             f"Choose from {', '.join(sorted(EMIT_KEYS))}; leave it out for "
+                             f"{', '.join(sorted(CLIENT_OPTIONS))} (every one but 'id')."))
     for key, default in (("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES),
                          ("max_in_flight", DEFAULT_MAX_IN_FLIGHT)):
         value = gateway.get(key, default)

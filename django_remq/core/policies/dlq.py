@@ -4,7 +4,10 @@ What goes in (when ``processor["dlq"]`` is set, ``{}`` meaning all defaults):
 
 - a handler failure that will not be retried (reason ``no_retries``,
   ``retries_exhausted`` or ``retry_refused``), if ``should_send_to_dlq(message,
-  error, attempts)`` allows it (no predicate: always);
+  error, attempts)`` allows it (no predicate: always). ``attempts`` is the number of
+  retries done before this last failure (``message.retried_attempts``: 0 for a job that
+  failed on its first run), as the original remq passes it, so a rule ported from it,
+  ``attempts >= 3``, still means "after 3 retries";
 - engine failures, always: ``poison`` (delivered ``max_deliveries`` times without
   finishing), ``malformed`` (a stream entry that names no job), ``corrupt`` (a record
   that cannot be read or updated), ``unknown_event`` (no handler for the job's event
@@ -20,9 +23,10 @@ reads the queues' streams together; its entry ids name the queue
 the finish call and sends the decision with the outcome; the script only writes.
 
 Each entry has the fields ``id``, ``queue``, ``name``, ``reason``, ``error``,
-``attempts``, ``job`` (the final record's fields as a JSON object) and, if the job
-logged anything, ``logs`` (its log lines, a JSON array) -- the Sdk decodes them
-(``DlqEntry.job`` is the decoded job). Each stream is trimmed with
+``attempts`` (the runs made, the last included: one more than the predicate's),
+``job`` (the final record's fields as a JSON object) and, if the job logged anything,
+``logs`` (its log lines, a JSON array) -- the Sdk decodes them (``DlqEntry.job`` is
+the decoded job). Each stream is trimmed with
 ``XADD ... MAXLEN ~ maxlen`` (default 10,000).
 """
 
@@ -78,12 +82,13 @@ class DeadLetterConfig:
                                  f"(message, error, attempts) -> bool, got {pred!r}")
         return cls(key or DLQ_NAME, maxlen, pred)
 
-    def wants(self, message: Message, exc: BaseException, attempts: int) -> bool:
-        """The user's predicate; one that raises counts as "yes" (keep the evidence)."""
+    def wants(self, message: Message, exc: BaseException, retried: int) -> bool:
+        """The user's predicate, given the retries done (its ``attempts``); one that
+        raises counts as "yes" (keep the evidence)."""
         if self.should_send_to_dlq is None:
             return True
         try:
-            return bool(self.should_send_to_dlq(message, exc, attempts))
+            return bool(self.should_send_to_dlq(message, exc, retried))
         except Exception:
             log.exception("dlq 'should_send_to_dlq' raised; sending job %s to the DLQ anyway",
                           message.id)

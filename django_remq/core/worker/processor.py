@@ -209,8 +209,11 @@ class Processor:
 
     def _dead(self, message: Message, exc: Exception, reason: str) -> dict[str, str] | None:
         """The DLQ entry of a job that failed for good, if the DLQ wants it (asked here,
-        before the finish call: finish.lua writes the entry, it cannot call Python)."""
-        if self.settings.dlq is None or not self.settings.dlq.wants(message, exc, message.attempt):
+        before the finish call: finish.lua writes the entry, it cannot call Python). The
+        predicate gets the retries done, as the original remq passes (a ported
+        ``attempts >= 3`` means "after 3 retries"), not this attempt's number."""
+        dead = self.settings.dlq
+        if dead is None or not dead.wants(message, exc, message.retried_attempts):
             return None
         return dlq.entry(message.id, message.queue, message.name, reason, dlq.describe(exc),
                          message.attempt)

@@ -121,6 +121,10 @@ class Socket:
         self._task, self._updates, self._events = task, updates, events
 
     def update(self, data: Any, progress: float | None = None) -> None:
+        """Store ``{data, progress}`` on the job and send it live; no progress is 0, as
+        the original remq's (its clients read a number)."""
+        if progress is None:
+            progress = 0
         self._updates.push("progress", {"data": data, "progress": progress})
         if self._events is None:
             return
