@@ -290,8 +290,12 @@ async def test_a_picked_up_job_starts_before_the_next_fetch_is_sent(make_tm):
     tm: TaskManager = make_tm(concurrency=4)
     order: list[str] = []
 
+    reads = [0]  # blocking reads begun; the count when the last job started
+    started_at = [0]
+
     async def job(task, ctx):
         order.append("start")
+        started_at[0] = reads[0]
 
     tm.register_handler(event="job", handler=job)
     await tm.start()
@@ -304,10 +308,18 @@ async def test_a_picked_up_job_starts_before_the_next_fetch_is_sent(make_tm):
             order.append("fetch")
             return await fetch(queues)
 
+        read = consumer.reader.read
+
+        async def counting_read(*args):
+            reads[0] += 1
+            return await read(*args)
+
         consumer._fetch = noting_fetch  # type: ignore[method-assign]
+        consumer.reader.read = counting_read  # type: ignore[method-assign]
         firsts = []
         for _ in range(10):
-            await asyncio.sleep(0.02)  # back in the blocking read
+            # back in the blocking read (polled: a fixed sleep was too short on a busy host)
+            assert await await_until(lambda: reads[0] > started_at[0])
             order.clear()
             emitter = threading.Thread(target=tm.emit, args=("job",))  # off the worker's loop
             emitter.start()
