@@ -14,6 +14,8 @@ remq.E020  GATEWAY: not a dict, unknown key  remq.E021  GATEWAY: bad allowed_eve
 remq.E022  GATEWAY: a rule does not import   remq.W020  GATEWAY set but no channel layer
 remq.E030  CLUSTER with a unix socket or a database other than 0
 remq.E040  WAIT_REPLICAS / WAIT_TIMEOUT_MS: bad value, or a wait longer than SOCKET_TIMEOUT
+remq.E101..E105  TASKS: a RemqBackend's OPTIONS, QUEUES, or a @task in a queue QUEUES does
+                 not list (its ``check()``, in django_remq.backends)
 """
 
 from __future__ import annotations

@@ -199,9 +199,37 @@ def _has_type(value: Any, types: tuple[type | None, ...]) -> bool:
 
 
 def _unknown_key(key: Any) -> Problem:
+    misplaced = _misplaced_key(key)
+    if misplaced is not None:
+        return misplaced
     close = difflib.get_close_matches(str(key).upper(), list(SPEC), n=1)
     hint = f"Did you mean {close[0]!r}?" if close else f"Known keys: {', '.join(SPEC)}."
     return Problem("remq.E002", f"REMQ has an unknown key {key!r}.", hint)
+
+
+def _misplaced_key(key: Any) -> Problem | None:
+    """A processor setting or a per-task option written at the top level (``REMQ =
+    {"max_retries": 3}``): say where it goes instead of "unknown key"."""
+    name = str(key).lower()
+    sub = NESTED_PROCESSOR_KEYS.get(name)
+    if sub or name in PROCESSOR_KEYS:
+        path, value = ((f"[{sub!r}][{name!r}]", f"{{{sub!r}: {{{name!r}: ...}}}}") if sub
+                       else (f"[{name!r}]", f"{{{name!r}: ...}}"))
+        also = f" (Per task: {_task_option_home(name)}.)" if name in TASK_LEVEL_KEYS else ""
+        return Problem("remq.E007", f"REMQ has {key!r} at the top level, but it is a "
+                       "processor setting.", f"It belongs under PROCESSOR: REMQ['PROCESSOR']"
+                       f"{path}, i.e. REMQ = {{'PROCESSOR': {value}}}.{also}")
+    if name in TASK_LEVEL_KEYS:
+        return Problem("remq.E007", f"REMQ has {key!r}, which is a per-task option, not a "
+                       "setting.", f"Move it to {_task_option_home(name)}.")
+    return None
+
+
+def _task_option_home(key: str) -> str:
+    """Where a per-task option is written."""
+    if key in HANDLER_ONLY_KEYS:
+        return f"the handler: @handler(..., {key}=...)"
+    return f"a handler or an emit: @handler(..., {key}=...) or emit(..., options={{'{key}': ...}})"
 
 
 def _wrong_type(key: str, value: Any, types: tuple[type | None, ...]) -> Problem:
@@ -322,12 +350,9 @@ def processor_problems(processor: Mapping[str, Any]) -> list[Problem]:
     found: list[Problem] = []
     for key in processor:
         if key in TASK_LEVEL_KEYS and key not in PROCESSOR_KEYS:
-            where = ("the handler: @handler(..., {k}=...)" if key in HANDLER_ONLY_KEYS
-                     else "a handler or an emit: @handler(..., {k}=...) or emit(..., "
-                     "options={{'{k}': ...}})").format(k=key)
             found.append(Problem("remq.E007", f"REMQ['PROCESSOR'] has {key!r}, which is a "
                                  "per-task option, not a processor setting.",
-                                 f"Move it to {where}." + _nested_hint(key)))
+                                 f"Move it to {_task_option_home(key)}." + _nested_hint(key)))
         elif key in NESTED_PROCESSOR_KEYS:
             sub = NESTED_PROCESSOR_KEYS[key]
             found.append(Problem("remq.E007", f"REMQ['PROCESSOR'] has {key!r} at the top level.",

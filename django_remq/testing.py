@@ -64,6 +64,10 @@ def start_fake_redis(host: str = "127.0.0.1", port: int = 0) -> str:
             "the fake Redis needs fakeredis with Lua: pip install 'fakeredis[lua]' "
             "(or django-remq[test])") from None
     server = TcpFakeServer((host, port))
+    # One thread per connection, and fakeredis makes them non-daemon: the interpreter
+    # would wait for them at exit, so a process with a client still connected (the demo's
+    # worker, its channel layer) could not be stopped by Ctrl-C or SIGTERM.
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="remq-fakeredis", daemon=True).start()
     return f"redis://{host}:{server.server_address[1]}/0"
 

@@ -8,9 +8,11 @@ and its connection pools, so an instance holds no connection of its own.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from django.apps import apps
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
@@ -20,6 +22,7 @@ from ..core.errors import InvalidOptions
 from ..core.options import new_job_id
 from ..core.sdk.plan import adrive, drive
 from ..core.store.keys import validate_queue_name
+from .arguments import unsupported_argument
 from .compat import (
     BaseTaskBackend,
     InvalidTask,
@@ -28,7 +31,16 @@ from .compat import (
     TaskResultStatus,
     task_enqueued,
 )
-from .options import RemqTask, option_problems, remember, task_policies, validate_policies
+from .options import (
+    RemqTask,
+    option_problems,
+    remember,
+    remember_unlisted,
+    task_policies,
+    unlisted_queue,
+    unlisted_tasks,
+    validate_policies,
+)
 from .results import find_job, to_ms, to_result
 from .runner import asend_signal, register_task
 
@@ -45,11 +57,15 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
         self._defaults: dict[str, Any] | None = None
+        self._queues_set = "QUEUES" in params
 
     # -- validation -------------------------------------------------------------------
 
     def validate_task(self, task: Any) -> None:
-        super().validate_task(task)
+        if self.queues and task.queue_name not in self.queues:
+            self._validate_unlisted(task)
+        else:
+            super().validate_task(task)
         try:
             validate_queue_name(task.queue_name)
         except ValueError as exc:
@@ -59,6 +75,20 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
         except InvalidOptions as exc:
             raise InvalidTask(str(exc)) from None
         remember(task)
+
+    def _validate_unlisted(self, task: Any) -> None:
+        """A queue QUEUES does not list. While the apps load (an app's ``tasks`` module
+        imported by ``django.setup()``) raising would break every ``manage.py`` command,
+        ``check`` included, with a traceback: ``check()`` reports it instead (remq.E105)
+        and enqueueing it still fails. Every other rule applies as usual."""
+        problem = unlisted_queue(self.alias, task, self.queues, self._queues_set)
+        if apps.ready:
+            raise InvalidTask(f"Queue {task.queue_name!r} is not valid for backend "
+                              f"{self.alias!r}: {problem.msg} {problem.hint}")
+        remember_unlisted(task)
+        any_queue = copy.copy(self)  # the framework's rules without its queue rule
+        any_queue.queues = set()
+        super(RemqBackend, any_queue).validate_task(task)
 
     def policy_defaults(self) -> dict[str, Any]:
         """OPTIONS, validated once (``check()`` reports the same problems with hints)."""
@@ -70,8 +100,12 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
         return self._defaults
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        found = option_problems(self.alias, self.options, self.queues)
+        found += [unlisted_queue(self.alias, task, self.queues, self._queues_set)
+                  for task in unlisted_tasks(self.alias)
+                  if self.queues and task.queue_name not in self.queues]
         return [checks.Error(p.msg, hint=p.hint, id=p.id, obj=f"settings.TASKS[{self.alias!r}]")
-                for p in option_problems(self.alias, self.options, self.queues)]
+                for p in found]
 
     # -- enqueueing -------------------------------------------------------------------
 
@@ -80,10 +114,14 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
         self.validate_task(task)
         now = timezone.now()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as stored: ms
-        result: Any = TaskResult(task=task, id=new_job_id(), status=TaskResultStatus.READY,
-                            enqueued_at=now, started_at=None, last_attempted_at=None,
-                            finished_at=None, args=args, kwargs=kwargs, backend=self.alias,
-                            errors=[], worker_ids=[])  # normalises args: bad JSON fails here
+        try:
+            result: Any = TaskResult(
+                task=task, id=new_job_id(), status=TaskResultStatus.READY, enqueued_at=now,
+                started_at=None, last_attempted_at=None, finished_at=None, args=args,
+                kwargs=kwargs, backend=self.alias, errors=[], worker_ids=[])  # normalises
+        except (TypeError, ValueError) as exc:  # the framework's bare "Unsupported type"
+            kind = TypeError if isinstance(exc, TypeError) else ValueError
+            raise kind(unsupported_argument(task, args, kwargs, exc)) from None
         run_after = to_ms(task.run_after) if task.run_after is not None else None
         data = {"args": result.args, "kwargs": result.kwargs, "backend": self.alias,
                 "enqueued_at": to_ms(now), "run_after": run_after}

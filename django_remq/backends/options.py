@@ -22,6 +22,8 @@ from .compat import Task
 POLICY_KEYS = ("attempts", "retry_delay_ms", "timeout_ms", "debounce")
 #: tasks validated in this process, by (backend alias, queue, module path)
 _known: dict[tuple[str, str, str], Any] = {}
+#: tasks declared while the apps loaded in a queue their backend does not list (remq.E105)
+_unlisted: dict[tuple[str, str, str], Any] = {}
 
 
 def remember(task: Any) -> None:
@@ -30,6 +32,14 @@ def remember(task: Any) -> None:
 
 def known_tasks(alias: str) -> list[Any]:
     return [t for (a, _, _), t in list(_known.items()) if a == alias]
+
+
+def remember_unlisted(task: Any) -> None:
+    _unlisted[(task.backend, task.queue_name, task.module_path)] = task
+
+
+def unlisted_tasks(alias: str) -> list[Any]:
+    return [t for (a, _, _), t in list(_unlisted.items()) if a == alias]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,3 +115,14 @@ def option_problems(alias: str, options: Any, queues: Any) -> list[OptionProblem
             found.append(OptionProblem("remq.E104", f"{where}['QUEUES']: {exc}",
                                        "Rename the queue: remq keys use it as a hash tag."))
     return found
+
+
+def unlisted_queue(alias: str, task: Any, queues: set[str], configured: bool) -> OptionProblem:
+    """``@task(queue_name=...)`` outside the backend's QUEUES (remq.E105), with the fix."""
+    where = f"TASKS[{alias!r}]"
+    listed = (f"{where}['QUEUES'] does not list it" if configured else
+              f"{where} has no 'QUEUES', so it takes only the 'default' queue")
+    return OptionProblem(
+        "remq.E105", f"@task on {task.module_path} uses queue {task.queue_name!r}, but "
+        f"{listed}.", f"Add it: {where}['QUEUES'] = {sorted({*queues, task.queue_name})!r} "
+        "(or [] to allow any queue name).")

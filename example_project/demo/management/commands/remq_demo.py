@@ -5,7 +5,9 @@ one command."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import socket
 import threading
 from argparse import ArgumentParser
 from typing import Any
@@ -13,7 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.core.management.commands.runserver import naiveip_re
 
 from django_remq.api import build_task_manager, reset_task_manager
 from django_remq.conf import ENV_REDIS_URL, get_settings
@@ -32,6 +35,7 @@ class Command(BaseCommand):
                             help="where the web server listens (default 127.0.0.1:8000)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        check_can_listen(options["addrport"])
         configure_logging(options["verbosity"])
         call_command("migrate", verbosity=0)
         self._demo_users()
@@ -77,3 +81,24 @@ class Command(BaseCommand):
                     "a real Redis (`redis-server`) to keep jobs between runs.")
         return f"Using the real Redis server at {describe(url)}."
 
+
+def check_can_listen(addrport: str) -> None:
+    """Fail before anything starts when the web server could not listen: daphne only logs
+    a taken port (a Twisted traceback), then the demo would exit 0 with nothing served."""
+    match = naiveip_re.match(addrport)
+    if match is None:
+        return  # runserver explains a malformed address itself
+    addr, port = match["addr"] or "127.0.0.1", int(match["port"])
+    host = addr.strip("[]")
+    try:
+        family, kind, proto, _, sockaddr = socket.getaddrinfo(host, port,
+                                                              type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as daphne does
+            probe.bind(sockaddr)
+    except OSError as exc:
+        other = f"{addr}:{port + 1 if port < 65535 else 8001}"
+        why = ("is already in use (another server, or a demo still running)"
+               if exc.errno == errno.EADDRINUSE else f"cannot be listened on ({exc.strerror})")
+        raise CommandError(f"{addr}:{port} {why}; pick another address: ./dev demo {other} "
+                           f"(or manage.py remq_demo {other}).") from None
