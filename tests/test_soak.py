@@ -51,7 +51,7 @@ from .soak_app.spec import (
 )
 from .workers import ROOT, wait_until
 
-pytestmark = pytest.mark.processes
+pytestmark = [pytest.mark.processes, pytest.mark.soak]
 
 CONCURRENCY = 8
 SHUTDOWN_TIMEOUT = 2.0  # --shutdown-timeout; SIGTERM must stop the worker within it + 1 s
