@@ -65,7 +65,8 @@ def build_task_manager(*, concurrency: int | None = None,
                           concurrency=concurrency or conf.concurrency,
                           processor=options or None,  # type: ignore[arg-type]
                           expose=expose, prefix=conf.prefix, cluster=conf.cluster,
-                          wait_replicas=conf.wait_replicas, wait_timeout_ms=conf.wait_timeout_ms)
+                          wait_replicas=conf.wait_replicas, wait_timeout_ms=conf.wait_timeout_ms,
+                          max_payload_bytes=conf.max_payload_bytes)
     if tm.expose is None:
         from .consumers.delivery import sink_for
 

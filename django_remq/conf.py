@@ -23,7 +23,7 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from .core.errors import InvalidOptions
-from .core.options import EMIT_KEYS, HANDLER_ONLY_KEYS
+from .core.options import EMIT_KEYS, HANDLER_ONLY_KEYS, MAX_PAYLOAD_BYTES
 from .core.settings import PROCESSOR_KEYS, ProcessorSettings
 from .core.store.connection import with_timeouts
 from .core.store.copies import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
@@ -59,6 +59,7 @@ SPEC: dict[str, tuple[tuple[type | None, ...], Any]] = {
     "WAIT_REPLICAS": ((int,), 0),
     "WAIT_TIMEOUT_MS": ((int,), DEFAULT_TIMEOUT_MS),
     "CPU_AFFINITY": ((str, list, tuple, None), None),
+    "MAX_PAYLOAD_BYTES": ((int, None), MAX_PAYLOAD_BYTES),
 }
 
 #: Options that belong to one task or one handler, not to the processor.
@@ -99,6 +100,7 @@ class RemqSettings:
     wait_replicas: int = 0
     wait_timeout_ms: int = DEFAULT_TIMEOUT_MS
     cpu_affinity: affinity.Spec = None
+    max_payload_bytes: int | None = MAX_PAYLOAD_BYTES
 
     @property
     def connection_url(self) -> str:
@@ -147,7 +149,8 @@ def get_settings() -> RemqSettings:
         socket_connect_timeout=float(values["SOCKET_CONNECT_TIMEOUT"]),
         admin_permission=values["ADMIN_PERMISSION"], cluster=values["CLUSTER"],
         wait_replicas=values["WAIT_REPLICAS"], wait_timeout_ms=values["WAIT_TIMEOUT_MS"],
-        cpu_affinity=affinity.check(values["CPU_AFFINITY"]))
+        cpu_affinity=affinity.check(values["CPU_AFFINITY"]),
+        max_payload_bytes=values["MAX_PAYLOAD_BYTES"])
 
 
 def reset() -> None:
@@ -261,6 +264,11 @@ def _values(raw: dict[str, Any]) -> list[Problem]:
         found.append(Problem("remq.E008", f"REMQ['PREFIX'] = {prefix!r} is not a usable key "
                              "prefix.", "Use letters, digits, '-', '_' or '.', e.g. 'remq'."))
     found += _wait_problems(raw)
+    limit = raw.get("MAX_PAYLOAD_BYTES", MAX_PAYLOAD_BYTES)
+    if limit is not None and limit < 1:
+        found.append(Problem("remq.E008", f"REMQ['MAX_PAYLOAD_BYTES'] must be >= 1, got "
+                             f"{limit}.", "Bytes of JSON a task's data or result may take "
+                             "(default 1048576, 1 MiB); None turns the limit off."))
     try:
         affinity.check(raw.get("CPU_AFFINITY"))
     except ValueError as exc:

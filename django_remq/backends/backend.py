@@ -18,8 +18,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from ..api import get_task_manager
-from ..core.errors import InvalidOptions
-from ..core.options import new_job_id
+from ..core.errors import InvalidOptions, PayloadTooLarge
+from ..core.options import new_job_id, too_large
 from ..core.sdk.plan import adrive, drive
 from ..core.store.keys import validate_queue_name
 from .arguments import unsupported_argument
@@ -134,15 +134,21 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
     def enqueue(self, task: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         """Store the call as a job (at once: wrap in ``transaction.on_commit`` to wait)."""
         result, data, options = self._prepare(task, args, kwargs)
-        job_id = get_task_manager().emit(task.module_path, task.queue_name, data, options)
+        try:
+            job_id = get_task_manager().emit(task.module_path, task.queue_name, data, options)
+        except PayloadTooLarge as exc:
+            raise _too_large(task, exc) from None
         result = _with_id(result, job_id)
         task_enqueued.send(type(self), task_result=result)
         return result
 
     async def aenqueue(self, task: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         result, data, options = self._prepare(task, args, kwargs)
-        job_id = await get_task_manager().aemit(task.module_path, task.queue_name, data,
-                                                options)
+        try:
+            job_id = await get_task_manager().aemit(task.module_path, task.queue_name, data,
+                                                    options)
+        except PayloadTooLarge as exc:
+            raise _too_large(task, exc) from None
         result = _with_id(result, job_id)
         await asend_signal(task_enqueued, type(self), result)
         return result
@@ -167,6 +173,12 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
     def _lookup_queues(self) -> list[str] | None:
         """This backend's queues; ``None`` (every queue) when QUEUES allows any."""
         return sorted(self.queues) if self.queues else None
+
+
+def _too_large(task: Any, exc: PayloadTooLarge) -> PayloadTooLarge:
+    """The engine's refusal in the words of a task call (its arguments, not "data")."""
+    what = f"{task.module_path}.enqueue(): the call (its arguments, as stored)"
+    return PayloadTooLarge(too_large(what, exc.size, exc.limit), exc.size, exc.limit)
 
 
 def _with_id(result: Any, job_id: str) -> Any:

@@ -132,7 +132,7 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         try:
             queue, job = self.tm.prepare(event, queue, data, options)
         except (InvalidOptions, TypeError, ValueError) as exc:
-            raise ClientError("invalid_options", str(exc)) from None
+            raise ClientError(getattr(exc, "code", "invalid_options"), str(exc)) from None
         owner = self._user_id()
         if "id" in options:  # GATEWAY['client_options'] lets clients choose ids
             await self._may_take(job.id, queue, owner)

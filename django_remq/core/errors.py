@@ -23,6 +23,19 @@ class QueueMismatch(InvalidOptions):
     forever. The message names the queue(s) the handler was registered in."""
 
 
+class PayloadTooLarge(InvalidOptions):
+    """A task's data (or a handler's result) is larger, as JSON, than the payload limit
+    (``max_payload_bytes``; ``REMQ["MAX_PAYLOAD_BYTES"]`` under Django): a queue is no
+    place for bulk data, and the admin and every worker would load it whole. ``size`` and
+    ``limit`` are in bytes; ``code`` is the gateway's error code for it."""
+
+    code = "too_large"
+
+    def __init__(self, message: str, size: int = 0, limit: int = 0) -> None:
+        super().__init__(message)
+        self.size, self.limit = size, limit
+
+
 class DuplicateHandler(RemqError):
     """Two handlers were registered for the same event in the same queue."""
 

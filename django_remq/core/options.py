@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from .errors import InvalidOptions
+from .errors import InvalidOptions, PayloadTooLarge
 
 EMIT_KEYS = frozenset(
     {"id", "attempts", "retry_count", "retry_delay_ms", "delay_until", "delay_ms", "priority",
@@ -36,6 +36,10 @@ INT_RANGES: dict[str, tuple[int, int]] = {
 #: ``delay_until`` numbers below this are seconds, not ms (1e11 ms is March 1973).
 SECONDS_LOOKALIKE = 100_000_000_000
 MAX_ID_LENGTH = 200
+#: The default of ``max_payload_bytes``: the most a task's data (and a handler's result)
+#: may take as JSON. A queue carries references to bulk content, not the content: every
+#: worker and admin page that reads a job reads its data whole.
+MAX_PAYLOAD_BYTES = 1_048_576
 _SPACE = re.compile(r"\s")  # the characters str.isspace() is true for
 
 
@@ -164,6 +168,33 @@ def validate_job_id(job_id: Any) -> str:
             "without whitespace."
         )
     return job_id
+
+
+def validate_payload_limit(value: Any) -> int | None:
+    """``max_payload_bytes``: bytes >= 1, or ``None`` for no limit."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise InvalidOptions(f"max_payload_bytes must be an int >= 1 (bytes of JSON; default "
+                         f"{MAX_PAYLOAD_BYTES:,}, 1 MiB) or None for no limit, got {value!r}.")
+
+
+def check_payload(text: str, limit: int | None, what: str) -> None:
+    """Raise :class:`PayloadTooLarge` if ``text`` (JSON, already encoded) is over ``limit``
+    bytes of UTF-8. Callers on the hot path call it only when ``len(text) > limit // 4``
+    (a character is at most 4 bytes); ASCII text is measured by its length (``isascii``
+    reads a flag), so the bytes are counted only for non-ASCII text near the limit."""
+    if limit is None:
+        return
+    size = len(text) if text.isascii() else len(text.encode())
+    if size > limit:
+        raise PayloadTooLarge(too_large(what, size, limit), size, limit)
+
+
+def too_large(what: str, size: int, limit: int) -> str:
+    return (f"{what} is {size:,} bytes as JSON, over the limit of {limit:,} bytes "
+            "(max_payload_bytes; REMQ['MAX_PAYLOAD_BYTES'] under Django). Keep large content "
+            "elsewhere (a file, object storage, a database row) and pass or return a "
+            "reference to it, or raise the limit (None turns it off).")
 
 
 def run_at_ms(options: Mapping[str, Any], now_ms: int | None = None) -> int:

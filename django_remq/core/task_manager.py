@@ -27,7 +27,15 @@ from .errors import (
     UnknownEventWarning,
 )
 from .handlers import Handler, HandlerEntry, HandlerRegistry, Resolver
-from .options import check_emit_item, new_job_id, run_at_ms, validate_emit_options
+from .options import (
+    MAX_PAYLOAD_BYTES,
+    check_emit_item,
+    check_payload,
+    new_job_id,
+    run_at_ms,
+    validate_emit_options,
+    validate_payload_limit,
+)
 from .policies import debounce
 from .settings import ProcessorSettings
 from .store import ops
@@ -56,9 +64,14 @@ class TaskManager:
     def __init__(self, conn: Connection, *, ctx: Mapping[str, Any] | None = None,
                  concurrency: int = 1, processor: ProcessorOptions | None = None,
                  expose: EventSink | int | None = None, prefix: str = "remq",
-                 wait_replicas: int = 0, wait_timeout_ms: int = DEFAULT_TIMEOUT_MS) -> None:
+                 wait_replicas: int = 0, wait_timeout_ms: int = DEFAULT_TIMEOUT_MS,
+                 max_payload_bytes: int | None = MAX_PAYLOAD_BYTES) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidOptions(f"concurrency must be an int >= 1, got {concurrency!r}")
+        #: the most bytes of JSON a task's data or a handler's result may take (None: any)
+        self.max_payload_bytes = validate_payload_limit(max_payload_bytes)
+        # data shorter than this cannot be over the limit (4 bytes a character at most)
+        self._sure_fits = sys.maxsize if max_payload_bytes is None else max_payload_bytes // 4
         # expose: where live events go (an EventSink), or the original's port to serve
         # the WebSocket gateway on from this worker
         self.expose_port = _port(expose) if isinstance(expose, int) else None
@@ -81,20 +94,23 @@ class TaskManager:
              ctx: Mapping[str, Any] | None = None, concurrency: int = 1,
              processor: ProcessorOptions | None = None, expose: EventSink | int | None = None,
              prefix: str = "remq", cluster: bool = False, wait_replicas: int = 0,
-             wait_timeout_ms: int = DEFAULT_TIMEOUT_MS) -> TaskManager:
+             wait_timeout_ms: int = DEFAULT_TIMEOUT_MS,
+             max_payload_bytes: int | None = MAX_PAYLOAD_BYTES) -> TaskManager:
         """``streamdb`` is accepted for the original remq's signature; job records and
         streams change together in one atomic script, so they must share one database.
         ``cluster=True``: ``db`` is the URL of any node of a Redis Cluster.
         ``wait_replicas=N``: an emit returns only once N replicas have the job (else
         :class:`ReplicaTimeout` after ``wait_timeout_ms``), and workers' acknowledgements
-        wait for them too."""
+        wait for them too. ``max_payload_bytes``: an emit whose data, or a handler whose
+        result, is larger as JSON fails with :class:`PayloadTooLarge` (``None``: no limit)."""
         if streamdb is not None and streamdb is not db:
             raise InvalidOptions(
                 "streamdb: streams and job records are updated together atomically, so they "
                 "must be in one Redis database; pass only db (or the same client twice).")
         return cls(Connection(db, cluster=cluster), ctx=ctx, concurrency=concurrency,
                    processor=processor, expose=expose, prefix=prefix,
-                   wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms)
+                   wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms,
+                   max_payload_bytes=max_payload_bytes)
 
     # -- handlers ---------------------------------------------------------------
 
@@ -148,6 +164,8 @@ class TaskManager:
             opts.pop("repeat", None)
         job_id = opts.get("id") or new_job_id()
         data_json = jsonutil.dumps_data(data, f"emit({event!r})")
+        if len(data_json) > self._sure_fits:
+            check_payload(data_json, self.max_payload_bytes, f"emit({event!r}): data")
         fields = emit_fields(job_id, event, queue, data_json, opts)
         trailing = None
         if entry is not None and entry.debounce is not None and entry.debounce.mode == "trailing":
@@ -310,7 +328,8 @@ class TaskManager:
                                    self.conn, concurrency=self.concurrency,
                                    queues=list(queues or self.queues), prefix=self.keys.prefix,
                                    settings=self.settings, ctx=self.ctx, events=self.expose,
-                                   replica_wait=self.replica_wait)
+                                   replica_wait=self.replica_wait,
+                                   max_payload_bytes=self.max_payload_bytes)
         await self.processor.start(burst=burst)
 
     async def stop(self) -> None:

@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import jsonutil
-from ..errors import JobCancelled, TaskTimeout, UnknownEvent
+from ..errors import JobCancelled, PayloadTooLarge, TaskTimeout, UnknownEvent
 from ..handlers import HandlerRegistry
-from ..options import retries_of
+from ..options import MAX_PAYLOAD_BYTES, check_payload, retries_of
 from ..policies import dlq, failures
 from ..policies.cron import CronScheduler, Schedule, timezone
 from ..policies.debounce import DebounceManager
@@ -35,7 +35,7 @@ from .threads import SlotThreads
 
 log = logging.getLogger("django_remq.processor")
 
-MAX_RESULT_CHARS = 65_536
+
 class Processor:
     """Runs the handlers of ``registry`` for the deliveries of a Consumer it owns;
     ``emitter`` is how handlers' ``ctx.emit`` enqueues follow-ups."""
@@ -44,8 +44,10 @@ class Processor:
                  concurrency: int = 1, queues: Sequence[str] = ("default",),
                  prefix: str = "remq", settings: ProcessorSettings = ProcessorSettings(),
                  ctx: Mapping[str, Any] | None = None, events: EventSink | None = None,
-                 replica_wait: ReplicaWait | None = None) -> None:
+                 replica_wait: ReplicaWait | None = None,
+                 max_payload_bytes: int | None = MAX_PAYLOAD_BYTES) -> None:
         self.registry = registry
+        self.max_payload_bytes = max_payload_bytes  # a larger result fails the job
         self.emitter = emitter
         self.conn = conn
         self.settings = settings
@@ -156,7 +158,11 @@ class Processor:
             await updates.drain()
             return self._failure(message, options, exc)
         await updates.drain()
-        return Outcome(message.entry_id, message.id, "completed", _result_fields(result))
+        try:
+            fields = self._result_fields(result, message)
+        except PayloadTooLarge as exc:  # not stored: the job fails, as for any error
+            return self._failure(message, options, exc)
+        return Outcome(message.entry_id, message.id, "completed", fields)
 
     async def _invoke(self, fn: Any, task: Task, ctx: HandlerContext,
                       timeout_ms: int | None) -> Any:
@@ -186,6 +192,18 @@ class Processor:
         if inspect.isawaitable(result):  # a plain function that returned a coroutine
             result = await result
         return result
+
+    def _result_fields(self, result: Any, message: Message) -> dict[str, str]:
+        if result is None:
+            return {}
+        try:
+            text = jsonutil.dumps(result)
+        except (TypeError, ValueError):
+            text = jsonutil.dumps(repr(result))
+        if self.max_payload_bytes is not None and len(text) > self.max_payload_bytes // 4:
+            check_payload(text, self.max_payload_bytes,
+                          f"the result of handler {message.name!r} (job {message.id})")
+        return {"result": text}
 
     def _failure(self, message: Message, options: Mapping[str, Any], exc: Exception) -> Outcome:
         # after a first retry the record holds the count left; before, the options say
@@ -235,16 +253,3 @@ class Processor:
             status = "failed" if outcome.kind == "malformed" else outcome.kind
             self.events({"type": "task_finished", "taskId": outcome.job_id, "event": name,
                          "queue": queue, "status": status, "error": error, "watched": watched})
-
-
-def _result_fields(result: Any) -> dict[str, str]:
-    if result is None:
-        return {}
-    try:
-        text = jsonutil.dumps(result)
-    except (TypeError, ValueError):
-        text = jsonutil.dumps(repr(result))
-    if len(text) > MAX_RESULT_CHARS:
-        text = jsonutil.dumps(f"<result of {len(text)} characters, over {MAX_RESULT_CHARS}: "
-                              "not stored; keep large results elsewhere and return a reference>")
-    return {"result": text}

@@ -26,6 +26,9 @@ from .batcher import Batcher
 #: Receives live events (``task_update`` / ``task_retry`` / ``task_finished``, the
 #: original's shapes plus ``watched``), always on the worker's loop; must not block.
 EventSink = Callable[[dict[str, Any]], Any]
+#: A log line's message is cut to this many characters, with a marker saying so: the
+#: record keeps ``max_logs_per_task`` lines, and the job page shows them all.
+MAX_LOG_CHARS = 16_384
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,12 @@ class Task:
         return f"<Task {self.name} id={self.id} queue={self.queue} attempt={self.attempt}>"
 
     def logger(self, message: Any) -> None:
-        """Append a log line to the job record (capped by ``max_logs_per_task``)."""
+        """Append a log line to the job record (capped by ``max_logs_per_task``; a line
+        over ``MAX_LOG_CHARS`` characters is cut, with a marker)."""
         text = message if isinstance(message, str) else jsonutil.dumps(message)
+        if len(text) > MAX_LOG_CHARS:
+            text = (f"{text[:MAX_LOG_CHARS]} [... log line cut: {len(text):,} characters, "
+                    f"over the {MAX_LOG_CHARS:,} kept]")
         self._updates.push("log", {"message": text, "timestamp": int(time.time() * 1000)})
 
 
