@@ -1,4 +1,4 @@
-"""``runworker_remq --expose PORT``: the gateway served from the worker process.
+"""``runworker_remq --expose [HOST:]PORT``: the gateway served from the worker process.
 
 The original remq's ``expose`` opens a WebSocket server inside the worker. Here the
 worker runs the same ASGI application a project mounts (``TaskGatewayConsumer``
@@ -6,6 +6,21 @@ behind the Origin check and ``AuthMiddlewareStack``), served on the worker's own
 event loop by a small ASGI adapter over the ``websockets`` package, so a client
 written for the original connects to ``ws://host:PORT/`` (or ``/ws/remq/``).
 Events still travel through the channel layer, as from any other worker.
+
+It listens on 127.0.0.1 unless told otherwise (``--expose 0.0.0.0:PORT``). This
+process runs the tasks, so what a client sends or leaves unread is bounded, never
+buffered without end:
+
+- a frame over ``GATEWAY['max_message_bytes']`` closes the connection (1009) before
+  it is read; at most :data:`MAX_QUEUE` frames wait in websockets and
+  :data:`INBOX_FRAMES` in the adapter, then the socket is not read until the
+  application has taken them (TCP backpressure: the client's sends block);
+- a client that leaves our messages unread for :data:`SEND_TIMEOUT_S` is closed with
+  :data:`SLOW_CLIENT_CODE`; an opening handshake not done within
+  :data:`OPEN_TIMEOUT_S` is dropped;
+- what websockets itself would buffer or read without asking us (tiny frames parsed
+  by the ten thousand, pongs no one reads, data sent after the close) is bounded by
+  :class:`.guarded.GuardedConnection`.
 
 Differences from a full ASGI server: one protocol (WebSocket), and the handshake
 completes before the application runs, so a refused connection (bad Origin) is
@@ -16,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,6 +42,7 @@ from django.conf import settings
 from django.urls import path
 
 from ..conf import get_settings
+from ..core.errors import RemqError
 from .gateway import TaskGatewayConsumer
 from .policy import GatewayPolicy
 
@@ -33,6 +50,20 @@ log = logging.getLogger("django_remq.gateway")
 
 ASGIApp = Callable[..., Awaitable[None]]
 Closer = Callable[[], Awaitable[None]]
+
+DEFAULT_HOST = "127.0.0.1"  # this machine only: --expose 0.0.0.0:PORT opens it wider
+OPEN_TIMEOUT_S = 10.0  # a connection must finish its HTTP upgrade within this
+SEND_TIMEOUT_S = 10.0  # a message the client has not taken by then: it is not reading
+CLOSE_TIMEOUT_S = 10.0  # the closing handshake, then the socket is dropped
+SLOW_CLIENT_CODE = 1013  # "try again later": the client fell behind its messages
+MAX_QUEUE = 4  # frames websockets holds before it stops reading the socket
+INBOX_FRAMES = 2  # messages handed to the application ahead of it
+WRITE_LIMIT = 64 * 1024  # outgoing bytes buffered before a send waits for the client
+APP_EXIT_S = 5.0  # the application's time to finish after its client is gone
+
+
+class ExposeUnavailable(RemqError):
+    """The gateway cannot listen where it was asked to (address taken, not local...)."""
 
 
 class BrowserOriginValidator(OriginValidator):  # type: ignore[misc]
@@ -53,18 +84,29 @@ def gateway_application() -> ASGIApp:
     return BrowserOriginValidator(AuthMiddlewareStack(router), hosts)
 
 
-async def serve(port: int, host: str = "0.0.0.0", app: ASGIApp | None = None) -> Closer:
+async def serve(port: int, host: str = DEFAULT_HOST, app: ASGIApp | None = None) -> Closer:
     """Start serving on the running loop; returns the coroutine function that stops it."""
     try:
         from websockets.asyncio.server import serve as ws_serve
     except ImportError:
         raise RuntimeError("--expose needs the websockets package: pip install "
                            "'django-remq[expose]'") from None
+    from .guarded import GuardedConnection
     application = app or gateway_application()
     limit = GatewayPolicy.from_settings(get_settings().gateway).max_message_bytes
-    server = await ws_serve(lambda conn: run_asgi(application, conn), host, port,
-                            max_size=max(4 * limit, 1 << 20))
-    log.info("gateway: serving WebSocket clients on ws://%s:%d/", host, port)
+    try:
+        server = await ws_serve(
+            lambda conn: run_asgi(application, conn), host, port,
+            create_connection=GuardedConnection, compression=None,
+            open_timeout=OPEN_TIMEOUT_S, close_timeout=CLOSE_TIMEOUT_S, max_size=limit,
+            max_queue=MAX_QUEUE, write_limit=WRITE_LIMIT)
+    except OSError as exc:
+        raise ExposeUnavailable(
+            f"--expose: cannot listen on {_url(host, port)} ({exc.strerror or exc}); choose "
+            "a free port, and a host that is an address of this machine (127.0.0.1, "
+            "[::1], or 0.0.0.0 for every interface)") from None
+    log.info("gateway: serving WebSocket clients on %s%s", _url(host, port),
+             "" if _local(host) else " (reachable from other machines)")
 
     async def close() -> None:
         server.close()
@@ -74,7 +116,8 @@ async def serve(port: int, host: str = "0.0.0.0", app: ASGIApp | None = None) ->
 
 
 async def run_asgi(app: ASGIApp, conn: Any) -> None:
-    """One WebSocket connection, handed to an ASGI application."""
+    """One WebSocket connection, handed to an ASGI application. Frames go to it one
+    bounded queue at a time: while it is behind, the client's frames are not read."""
     request = conn.request
     route, _, query = request.path.partition("?")
     scope = {
@@ -85,31 +128,105 @@ async def run_asgi(app: ASGIApp, conn: Any) -> None:
                     for k, v in request.headers.raw_items()],
         "client": tuple(conn.remote_address[:2]), "server": tuple(conn.local_address[:2]),
     }
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=INBOX_FRAMES)
     inbox.put_nowait({"type": "websocket.connect"})
 
     async def send(message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "websocket.send":
             text = message.get("text")
-            await conn.send(text if text is not None else message["bytes"])
+            await _send(conn, text if text is not None else message["bytes"])
         elif kind == "websocket.close":
-            await conn.close(message.get("code") or 4003, message.get("reason") or "")
+            await _close(conn, message.get("code") or 4003, message.get("reason") or "")
 
     task = asyncio.ensure_future(app(scope, inbox.get, send))
+    pump = asyncio.ensure_future(_pump(conn, inbox))
+    await asyncio.wait({task, pump}, return_when=asyncio.FIRST_COMPLETED)
+    if not pump.done():  # the application ended first: so does the connection
+        pump.cancel()
+        await _close(conn, 1011 if _failed(task) else 1000, "")
+        return
+    disconnect = {"type": "websocket.disconnect", "code": conn.close_code or 1006}
+    try:
+        await asyncio.wait_for(_tell(task, inbox, disconnect), APP_EXIT_S)
+    except TimeoutError:
+        task.cancel()
+    except Exception:
+        log.exception("gateway: the application failed after its client left")
+
+
+async def _pump(conn: Any, inbox: asyncio.Queue[dict[str, Any]]) -> None:
+    """Frames into the application's inbox; waits (and so stops reading) while it is full."""
     try:
         async for frame in conn:
-            inbox.put_nowait({"type": "websocket.receive",
-                              **({"text": frame} if isinstance(frame, str) else {"bytes": frame})})
+            conn.catch_up()  # websockets may want more of what was read already
+            await inbox.put({"type": "websocket.receive", **(
+                {"text": frame} if isinstance(frame, str) else {"bytes": frame})})
     except Exception as exc:  # a broken connection ends like a closed one
         log.debug("gateway: connection ended: %s", exc)
-    inbox.put_nowait({"type": "websocket.disconnect", "code": conn.close_code or 1006})
+
+
+async def _tell(task: asyncio.Future[None], inbox: asyncio.Queue[dict[str, Any]],
+                message: dict[str, Any]) -> None:
+    """``message`` to the application once its inbox has room, then wait for it to end."""
+    put = asyncio.ensure_future(inbox.put(message))
     try:
-        await asyncio.wait_for(task, 5)
-    except Exception:
-        task.cancel()
+        await asyncio.wait({put, task}, return_when=asyncio.FIRST_COMPLETED)
+        await task
+    finally:
+        put.cancel()
+
+
+async def _send(conn: Any, data: str | bytes) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    from .guarded import peer
+
+    try:
+        async with asyncio.timeout(SEND_TIMEOUT_S):
+            await conn.send(data)
+    except TimeoutError:
+        log.info("gateway: closing the connection of %s: it has not read its messages "
+                 "for %.0f s", peer(conn), SEND_TIMEOUT_S)
+        await _close(conn, SLOW_CLIENT_CODE, "you are not reading your messages")
+    except ConnectionClosed:  # its disconnect is on its way to the application
+        pass
+
+
+async def _close(conn: Any, code: int, reason: str) -> None:
+    """The closing handshake; a client that reads nothing never answers it: dropped."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await conn.close(code, reason)
+    except TimeoutError:
+        conn.transport.abort()
+
+
+def _failed(task: asyncio.Future[None]) -> bool:
+    if task.cancelled():
+        return True
+    exc = task.exception()
+    if exc is not None:
+        log.error("gateway: the application failed", exc_info=exc)
+    return exc is not None
+
+
+def _local(host: str) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+
+
+def _url(host: str, port: int) -> str:
+    return f"ws://[{host}]:{port}/" if ":" in host else f"ws://{host}:{port}/"
+
+
+_hosts: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def listen_on(tm: Any, host: str) -> None:
+    """Where ``tm``'s ``expose=PORT`` listens (``runworker_remq --expose HOST:PORT``)."""
+    _hosts[tm] = host
 
 
 async def serve_for(tm: Any, port: int) -> Closer:
     """The engine's ``gateway_server`` hook (``TaskManager.init(expose=PORT)``)."""
-    return await serve(port)
+    return await serve(port, _hosts.get(tm, DEFAULT_HOST))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import sys
 from argparse import ArgumentParser
 from typing import Any
@@ -24,6 +26,42 @@ from ...worker import (
     served_queues,
 )
 
+HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\Z")
+EXPOSE_FORMS = ("write PORT (on 127.0.0.1), HOST:PORT, or [IPv6]:PORT: --expose 4000, "
+                "--expose 0.0.0.0:4000 (every interface), --expose [::1]:4000")
+
+
+def expose_address(value: str | int | None) -> tuple[str | None, int | None]:
+    """``--expose``'s ``(host, port)``; the host is ``None`` when only a port is given."""
+    if value is None:
+        return None, None
+    text, host = str(value).strip(), None
+    if text.startswith("["):
+        inside, closed, rest = text[1:].partition("]")
+        if not closed or not rest.startswith(":") or not _ip(inside, 6):
+            raise CommandError(f"--expose {value}: {EXPOSE_FORMS}")
+        host, text = inside, rest[1:]
+    elif ":" in text:
+        host, _, text = text.rpartition(":")
+        if ":" in host:
+            raise CommandError(f"--expose {value}: an IPv6 address goes in brackets "
+                               f"([{host}]:{text})")
+        if not (_ip(host, 4) or HOSTNAME.match(host)):
+            raise CommandError(f"--expose {value}: {host!r} is not an IP address or host "
+                               f"name; {EXPOSE_FORMS}")
+    port = int(text) if text.isascii() and text.isdigit() else -1
+    if not 0 < port < 65536:
+        raise CommandError(f"--expose must be a TCP port (1-65535), got {text!r}; "
+                           f"{EXPOSE_FORMS}")
+    return host, port
+
+
+def _ip(text: str, version: int) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == version
+    except ValueError:
+        return False
+
 
 class Command(BaseCommand):
     help = "Run a remq worker: process tasks from Redis until stopped (or, with --burst, done)."
@@ -37,9 +75,10 @@ class Command(BaseCommand):
                             help="process until the queues are empty, then exit 0")
         parser.add_argument("--shutdown-timeout", type=float, metavar="SECONDS",
                             help="on SIGTERM, how long running tasks may take to finish")
-        parser.add_argument("--expose", type=int, metavar="PORT",
-                            help="also serve the WebSocket gateway on this port, from this "
-                                 "worker (the original remq's expose)")
+        parser.add_argument("--expose", metavar="[HOST:]PORT",
+                            help="also serve the WebSocket gateway from this worker (the "
+                                 "original remq's expose) on PORT of 127.0.0.1, or of HOST: "
+                                 "0.0.0.0:PORT or [::]:PORT listens on every interface")
         parser.add_argument("--processes", type=int, default=1, metavar="N",
                             help="run N worker processes under one supervisor that forwards "
                                  "SIGTERM/SIGINT and restarts a child that dies (default 1)")
@@ -57,8 +96,7 @@ class Command(BaseCommand):
         queues = self._queues(options["queues"])
         if options["concurrency"] is not None and options["concurrency"] < 1:
             raise CommandError("--concurrency must be 1 or more")
-        if options["expose"] is not None and not 0 < options["expose"] < 65536:
-            raise CommandError("--expose must be a TCP port (1-65535)")
+        host, port = expose_address(options["expose"])
         processes = self._processes(options)
         cpus = self._cpus(options, processes)
         processor: dict[str, Any] = {}
@@ -66,11 +104,12 @@ class Command(BaseCommand):
             processor["shutdown_timeout_ms"] = max(int(options["shutdown_timeout"] * 1000), 1)
         try:
             tm = build_task_manager(concurrency=options["concurrency"], processor=processor,
-                                    expose=options["expose"])
+                                    expose=port)
             queues = served_queues(tm, queues)
             probe_redis(get_settings().redis_url, cluster=get_settings().cluster)
         except (ImproperlyConfigured, RedisUnavailable) as exc:
             raise CommandError(str(exc)) from None
+        unavailable = self._gateway(tm, host, port)
         if processes > 1:
             code = Supervisor(child_argv(), processes, burst=options["burst"],
                               cpus=cpus).run()
@@ -85,8 +124,22 @@ class Command(BaseCommand):
             self.stdout.write(f"pinned to CPU {cpus[0]}")
         elif (tip := pinning_tip(tm, queues)) is not None:
             self.stdout.write(tip)
-        run_worker(tm, queues, burst=options["burst"])
+        try:
+            run_worker(tm, queues, burst=options["burst"])
+        except unavailable as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write("remq worker stopped")
+
+    @staticmethod
+    def _gateway(tm: Any, host: str | None, port: int | None) -> tuple[type[Exception], ...]:
+        """Where ``--expose`` listens; the error it raises when it cannot (one line then)."""
+        if port is None:
+            return ()
+        from ...consumers.expose import ExposeUnavailable, listen_on
+
+        if host is not None:
+            listen_on(tm, host)
+        return (ExposeUnavailable,)
 
     @staticmethod
     def _processes(options: dict[str, Any]) -> int:

@@ -1,0 +1,81 @@
+"""``GuardedConnection``: websockets' server connection, with bounds on what it would
+buffer or read for a client without the application asking (``--expose``).
+
+websockets parses every byte a socket read returns (256 KiB of the smallest frames
+are some 37,000 frame objects, several MB), answers each ping with a pong whether or
+not the client reads them, and after it starts a close reads and discards whatever
+the client still sends until the close timeout. Here bytes read are parsed a slice at
+a time while websockets wants frames (the rest wait as bytes, and the socket is not
+read meanwhile); a client that makes us queue pongs it does not read, or goes on
+sending after the close, is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
+
+log = logging.getLogger("django_remq.gateway")
+
+FEED_BYTES = 4096  # bytes read but not yet wanted are parsed this many at a time
+UNREAD_REPLY_BYTES = 256 * 1024  # pongs queued for a client that reads nothing
+CLOSING_READ_BYTES = 1 << 20  # read from a client once the close began, then dropped
+
+
+class GuardedConnection(ServerConnection):
+    backlog: bytearray
+    unread_replies = 0
+    closing_read = 0
+    behind = False  # our writes wait for the client: it is not taking them
+
+    def connection_made(self, transport: Any) -> None:
+        self.backlog = bytearray()
+        super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.backlog += data
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        """Parse what was read, a slice at a time, while websockets wants frames
+        (its queue pauses the transport's reading when full); the run_asgi pump calls
+        this again as it takes frames."""
+        while self.backlog and self.transport.is_reading():
+            chunk = bytes(self.backlog[:FEED_BYTES])
+            del self.backlog[:FEED_BYTES]
+            if self.protocol.state is State.CLOSING:
+                self.closing_read += len(chunk)
+                if self.closing_read > CLOSING_READ_BYTES:
+                    self.drop("it goes on sending after the close")
+                    return
+            before = self.transport.get_write_buffer_size()
+            super().data_received(chunk)
+            if self.behind and self.replied(before) > UNREAD_REPLY_BYTES:
+                self.drop("it sends pings and reads none of the pongs")
+                return
+
+    def replied(self, before: int) -> int:
+        """Bytes websockets wrote on its own (pongs, a close) while the client is behind."""
+        self.unread_replies += max(self.transport.get_write_buffer_size() - before, 0)
+        return self.unread_replies
+
+    def drop(self, why: str) -> None:
+        log.info("gateway: dropping %s: %s", peer(self), why)
+        self.backlog.clear()
+        self.transport.abort()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.behind = True
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.behind, self.unread_replies = False, 0
+
+
+def peer(conn: Any) -> str:
+    address = conn.transport.get_extra_info("peername") or ("?", 0)
+    return f"{address[0]}:{address[1]}"
