@@ -13,7 +13,7 @@ from django.urls import reverse
 from ..core.errors import InvalidJobState
 from ..core.sdk import listings
 from ..core.store.keys import validate_queue_name
-from ..types import JobStatus
+from ..types import AdminJobData, JobStatus
 from .access import get_sdk, page_context, remq_view
 from .confirm import ask, confirmed, safe_next
 from .paging import fetched, paginate
@@ -61,6 +61,7 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
                              "before": params.get("before") if q else None})
     before = _score(params.get("before")) if q else None
     older_url = None
+    jobs: list[AdminJobData]
     if not (shown or queue):
         jobs = []
     elif q:

@@ -6,6 +6,6 @@ one plan per operation (over ``base``: connection and key names), run by either 
 """
 
 from .client import Sdk
-from .listings import JobSearch
+from .listings import CorruptJob, JobList, JobSearch
 
-__all__ = ["JobSearch", "Sdk"]
+__all__ = ["CorruptJob", "JobList", "JobSearch", "Sdk"]

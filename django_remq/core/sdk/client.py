@@ -23,7 +23,7 @@ from ..types import (
 )
 from .dead_letters import DeadLetterPlans
 from .jobs import JobPlans
-from .listings import JobSearch, ListingPlans
+from .listings import JobList, JobSearch, ListingPlans
 from .queues import QueuePlans
 
 
@@ -108,19 +108,20 @@ class Sdk(JobPlans, ListingPlans, QueuePlans, DeadLetterPlans):
     # -- listing ----------------------------------------------------------------------
 
     def list_jobs(self, queue: str | None = None, status: str | None = None, limit: int = 100,
-                  offset: int = 0, search: str | None = None) -> list[AdminJobData]:
+                  offset: int = 0, search: str | None = None) -> JobList:
         """Jobs newest first (by the time they entered their status; delayed jobs by their
         run-at time, so scheduled ones come first), without their logs (see
         :meth:`get_job`). ``queue=None``: every queue in the registry. A page costs
         O(log n + limit) per queue. ``search`` keeps jobs whose id or name contains it
         (case-insensitive), looking only at the newest ``SEARCH_WINDOW`` (4,000) jobs of
         each queue (:meth:`search_jobs` goes further back). Jobs whose record expired
-        meanwhile are left out, so a page may be shorter than ``limit``."""
+        meanwhile are left out, so a page may be shorter than ``limit``; so are jobs whose
+        record does not read, named in the list's ``corrupt`` (:class:`.JobList`)."""
         return self._run(self._list_jobs(queue, status, limit, offset, search))
 
     async def alist_jobs(self, queue: str | None = None, status: str | None = None,
                          limit: int = 100, offset: int = 0,
-                         search: str | None = None) -> list[AdminJobData]:
+                         search: str | None = None) -> JobList:
         return await self._arun(self._list_jobs(queue, status, limit, offset, search))
 
     def search_jobs(self, search: str, queue: str | None = None, status: str | None = None,

@@ -4,7 +4,7 @@ bisecting on the index score), and the windowed search by id or name."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..errors import CorruptRecord, InvalidOptions
@@ -28,12 +28,33 @@ PROBES = 16
 
 
 @dataclass(frozen=True)
+class CorruptJob:
+    """A job of a listing whose record does not read (``error`` says which field and why):
+    left out of the page, not dropped silently -- open it with ``get_job`` (which raises the
+    same error) or delete it."""
+
+    id: str
+    queue: str
+    error: CorruptRecord
+
+
+class JobList(list[AdminJobData]):
+    """A page of jobs (a list). One whose record does not read costs the page nothing: it
+    is left out, and named in ``corrupt``."""
+
+    def __init__(self, jobs: Iterable[AdminJobData] = (),
+                 corrupt: Iterable[CorruptJob] = ()) -> None:
+        super().__init__(jobs)
+        self.corrupt: list[CorruptJob] = list(corrupt)
+
+
+@dataclass(frozen=True)
 class JobSearch:
     """A page of search results. ``older`` is set when the search stopped at its window
     (``SEARCH_WINDOW`` jobs per queue) before finding the page: pass it as ``before=`` to
-    search the older jobs."""
+    search the older jobs. ``jobs.corrupt``: matches whose records do not read."""
 
-    jobs: list[AdminJobData]
+    jobs: JobList
     older: float | None
 
 
@@ -41,16 +62,16 @@ class ListingPlans(SdkBase):
     """Pages of jobs, newest first, from the per-status indexes."""
 
     def _list_jobs(self, queue: str | None = None, status: str | None = None, limit: int = 100,
-                   offset: int = 0, search: str | None = None) -> Plan[list[AdminJobData]]:
+                   offset: int = 0, search: str | None = None) -> Plan[JobList]:
         statuses = _statuses(status)
         check_page(limit, offset)
         if queue is not None and not search:
             [page] = yield [ac.list_page(self._qk(queue), statuses, offset, limit)]
-            return _decode_entries(page.entries, queue)
+            return _decoded((queue, e) for e in page.entries)
         queues = [queue] if queue is not None else (yield [ac.queue_names(self.keys)])[0]
         qks = [self._qk(q) for q in queues]
         if not qks:
-            return []
+            return JobList()
         if search:
             found = yield from self._search(qks, queues, statuses, search, offset, limit, None)
             return found.jobs
@@ -71,7 +92,7 @@ class ListingPlans(SdkBase):
         queues = [queue] if queue is not None else (yield [ac.queue_names(self.keys)])[0]
         qks = [self._qk(q) for q in queues]
         if not qks:
-            return JobSearch([], None)
+            return JobSearch(JobList(), None)
         return (yield from self._search(qks, queues, statuses, search, offset, limit, before))
 
     def _search(self, qks: Sequence[QueueKeys], queues: Sequence[str], statuses: Sequence[str],
@@ -92,7 +113,7 @@ class ListingPlans(SdkBase):
             older = cut if before is None or cut < before else before - 1
         return JobSearch((yield from self._records(picked)), older)
 
-    def _records(self, picked: list[tuple[str, ListedJob]]) -> Plan[list[AdminJobData]]:
+    def _records(self, picked: list[tuple[str, ListedJob]]) -> Plan[JobList]:
         """Records of the picked (queue, entry) pairs, in order: one call per queue."""
         by_queue: dict[str, list[str]] = {}
         for q, e in picked:
@@ -102,8 +123,7 @@ class ListingPlans(SdkBase):
         for (q, ids), records in zip(by_queue.items(), replies, strict=True):
             for job_id, (fields, _) in zip(ids, records, strict=True):
                 found[(q, job_id)] = fields
-        entries = [(q, ListedJob(e.id, e.score, found[(q, e.id)])) for q, e in picked]
-        return [job for q, e in entries if (job := _decode_entry(e, q)) is not None]
+        return _decoded((q, ListedJob(e.id, e.score, found[(q, e.id)])) for q, e in picked)
 
 
 def _statuses(status: str | None) -> tuple[str, ...]:
@@ -151,15 +171,17 @@ def _merged_page(queues: Sequence[str], qks: Sequence[QueueKeys], statuses: Sequ
     return _merge(queues, [p.entries for p in pages])[skip:skip + limit]
 
 
-def _decode_entry(entry: ListedJob, queue: str) -> AdminJobData | None:
-    if not entry.fields:
-        return None  # the record expired; its index entry goes with the next trim
-    try:
-        return decode(entry.fields, None, queue)
-    except CorruptRecord as exc:
-        log.warning("%s (left out of the listing)", exc)
-        return None
-
-
-def _decode_entries(entries: Sequence[ListedJob], queue: str) -> list[AdminJobData]:
-    return [job for e in entries if (job := _decode_entry(e, queue)) is not None]
+def _decoded(entries: Iterable[tuple[str, ListedJob]]) -> JobList:
+    """The listed (queue, entry) pairs' jobs, in order; a record that expired meanwhile
+    is left out (its index entry goes with the next trim), one that does not read is
+    named in ``corrupt``."""
+    out = JobList()
+    for queue, entry in entries:
+        if not entry.fields:
+            continue
+        try:
+            out.append(decode(entry.fields, None, queue))
+        except CorruptRecord as exc:
+            log.warning("%s (left out of the listing)", exc)
+            out.corrupt.append(CorruptJob(entry.id, queue, exc))
+    return out

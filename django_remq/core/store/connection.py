@@ -163,11 +163,15 @@ class Connection:
     def blocking(self, block_ms: int) -> redis.asyncio.Redis:
         """An asyncio client for blocking reads (``XREADGROUP BLOCK``) of up to ``block_ms``:
         its read timeout is the usual one plus the block, so an idle worker is not cut
-        off while a frozen Redis is still noticed."""
+        off while a frozen Redis is still noticed. Its replies are bytes (it does not
+        decode): the read's reply holds the entries as anyone wrote them, and one byte
+        that is not UTF-8 would fail it with the deliver calls behind it; the scripts'
+        replies are UTF-8, their parsers take bytes too."""
         made = self._clients().blocking
         client = made.get(block_ms)
         if client is None:
-            client = made[block_ms] = self._make_async(extra_read_s=block_ms / 1000)
+            client = made[block_ms] = self._make_async(extra_read_s=block_ms / 1000,
+                                                       decode=False)
         return client
 
     async def pinned(self, key: str, block_ms: int) -> tuple[redis.asyncio.Redis, str]:
@@ -260,21 +264,25 @@ class Connection:
         pool = redis.ConnectionPool(connection_class=twin(cls, ASYNC_TO_SYNC), **kwargs)
         return redis.Redis.from_pool(pool)  # its close() closes the pool
 
-    def _make_async(self, extra_read_s: float = 0.0) -> redis.asyncio.Redis:
+    def _make_async(self, extra_read_s: float = 0.0, decode: bool = True) -> redis.asyncio.Redis:
+        """An asyncio client; ``decode=False``: one whose replies are bytes, whatever the
+        given client does (see :meth:`blocking`)."""
         db = self.target
         limit: dict[str, Any] = (
             {"max_connections": self._max_connections} if self._max_connections else {})
         if self.cluster:
             url = cluster_url(db) if isinstance(db, _CLUSTER_TYPES) else str(db)
             return cast(redis.asyncio.Redis, AsyncCluster.from_url(
-                longer_read(url, extra_read_s), decode_responses=True, **limit, **_TIMEOUTS))
+                longer_read(url, extra_read_s), decode_responses=decode, **limit, **_TIMEOUTS))
         if isinstance(db, str):
             aclient: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
-                db, decode_responses=True, **limit, **_TIMEOUTS)
+                db, decode_responses=decode, **limit, **_TIMEOUTS)
             extend_read_timeout(aclient.connection_pool.connection_kwargs, extra_read_s)
             return aclient
         assert not isinstance(db, _CLUSTER_TYPES)
         kwargs, cls = pool_settings(db)
+        if not decode:
+            kwargs["decode_responses"] = False
         if "server" in kwargs:
             fake: redis.asyncio.Redis = fake_client(kwargs, asynchronous=True)
             return fake

@@ -23,6 +23,13 @@ from .scripts import Arg, Call
 T = TypeVar("T")
 #: What admin_read.lua returns for a key that is not a hash (see _admin.lua's ``record``).
 CORRUPT_MARK = "__corrupt__"
+#: The last field the scripts add to a record or stream entry holding bytes that are not
+#: UTF-8 (which no reply may carry: a decoding client would fail the whole reply): the
+#: names of the fields at fault, a JSON array; their values come escaped, each byte
+#: above 0x7f as ``\xNN`` and a backslash doubled (``codecs.escape_decode`` undoes it).
+#: See ``lua/_lib.lua``'s utf8_fields.
+NOT_UTF8 = "__not_utf8__"
+_STATUSES = frozenset(JobStatus)
 Raw = tuple[dict[str, str], list[str]]
 
 
@@ -112,6 +119,22 @@ class _Reader:
         return out
 
 
+def not_utf8(fields: Mapping[str, str]) -> str | None:
+    """What a script found not UTF-8 in ``fields`` (:data:`NOT_UTF8`), in words; ``None``
+    when it found nothing."""
+    marked = fields.get(NOT_UTF8)
+    if marked is None:
+        return None
+    try:
+        names = [str(n) for n in jsonutil.loads(marked)]
+    except (ValueError, TypeError):  # a hand-written field of that name
+        names = [marked]
+    shown = ", ".join(f"{n!r} = {str(fields.get(n, ''))[:80]!r}" for n in names[:5])
+    return (f"field{'s' if len(names) > 1 else ''} {shown} "
+            f"{'are' if len(names) > 1 else 'is'} not UTF-8 (bytes above 0x7f shown as "
+            r"\xNN)")
+
+
 def decode(fields: Mapping[str, str], logs: Sequence[Any] | None = None,
            queue: str | None = None) -> AdminJobData:
     """Build an :class:`AdminJobData` from a record's fields; raises ``CorruptRecord``
@@ -120,6 +143,9 @@ def decode(fields: Mapping[str, str], logs: Sequence[Any] | None = None,
     if CORRUPT_MARK in fields:
         raise CorruptRecord(f"{where} has a corrupt record: the key holds a "
                             f"{fields[CORRUPT_MARK]}, not a hash")
+    bad_bytes = not_utf8(fields)
+    if bad_bytes is not None:
+        raise CorruptRecord(f"{where} has a corrupt record: {bad_bytes}")
     try:
         return _decode(_Reader(fields, where), logs)
     except CorruptRecord:
@@ -140,6 +166,8 @@ def _decode(f: _Reader, logs: Sequence[Any] | None) -> AdminJobData:
             raise CorruptRecord(f"{f.where} has a corrupt log line {n}: {exc}") from None
     retries = retries_of(options)
     status = f.fields.get("status") or "waiting"
+    if status not in _STATUSES:
+        raise f.fail("status", f"not a job status (one of {', '.join(JobStatus)})")
     return AdminJobData(
         id=f.text("id"),
         state=JobState(name=f.text("name"), queue=f.text("queue"),

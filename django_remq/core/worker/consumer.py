@@ -315,10 +315,8 @@ class Consumer:
             log.error("%s", exc)
             self._fail(queue, d, exc)
         elif d.verdict == "corrupt":
-            self._fail(queue, d, CorruptRecord(
-                f"job {d.job_id} in queue {queue!r} has a corrupt record: "
-                f"{d.fields['corrupt_field']}={d.fields['corrupt_value']!r} is not a count; "
-                "the record is kept as found"))
+            self._fail(queue, d, failures.corrupt_verdict(
+                queue, d.job_id, d.fields["corrupt_field"], d.fields["corrupt_value"]))
         elif d.verdict == "unreadable":
             log.error("job %s in queue %r cannot run: its key %s holds a %s, not a hash; "
                       "its entry %s was dropped and the key left as found", d.job_id, queue,
@@ -330,8 +328,8 @@ class Consumer:
         elif d.verdict == "malformed":
             if d.entry_id not in self._recorded:  # the pending scan sees it till acked
                 self._recorded.append(d.entry_id)
-                log.error("malformed entry %s in queue %r (no job id): %r", d.entry_id,
-                          queue, d.fields)
+                log.error("malformed entry: %s: %r", failures.malformed_error(
+                    queue, d.entry_id, d.fields), d.fields)
                 self.acker.add(queue, _on(d.lane, failures.malformed(queue, d.entry_id,
                                                                      d.fields)))
         else:
@@ -349,10 +347,8 @@ class Consumer:
     def _start(self, queue: str, d: Delivery) -> None:
         try:
             msg = to_message(queue, d)
-        except (KeyError, ValueError, TypeError) as exc:
-            self._fail(queue, d, CorruptRecord(
-                f"job {d.job_id} in queue {queue!r} has a corrupt record: "
-                f"{type(exc).__name__}: {exc}"))
+        except failures.UNREADABLE as exc:
+            self._fail(queue, d, failures.unreadable(queue, d.job_id, d.fields, exc))
             return
         mctx = MessageContext(self.name, msg.deliveries)
         task = self.pool.spawn(self._run(msg, mctx, d.lane))

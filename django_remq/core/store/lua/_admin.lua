@@ -75,17 +75,23 @@ local function rerun(id, from)
 end
 
 -- A job's record fields for reading; a key that is not a hash reads as
--- {'__corrupt__', its type} (records.py reports it as CorruptRecord), never an error.
+-- {'__corrupt__', its type}, bytes that are not UTF-8 as utf8_fields marks them
+-- (records.py reports either as CorruptRecord), never an error.
 local function record(id)
   local kind = redis.call('TYPE', JOBS .. id)['ok']
-  if kind == 'hash' or kind == 'none' then return redis.call('HGETALL', JOBS .. id) end
+  if kind == 'hash' or kind == 'none' then return utf8_fields(redis.call('HGETALL', JOBS .. id)) end
   return {'__corrupt__', kind}
 end
 
--- A job's log lines for reading ({} when the key is missing or not a list).
+-- A job's log lines for reading ({} when the key is missing or not a list); a line
+-- that is not UTF-8 comes escaped (and so no longer JSON: records.py names it).
 local function log_lines(id)
   if redis.call('TYPE', LOGS .. id)['ok'] ~= 'list' then return {} end
-  return redis.call('LRANGE', LOGS .. id, 0, -1)
+  local lines = redis.call('LRANGE', LOGS .. id, 0, -1)
+  for i, line in ipairs(lines) do
+    if not utf8_ok(line) then lines[i] = escape_bytes(line) end
+  end
+  return lines
 end
 
 -- The usual reply of a one-job script: {code, status, record fields}.

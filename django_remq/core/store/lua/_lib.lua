@@ -44,3 +44,49 @@ end
 local function lane_of(key)
   return tonumber(redis.call('HGET', key, 'priority') or '0') or 0
 end
+
+-- Bytes that are not UTF-8. Python clients decode every reply (decode_responses), and
+-- one value that does not decode fails the whole reply: every job of a batch with it.
+-- So a script returns no value it has not checked with utf8_ok; one that fails goes back
+-- escaped, and its field is named under NOT_UTF8 (records.NOT_UTF8 in Python).
+local NOT_UTF8 = '__not_utf8__'
+-- the well-formed sequences (no overlongs, no surrogates, nothing past U+10FFFF), as
+-- Python's strict decoder takes them; lead and continuation bytes never overlap, so
+-- each pattern matches only where a sequence starts
+local UTF8_SEQUENCES = {'[\194-\223][\128-\191]', '\224[\160-\191][\128-\191]',
+  '[\225-\236\238\239][\128-\191][\128-\191]', '\237[\128-\159][\128-\191]',
+  '\240[\144-\191][\128-\191][\128-\191]', '[\241-\243][\128-\191][\128-\191][\128-\191]',
+  '\244[\128-\143][\128-\191][\128-\191]'}
+local function utf8_ok(s)
+  if not string.find(s, '[\128-\255]') then return true end  -- ASCII: one scan in C
+  for _, seq in ipairs(UTF8_SEQUENCES) do s = string.gsub(s, seq, '.') end
+  return not string.find(s, '[\128-\255]')
+end
+-- `s` with every byte above 0x7f as \xNN and a backslash as \\: ASCII, and nothing lost
+-- (Python's codecs.escape_decode gives the bytes back).
+local function escape_bytes(s)
+  return (string.gsub(s, '[\\\128-\255]', function(c)
+    if c == '\\' then return '\\\\' end
+    return string.format('\\x%02x', string.byte(c))
+  end))
+end
+-- A flat field/value list (HGETALL, a stream entry) safe to return: as it is when every
+-- name and value is UTF-8, else with the bad ones escaped and a last pair NOT_UTF8 =
+-- the names of the fields at fault (escaped if need be), a JSON array.
+local function utf8_fields(flat)
+  local bad
+  for i = 1, #flat - 1, 2 do
+    local name, value = flat[i], flat[i + 1]
+    local name_ok, value_ok = utf8_ok(name), utf8_ok(value)
+    if not (name_ok and value_ok) then
+      if not name_ok then flat[i] = escape_bytes(name) end
+      if not value_ok then flat[i + 1] = escape_bytes(value) end
+      bad = bad or {}
+      bad[#bad + 1] = flat[i]
+    end
+  end
+  if not bad then return flat end
+  flat[#flat + 1] = NOT_UTF8
+  flat[#flat + 1] = cjson.encode(bad)
+  return flat
+end

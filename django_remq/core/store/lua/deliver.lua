@@ -32,13 +32,19 @@
 --   "requeued"   the queue is paused: entry moved to the stream's end, job waiting
 --   "poison"     delivered more than max deliveries times; record. Not acked: the
 --                worker fails it through finish.lua (one failure path, at-least-once)
---   "corrupt"    the record has a field this script cannot use (record = RUN_FIELDS,
---                then the bad field's name and value); the job is processing without
---                counting the delivery. Not acked: the worker fails it via finish.lua
+--   "corrupt"    the record has a field no worker can use: a `status` that is none
+--                of STATUSES, a RUN_FIELDS value that is not UTF-8, a `deliveries`
+--                that is no count (the first found). record = RUN_FIELDS (the bad
+--                values left out), then the bad field's name and value (escaped if not
+--                UTF-8); the job is processing (counting the delivery if it can), kept
+--                as found otherwise. Not acked: the worker fails it via finish.lua
 --   "unreadable" the job key holds no hash (record = {its type}): acked, taken out
 --                of the waiting/processing indexes, the key left as found
---   "malformed"  the entry has no job id; record = the entry's raw fields. Not acked:
---                the worker records it through finish.lua
+--   "malformed"  the entry has no job id, or a field name or value that is not UTF-8;
+--                record = the entry's fields (bytes escaped, the bad fields named:
+--                _lib.lua's utf8_fields). Not acked: the worker records it through
+--                finish.lua
+-- No reply holds a byte that is not UTF-8: a Python client would fail the whole reply.
 local IDX = status_keys()
 local now = now_ms()
 local group, me, mode = ARGV[2], ARGV[3], ARGV[6]
@@ -51,6 +57,10 @@ local function add_entries(list, n)
     local fields, jid = e[2], ''
     if fields then
       for j = 1, #fields, 2 do if fields[j] == 'id' then jid = fields[j + 1] end end
+      -- emit writes only UTF-8: any other byte makes the entry malformed (its fields
+      -- escaped, the bad ones named: see _lib.lua's utf8_fields)
+      local checked = utf8_fields(fields)
+      if checked[#checked - 1] == NOT_UTF8 then jid = '' end
     end
     entries[#entries + 1] = {e[1], jid, fields, n}
   end
@@ -170,10 +180,11 @@ for _, e in ipairs(entries) do
       out[#out + 1] = {eid, id, 'unreadable', {key_type(key)}}
     else
       local status = rec[1]
+      local known = status and IDX[status] ~= nil
       if not status then
         drop(eid)
         out[#out + 1] = {eid, id, 'orphan', {}}
-      elseif status ~= 'waiting' and status ~= 'processing' then
+      elseif known and status ~= 'waiting' and status ~= 'processing' then
         drop(eid)
         out[#out + 1] = {eid, id, 'gone', {}}
       elseif stale(eid, rec[4]) then
@@ -193,7 +204,16 @@ for _, e in ipairs(entries) do
       else
         local verdict = 'run'
         local values = {}
-        for i = 1, #RUN_FIELDS do values[i] = rec[i + 4] or '' end  -- no nils in replies
+        local bad, bad_value  -- the field that makes the record corrupt, and its value
+        if not known then bad, bad_value = 'status', status end
+        for i = 1, #RUN_FIELDS do
+          local v = rec[i + 4] or ''  -- no nils in replies
+          if not utf8_ok(v) then  -- left out of the reply: it would fail the batch's
+            if not bad then bad, bad_value = RUN_FIELDS[i], v end
+            v = ''
+          end
+          values[i] = v
+        end
         local set = {'status', 'processing', 'last_run', now, 'lock_until', now + ARGV[4],
                      'worker', me}
         if is_count(rec[3]) then  -- this delivery counted, in the same HSET
@@ -202,15 +222,20 @@ for _, e in ipairs(entries) do
           set[#set + 1] = n
           values[DELIVERIES] = tostring(n)
           if n > tonumber(ARGV[5]) then verdict = 'poison' end
-        else
-          verdict = 'corrupt'
+        elseif not bad then
+          bad, bad_value = 'deliveries', rec[3]
         end
-        redis.call('ZREM', IDX.waiting, id)
+        if bad then verdict = 'corrupt' end
+        if known then
+          redis.call('ZREM', IDX.waiting, id)
+        else  -- in whichever index: failed from processing, like any job
+          for _, idx in pairs(IDX) do redis.call('ZREM', idx, id) end
+        end
         redis.call('ZADD', IDX.processing, now, id)
         redis.call('HSET', key, unpack(set))
-        if verdict == 'corrupt' then
-          values[#values + 1] = 'deliveries'
-          values[#values + 1] = rec[3]
+        if bad then
+          values[#values + 1] = bad
+          values[#values + 1] = utf8_ok(bad_value) and bad_value or escape_bytes(bad_value)
         end
         out[#out + 1] = {eid, id, verdict, values}
         if verdict == 'run' then ran = ran + 1 end

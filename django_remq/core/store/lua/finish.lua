@@ -33,12 +33,16 @@ local out = {}
 -- The dead letter of job `id`: `fields` plus its final record and log lines, as they
 -- stand now. A DLQ key that is no stream loses the entry, never the job's failure.
 local function dead_letter(fields, key, id)
-  local flat, record = redis.call('HGETALL', key), {}
+  -- bytes that are not UTF-8 go in escaped, or no Sdk could read the DLQ (see _lib.lua)
+  local flat, record = utf8_fields(redis.call('HGETALL', key)), {}
   for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
   local entry = {unpack(fields)}
   entry[#entry + 1] = 'job'
   entry[#entry + 1] = cjson.encode(record)
   local lines = redis.call('LRANGE', logs .. id, 0, -1)
+  for i, line in ipairs(lines) do
+    if not utf8_ok(line) then lines[i] = escape_bytes(line) end
+  end
   if #lines > 0 then
     entry[#entry + 1] = 'logs'
     entry[#entry + 1] = cjson.encode(lines)
