@@ -10,11 +10,11 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from ..core.errors import InvalidJobState
+from ..core.errors import CorruptRecord, InvalidJobState
 from ..core.store.keys import validate_queue_name
 from .access import get_sdk, page_context, remq_view
 from .confirm import ask, confirmed
-from .present import DESTRUCTIVE, JOB_ACTIONS, job_detail
+from .present import DESTRUCTIVE, JOB_ACTIONS, corrupt_detail, job_detail
 
 FRAGMENT = "remq_admin/_job.html"
 
@@ -31,13 +31,23 @@ def context(request: HttpRequest, params: QueryDict, queue: str | None = None,
     """One round trip: the record with its logs."""
     queue = _queue(queue or params.get("queue", ""))
     job_id = job_id or params.get("job_id", "")
-    job = get_sdk().get_job(job_id, queue) if job_id else None
+    try:
+        job = get_sdk().get_job(job_id, queue) if job_id else None
+    except CorruptRecord as exc:  # said on the page (which offers Delete), never a 500
+        return _corrupt(queue, job_id, exc)
     if job is None:
         raise Http404(f"no job {job_id!r} in queue {queue!r} (deleted, or expired by the "
                       "retention settings)")
     detail = job_detail(job)
     return {"job": detail, "queue": queue, "job_id": job_id,
             "summary": {"status": detail["status"], "progress": detail["progress"]}}
+
+
+def _corrupt(queue: str, job_id: str, exc: CorruptRecord) -> dict[str, Any]:
+    """The context of a job whose record does not read: the same fragment shows the error
+    (so the live refresh goes on), the page says what to do."""
+    return {"job": corrupt_detail(job_id, queue, exc), "queue": queue, "job_id": job_id,
+            "corrupt": str(exc), "summary": {"status": "corrupt", "progress": None}}
 
 
 @remq_view()
@@ -68,6 +78,10 @@ def job_action(request: HttpRequest, queue: str, job_id: str, action: str) -> Ht
                         "resume": sdk.resume_job}[action](job_id, queue)
     except InvalidJobState as exc:
         messages.error(request, f"{exc}.")
+        return redirect(detail_url)
+    except CorruptRecord as exc:  # the script ran; the record it answered does not read
+        messages.warning(request, f"Job {job_id}: {action} done, but its record does not "
+                         f"read: {exc}.")
         return redirect(detail_url)
     if outcome is None or outcome is False:
         messages.error(request, f"Job {job_id} in “{queue}” no longer exists.")

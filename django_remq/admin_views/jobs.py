@@ -10,14 +10,15 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from ..core.errors import InvalidJobState
+from ..core.errors import CorruptRecord, InvalidJobState
 from ..core.sdk import listings
+from ..core.sdk.listings import JobList
 from ..core.store.keys import validate_queue_name
-from ..types import AdminJobData, JobStatus
+from ..types import JobStatus
 from .access import get_sdk, page_context, remq_view
 from .confirm import ask, confirmed, safe_next
 from .paging import fetched, paginate
-from .present import DESTRUCTIVE, Stamps, job_row
+from .present import DESTRUCTIVE, Stamps, corrupt_row, job_row
 
 STATUSES = tuple(s.value for s in JobStatus)
 
@@ -61,9 +62,9 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
                              "before": params.get("before") if q else None})
     before = _score(params.get("before")) if q else None
     older_url = None
-    jobs: list[AdminJobData]
+    jobs: JobList
     if not (shown or queue):
-        jobs = []
+        jobs = JobList()
     elif q:
         found = sdk.search_jobs(q, queue, status, limit=PER_PAGE + 1, offset=pager.offset,
                                 before=before)
@@ -72,13 +73,15 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
             older_url = _url(base, queue, status, q, before=found.older)
     else:
         jobs = sdk.list_jobs(queue, status, limit=PER_PAGE + 1, offset=pager.offset)
-    pager = fetched(pager, len(jobs))
+    pager = fetched(pager, len(jobs) + len(jobs.corrupt))
     tabs = [{"status": None, "label": "All", "count": sum(counts.values()),
              "url": _url(base, queue, None, q), "current": status is None}]
     tabs += [{"status": s, "label": s.capitalize(), "count": counts[s],
               "url": _url(base, queue, s, q), "current": status == s} for s in STATUSES]
     stamps = Stamps()
     return {"jobs": [job_row(j, stamps) for j in jobs[:PER_PAGE]], "pager": pager, "tabs": tabs,
+            # records that do not read: rows of their own, never a 500 for the page
+            "corrupt": [corrupt_row(c.id, c.queue, c.error, stamps) for c in jobs.corrupt],
             "queue": queue, "status": status, "q": q, "problem": problem,
             "older_url": older_url, "searched_before": before,
             "search_window": listings.SEARCH_WINDOW,
@@ -171,6 +174,8 @@ def run_bulk(action: str, picked: list[tuple[str, str]]) -> tuple[int, list[str]
         except InvalidJobState as exc:
             refused.append(str(exc))
             continue
+        except CorruptRecord:  # done; only the record it answered does not read
+            ok = True
         if ok:
             done += 1
         else:

@@ -99,7 +99,7 @@ def job_row(job: AdminJobData, stamps: Stamps | None = None) -> dict[str, Any]:
     return {
         "id": job.id, "short_id": short(job.id, 14), "queue": queue, "event": job.state.name,
         "status": job.status,
-        "url": f"{st.jobs_url}{quote(queue)}/{quote(job.id, safe='/')}/",
+        "url": job_url(queue, job.id, st),
         "queue_url": f"{st.jobs_url}?queue={quote(queue)}",
         "select": f"{queue}:{job.id}", "emitted": st.pair(job.timestamp), "last": last,
         "attempts": job.retried_attempts + (1 if job.last_run else 0),
@@ -129,6 +129,36 @@ def job_detail(job: AdminJobData) -> dict[str, Any]:
         "deliveries": job.deliveries, "worker": job.worker, "paused": job.paused,
         "actions": [(a, LABELS[a], a in DESTRUCTIVE) for a in ACTIONS.get(job.status, ())],
     }
+
+
+def job_url(queue: str, job_id: str, st: Stamps) -> str:
+    """A job page's URL (built, not reversed: a 50-row page asks 50 times)."""
+    return f"{st.jobs_url}{quote(queue)}/{quote(job_id, safe='/')}/"
+
+
+def corrupt_detail(job_id: str, queue: str, error: Exception) -> dict[str, Any]:
+    """What the job page shows of a record that does not read (``CorruptRecord``): the
+    error, where a job's errors go, and the one action that needs no record: Delete."""
+    st = Stamps()
+    empty = {"at": "", "age": ""}
+    return {
+        "id": job_id, "short_id": short(job_id, 14), "queue": queue,
+        "event": "(corrupt record)", "status": "corrupt", "url": job_url(queue, job_id, st),
+        "emitted": empty, "last": {"verb": "", **empty}, "ran": empty, "finished": empty,
+        "next_run": empty, "next_tick": empty, "progress": None, "data": "", "options": "",
+        "errors": [{"message": str(error), "type": type(error).__name__, "traceback": "",
+                    "attempt": "", "at": ""}], "logs": [],
+        "error": str(error), "error_short": short(str(error), 80),
+        "actions": [("delete", LABELS["delete"], True)],
+    }
+
+
+def corrupt_row(job_id: str, queue: str, error: Exception, st: Stamps) -> dict[str, Any]:
+    """A listing's note on a job left out because its record does not read."""
+    return {"id": job_id, "short_id": short(job_id, 14), "queue": queue,
+            "url": job_url(queue, job_id, st), "queue_url": f"{st.jobs_url}?queue={quote(queue)}",
+            "select": f"{queue}:{job_id}", "error": str(error),
+            "error_short": short(str(error), 120)}
 
 
 def _update(progress: Any) -> str | None:

@@ -39,8 +39,10 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
              "counts": [(s, getattr(i.stats, s)) for s in shown],
              "windows": (by[(i.name, MINUTE)], by[(i.name, HOUR)])} for i in infos]
     dlq = sum(i.stats.dlq for i in infos)
+    # names stored before the name rule refused them: no page of theirs can be linked
+    unusable = [{"name": name, "why": why} for name, why in infos.unusable]
     return {"rows": rows, "statuses": shown, "totals": totals, "dlq": dlq,
-            "summary": {**totals, "dlq": dlq}}
+            "unusable": unusable, "registry": sdk.keys.queues, "summary": {**totals, "dlq": dlq}}
 
 
 @remq_view()

@@ -7,5 +7,7 @@ one plan per operation (over ``base``: connection and key names), run by either 
 
 from .client import Sdk
 from .listings import CorruptJob, JobList, JobSearch
+from .ops import QueueNames
+from .queues import QueueList
 
-__all__ = ["CorruptJob", "JobList", "JobSearch", "Sdk"]
+__all__ = ["CorruptJob", "JobList", "JobSearch", "QueueList", "QueueNames", "Sdk"]

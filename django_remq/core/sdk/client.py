@@ -17,14 +17,13 @@ from ..types import (
     CronSchedule,
     DlqEntry,
     FinishedCounts,
-    QueueInfo,
     TaskStats,
     WorkerInfo,
 )
 from .dead_letters import DeadLetterPlans
 from .jobs import JobPlans
 from .listings import JobList, JobSearch, ListingPlans
-from .queues import QueuePlans
+from .queues import QueueList, QueuePlans
 
 
 class Sdk(JobPlans, ListingPlans, QueuePlans, DeadLetterPlans):
@@ -151,17 +150,20 @@ class Sdk(JobPlans, ListingPlans, QueuePlans, DeadLetterPlans):
         return await self._arun(self._get_queue_stats(queue))
 
     def get_queues(self) -> list[str]:
-        """Every queue ever emitted to or worked, from the registry (sorted)."""
+        """Every queue ever emitted to or worked, from the registry (sorted; names the
+        name rule refuses left out, as in :meth:`get_queues_info`)."""
         return self._run(self._get_queues())
 
     async def aget_queues(self) -> list[str]:
         return await self._arun(self._get_queues())
 
-    def get_queues_info(self) -> list[QueueInfo]:
-        """Every queue with its paused flag and stats, in one round trip after the registry."""
+    def get_queues_info(self) -> QueueList:
+        """Every queue with its paused flag and stats, in one round trip after the registry.
+        Names in the registry that the name rule refuses (e.g. with "/", from before the
+        rule did) are left out, named in the list's ``unusable``."""
         return self._run(self._get_queues_info())
 
-    async def aget_queues_info(self) -> list[QueueInfo]:
+    async def aget_queues_info(self) -> QueueList:
         return await self._arun(self._get_queues_info())
 
     def pause_queue(self, queue: str) -> None:

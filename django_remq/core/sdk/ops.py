@@ -13,7 +13,7 @@ from typing import Any, Literal
 from .. import jsonutil
 from ..errors import CorruptRecord
 from ..store import records, scripts
-from ..store.keys import GROUP, Keys, QueueKeys
+from ..store.keys import GROUP, Keys, QueueKeys, validate_queue_name
 from ..store.records import pairs_to_dict
 from ..store.scripts import Arg, Call, Cmd, Script
 from ..types import DlqEntry, JobStatus, WorkerInfo
@@ -189,8 +189,29 @@ def list_count(qk: QueueKeys, statuses: Sequence[str], probes: Sequence[int]) ->
 
 # -- plain reads: registries and the DLQ ---------------------------------------------
 
-def queue_names(keys: Keys) -> Cmd[list[str]]:
-    return Cmd(("SMEMBERS", keys.queues), lambda reply: sorted(_s(x) for x in reply))
+class QueueNames(list[str]):
+    """The registry's queue names (sorted) that name a usable queue; ``unusable``: the
+    others with why, e.g. "a/b" emitted before the name rule refused "/": no key or page
+    of theirs can be named safely, so the Sdk leaves them out rather than fail on them."""
+
+    def __init__(self, names: Iterable[str] = (),
+                 unusable: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__(names)
+        self.unusable: list[tuple[str, str]] = list(unusable)
+
+
+def _usable(reply: Any) -> QueueNames:
+    out = QueueNames()
+    for name in sorted(_s(x) for x in reply):
+        try:
+            out.append(validate_queue_name(name))
+        except ValueError as exc:
+            out.unusable.append((name, str(exc)))
+    return out
+
+
+def queue_names(keys: Keys) -> Cmd[QueueNames]:
+    return Cmd(("SMEMBERS", keys.queues), _usable)
 
 
 def worker_ids(keys: Keys) -> Cmd[list[str]]:

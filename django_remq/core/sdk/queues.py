@@ -3,7 +3,7 @@ and the workers serving them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..errors import InvalidOptions
 from ..store.scripts import Cmd
@@ -11,6 +11,16 @@ from ..types import CronSchedule, FinishedCounts, JobStatus, QueueInfo, TaskStat
 from . import ops as ac
 from .base import SdkBase, now_ms
 from .plan import Plan
+
+
+class QueueList(list[QueueInfo]):
+    """Queues with their stats (a list); ``unusable``: names in the registry that the
+    name rule refuses, with why (see :class:`.ops.QueueNames`), left out."""
+
+    def __init__(self, infos: Iterable[QueueInfo] = (),
+                 unusable: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__(infos)
+        self.unusable: list[tuple[str, str]] = list(unusable)
 
 
 class QueuePlans(SdkBase):
@@ -24,14 +34,16 @@ class QueuePlans(SdkBase):
         [names] = yield [ac.queue_names(self.keys)]
         return names  # type: ignore[no-any-return]
 
-    def _get_queues_info(self) -> Plan[list[QueueInfo]]:
+    def _get_queues_info(self) -> Plan[QueueList]:
         [names] = yield [ac.queue_names(self.keys)]
         replies = yield [*(ac.stats(self._qk(q)) for q in names),
                          *(ac.dlq_length(self._dlq(q)) for q in names)]
         n = len(names)
-        return [QueueInfo(name=q, paused=paused, stats=TaskStats(queue=q, dlq=dlq, **counts))
-                for q, (paused, counts), dlq in zip(names, replies[:n], replies[n:],
-                                                    strict=True)]
+        return QueueList((QueueInfo(name=q, paused=paused,
+                                    stats=TaskStats(queue=q, dlq=dlq, **counts))
+                          for q, (paused, counts), dlq in zip(names, replies[:n], replies[n:],
+                                                              strict=True)),
+                         names.unusable)
 
     def _pause_queue(self, queue: str, paused: bool) -> Plan[None]:
         key = self._qk(queue).paused

@@ -58,11 +58,12 @@ def validate_queue_name(queue: str) -> str:
         return queue
     if not isinstance(queue, str) or not queue:
         raise ValueError(f"queue name must be a non-empty string, got {queue!r}")
-    bad = set("{}:") & set(queue)
+    bad = set("{}:/") & set(queue)
     if bad or any(c.isspace() for c in queue):
         raise ValueError(
-            f"queue name {queue!r} may not contain whitespace or any of '{{', '}}', ':'; "
-            "use letters, digits, '-', '_' or '.'"
+            f"queue name {queue!r} may not contain whitespace or any of '{{', '}}', ':', '/' "
+            "(separators in its Redis keys and the admin's URLs); use letters, digits, '-', "
+            "'_' or '.'"
         )
     if len(_CHECKED) < 10_000:
         _CHECKED.add(queue)
