@@ -14,6 +14,7 @@ from ..core.errors import CorruptRecord, InvalidJobState
 from ..core.store.keys import validate_queue_name
 from .access import get_sdk, page_context, remq_view
 from .confirm import ask, confirmed
+from .download import cut_values
 from .present import DESTRUCTIVE, JOB_ACTIONS, corrupt_detail, job_detail
 
 FRAGMENT = "remq_admin/_job.html"
@@ -32,13 +33,13 @@ def context(request: HttpRequest, params: QueryDict, queue: str | None = None,
     queue = _queue(queue or params.get("queue", ""))
     job_id = job_id or params.get("job_id", "")
     try:
-        job = get_sdk().get_job(job_id, queue) if job_id else None
+        preview = get_sdk().get_job_preview(job_id, queue) if job_id else None  # values cut
     except CorruptRecord as exc:  # said on the page (which offers Delete), never a 500
         return _corrupt(queue, job_id, exc)
-    if job is None:
+    if preview is None:
         raise Http404(f"no job {job_id!r} in queue {queue!r} (deleted, or expired by the "
                       "retention settings)")
-    detail = job_detail(job)
+    detail = {**job_detail(preview.job), "cut": cut_values(preview, queue)}
     return {"job": detail, "queue": queue, "job_id": job_id,
             "summary": {"status": detail["status"], "progress": detail["progress"]}}
 

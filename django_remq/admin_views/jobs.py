@@ -49,7 +49,8 @@ def filters(params: QueryDict) -> tuple[str | None, str | None, str, str | None]
 
 def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
     """Round trips: 2 (queues and counts) + the listing (1 for one queue; a fixed few more
-    across queues for deep pages), whatever the number of jobs."""
+    across queues for deep pages), whatever the number of jobs. The rows read only what
+    they show (no data or result: ``Sdk.list_job_rows``), whatever the size of the jobs."""
     queue, status, q, problem = filters(params)
     sdk = get_sdk()
     infos = sdk.get_queues_info()
@@ -66,13 +67,13 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
     if not (shown or queue):
         jobs = JobList()
     elif q:
-        found = sdk.search_jobs(q, queue, status, limit=PER_PAGE + 1, offset=pager.offset,
-                                before=before)
+        found = sdk.search_job_rows(q, queue, status, limit=PER_PAGE + 1, offset=pager.offset,
+                                    before=before)
         jobs = found.jobs
         if found.older is not None and len(jobs) <= PER_PAGE:
             older_url = _url(base, queue, status, q, before=found.older)
     else:
-        jobs = sdk.list_jobs(queue, status, limit=PER_PAGE + 1, offset=pager.offset)
+        jobs = sdk.list_job_rows(queue, status, limit=PER_PAGE + 1, offset=pager.offset)
     pager = fetched(pager, len(jobs) + len(jobs.corrupt))
     tabs = [{"status": None, "label": "All", "count": sum(counts.values()),
              "url": _url(base, queue, None, q), "current": status is None}]

@@ -6,6 +6,7 @@ from django.urls import path, register_converter
 from django.views.generic import RedirectView
 
 from .dead_letters import dead_letters, dead_letters_action
+from .download import download
 from .job import job, job_action
 from .jobs import jobs, jobs_bulk
 from .live import live
@@ -38,6 +39,9 @@ urlpatterns = [
     path("jobs/<str:queue>/<path:job_id>/<remq_job_action:action>/", job_action,
          name="job_action"),
     path("jobs/<str:queue>/<path:job_id>/", job, name="job"),
+    # a job's whole value (the job page previews large ones): its name before the id,
+    # which may hold "/"
+    path("download/<str:queue>/<str:name>/<path:job_id>", download, name="download"),
     path("dead-letters/", dead_letters, name="dead_letters"),
     path("dead-letters/action/", dead_letters_action, name="dead_letters_action"),
     path("workers/", workers, name="workers"),

@@ -1,18 +1,26 @@
 """The Sdk's job listings: one queue's page, pages merged across queues (deep ones by
-bisecting on the index score), and the windowed search by id or name."""
+bisecting on the index score), and the windowed search by id or name; and the bounded
+reads the admin pages make (:mod:`.bounded`): listing rows, a job's preview, one value
+whole."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
+
+import redis.exceptions
+from redis.client import NEVER_DECODE
 
 from ..errors import CorruptRecord, InvalidOptions
 from ..store.keys import QueueKeys
 from ..store.records import decode
 from ..types import AdminJobData, JobStatus
+from . import bounded
 from . import ops as ac
-from .base import SdkBase, check_page
+from .base import SdkBase, check_job_id, check_page
+from .bounded import PREVIEW_CAP, JobPreview
 from .ops import ListedJob
 from .plan import Plan
 
@@ -25,6 +33,8 @@ SEARCH_WINDOW = 4_000
 #: deeper pages bisect on the index score first.
 SHALLOW = 1000
 PROBES = 16
+#: The values :meth:`ListingPlans.get_job_value` hands out whole.
+VALUE_FIELDS = ("data", "result", "progress", "errors")
 
 
 @dataclass(frozen=True)
@@ -59,28 +69,104 @@ class JobSearch:
 
 
 class ListingPlans(SdkBase):
-    """Pages of jobs, newest first, from the per-status indexes."""
+    """Pages of jobs, newest first, from the per-status indexes. The public methods here
+    are the bounded reads of the admin pages (the listings' are in :mod:`.client`)."""
+
+    def list_job_rows(self, queue: str | None = None, status: str | None = None,
+                      limit: int = 100, offset: int = 0) -> JobList:
+        """:meth:`list_jobs` reading only what a listing shows: no ``data`` or ``result``
+        (``None``), progress and errors up to ``bounded.ROW_CAP`` bytes each (past it, the
+        percent and the latest error), so a page costs the same with 20 MB jobs in it."""
+        return self._run(self._list_jobs(queue, status, limit, offset, rows=True))
+
+    async def alist_job_rows(self, queue: str | None = None, status: str | None = None,
+                             limit: int = 100, offset: int = 0) -> JobList:
+        return await self._arun(self._list_jobs(queue, status, limit, offset, rows=True))
+
+    def search_job_rows(self, search: str, queue: str | None = None,
+                        status: str | None = None, limit: int = 100, offset: int = 0,
+                        before: float | None = None) -> JobSearch:
+        """:meth:`search_jobs` with rows as :meth:`list_job_rows` reads them."""
+        return self._run(self._search_jobs(search, queue, status, limit, offset, before,
+                                           rows=True))
+
+    async def asearch_job_rows(self, search: str, queue: str | None = None,
+                               status: str | None = None, limit: int = 100, offset: int = 0,
+                               before: float | None = None) -> JobSearch:
+        return await self._arun(self._search_jobs(search, queue, status, limit, offset,
+                                                  before, rows=True))
+
+    def get_job_preview(self, job_id: str, queue: str, cap: int = PREVIEW_CAP
+                        ) -> JobPreview | None:
+        """:meth:`get_job` with every value over ``cap`` bytes cut in Redis (its size and
+        first bytes in ``cuts``; :meth:`get_job_value` reads it whole); ``None`` if there
+        is no such job."""
+        return self._run(self._job_preview(job_id, queue, cap))
+
+    async def aget_job_preview(self, job_id: str, queue: str, cap: int = PREVIEW_CAP
+                               ) -> JobPreview | None:
+        return await self._arun(self._job_preview(job_id, queue, cap))
+
+    def get_job_value(self, job_id: str, queue: str, name: str) -> bytes | None:
+        """One value of a job's record (``data``, ``result``, ``progress`` or ``errors``),
+        whole, as the bytes stored (JSON); ``None`` when the job or the value is missing."""
+        key = self._value_key(job_id, queue, name)
+        try:
+            value = cast(Any, self.conn.sync).execute_command("HGET", key, name,
+                                                              **{NEVER_DECODE: True})
+        except redis.exceptions.ResponseError:  # WRONGTYPE: not a record
+            return None
+        return value if value is None else bytes(value)
+
+    async def aget_job_value(self, job_id: str, queue: str, name: str) -> bytes | None:
+        key = self._value_key(job_id, queue, name)
+        try:
+            value = await cast(Any, self.conn.aio).execute_command("HGET", key, name,
+                                                                   **{NEVER_DECODE: True})
+        except redis.exceptions.ResponseError:
+            return None
+        return value if value is None else bytes(value)
+
+    def _value_key(self, job_id: str, queue: str, name: str) -> str:
+        check_job_id(job_id)
+        if name not in VALUE_FIELDS:
+            raise InvalidOptions(f"value {name!r}: one of {', '.join(VALUE_FIELDS)}")
+        return self._qk(queue).job(job_id)
+
+    def _job_preview(self, job_id: str, queue: str, cap: int) -> Plan[JobPreview | None]:
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise InvalidOptions(f"cap must be an int >= 1 (bytes), got {cap!r}")
+        check_job_id(job_id)
+        [[(fields, logs)]] = yield [bounded.read_preview(self._qk(queue), job_id, cap)]
+        if not fields:
+            return None
+        fields, cuts = bounded.preview(fields)
+        return JobPreview(decode(fields, logs, queue), cuts)
 
     def _list_jobs(self, queue: str | None = None, status: str | None = None, limit: int = 100,
-                   offset: int = 0, search: str | None = None) -> Plan[JobList]:
+                   offset: int = 0, search: str | None = None, *, rows: bool = False
+                   ) -> Plan[JobList]:
         statuses = _statuses(status)
         check_page(limit, offset)
         if queue is not None and not search:
-            [page] = yield [ac.list_page(self._qk(queue), statuses, offset, limit)]
-            return _decoded((queue, e) for e in page.entries)
+            qk = self._qk(queue)
+            [page] = yield [bounded.rows_page(qk, statuses, offset, limit) if rows
+                            else ac.list_page(qk, statuses, offset, limit)]
+            return _decoded(((queue, e) for e in page.entries), rows)
         queues = [queue] if queue is not None else (yield [ac.queue_names(self.keys)])[0]
         qks = [self._qk(q) for q in queues]
         if not qks:
             return JobList()
         if search:
-            found = yield from self._search(qks, queues, statuses, search, offset, limit, None)
+            found = yield from self._search(qks, queues, statuses, search, offset, limit, None,
+                                            rows)
             return found.jobs
         picked = yield from _merged_page(queues, qks, statuses, offset, limit)
-        return (yield from self._records(picked))
+        return (yield from self._records(picked, rows))
 
     def _search_jobs(self, search: str, queue: str | None = None, status: str | None = None,
-                     limit: int = 100, offset: int = 0, before: float | None = None
-                     ) -> Plan[JobSearch]:
+                     limit: int = 100, offset: int = 0, before: float | None = None, *,
+                     rows: bool = False) -> Plan[JobSearch]:
         statuses = _statuses(status)
         check_page(limit, offset)
         if not isinstance(search, str) or not search:
@@ -93,10 +179,11 @@ class ListingPlans(SdkBase):
         qks = [self._qk(q) for q in queues]
         if not qks:
             return JobSearch(JobList(), None)
-        return (yield from self._search(qks, queues, statuses, search, offset, limit, before))
+        return (yield from self._search(qks, queues, statuses, search, offset, limit, before,
+                                        rows))
 
     def _search(self, qks: Sequence[QueueKeys], queues: Sequence[str], statuses: Sequence[str],
-                search: str, offset: int, limit: int, before: float | None
+                search: str, offset: int, limit: int, before: float | None, rows: bool = False
                 ) -> Plan[JobSearch]:
         """One window per queue; only matches above the highest cut are certain to be the
         newest (below it some queue was not searched), so the page is taken from those and
@@ -111,19 +198,23 @@ class ListingPlans(SdkBase):
         older = None
         if cut is not None:  # a window of jobs sharing one ms: step past it, not forever
             older = cut if before is None or cut < before else before - 1
-        return JobSearch((yield from self._records(picked)), older)
+        return JobSearch((yield from self._records(picked, rows)), older)
 
-    def _records(self, picked: list[tuple[str, ListedJob]]) -> Plan[JobList]:
-        """Records of the picked (queue, entry) pairs, in order: one call per queue."""
+    def _records(self, picked: list[tuple[str, ListedJob]], rows: bool = False
+                 ) -> Plan[JobList]:
+        """Records (or rows) of the picked (queue, entry) pairs, in order: one call per
+        queue."""
         by_queue: dict[str, list[str]] = {}
         for q, e in picked:
             by_queue.setdefault(q, []).append(e.id)
-        replies = yield [ac.read(self._qk(q), ids) for q, ids in by_queue.items()]
+        read = bounded.read_rows if rows else ac.read
+        replies = yield [read(self._qk(q), ids) for q, ids in by_queue.items()]
         found: dict[tuple[str, str], dict[str, str]] = {}
         for (q, ids), records in zip(by_queue.items(), replies, strict=True):
             for job_id, (fields, _) in zip(ids, records, strict=True):
                 found[(q, job_id)] = fields
-        return _decoded((q, ListedJob(e.id, e.score, found[(q, e.id)])) for q, e in picked)
+        return _decoded(((q, ListedJob(e.id, e.score, found[(q, e.id)])) for q, e in picked),
+                        rows)
 
 
 def _statuses(status: str | None) -> tuple[str, ...]:
@@ -171,7 +262,7 @@ def _merged_page(queues: Sequence[str], qks: Sequence[QueueKeys], statuses: Sequ
     return _merge(queues, [p.entries for p in pages])[skip:skip + limit]
 
 
-def _decoded(entries: Iterable[tuple[str, ListedJob]]) -> JobList:
+def _decoded(entries: Iterable[tuple[str, ListedJob]], rows: bool = False) -> JobList:
     """The listed (queue, entry) pairs' jobs, in order; a record that expired meanwhile
     is left out (its index entry goes with the next trim), one that does not read is
     named in ``corrupt``."""
@@ -180,7 +271,8 @@ def _decoded(entries: Iterable[tuple[str, ListedJob]]) -> JobList:
         if not entry.fields:
             continue
         try:
-            out.append(decode(entry.fields, None, queue))
+            out.append(decode(bounded.row_fields(entry.fields) if rows else entry.fields,
+                              None, queue))
         except CorruptRecord as exc:
             log.warning("%s (left out of the listing)", exc)
             out.corrupt.append(CorruptJob(entry.id, queue, exc))

@@ -98,3 +98,66 @@ end
 local function reply(code, id, status)
   return {code, status or '', record(id)}
 end
+
+-- Bounded reads (admin_list's and admin_read's modes for the admin pages): values over
+-- `cap` bytes stay in Redis. Mode 'rows:<cap>' is a listing's row (no data or result,
+-- which rows do not show, not even read), 'preview:<cap>' the job page's record.
+local CUT, TAIL_FIELDS = '__cut__', {errors = true, progress = true}
+local ROW_SKIP, NO_SKIP = {data = true, result = true}, {}
+local function bounded_mode(arg)
+  local mode, cap = string.match(arg, '^(%a+):(%d+)$')
+  if mode == 'rows' then return ROW_SKIP, tonumber(cap) end
+  if mode == 'preview' then return NO_SKIP, tonumber(cap) end
+  return nil, nil
+end
+
+-- i moved by step (-1 or 1) until s[i] starts a UTF-8 character: a cut between bytes of
+-- one character would not decode
+local function char_start(s, i, step)
+  while i >= 1 and i <= #s do
+    local b = string.byte(s, i)
+    if b < 128 or b >= 192 then return i end
+    i = i + step
+  end
+  return i
+end
+
+-- The record with each value over `cap` bytes left out and described in a last pair
+-- CUT = JSON [[field, size in bytes, part], ...]: part is its first `cap` bytes, or its
+-- last for errors and progress (where the latest error and the percent are). Fields in
+-- `skip` are left out unread. Read in Lua, so no large value crosses the wire.
+local function bounded_record(id, cap, skip)
+  local key = JOBS .. id
+  if redis.call('TYPE', key)['ok'] ~= 'hash' then return record(id) end
+  local flat, cuts = {}, {}
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    local size = skip[f] and -1 or redis.call('HSTRLEN', key, f)
+    if size >= 0 and size <= cap then
+      flat[#flat + 1] = f
+      flat[#flat + 1] = redis.call('HGET', key, f)
+    elseif size > cap then
+      local v, part = redis.call('HGET', key, f), nil
+      if TAIL_FIELDS[f] then part = string.sub(v, char_start(v, size - cap + 1, 1))
+      else part = string.sub(v, 1, char_start(v, cap + 1, -1) - 1) end
+      cuts[#cuts + 1] = {f, size, part}
+    end
+  end
+  if #cuts > 0 then
+    flat[#flat + 1] = CUT
+    flat[#flat + 1] = cjson.encode(cuts)
+  end
+  return utf8_fields(flat)
+end
+
+-- The job's log lines, each over `cap` bytes replaced by a line saying so.
+local function bounded_logs(id, cap)
+  local lines = log_lines(id)
+  for i, line in ipairs(lines) do
+    if #line > cap then
+      lines[i] = cjson.encode({message = string.format('[a log line of %d bytes, over the '
+        .. '%d shown]', #line, cap), timestamp = tonumber(
+        string.match(line, '"timestamp":(%d+)}$') or '0')})
+    end
+  end
+  return lines
+end

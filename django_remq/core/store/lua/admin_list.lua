@@ -1,7 +1,8 @@
 -- admin_list: pages of a queue's jobs, newest first, from the status indexes (no SCAN).
 -- KEYS/ARGV[1..3]: see _admin.lua.
 -- ARGV[4] mode   ARGV[5] statuses to include, comma-separated (names from STATUSES, _lib.lua)
--- ARGV[6] "1" to include each job's record in entries
+-- ARGV[6] "1" to include each job's record in entries, "rows:<cap>" its bounded row
+--   (_admin.lua's bounded_record), "0" neither
 -- Order: index score descending (the time a job entered its status; run-at for
 -- delayed jobs), ties by status order, then id descending, as ZREVRANGE does.
 -- mode "page"    ARGV[7] offset  ARGV[8] limit  -> {total, entries}
@@ -23,9 +24,10 @@
 -- An entry is {id, score, record fields or {}}.
 local statuses = {}
 for s in string.gmatch(ARGV[5], '[^,]+') do statuses[#statuses + 1] = s end
-local with_records = ARGV[6] == '1'
+local with_records, skip, cap = ARGV[6] == '1', bounded_mode(ARGV[6])
 
 local function entry(id, score)
+  if skip then return {id, score, bounded_record(id, cap, skip)} end
   return {id, score, with_records and record(id) or {}}
 end
 
