@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -55,10 +56,18 @@ KINDS = {"oversized": (OVERSIZED, 1), "refused": (REFUSED, 201), "tiny": (TINY, 
          "pings": (PINGS, 500)}
 
 
-async def upgraded(port: int, host: str = "127.0.0.1") -> tuple[asyncio.StreamReader,
-                                                                  asyncio.StreamWriter]:
-    """A raw connection past the opening handshake, its reading paused for good."""
-    reader, writer = await asyncio.open_connection(host, port)
+async def upgraded(port: int, host: str = "127.0.0.1", rcvbuf: int | None = None
+                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw connection past the opening handshake, its reading paused for good;
+    ``rcvbuf``: a small receive window, so that what it leaves unread backs up into the
+    server soon (the kernel's would otherwise take megabytes of replies first)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    host = f"[{host}]" if ":" in host else host
     writer.write(UPGRADE.format(host=f"{host}:{port}").encode())
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     if not head.startswith(b"HTTP/1.1 101"):
@@ -168,3 +177,36 @@ async def run_a_task(stack: Stack, port: int) -> dict[str, Any]:
             msg = json.loads(await asyncio.wait_for(ws.recv(), 30))
             if msg["type"] == "task_finished" and msg["taskId"] == queued["taskId"]:
                 return dict(msg)
+
+
+async def fill(writer: asyncio.StreamWriter, stalled: float = 3.0, most: float = 20.0) -> float:
+    """Send the smallest frames (each one a reply no one reads) until the server stops
+    reading them for ``stalled`` s, or ``most`` s pass; when it last took some."""
+    started = last = time.monotonic()
+    while time.monotonic() - started < most:
+        writer.write(TINY)
+        try:
+            await asyncio.wait_for(writer.drain(), stalled)
+        except TimeoutError:
+            break
+        last = time.monotonic()
+    return last
+
+
+async def read_until_close(reader: asyncio.StreamReader, timeout: float = 5.0
+                           ) -> tuple[int, int | None]:
+    """Server frames (never masked) until a close frame: how many came before it, and
+    its close code (``None``: the connection ended, or went quiet, without one)."""
+    frames = 0
+    try:
+        while True:
+            head = await asyncio.wait_for(reader.readexactly(2), timeout)
+            n = head[1] & 0x7F
+            if n >= 126:
+                n = int.from_bytes(await reader.readexactly(2 if n == 126 else 8), "big")
+            payload = await asyncio.wait_for(reader.readexactly(n), timeout)
+            if head[0] & 0x0F == 0x8:
+                return frames, int.from_bytes(payload[:2], "big") if n >= 2 else None
+            frames += 1
+    except (TimeoutError, OSError, asyncio.IncompleteReadError):
+        return frames, None

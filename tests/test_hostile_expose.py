@@ -6,14 +6,29 @@ connections that never finish the upgrade, and where the server listens."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-from .hostile_clients import RssWatch, flood, open_sockets, run_a_task, served_on, start_exposed
+from .hostile_clients import (
+    RssWatch,
+    fill,
+    flood,
+    open_sockets,
+    read_until_close,
+    run_a_task,
+    served_on,
+    start_exposed,
+    upgraded,
+)
 from .process_stack import Stack
-from .workers import free_port
+from .workers import ROOT, await_until, free_port, wait_until
 
 pytestmark = pytest.mark.processes
 
@@ -48,3 +63,144 @@ def test_a_flood_of_frames_no_one_reads_leaves_the_worker_as_it_was(
     assert watch.peak - baseline < 60 * MB, figures
     assert after - baseline < 20 * MB, figures
     assert asyncio.run(run_a_task(stack, port))["status"] == "completed"
+
+
+def test_a_client_that_reads_nothing_is_closed_1013_then_dropped(
+        stack: Stack, tmp_path: Path) -> None:
+    """Two clients send frames that each get a reply and read none: once the server has
+    waited SEND_TIMEOUT_S on them it closes both with 1013 (one that reads then finds
+    its replies and the close frame), and drops the one that never reads when the
+    close times out; a real client is served throughout."""
+    from django_remq.consumers.expose import CLOSE_TIMEOUT_S, SEND_TIMEOUT_S, SLOW_CLIENT_CODE
+
+    port, log = free_port(), tmp_path / "worker.log"
+    worker = start_exposed(stack, log, str(port))
+    served_on(port=port, proc=worker)
+
+    def closed_for_not_reading(client: asyncio.StreamWriter) -> bool:
+        peer = f"127.0.0.1:{client.get_extra_info('sockname')[1]}"
+        return f"closing the connection of {peer}: it has not read" in log.read_text()
+
+    async def scenario() -> tuple[tuple[int, int | None], float, float]:
+        started = time.monotonic()
+        (late, late_writer), (_, never) = [await upgraded(port, rcvbuf=4096) for _ in "ab"]
+        never_port = never.get_extra_info("sockname")[1]
+        await asyncio.gather(fill(late_writer), fill(never))
+        assert (await run_a_task(stack, port))["status"] == "completed"
+        assert await await_until(lambda: closed_for_not_reading(late_writer), 40)
+        closed = time.monotonic() - started
+        late_writer.transport.resume_reading()  # type: ignore[attr-defined]
+        replies_then_close = await read_until_close(late)
+        late_writer.transport.abort()
+        assert closed_for_not_reading(never)
+        assert await await_until(lambda: all(
+            c.raddr.port != never_port for c in open_sockets(worker.pid, port)), 40)
+        never.transport.abort()
+        return replies_then_close, closed, time.monotonic() - started
+
+    (replies, code), closed, dropped = asyncio.run(asyncio.wait_for(scenario(), 90))
+    assert replies > 1000  # the refusals it did not read, then
+    assert code == SLOW_CLIENT_CODE
+    assert SEND_TIMEOUT_S < closed < SEND_TIMEOUT_S + 10
+    assert dropped < SEND_TIMEOUT_S + CLOSE_TIMEOUT_S + 10
+    assert asyncio.run(run_a_task(stack, port))["status"] == "completed"
+
+
+def test_half_open_handshakes_are_closed_within_the_bound(stack: Stack, tmp_path: Path) -> None:
+    """Connections that never finish the HTTP upgrade (silent, half a request, a byte at
+    a time) are closed by the server within OPEN_TIMEOUT_S; a real client is served
+    meanwhile."""
+    from django_remq.consumers.expose import OPEN_TIMEOUT_S
+
+    port = free_port()
+    worker = start_exposed(stack, tmp_path / "worker.log", str(port))
+    served_on(port=port, proc=worker)
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+
+    async def closed_after(reader: asyncio.StreamReader, started: float) -> float:
+        with contextlib.suppress(OSError):
+            await reader.read()  # until the server ends it
+        return time.monotonic() - started
+
+    async def trickle(writer: asyncio.StreamWriter) -> None:
+        for byte in request * 10:  # one byte every half second: never a whole request
+            try:
+                writer.write(bytes([byte]))
+                await writer.drain()
+            except OSError:
+                return
+            await asyncio.sleep(0.5)
+
+    async def scenario() -> tuple[list[float], str]:
+        started = time.monotonic()
+        conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(30)]
+        for _, writer in conns[10:20]:
+            writer.write(request)  # half a request
+        trickles = [asyncio.create_task(trickle(writer)) for _, writer in conns[20:]]
+        served = await run_a_task(stack, port)
+        after = await asyncio.gather(*(closed_after(reader, started) for reader, _ in conns))
+        for task in trickles:
+            task.cancel()
+        for _, writer in conns:
+            writer.transport.abort()
+        return after, served["status"]
+
+    after, status = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert status == "completed"
+    assert all(OPEN_TIMEOUT_S - 1 < t < OPEN_TIMEOUT_S + 5 for t in after), after
+    assert not open_sockets(worker.pid, port)
+
+
+def listening(pid: int, port: int) -> set[str]:
+    return {c.laddr.ip for c in psutil.Process(pid).net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+
+
+def other_address() -> str | None:
+    """An IPv4 address of this machine that is not loopback, if it has one."""
+    for addresses in psutil.net_if_addrs().values():
+        for a in addresses:
+            if a.family == socket.AF_INET and not a.address.startswith("127."):
+                return str(a.address)
+    return None
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_it_listens_on_loopback_unless_told_where(stack: Stack, tmp_path: Path) -> None:
+    """A bare PORT listens on 127.0.0.1 only; 0.0.0.0:PORT and [::1]:PORT where they
+    say; an address it cannot listen on stops the worker with one line."""
+    ports = {"default": free_port(), "wide": free_port(), "v6": free_port()}
+    workers = {"default": start_exposed(stack, tmp_path / "d.log", str(ports["default"])),
+               "wide": start_exposed(stack, tmp_path / "w.log", f"0.0.0.0:{ports['wide']}"),
+               "v6": start_exposed(stack, tmp_path / "6.log", f"[::1]:{ports['v6']}")}
+    for name in ("default", "wide"):
+        served_on(port=ports[name], proc=workers[name])
+    assert wait_until(lambda: listening(workers["v6"].pid, ports["v6"]), 60)
+    assert listening(workers["default"].pid, ports["default"]) == {"127.0.0.1"}
+    assert listening(workers["wide"].pid, ports["wide"]) == {"0.0.0.0"}
+    assert listening(workers["v6"].pid, ports["v6"]) == {"::1"}
+    other = other_address()
+    if other is not None:
+        assert not reachable(other, ports["default"])
+        assert reachable(other, ports["wide"])
+    assert asyncio.run(run_a_task(stack, ports["default"]))["status"] == "completed"
+
+    async def upgrade_v6() -> None:
+        _, writer = await upgraded(ports["v6"], "::1")
+        writer.transport.abort()
+
+    asyncio.run(upgrade_v6())
+    taken = ports["default"]
+    run = subprocess.run([sys.executable, "-m", "django", "runworker_remq", "--expose",
+                          str(taken)], env=stack.env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert run.returncode == 1, run.stderr
+    assert f"cannot listen on ws://127.0.0.1:{taken}/" in run.stderr
+    assert "Traceback" not in run.stderr

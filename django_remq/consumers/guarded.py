@@ -7,12 +7,15 @@ not the client reads them, and after it starts a close reads and discards whatev
 the client still sends until the close timeout. Here bytes read are parsed a slice at
 a time while websockets wants frames (the rest wait as bytes, and the socket is not
 read meanwhile); a client that makes us queue pongs it does not read, or goes on
-sending after the close, is dropped.
+sending after the close, is dropped. The kernel's buffers of the socket are fixed at
+:data:`SOCKET_BUFFER_BYTES` each way: left to grow, they hold megabytes for a client
+that reads nothing before a send of ours even waits (and the send timeout starts).
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -23,6 +26,7 @@ log = logging.getLogger("django_remq.gateway")
 FEED_BYTES = 4096  # bytes read but not yet wanted are parsed this many at a time
 UNREAD_REPLY_BYTES = 256 * 1024  # pongs queued for a client that reads nothing
 CLOSING_READ_BYTES = 1 << 20  # read from a client once the close began, then dropped
+SOCKET_BUFFER_BYTES = 128 * 1024  # SO_SNDBUF and SO_RCVBUF (Linux doubles them)
 
 
 class GuardedConnection(ServerConnection):
@@ -33,6 +37,10 @@ class GuardedConnection(ServerConnection):
 
     def connection_made(self, transport: Any) -> None:
         self.backlog = bytearray()
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
