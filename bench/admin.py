@@ -1,6 +1,7 @@
 """Admin pages at scale: render time of every page with 100,000 jobs in one queue.
 
     python bench/admin.py [--url redis://127.0.0.1:6379/12] [--jobs 100000] [--runs 30]
+    python bench/admin.py --large 20 [--runs 10]     # one 20 MB job among small ones
 
 Seeds ``--jobs`` finished jobs (90% completed, 10% failed, record + status index, as the
 engine writes them) plus a few live ones in other queues, then requests each page through
@@ -8,18 +9,27 @@ Django's full stack (middleware, ``admin_view``, templates) as a logged-in super
 prints the best, median and worst render time in ms (target: under 50 ms), next to two
 floors (a Redis PING and Django's own admin index): on a shared host compare against
 them. Deletes its keys afterwards. Use a database nobody else uses.
+
+``--large MB``: 200 finished jobs and one waiting job with MB megabytes of data (written
+with the payload limit off, as a record from before it); prints, for the pages that list
+or show it, the median time, the response's size, the peak of Python's memory during
+one request (tracemalloc) and the growth of the process's peak RSS over all requests.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import resource
 import statistics
 import sys
 import time
+import tracemalloc
 import uuid
 from pathlib import Path
+from typing import Any
 
 import django
 import redis
@@ -100,11 +110,61 @@ def seed(r: redis.Redis, prefix: str, n: int) -> str:
     return failed_id
 
 
+def large(client: Any, r: redis.Redis, url: str, prefix: str, mb: int,
+          runs: int) -> None:
+    """The pages that list or show one job of ``mb`` MB (see the module's docstring)."""
+    from django.urls import NoReverseMatch, reverse
+
+    from django_remq.core import TaskManager
+
+    t0 = time.perf_counter()
+    seed(r, prefix, 200)
+    try:  # the limit off: a record from before it (older versions have no limit)
+        tm = TaskManager.init(db=url, prefix=prefix, max_payload_bytes=None)
+    except TypeError:
+        tm = TaskManager.init(db=url, prefix=prefix)
+    big = tm.emit("import-rows", queue=QUEUE, data={"rows": "x" * (mb * 1024 * 1024)})
+    tm.conn.close()
+    print(f"seeded 200 finished jobs and one of {mb} MB in {QUEUE!r} in "
+          f"{time.perf_counter() - t0:.1f} s")
+    jobs = reverse("remq_admin:jobs")
+    pages = [("jobs (all queues, page 1)", jobs), (f"jobs ({QUEUE}, page 1)",
+                                                   f"{jobs}?queue={QUEUE}"),
+             ("live JSON (jobs page, every 2 s)",
+              reverse("remq_admin:live") + f"?view=jobs&queue={QUEUE}"),
+             ("job (the large one)", reverse("remq_admin:job", args=[QUEUE, big]))]
+    with contextlib.suppress(NoReverseMatch):  # not in older versions
+        pages.append(("download (its data, whole)",
+                      reverse("remq_admin:download", args=[QUEUE, "data", big])))
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{'page':<36} {'median ms':>10} {'bytes':>12} {'peak MB':>9}  ({runs} renders; "
+          f"peak RSS before: {rss0 / 1024:.0f} MB)")
+    for name, page in pages:
+        client.get(page)  # warm
+        times, size = [], 0
+        for _ in range(runs):
+            t = time.perf_counter()
+            response = client.get(page)
+            times.append((time.perf_counter() - t) * 1000)
+            assert response.status_code == 200, page
+            size = len(response.content)
+        tracemalloc.start()
+        client.get(page)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"{name:<36} {statistics.median(times):>10.1f} {size:>12,} "
+              f"{peak / 1024 / 1024:>9.1f}")
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"peak RSS after: {rss1 / 1024:.0f} MB (+{(rss1 - rss0) / 1024:.0f} MB)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", default="redis://127.0.0.1:6379/12")
     ap.add_argument("--jobs", type=int, default=100_000)
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--large", type=int, default=0, metavar="MB",
+                    help="one job of MB megabytes among 200 small ones (see above)")
     opts = ap.parse_args()
     prefix = f"bench-admin-{uuid.uuid4().hex[:6]}"
     os.environ.pop("REMQ_REDIS_URL", None)
@@ -121,6 +181,14 @@ def main() -> None:
     client = Client()
     client.force_login(User.objects.create_superuser("bench", "b@example.com", "x"))
     r = redis.Redis.from_url(opts.url, decode_responses=True)
+    if opts.large:
+        try:
+            large(client, r, opts.url, prefix, opts.large, opts.runs)
+        finally:
+            for key in r.scan_iter(f"{prefix}:*", count=10_000):
+                r.unlink(key)
+            r.close()
+        return
     try:
         t0 = time.perf_counter()
         failed_id = seed(r, prefix, opts.jobs)

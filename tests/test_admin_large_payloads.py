@@ -47,14 +47,15 @@ def peak_of(call: Callable[[], Any]) -> tuple[Any, int]:
 
 @pytest.fixture
 def big(redis_url: str, prefix: str) -> Iterator[dict[str, str]]:
-    """The jobs of make_jobs, and a job with 20 MB of data and a 2 MB result, written with
-    the limit off (a record from before the limit, or another producer)."""
+    """The jobs of make_jobs, and a job with 20 MB of data and a 512 KB result, written
+    with the limit off (a record from before the limit, or another producer)."""
     with remq_at(redis_url, prefix):
         ids = make_jobs(redis_url, prefix)
         tm = TaskManager.init(db=redis_url, prefix=prefix, max_payload_bytes=None)
         ids["big"] = tm.emit("import-rows", data=BIG_DATA)
         tm.conn.sync.hset(tm.keys.queue("default").job(ids["big"]), "result",
-                          json.dumps({"report": "r" * (2 * MB)}))
+                          json.dumps({"report": "é" * 1000 + "r" * (MB // 2)},
+                                     ensure_ascii=False))
         tm.conn.close()
         yield ids
 
@@ -108,11 +109,11 @@ def test_the_job_page_shows_a_bounded_preview_and_links_the_downloads(admin_clie
     response, peak = peak_of(lambda: admin_client.get(url))
     assert response.status_code == 200
     html = response.content.decode()
-    assert len(html) < 4 * PREVIEW_CAP, len(html)  # a data and a result preview, escaped
+    assert len(html) < 3 * PREVIEW_CAP, len(html)  # the result's preview, and the rest
     assert peak < 8 * MB, peak
-    assert "é" * 100 in html  # the start of the data, as stored
-    assert "20.0\xa0MB, too large to show here" in html
-    assert "Result: 2.0\xa0MB" in html
+    assert "Data: 20.0\xa0MB, too large to show here. <a" in html  # not read at all
+    assert "Result: 514.0\xa0KB, too large to show here; the first 64.0\xa0KB above" in html
+    assert "{&quot;report&quot;: &quot;" + "é" * 1000 in html  # the result's start, escaped
     for name in ("data", "result"):
         assert reverse("remq_admin:download", args=["default", name, big["big"]]) in html
     live = admin_client.get(reverse("remq_admin:live") + f"?view=job&queue=default&job_id="
@@ -162,11 +163,11 @@ def test_cut_progress_and_errors_still_show_the_percent_and_the_latest_error(
         tm = TaskManager.init(db=redis_url, prefix=prefix)
         tm.register_handler("report", boom)
         job_id = tm.emit("report", data={"n": 1})
-        asyncio.run(tm.run(burst=True))  # failed; then a long history, as if retried 40 times
+        asyncio.run(tm.run(burst=True))  # failed; then a long history, as if retried 20 times
         key = tm.keys.queue("default").job(job_id)
         errors = [{"message": f"attempt {i} failed: " + "m" * 3000, "type": "RuntimeError",
                    "traceback": "t" * 8000, "attempt": i, "timestamp": 1_700_000_000_000 + i}
-                  for i in range(1, 41)]
+                  for i in range(1, 21)]
         r.hset(key, mapping={
             "progress": json.dumps({"data": "p" * (5 * ROW_CAP), "progress": 42}),
             "errors": json.dumps(errors, separators=(",", ":"))})
@@ -174,38 +175,43 @@ def test_cut_progress_and_errors_still_show_the_percent_and_the_latest_error(
         sdk = Sdk(redis_url, prefix=prefix)
         [row] = sdk.list_job_rows("default")
         assert row.progress == {"progress": 42.0}
-        assert [e.attempt for e in row.errors] == [40]
-        assert row.errors[0].message.startswith("attempt 40 failed: ")
+        assert [e.attempt for e in row.errors] == [20]
+        assert row.errors[0].message.startswith("attempt 20 failed: ")
         preview = sdk.get_job_preview(job_id, "default")
         assert preview is not None
         assert set(preview.cuts) == {"progress", "errors"}
         assert preview.cuts["errors"].size == len(json.dumps(errors, separators=(",", ":")))
         shown = [e.attempt for e in preview.job.errors]
-        assert shown == list(range(41 - len(shown), 41))
+        assert shown == list(range(21 - len(shown), 21))
         assert 2 <= len(shown) < 10
         page = admin_client.get(reverse("remq_admin:job", args=["default", job_id]))
         html = page.content.decode()
         assert f"The latest {len(shown)} errors of a list of" in html
-        assert "attempt 40 failed" in html
+        assert "attempt 20 failed" in html
         assert "attempt 1 failed" not in html
         assert 'aria-valuenow="42"' in html
         listing = admin_client.get(reverse("remq_admin:jobs") + "?queue=default").content
         assert b'aria-valuenow="42"' in listing
-        assert b"attempt 40 failed" in listing
+        assert b"attempt 20 failed" in listing
         assert len(listing) < 100_000
+        many = json.dumps(errors * 20)  # over what a row reads at all
+        r.hset(key, "errors", many)
+        [row] = sdk.list_job_rows("default")
+        assert row.errors[0].message.startswith(f"(errors of {len(many):,} bytes")
+        assert "too large to show: open the job to download them" in row.errors[0].message
 
 
 def test_a_preview_cuts_between_characters(r, redis_url, prefix):
     tm = TaskManager.init(db=redis_url, prefix=prefix, max_payload_bytes=None)
     for text in ("é" * 40_000, "a" + "é" * 40_000, "\U0001f600" * 20_000, "ab" + "€" * 30_000):
         job_id = tm.emit("anything", data=text)
-        preview = Sdk(redis_url, prefix=prefix).get_job_preview(job_id, "default", cap=1001)
+        preview = Sdk(redis_url, prefix=prefix).get_job_preview(job_id, "default", cap=10_001)
         assert preview is not None
         cut = preview.cuts["data"]
         stored = json.dumps(text, ensure_ascii=False)
         assert cut.size == len(stored.encode())
         assert stored.startswith(cut.part)
-        assert 1001 - 4 < len(cut.part.encode()) <= 1001
+        assert 10_001 - 4 < len(cut.part.encode()) <= 10_001
     tm.conn.close()
 
 

@@ -7,8 +7,10 @@ bounded_record): ``rows`` leaves out data and result, unread, and cuts the other
 values to :data:`ROW_CAP` bytes; ``preview`` cuts every value to the size asked.
 A cut value is left out of the fields and described under :data:`CUT`: its size and
 a part of it taken in Lua (the head; the tail for errors and progress, where the
-latest error and the percent are), so the whole never crosses the wire. What a page
-shows of a cut value is rebuilt here from that part.
+latest error and the percent are), so the whole never crosses the wire; a value over
+:data:`READ_MAX` times the cap is not read at all (reading any part of a value copies
+all of it inside Redis), its part is empty. What a page shows of a cut value is
+rebuilt here from that part.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ PREVIEW_CAP = 65_536
 CUT = "__cut__"
 #: A row's error message is cut to this many characters (the pages show 80).
 ROW_MESSAGE = 1000
+#: Values over this many times the cap are not read (``_admin.lua``'s READ_MAX).
+READ_MAX = 16
 TAIL_FIELDS = frozenset({"errors", "progress"})
 _PERCENT = re.compile(r'"progress":\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*\}\s*$')
 
@@ -41,7 +45,7 @@ _PERCENT = re.compile(r'"progress":\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*\}\s*
 @dataclass(frozen=True)
 class Cut:
     """A value too large to read whole: its ``size`` in bytes and the ``part`` read (its
-    first bytes; its last for errors and progress)."""
+    first bytes; its last for errors and progress; none over ``READ_MAX`` times the cap)."""
 
     size: int
     part: str
@@ -130,6 +134,8 @@ def _rebuilt(cuts: dict[str, Cut], message_chars: int | None, *,
         out["progress"] = jsonutil.dumps({"progress": float(m[1])})
     if "errors" in cuts:
         errors = latest_errors(cuts["errors"].part)
+        if not errors and last_only:
+            errors = [_unread(cuts["errors"].size)]
         if last_only:
             errors = errors[-1:]
         if message_chars is not None:
@@ -137,6 +143,12 @@ def _rebuilt(cuts: dict[str, Cut], message_chars: int | None, *,
                       for e in errors]
         out["errors"] = jsonutil.dumps(errors)
     return out
+
+
+def _unread(size: int) -> dict[str, Any]:
+    """An entry standing for errors too large to read: the row says so."""
+    return {"message": f"(errors of {size:,} bytes, too large to show: open the job to "
+            "download them)", "type": "", "traceback": "", "attempt": 0, "timestamp": 0}
 
 
 def latest_errors(tail: str) -> list[dict[str, Any]]:

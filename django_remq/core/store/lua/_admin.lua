@@ -124,8 +124,11 @@ end
 
 -- The record with each value over `cap` bytes left out and described in a last pair
 -- CUT = JSON [[field, size in bytes, part], ...]: part is its first `cap` bytes, or its
--- last for errors and progress (where the latest error and the percent are). Fields in
--- `skip` are left out unread. Read in Lua, so no large value crosses the wire.
+-- last for errors and progress (where the latest error and the percent are), cut in Lua
+-- so no large value crosses the wire; '' for a value over READ_MAX times `cap`, not read
+-- at all (any read copies the whole value inside Redis). Fields in `skip` are left out
+-- unread.
+local READ_MAX = 16
 local function bounded_record(id, cap, skip)
   local key = JOBS .. id
   if redis.call('TYPE', key)['ok'] ~= 'hash' then return record(id) end
@@ -135,6 +138,8 @@ local function bounded_record(id, cap, skip)
     if size >= 0 and size <= cap then
       flat[#flat + 1] = f
       flat[#flat + 1] = redis.call('HGET', key, f)
+    elseif size > READ_MAX * cap then
+      cuts[#cuts + 1] = {f, size, ''}
     elseif size > cap then
       local v, part = redis.call('HGET', key, f), nil
       if TAIL_FIELDS[f] then part = string.sub(v, char_start(v, size - cap + 1, 1))
