@@ -8,6 +8,12 @@ every task's events. Workers send them through the channel layer
 
 ``task_finished`` reaches a following connection exactly once: from the layer, or,
 if the layer lost it, from the job record (re-read every :data:`RECONCILE_S`).
+
+Client input keys nothing that outlives the frame before the policy has let it in: a
+refused frame leaves no state (a queue name a subscribe names is not remembered until
+a job is found there), and what a connection keeps is bounded (``watching`` by
+``max_in_flight``, ``done`` by :data:`MAX_DONE`). Each emit takes a hold of its user's
+(:mod:`.holds`), so one user's unfinished tasks are bounded across connections.
 """
 
 from __future__ import annotations
@@ -25,12 +31,21 @@ from ..conf import get_settings
 from ..core import TaskManager
 from ..core.errors import InvalidOptions
 from ..core.store import ops
-from ..core.store.keys import validate_queue_name
+from ..core.store.keys import check_queue_name
 from ..core.store.ops import NewJob, Watched
 from ..core.store.scripts import arun_many
 from .delivery import broadcast_group, task_group
+from .holds import Holds, holder
 from .policy import GatewayPolicy
-from .protocol import FINAL, ClientError, emit_fields, parse, task_id_of, wants_broadcast
+from .protocol import (
+    FINAL,
+    ClientError,
+    check_client_delay,
+    emit_fields,
+    parse,
+    task_id_of,
+    wants_broadcast,
+)
 
 log = logging.getLogger("django_remq.gateway")
 
@@ -38,13 +53,17 @@ REGISTRY_TTL_MS = 30_000  # a connection's registry entries outlive it by at mos
 REGISTRY_EVERY_S = 10.0
 RECONCILE_S = 2.0
 FINISH_GRACE_MS = 2_000  # a final state this old whose task_finished never came: send it
+MAX_DONE = 1000  # task_finished sent, remembered to drop a late duplicate (newest kept)
+DONE_KEEP_S = 60.0
 
 
 class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
-    """Mount under ``AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(...)))``."""
+    """Mount under ``RemqOriginValidator(AuthMiddlewareStack(URLRouter(...)))``
+    (:mod:`.origin`)."""
 
     tm: TaskManager
     policy: GatewayPolicy
+    holds: Holds
 
     async def connect(self) -> None:
         self.watching: dict[str, str] = {}  # task id -> queue, until its task_finished
@@ -59,6 +78,8 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         self.policy = GatewayPolicy.from_settings(get_settings().gateway)
         self.tm = await sync_to_async(get_task_manager, thread_sensitive=False)()
+        self.holds = Holds(self.tm.conn, self.tm.keys, holder(self.scope),
+                           self.policy.max_in_flight_per_user)
         await self.accept()
         if wants_broadcast(self.scope):
             if await self.policy.check("can_broadcast", self.scope):
@@ -113,6 +134,7 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     async def emit(self, msg: dict[str, Any]) -> None:
         event, queue, data, options = emit_fields(msg, self.policy.client_options)
+        check_client_delay(options, self.policy.max_client_delay_ms)
         queues = sorted({h.queue for h in self.tm.handlers
                          if h.event == event and queue in (None, h.queue)})
         if not queues:
@@ -139,16 +161,20 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         # the record says who follows it: the worker reads "watch" with the run fields
         job = NewJob(job.id, [*job.fields, "watch", "1", *(["owner", owner] if owner else [])],
                      job.run_at_ms, job.debounce, job.priority)
-        await self._follow(job.id, queue)  # in the group before the task can run
+        await self.holds.take(queue, job.id, job.run_at_ms)
         try:
+            await self._follow(job.id, queue)  # in the group before the task can run
             task_id = (await self.tm.aenqueue(queue, [job]))[0]
             if "id" in options:  # another emit of that id may have come first
                 await self._may_take(job.id, queue, owner, written=True)
         except BaseException:
             await self._unfollow(job.id)
+            await self.holds.release(queue, job.id)
             raise
         if task_id != job.id:  # merged into a pending trailing-debounced job
             await self._unfollow(job.id)
+            await self.holds.release(queue, job.id)
+            await self.holds.take(queue, task_id, job.run_at_ms, force=True)
             await self._follow(task_id, queue)
         await self.send_json({"type": "queued", "taskId": task_id})
 
@@ -167,7 +193,7 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     async def subscribe(self, task_id: str, queue: Any) -> None:
         if queue is not None:
             try:
-                validate_queue_name(queue)
+                check_queue_name(queue)  # remembers nothing: the name is the client's
             except ValueError as exc:
                 raise ClientError("invalid_message", f"\"queue\": {exc}", task_id) from None
         found = await self._lookup(task_id, queue)
@@ -216,16 +242,28 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     def _mark_finished(self, task_id: str) -> None:
         """Synchronous on purpose: the one place that lets a task_finished through."""
+        self.done.pop(task_id, None)  # to the end: the newest are kept
         self.done[task_id] = time.monotonic()
         queue = self.watching.pop(task_id, None)
         if queue is not None:
-            leave = asyncio.ensure_future(self.channel_layer.group_discard(
+            self._in_background(self.channel_layer.group_discard(
                 task_group(self.tm.keys.prefix, task_id), self.channel_name))
-            self._background.add(leave)
-            leave.add_done_callback(self._background.discard)
-        if len(self.done) > 1000:
-            cutoff = time.monotonic() - 60
-            self.done = {k: t for k, t in self.done.items() if t > cutoff}
+            self._in_background(self.holds.release(queue, task_id))
+        if len(self.done) > MAX_DONE:
+            cutoff = time.monotonic() - DONE_KEEP_S
+            kept = [(k, t) for k, t in self.done.items() if t > cutoff]
+            self.done = dict(kept[-MAX_DONE // 2:])
+
+    def _in_background(self, step: Any) -> None:
+        future = asyncio.ensure_future(step)
+        self._background.add(future)
+        future.add_done_callback(self._done_in_background)
+
+    def _done_in_background(self, future: asyncio.Future[Any]) -> None:
+        self._background.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("gateway: could not leave a finished task's group or hold (%s); "
+                        "both expire", future.exception())
 
     async def _send_finished(self, task_id: str, queue: str, state: Watched | None, *,
                              again: bool = False) -> None:
@@ -271,7 +309,9 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         client = self.tm.conn.aio
         queues = [queue] if queue else sorted(
             await client.smembers(self.tm.keys.queues))  # type: ignore[misc]
-        calls = [ops.watch(self.tm.keys.queue(q), task_id, flag=False) for q in queues]
+        # a client's queue name is not cached: a refused frame must leave nothing behind
+        calls = [ops.watch(self.tm.keys.queue(q, remember=not queue), task_id, flag=False)
+                 for q in queues]
         for q, state in zip(queues, await arun_many(client, calls) if calls else [],
                             strict=True):
             if state is not None:

@@ -5,7 +5,10 @@ may emit the allowed events and follow the tasks they emitted; staff may also fo
 any task and open a broadcast connection. Each rule is a dotted path to a callable
 (sync or async) taking the connection's ASGI ``scope`` first, so a project can say
 otherwise; ``client_options`` says which emit options a client may set (never ``id``
-unless listed). Validation is shared with ``manage.py check`` (:func:`gateway_problems`).
+unless listed). Limits bound what one client costs: a frame's size, the tasks one
+connection follows, the tasks one user holds in flight across connections and gateway
+processes, and how far ahead a client may delay a task; ``allowed_origins`` is read by
+:mod:`.origin`. Validation is shared with ``manage.py check`` (:func:`gateway_problems`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from asgiref.sync import sync_to_async
 from django.utils.module_loading import import_string
 
 from ..core.options import EMIT_KEYS
+from .origin import origin_problem
 from .protocol import CLIENT_OPTIONS
 
 if TYPE_CHECKING:
@@ -27,9 +31,15 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 DEFAULT_MAX_IN_FLIGHT = 100
+DEFAULT_MAX_IN_FLIGHT_PER_USER = 1000
+DEFAULT_MAX_CLIENT_DELAY_MS = 86_400_000  # a day
 POLICY_KEYS = ("can_emit", "can_subscribe", "can_broadcast")
-GATEWAY_KEYS = ("allowed_events", *POLICY_KEYS, "client_options", "max_message_bytes",
-                "max_in_flight")
+#: The limits, each an int setting: (default, lowest allowed).
+LIMITS = {"max_message_bytes": (DEFAULT_MAX_MESSAGE_BYTES, 1),
+          "max_in_flight": (DEFAULT_MAX_IN_FLIGHT, 1),
+          "max_in_flight_per_user": (DEFAULT_MAX_IN_FLIGHT_PER_USER, 1),
+          "max_client_delay_ms": (DEFAULT_MAX_CLIENT_DELAY_MS, 0)}
+GATEWAY_KEYS = ("allowed_events", *POLICY_KEYS, "client_options", *LIMITS, "allowed_origins")
 SIGNATURES = {"can_emit": "(scope, event, queue, data) -> bool",
               "can_subscribe": "(scope, task_id, owner) -> bool",
               "can_broadcast": "(scope) -> bool"}
@@ -76,18 +86,20 @@ class GatewayPolicy:
     can_subscribe: Callable[..., Any] = default_can_subscribe
     can_broadcast: Callable[..., Any] = default_can_broadcast
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # followed by one connection
+    max_in_flight_per_user: int = DEFAULT_MAX_IN_FLIGHT_PER_USER  # emitted, unfinished
+    max_client_delay_ms: int = DEFAULT_MAX_CLIENT_DELAY_MS
     client_options: frozenset[str] = CLIENT_OPTIONS  # emit options a client may set
 
     @classmethod
     def from_settings(cls, gateway: Mapping[str, Any]) -> GatewayPolicy:
-        rules = {key: _callable(gateway[key]) for key in POLICY_KEYS if gateway.get(key)}
+        rules: dict[str, Any] = {key: _callable(gateway[key]) for key in POLICY_KEYS
+                                 if gateway.get(key)}
+        limits = {key: gateway.get(key, default) for key, (default, _) in LIMITS.items()}
         allowed, options = gateway.get("allowed_events"), gateway.get("client_options")
         return cls(allowed_events=None if allowed is None else frozenset(allowed),
                    client_options=CLIENT_OPTIONS if options is None else frozenset(options),
-                   max_message_bytes=gateway.get("max_message_bytes",
-                                                 DEFAULT_MAX_MESSAGE_BYTES),
-                   max_in_flight=gateway.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT), **rules)
+                   **limits, **rules)
 
     def allowed(self, event: str) -> bool:
         if self.allowed_events is not None:
@@ -144,13 +156,28 @@ def gateway_problems(gateway: Any, *, import_paths: bool = True) -> list[Problem
                              f"of emit options, got {gateway['client_options']!r}.",
                              f"Choose from {', '.join(sorted(EMIT_KEYS))}; leave it out for "
                              f"{', '.join(sorted(CLIENT_OPTIONS))} (every one but 'id')."))
-    for key, default in (("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES),
-                         ("max_in_flight", DEFAULT_MAX_IN_FLIGHT)):
+    for key, (default, low) in LIMITS.items():
         value = gateway.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            found.append(Problem("remq.E021", f"REMQ['GATEWAY'][{key!r}] must be an int >= 1, "
-                                 f"got {value!r}.", f"Default: {default}."))
-    return found + _rule_problems(gateway, import_paths)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            found.append(Problem("remq.E021", f"REMQ['GATEWAY'][{key!r}] must be an int "
+                                 f">= {low}, got {value!r}.", f"Default: {default}."))
+    return found + _origin_problems(gateway) + _rule_problems(gateway, import_paths)
+
+
+def _origin_problems(gateway: Mapping[str, Any]) -> list[Problem]:
+    from ..conf import Problem
+
+    origins = gateway.get("allowed_origins")
+    if origins is None:
+        return []
+    if isinstance(origins, str) or not isinstance(origins, list | tuple):
+        return [Problem("remq.E021", f"REMQ['GATEWAY']['allowed_origins'] must be a list of "
+                        f"origins, got {origins!r}.", "Example: ['https://app.example.com']; "
+                        "leave it out to allow the site's own origin only (the Host of the "
+                        "handshake, which ALLOWED_HOSTS must allow, on its port).")]
+    return [Problem("remq.E021", f"REMQ['GATEWAY']['allowed_origins']: {why}.",
+                    "Browsers send the page's origin: scheme, host and port, nothing else.")
+            for why in map(origin_problem, origins) if why is not None]
 
 
 def _rule_problems(gateway: Mapping[str, Any], import_paths: bool) -> list[Problem]:

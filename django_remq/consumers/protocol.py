@@ -10,13 +10,21 @@ Emit options come in the original's camelCase (``retryCount``, ``retryDelayMs``,
 ``delayUntil`` as an ISO-8601 date or epoch ms) or in the Python API's snake_case;
 :func:`client_options` turns them into snake_case here, once, so everything after
 this module sees one spelling, and the client whitelist applies to that.
+
+Everything here is hostile input: a frame is refused with a :class:`ClientError`
+before it costs more than reading it (size, then nesting depth, then JSON), and the
+refusal never echoes more than a few dozen characters of what the client sent.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
 #: Emit options a client may set by default (``GATEWAY['client_options']`` replaces this
@@ -28,7 +36,17 @@ CLIENT_OPTIONS = frozenset({"attempts", "retry_count", "retry_delay_ms", "delay_
 ORIGINAL_OPTIONS = {"retryCount": "retry_count", "retryDelayMs": "retry_delay_ms",
                     "delayUntil": "delay_until"}
 FINAL = frozenset({"completed", "failed", "cancelled"})
+#: Deepest nesting of arrays and objects a frame may have (the frame's own object is 1).
+MAX_DEPTH = 64
+#: Longest event name, queue name and task id a client may send.
+MAX_NAME_LENGTH = 200
+#: Emit options that park a job: capped by ``GATEWAY['max_client_delay_ms']``.
+DELAY_OPTIONS = ("delay_ms", "retry_delay_ms")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class ClientError(Exception):
@@ -49,23 +67,91 @@ def parse(raw: str | bytes | None, max_bytes: int) -> dict[str, Any]:
     """One client frame as a dict with a ``type``; raises :class:`ClientError`."""
     if raw is None:
         raise ClientError("invalid_json", "empty frame; send a JSON object")
-    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if len(raw) > max_bytes:  # a character is at least a byte: no need to encode
+        raise ClientError("too_large", f"frame of {len(raw)} characters or bytes is over the "
+                          f"limit of {max_bytes} bytes (GATEWAY['max_message_bytes'])")
+    try:
+        size = len(raw) if isinstance(raw, bytes) or raw.isascii() else len(raw.encode())
+        raw = raw.decode() if isinstance(raw, bytes) else raw
+    except UnicodeError:
+        raise ClientError("invalid_json", "frame is not valid UTF-8 text; send JSON") from None
     if size > max_bytes:
         raise ClientError("too_large", f"frame of {size} bytes is over the limit of "
                           f"{max_bytes} (GATEWAY['max_message_bytes'])")
+    _check_depth(raw)
     try:
-        msg = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ClientError("invalid_json", f"frame is not valid JSON: {exc}") from None
+        msg = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+    except ValueError as exc:  # JSONDecodeError, an integer of over 4,300 digits
+        raise ClientError("invalid_json", f"frame is not valid JSON: {str(exc)[:120]}") from None
+    except RecursionError:  # _check_depth makes this unreachable; never a traceback
+        raise ClientError("invalid_json", _too_deep()) from None
+    if _SURROGATE_ESCAPE.search(raw):
+        _check_unicode(msg)
     if not isinstance(msg, dict):
         raise ClientError("invalid_message", "send a JSON object, e.g. {\"type\": \"emit\", "
                           "\"event\": \"generate-report\", \"data\": {}}")
     kind = msg.get("type", "emit")  # the original's clients send a bare {"event", ...}
     if kind not in ("emit", "subscribe", "unsubscribe"):
-        raise ClientError("unknown_type", f"unknown message type {kind!r}; use emit, "
+        raise ClientError("unknown_type", f"unknown message type {_short(kind)}; use emit, "
                           "subscribe or unsubscribe")
     msg["type"] = kind
     return msg
+
+
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` before the recursive parser sees it.
+    Counting brackets is one pass in C; only a frame with more than ``MAX_DEPTH`` of
+    them is measured (strings taken out first, then a running sum in C too)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    if max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH:
+        raise ClientError("invalid_json", _too_deep())
+
+
+def _too_deep() -> str:
+    return f"frame nests arrays and objects more than {MAX_DEPTH} deep; send flatter JSON"
+
+
+def _no_constant(name: str) -> Any:
+    raise ClientError("invalid_json", f"{name} is not JSON (NaN and Infinity cannot be sent)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ClientError("invalid_json", f"number {text[:40]} is out of range")
+    return value
+
+
+def _check_unicode(value: Any) -> None:
+    """Text must be storable: a lone surrogate (``"\\ud800"``) cannot be UTF-8."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ClientError("invalid_json", "frame has text that is not valid Unicode (a lone "
+                          "surrogate escape such as \\ud800)") from None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A client's value in an answer: its repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def name_of(msg: Mapping[str, Any], field: str, what: str) -> str | None:
+    """A name field (``queue``; absent is None): a string of at most
+    :data:`MAX_NAME_LENGTH` characters."""
+    value = msg.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ClientError("invalid_message", f"\"{field}\" must be a string, got "
+                          f"{_short(value)}")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ClientError("invalid_message", f"\"{field}\" is {len(value)} characters long; "
+                          f"{what} has at most {MAX_NAME_LENGTH}")
+    return value
 
 
 def emit_fields(msg: Mapping[str, Any], allowed: frozenset[str] = CLIENT_OPTIONS
@@ -75,13 +161,33 @@ def emit_fields(msg: Mapping[str, Any], allowed: frozenset[str] = CLIENT_OPTIONS
     event = msg.get("event")
     if not isinstance(event, str) or not event:
         raise ClientError("missing_event", "emit needs \"event\": the name of a task")
-    queue = msg.get("queue")
-    if queue is not None and not isinstance(queue, str):
-        raise ClientError("invalid_message", f"\"queue\" must be a string, got {queue!r}")
+    name_of(msg, "event", "an event name")
+    queue = name_of(msg, "queue", "a queue name")
     options = msg.get("options") or {}
     if not isinstance(options, dict):
         raise ClientError("invalid_options", "\"options\" must be an object")
     return event, queue, msg.get("data"), client_options(options, allowed)
+
+
+def check_client_delay(options: Mapping[str, Any], max_delay_ms: int,
+                       now_ms: int | None = None) -> None:
+    """Refuse a client's delay (``delay_ms``, ``retry_delay_ms``, ``delay_until``) beyond
+    ``max_delay_ms``: a job parked for years is held for years. Values of the wrong type
+    are left to the emit's own validation, which names the fix."""
+    for key in DELAY_OPTIONS:
+        value = options.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) \
+                and value > max_delay_ms:
+            raise ClientError("delay_too_long", f"{key!r} of {_short(value, 30)} ms is over "
+                              f"the {max_delay_ms} ms a client may ask for "
+                              "(GATEWAY['max_client_delay_ms'])")
+    until = options.get("delay_until")
+    if isinstance(until, int | float) and not isinstance(until, bool):
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        if until - now_ms > max_delay_ms:
+            raise ClientError("delay_too_long", f"'delay_until' {_short(until, 30)} is more "
+                              f"than {max_delay_ms} ms away; a client may ask for at most "
+                              "that (GATEWAY['max_client_delay_ms'])")
 
 
 def client_options(options: Mapping[str, Any], allowed: frozenset[str] = CLIENT_OPTIONS
@@ -124,8 +230,8 @@ def _epoch_ms(key: str, text: str) -> int:
 
 
 def task_id_of(msg: Mapping[str, Any]) -> str:
-    task_id = msg.get("taskId")
-    if not isinstance(task_id, str) or not task_id or len(task_id) > 200:
+    task_id = name_of(msg, "taskId", "a task id")
+    if not task_id:
         raise ClientError("invalid_message", f"{msg['type']} needs \"taskId\": the id that "
                           "\"queued\" returned")
     return task_id

@@ -13,6 +13,10 @@ Layout, for prefix ``remq`` and queue ``default``::
     remq:worker:<id>                 STRING worker info (JSON), expiring
     remq:gateway:broadcast           ZSET   open broadcast WebSocket connections -> expiry
     remq:gateway:watched             ZSET   job ids followed over the gateway -> expiry
+    remq:gateway:holds:<who>         ZSET   "<queue>:<job id>" a gateway user emitted and
+                                            may still hold -> deadline (ms); expiring
+    remq:gateway:pruned:<who>        STRING present while that user's holds were
+                                            checked against their jobs lately
     remq:{default}:stream            STREAM job ids waiting for or in delivery (priority 0)
     remq:{default}:stream:p<N>       STREAM the same for priority N != 0 (a lane)
     remq:{default}:lanes             ZSET   the queue's lanes: member = score = priority N
@@ -49,15 +53,20 @@ _TAKEN = frozenset({"stream", "paused", "cron", "job", "logs", "status", "deboun
 _DLQ_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
+#: Longest queue name: names reach clients, key names and Channels groups.
+MAX_QUEUE_NAME_LENGTH = 200
+_MAX_CHECKED = 10_000
 _CHECKED: set[str] = set()  # names found valid (every emit asks: keep it a set lookup)
 
 
-def validate_queue_name(queue: str) -> str:
-    """Refuse names that would break the hash tag or the key layout."""
-    if isinstance(queue, str) and queue in _CHECKED:
-        return queue
+def check_queue_name(queue: object) -> str:
+    """Refuse names that would break the hash tag or the key layout, remembering
+    nothing: for names from clients (see :func:`validate_queue_name`)."""
     if not isinstance(queue, str) or not queue:
-        raise ValueError(f"queue name must be a non-empty string, got {queue!r}")
+        raise ValueError(f"queue name must be a non-empty string, got {repr(queue)[:80]}")
+    if len(queue) > MAX_QUEUE_NAME_LENGTH:
+        raise ValueError(f"queue name {queue[:40]!r}... is {len(queue)} characters long; "
+                         f"use at most {MAX_QUEUE_NAME_LENGTH}")
     bad = set("{}:/") & set(queue)
     if bad or any(c.isspace() for c in queue):
         raise ValueError(
@@ -65,7 +74,16 @@ def validate_queue_name(queue: str) -> str:
             "(separators in its Redis keys and the admin's URLs); use letters, digits, '-', "
             "'_' or '.'"
         )
-    if len(_CHECKED) < 10_000:
+    return queue
+
+
+def validate_queue_name(queue: str) -> str:
+    """:func:`check_queue_name`, remembering the first valid names (bounded in count and,
+    by the length limit, in size), since every emit asks."""
+    if isinstance(queue, str) and queue in _CHECKED:
+        return queue
+    check_queue_name(queue)
+    if len(_CHECKED) < _MAX_CHECKED:
         _CHECKED.add(queue)
     return queue
 
@@ -105,16 +123,30 @@ class Keys:
         """Tasks followed over the gateway: member = job id, score = expiry (ms)."""
         return f"{self.prefix}:gateway:watched"
 
+    def gateway_holds(self, who: str) -> str:
+        """What one gateway user may still hold in flight (``who``: ``user:<pk>`` or
+        ``addr:<ip>``): member = ``<queue>:<job id>``, score = deadline (ms)."""
+        return f"{self.prefix}:gateway:holds:{who}"
+
+    def gateway_holds_pruned(self, who: str) -> str:
+        """Present (expiring) while ``who``'s holds were checked against their jobs."""
+        return f"{self.prefix}:gateway:pruned:{who}"
+
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"
 
-    def queue(self, queue: str) -> QueueKeys:
+    def queue(self, queue: str, *, remember: bool = True) -> QueueKeys:
+        """``remember=False`` for a name a client gave before anything vouched for it:
+        its keys are built for this call only, so the cache holds real queues."""
+        if not remember:
+            return QueueKeys(f"{self.prefix}:{{{queue}}}")
         return _queue_keys(self.prefix, queue)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _queue_keys(prefix: str, queue: str) -> QueueKeys:
-    """One QueueKeys per queue, so its cached key names are built once (hot paths ask)."""
+    """One QueueKeys per queue, so its cached key names are built once (hot paths ask);
+    bounded in count, and each entry by the queue name's length limit."""
     return QueueKeys(f"{prefix}:{{{queue}}}")
 
 

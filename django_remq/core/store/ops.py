@@ -135,7 +135,8 @@ def register_lanes(qk: QueueKeys, jobs: Iterable[NewJob]) -> Cmd[Any] | None:
 
 @lru_cache(maxsize=512)
 def _deliveries(lanes: tuple[int, ...]) -> Callable[[Any], list[Delivery]]:
-    """The parser of deliver.lua's reply for a call over ``lanes`` (one per lane set)."""
+    """The parser of deliver.lua's reply for a call over ``lanes`` (one per lane set);
+    bounded in count, and each key by the priority range (-100..100)."""
     single = len(lanes) == 1
 
     def parse(reply: Any) -> list[Delivery]:
