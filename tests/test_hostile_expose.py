@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from .hostile_clients import (
     RssWatch,
@@ -104,6 +107,35 @@ def test_a_client_that_reads_nothing_is_closed_1013_then_dropped(
     assert SEND_TIMEOUT_S < closed < SEND_TIMEOUT_S + 10
     assert dropped < SEND_TIMEOUT_S + CLOSE_TIMEOUT_S + 10
     assert asyncio.run(run_a_task(stack, port))["status"] == "completed"
+
+
+def test_clients_that_read_nothing_do_not_hold_up_a_stop(stack: Stack, tmp_path: Path) -> None:
+    """SIGTERM while clients that read nothing have replies backed up: their close
+    (1001) cannot reach them, and the worker still stops within STOP_CLOSE_S or so."""
+    from django_remq.consumers.expose import STOP_CLOSE_S
+
+    port = free_port()
+    worker = start_exposed(stack, tmp_path / "worker.log", str(port))
+    served_on(port=port, proc=worker)
+
+    async def backed_up() -> list[asyncio.StreamWriter]:
+        writers = [(await upgraded(port, rcvbuf=4096))[1] for _ in range(5)]
+        await asyncio.gather(*(fill(writer, most=5) for writer in writers))
+        return writers
+
+    loop = asyncio.new_event_loop()
+    try:
+        writers = loop.run_until_complete(backed_up())
+        started = time.monotonic()
+        worker.terminate()
+        code = worker.wait(60)
+        took = time.monotonic() - started
+        for writer in writers:
+            writer.transport.abort()
+    finally:
+        loop.close()
+    assert code == 0
+    assert took < STOP_CLOSE_S + 5
 
 
 def test_half_open_handshakes_are_closed_within_the_bound(stack: Stack, tmp_path: Path) -> None:
@@ -204,3 +236,33 @@ def test_it_listens_on_loopback_unless_told_where(stack: Stack, tmp_path: Path) 
     assert run.returncode == 1, run.stderr
     assert f"cannot listen on ws://127.0.0.1:{taken}/" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_page_of_another_origin_is_refused_even_on_this_host(
+        stack: Stack, tmp_path: Path) -> None:
+    """The Channels gateway's Origin rule, ports included: a page of another web app on
+    this host (another port) or another site cannot ride a signed-in user's cookie; the
+    server's own origin, and a client that sends no Origin, are let through."""
+    port = free_port()
+    worker = start_exposed(stack, tmp_path / "worker.log", str(port))
+    served_on(port=port, proc=worker)
+
+    async def closed_with(origin: str | None) -> int | None:
+        headers = {k: v for k, v in stack.headers(port).items() if k != "Origin"}
+        if origin is not None:
+            headers["Origin"] = origin
+        async with connect(f"ws://127.0.0.1:{port}/", additional_headers=headers) as ws:
+            await ws.send(json.dumps({"event": "live.report", "data": {"steps": 1}}))
+            try:
+                reply = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            except ConnectionClosed as closed:
+                return closed.rcvd.code if closed.rcvd is not None else None
+            assert reply["type"] == "queued", reply
+            return None
+
+    async def scenario() -> list[int | None]:
+        return [await closed_with(origin) for origin in (
+            "http://127.0.0.1:1", "http://evil.example", f"http://localhost:{port}",
+            f"http://127.0.0.1:{port}", None)]
+
+    assert asyncio.run(scenario()) == [4003, 4003, 4003, None, None]

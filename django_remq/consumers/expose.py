@@ -20,11 +20,13 @@ buffered without end:
   :data:`OPEN_TIMEOUT_S` is dropped;
 - what websockets itself would buffer or read without asking us (tiny frames parsed
   by the ten thousand, pongs no one reads, data sent after the close) is bounded by
-  :class:`.guarded.GuardedConnection`.
+  :class:`.guarded.GuardedConnection`; no permessage-deflate (a compressor's state
+  per connection, for JSON frames of a few hundred bytes).
 
 Differences from a full ASGI server: one protocol (WebSocket), and the handshake
 completes before the application runs, so a refused connection (bad Origin) is
-closed with code 4003 rather than answered 403.
+closed with code 4003 rather than answered 403; a frame over the limit closes the
+connection (1009) rather than being answered ``too_large``.
 """
 
 from __future__ import annotations
@@ -37,8 +39,7 @@ from typing import Any
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
-from channels.security.websocket import OriginValidator
-from django.conf import settings
+from channels.security.websocket import WebsocketDenier
 from django.urls import path
 
 from ..conf import get_settings
@@ -60,28 +61,45 @@ MAX_QUEUE = 4  # frames websockets holds before it stops reading the socket
 INBOX_FRAMES = 2  # messages handed to the application ahead of it
 WRITE_LIMIT = 64 * 1024  # outgoing bytes buffered before a send waits for the client
 APP_EXIT_S = 5.0  # the application's time to finish after its client is gone
+STOP_CLOSE_S = 2.0  # on stop, clients' time to take their close (1001), then dropped
 
 
 class ExposeUnavailable(RemqError):
     """The gateway cannot listen where it was asked to (address taken, not local...)."""
 
 
-class BrowserOriginValidator(OriginValidator):  # type: ignore[misc]
-    """``AllowedHostsOriginValidator``, except that a frame with no ``Origin`` (a
-    non-browser client, like the original's Node/Deno ones) is let through: only
-    browsers send cross-site requests with someone else's cookies, and they always
-    send ``Origin``."""
+class OriginCheck:
+    """The gateway's Origin rule (:func:`.origin.origin_allowed`: the site's own
+    ``scheme://host:port``, or ``GATEWAY['allowed_origins']``), for a server whose
+    handshake is done before the application runs: a refused one is closed with 4003.
+    A handshake with no ``Origin`` (a non-browser client, like the original's Node/Deno
+    ones) goes on: only browsers send someone else's cookies, and they always send it."""
 
-    def valid_origin(self, parsed_origin: Any) -> bool:
-        return parsed_origin is None or bool(super().valid_origin(parsed_origin))
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        from .origin import origin_allowed
+
+        origin, host = (next((v for k, v in scope["headers"] if k == name), None)
+                        for name in (b"origin", b"host"))
+        allowed = get_settings().gateway.get("allowed_origins")
+        if origin_allowed(None if origin is None else origin.decode("latin-1"),
+                          None if host is None else host.decode("latin-1"), allowed,
+                          scheme=scope["scheme"]):
+            await self.app(scope, receive, send)
+            return
+        log.info("gateway: refused a WebSocket handshake from Origin %.100r (Host %.100r): "
+                 "a browser page may connect from %s", origin, host,
+                 "REMQ['GATEWAY']['allowed_origins']" if allowed is not None
+                 else "this server's own origin, or REMQ['GATEWAY']['allowed_origins']")
+        await WebsocketDenier.as_asgi()(scope, receive, send)
 
 
 def gateway_application() -> ASGIApp:
     consumer = TaskGatewayConsumer.as_asgi()
-    hosts = list(settings.ALLOWED_HOSTS) or (["localhost", "127.0.0.1", "[::1]"]
-                                             if settings.DEBUG else [])
     router = URLRouter([path("", consumer), path("ws/remq/", consumer)])
-    return BrowserOriginValidator(AuthMiddlewareStack(router), hosts)
+    return OriginCheck(AuthMiddlewareStack(router))
 
 
 async def serve(port: int, host: str = DEFAULT_HOST, app: ASGIApp | None = None) -> Closer:
@@ -92,11 +110,21 @@ async def serve(port: int, host: str = DEFAULT_HOST, app: ASGIApp | None = None)
         raise RuntimeError("--expose needs the websockets package: pip install "
                            "'django-remq[expose]'") from None
     from .guarded import GuardedConnection
+
     application = app or gateway_application()
     limit = GatewayPolicy.from_settings(get_settings().gateway).max_message_bytes
+    live: set[Any] = set()
+
+    async def handler(conn: Any) -> None:
+        live.add(conn)
+        try:
+            await run_asgi(application, conn)
+        finally:
+            live.discard(conn)
+
     try:
         server = await ws_serve(
-            lambda conn: run_asgi(application, conn), host, port,
+            handler, host, port,
             create_connection=GuardedConnection, compression=None,
             open_timeout=OPEN_TIMEOUT_S, close_timeout=CLOSE_TIMEOUT_S, max_size=limit,
             max_queue=MAX_QUEUE, write_limit=WRITE_LIMIT)
@@ -110,7 +138,13 @@ async def serve(port: int, host: str = DEFAULT_HOST, app: ASGIApp | None = None)
 
     async def close() -> None:
         server.close()
-        await server.wait_closed()
+        try:
+            async with asyncio.timeout(STOP_CLOSE_S):
+                await server.wait_closed()
+        except TimeoutError:  # a client that reads nothing does not hold the stop up
+            for conn in live:
+                conn.transport.abort()
+            await server.wait_closed()
 
     return close
 
