@@ -115,8 +115,9 @@ def row_fields(fields: dict[str, str]) -> dict[str, str]:
     percent of a progress, the latest error with its message cut), any other cut left out.
     Long errors read whole are cut the same way (a row shows the latest one)."""
     fields, cuts = split_cuts(fields)
-    if len(fields.get("errors", "")) > 2 * ROW_MESSAGE and "errors" not in cuts:
-        cuts["errors"] = Cut(len(fields["errors"]), fields["errors"])
+    errors = fields.get("errors", "")
+    if len(errors) > 2 * ROW_MESSAGE and "errors" not in cuts and latest_errors(errors):
+        cuts["errors"] = Cut(len(errors), errors)  # (one that does not read stays, to fail)
     return {**fields, **_rebuilt(cuts, ROW_MESSAGE, last_only=True)}
 
 
@@ -134,7 +135,7 @@ def _rebuilt(cuts: dict[str, Cut], message_chars: int | None, *,
         out["progress"] = jsonutil.dumps({"progress": float(m[1])})
     if "errors" in cuts:
         errors = latest_errors(cuts["errors"].part)
-        if not errors and last_only:
+        if not cuts["errors"].part and last_only:  # not read at all: the row says so
             errors = [_unread(cuts["errors"].size)]
         if last_only:
             errors = errors[-1:]
