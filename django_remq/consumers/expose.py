@@ -180,7 +180,7 @@ async def run_asgi(app: ASGIApp, conn: Any) -> None:
         pump.cancel()
         await _close(conn, 1011 if _failed(task) else 1000, "")
         return
-    disconnect = {"type": "websocket.disconnect", "code": conn.close_code or 1006}
+    disconnect = {"type": "websocket.disconnect", "code": conn.protocol.close_code or 1006}
     try:
         await asyncio.wait_for(_tell(task, inbox, disconnect), APP_EXIT_S)
     except TimeoutError:
