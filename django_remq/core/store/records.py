@@ -9,6 +9,7 @@ Sdk, the DLQ writer and the testing helpers alike. Decoding raises nothing but
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -164,7 +165,12 @@ def _decode(f: _Reader, logs: Sequence[Any] | None) -> AdminJobData:
             lines.append(LogEntry(**entry))
         except (ValueError, TypeError) as exc:
             raise CorruptRecord(f"{f.where} has a corrupt log line {n}: {exc}") from None
-    retries = retries_of(options)
+    try:
+        retries = retries_of(options)
+    except (ValueError, TypeError, OverflowError):
+        raise f.fail("options", "'retry_count' (or 'attempts') must be a whole number "
+                     f"of retries, got {options.get('retry_count', options.get('attempts'))!r}"
+                     ) from None
     status = f.fields.get("status") or "waiting"
     if status not in _STATUSES:
         raise f.fail("status", f"not a job status (one of {', '.join(JobStatus)})")
@@ -198,6 +204,7 @@ def _decode(f: _Reader, logs: Sequence[Any] | None) -> AdminJobData:
 
 def _number(f: _Reader, options: Mapping[str, Any], key: str) -> int:
     value = options.get(key, 0)
-    if not isinstance(value, int | float) or isinstance(value, bool):
+    if (not isinstance(value, int | float) or isinstance(value, bool)
+            or not math.isfinite(value)):
         raise f.fail("options", f"{key!r} must be a number, got {value!r}")
     return int(value)
