@@ -42,7 +42,7 @@ def test_a_flood_of_frames_no_one_reads_leaves_the_worker_as_it_was(
         stack: Stack, tmp_path: Path) -> None:
     """Oversized frames, refused ones, the smallest frames and pings, from clients that
     read nothing: the worker holds a bounded few MB while it lasts and is back to its
-    baseline after, and runs tasks throughout."""
+    baseline after, and still runs tasks."""
     port = free_port()
     worker = start_exposed(stack, tmp_path / "worker.log", str(port))
     served_on(port=port, proc=worker)
