@@ -17,6 +17,7 @@ from django_remq.core import TaskManager
 from django_remq.core.errors import CorruptRecord
 from django_remq.core.sdk import Sdk
 from django_remq.core.store.keys import GROUP, Keys
+from django_remq.core.store.records import NOT_UTF8
 
 from .workers import await_until
 
@@ -53,6 +54,16 @@ async def _running(tm: TaskManager, r: Any, qk: Any) -> tuple[asyncio.Event, asy
     assert await await_until(lambda: r.hget(qk.job(first), "status") == "completed")
     await asyncio.sleep(0.3)
     return stop, runner
+
+
+def entry_bytes(kept: dict[str, str]) -> dict[bytes, bytes]:
+    """A malformed entry's fields as written: those named under NOT_UTF8 unescaped."""
+    bad = set(json.loads(kept.get(NOT_UTF8, "[]")))
+
+    def back(text: str, escaped: bool) -> bytes:
+        return codecs.escape_decode(text.encode())[0] if escaped else text.encode()
+
+    return {back(k, k in bad): back(v, k in bad) for k, v in kept.items() if k != NOT_UTF8}
 
 
 def _dead(r: Any, qk: Any) -> dict[str, dict[str, str]]:
@@ -160,11 +171,8 @@ async def test_a_stream_entry_that_is_not_utf8_fails_at_once_as_malformed(
     dead = _dead(r, qk)[f"malformed-{eid}"]
     assert dead["reason"] == "malformed"
     assert "UTF-8" in dead["error"]
-    # nothing is lost: the entry's fields, escaped, give its bytes back
-    kept = json.loads(json.loads(dead["job"])["data"])
-    back = {codecs.escape_decode(k.encode())[0]: codecs.escape_decode(v.encode())[0]
-            for k, v in kept.items()}
-    assert back == entry
+    # nothing is lost: the entry's fields, the bad ones escaped, give its bytes back
+    assert entry_bytes(json.loads(json.loads(dead["job"])["data"])) == entry
     assert any(eid in m and "UTF-8" in m for m in caplog.messages)
 
 
@@ -190,3 +198,17 @@ async def test_a_record_with_an_unknown_status_fails_as_corrupt(make_tm, r, pref
     assert dead[ids[2]]["reason"] == "corrupt"
     assert "weird" in dead[ids[2]]["error"]
     assert any(ids[2] in m and "weird" in m for m in caplog.messages)
+
+
+def test_a_dead_letter_holding_bytes_that_are_not_utf8_is_listed_escaped(r, raw, prefix):
+    keys = Keys(prefix)
+    qk = keys.queue("default")
+    r.sadd(keys.queues, "default")
+    r.xadd(qk.dlq(), {"id": "good", "queue": "default", "reason": "error", "job": "{}"})
+    raw.xadd(qk.dlq(), {b"id": b"bad", b"queue": b"default", b"reason": b"r\xff",
+                        b"job": b'{"data": "\xfe"}'})
+    sdk = Sdk(r, prefix=prefix)  # a client that decodes: the Sdk reads with its own
+    entries = sdk.list_dlq()
+    assert [e.id for e in entries] == ["bad", "good"]
+    assert entries[0].reason == "r\\xff"
+    assert sdk.dlq_page()[0] == 2

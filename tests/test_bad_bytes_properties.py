@@ -1,13 +1,13 @@
 """Any bytes, through the real scripts (Hypothesis, on a real Redis): whatever a job record
-or a stream entry holds, the Sdk reads a job or a CorruptRecord naming the field,
-deliver.lua's reply decodes and each delivery becomes a Message or an error naming what is
-wrong; and a real worker, given a batch with such records and entries between good jobs,
-runs every good job and dead-letters every bad one with its reason, without a reclaim."""
+or a stream entry holds, the Sdk reads a job or a CorruptRecord naming the field;
+deliver.lua's reply, read as the worker reads it, decodes, and each delivery becomes a
+Message or an error naming what is wrong; and a real worker, given a batch with such
+records and entries between good jobs, runs every good job and dead-letters every bad
+one with its reason, without waiting for a reclaim."""
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import itertools
 import json
 import re
@@ -24,9 +24,11 @@ from django_remq.core.policies import failures
 from django_remq.core.sdk import Sdk
 from django_remq.core.store import ops
 from django_remq.core.store.keys import GROUP, Keys
-from django_remq.core.store.records import NOT_UTF8
 from django_remq.core.store.scripts import run
 from django_remq.core.worker.consumer import to_message
+from django_remq.core.worker.reader import undecoded
+
+from .test_bad_bytes import entry_bytes
 
 pytestmark = pytest.mark.redis
 
@@ -50,10 +52,6 @@ def outcome(fn: Any, *args: Any, errors: Any = CorruptRecord) -> Any:
         return fn(*args)
     except errors as exc:
         return exc
-
-
-def _escaped(text: str) -> bytes:
-    return codecs.escape_decode(text.encode())[0]
 
 
 #: bytes that are not UTF-8: a bad byte somewhere in any bytes
@@ -114,8 +112,9 @@ def test_deliver_makes_any_entry_a_message_or_an_error_naming_it(make_tm, raw, p
     sent = [raw.xadd(qk.stream, {"id": "j1"}).decode()]
     sent += [raw.xadd(qk.stream, e).decode() for e in entries]
     tm: TaskManager = make_tm()
-    # the engine's client decodes replies: no bytes of the entries may fail it
-    got = run(tm.conn.sync, ops.fetch(qk, "w1", 10, lock_ms=30_000, max_deliveries=5))
+    # as the worker reads it: undecoded, then value by value (no bytes may fail the reply)
+    got = run(tm.conn.raw_sync,
+              undecoded(ops.fetch(qk, "w1", 10, lock_ms=30_000, max_deliveries=5)))
     assert {d.entry_id for d in got} <= set(sent)
     for d in got:
         if d.verdict == "run":
@@ -133,11 +132,8 @@ def test_deliver_makes_any_entry_a_message_or_an_error_naming_it(make_tm, raw, p
             recorded = failures.malformed(queue, d.entry_id, d.fields)
             assert recorded.dead is not None
             assert recorded.dead["reason"] == "malformed"
-            kept = json.loads(recorded.fields["data"])
-            if NOT_UTF8 in d.fields:  # nothing lost: the escaped fields give the bytes back
-                assert {_escaped(k): _escaped(v) for k, v in kept.items()} == entry
-            else:
-                assert {k.encode(): v.encode() for k, v in kept.items()} == entry
+            # nothing lost: the fields, the bad ones escaped, give the bytes back
+            assert entry_bytes(json.loads(recorded.fields["data"])) == entry
 
 
 def _wipe(r: Any, prefix: str) -> None:
@@ -179,7 +175,6 @@ def test_a_worker_runs_the_good_jobs_and_dead_letters_each_bad_one_with_its_reas
         letter = dead[f"malformed-{eid}"]
         assert letter["reason"] == "malformed"
         assert "UTF-8" in letter["error"]
-        kept = json.loads(json.loads(letter["job"])["data"])
-        assert {_escaped(k): _escaped(v) for k, v in kept.items()} == entry
+        assert entry_bytes(json.loads(json.loads(letter["job"])["data"])) == entry
     assert r.xlen(qk.stream) == 0
     assert r.xpending(qk.stream, GROUP)["pending"] == 0

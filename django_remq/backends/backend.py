@@ -157,15 +157,15 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
 
     def get_result(self, result_id: str) -> Any:
         tm = get_task_manager()
-        job = drive(tm.conn.sync, find_job(tm.keys, str(result_id), self._lookup_queues()))
+        job = drive(tm.conn.raw_sync, find_job(tm.keys, str(result_id), self._lookup_queues()))
         if job is None:
             raise TaskResultDoesNotExist(result_id)
         return to_result(job)
 
     async def aget_result(self, result_id: str) -> Any:
         tm = get_task_manager()
-        job = await adrive(tm.conn.aio, find_job(tm.keys, str(result_id),
-                                                 self._lookup_queues()))
+        job = await adrive(tm.conn.raw_aio, find_job(tm.keys, str(result_id),
+                                                     self._lookup_queues()))
         if job is None:
             raise TaskResultDoesNotExist(result_id)
         return to_result(job)

@@ -205,7 +205,7 @@ def _start(task: Any, job: Any, ctx: Any) -> Attempt:
     history = History()
     if job.attempt > 1:  # earlier attempts ran elsewhere: read them back (retries only)
         tm = _manager(ctx)
-        record = drive(tm.conn.sync, find_job(tm.keys, job.id, [job.queue]))
+        record = drive(tm.conn.raw_sync, find_job(tm.keys, job.id, [job.queue]))
         history = History.of(record, live=False) if record is not None else history
     attempt = Attempt(task, job, history, _worker_id(ctx))
     task_started.send(attempt.backend_cls, task_result=attempt.result)
@@ -216,7 +216,7 @@ async def _astart(task: Any, job: Any, ctx: Any) -> Attempt:
     history = History()
     if job.attempt > 1:
         tm = _manager(ctx)
-        record = await adrive(tm.conn.aio, find_job(tm.keys, job.id, [job.queue]))
+        record = await adrive(tm.conn.raw_aio, find_job(tm.keys, job.id, [job.queue]))
         history = History.of(record, live=False) if record is not None else history
     attempt = Attempt(task, job, history, _worker_id(ctx))
     await asend_signal(task_started, attempt.backend_cls, attempt.result)

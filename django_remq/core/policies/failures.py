@@ -10,7 +10,7 @@ from typing import Any
 from .. import jsonutil
 from ..errors import CorruptRecord, MalformedMessage, PoisonMessage, UnknownEvent
 from ..store.ops import Outcome
-from ..store.records import NOT_UTF8, not_utf8
+from ..store.records import not_utf8
 from ..types import JobStatus
 from . import dlq
 
@@ -59,13 +59,12 @@ def malformed_error(queue: str, entry_id: str, raw: Mapping[str, str]) -> Malfor
 
 def malformed(queue: str, entry_id: str, raw: Mapping[str, str]) -> Outcome:
     """A failed record standing in for a stream entry that names no usable job; its
-    ``data`` keeps the entry's fields (as deliver.lua gave them: bytes escaped)."""
+    ``data`` keeps the entry's fields (bytes that are not UTF-8 escaped, their fields
+    named under ``records.NOT_UTF8``: see ``records.pairs_to_dict``)."""
     exc = malformed_error(queue, entry_id, raw)
     job_id = f"malformed-{entry_id}"
-    entry = {k: v for k, v in raw.items() if k != NOT_UTF8}
-    name = raw.get("name", "") if NOT_UTF8 not in raw else ""
-    fields = {"id": job_id, "name": name or "(malformed)", "queue": queue,
-              "data": jsonutil.dumps(entry)}
+    fields = {"id": job_id, "name": raw.get("name", "") or "(malformed)", "queue": queue,
+              "data": jsonutil.dumps(dict(raw))}
     dead = dlq.entry(job_id, queue, fields["name"], "malformed", dlq.describe(exc), 1)
     return Outcome(entry_id, job_id, "malformed", fields, error=error_json(exc, 1), dead=dead)
 

@@ -46,10 +46,13 @@ class SdkBase:
         return f"{type(self).__name__}({self.conn!r}, prefix={self.keys.prefix!r})"
 
     def _run(self, plan: Plan[T]) -> T:
-        return drive(self.conn.sync, plan)
+        # clients that do not decode: records, entries and dead letters hold what anyone
+        # wrote, decoded value by value where read (store/records.py), so one byte that is
+        # not UTF-8 costs its own job, not the reply of a whole page
+        return drive(self.conn.raw_sync, plan)
 
     async def _arun(self, plan: Plan[T]) -> T:
-        return await adrive(self.conn.aio, plan)
+        return await adrive(self.conn.raw_aio, plan)
 
     def _qk(self, queue: str) -> QueueKeys:
         return self.keys.queue(validate_queue_name(queue))

@@ -65,7 +65,9 @@ class Counts:
 
 
 def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    """A reply's value as text (the Sdk's clients do not decode); bytes that are not
+    UTF-8 escaped (``records.escaped``)."""
+    return records.as_text(value) if isinstance(value, bytes) else str(value)
 
 
 def _base(qk: QueueKeys) -> list[Arg]:

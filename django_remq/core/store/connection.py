@@ -114,6 +114,7 @@ class Connection:
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
             weakref.WeakKeyDictionary())
         self._line: Line | None = None
+        self._raw_sync: redis.Redis | None = None
 
     def __repr__(self) -> str:
         return f"Connection({describe(self.target)}{', cluster' if self.cluster else ''})"
@@ -123,6 +124,22 @@ class Connection:
         if self._sync is None:
             self._sync = self._make_sync()
         return self._sync
+
+    @property
+    def raw_sync(self) -> redis.Redis:
+        """A sync client whose replies are bytes (it does not decode, whatever the given
+        client does): for replies holding what anyone wrote (job records, stream entries,
+        dead letters). One byte that is not UTF-8 fails a decoding client's whole reply, a
+        page of 50 jobs for one bad field; these replies are decoded field by field where
+        they are read (:mod:`.records`)."""
+        if self._raw_sync is None:
+            try:
+                self._raw_sync = self._make_sync(decode=False)
+            except TypeError as exc:  # a client it cannot copy (Sentinel): use it as it is
+                log.warning("%r: %s; reading with the client given, which decodes: a reply "
+                            "holding bytes that are not UTF-8 fails whole", self, exc)
+                self._raw_sync = self.sync
+        return self._raw_sync
 
     @property
     def line(self) -> Line | None:
@@ -141,16 +158,29 @@ class Connection:
         """The running loop's :class:`.AioLine` for script round trips, beside the loop's
         client when that is a plain pool of plain connections (``None`` as for
         :attr:`line`)."""
-        return self.blocking_line(0)
+        return self._aline(0, decode=True)
+
+    @property
+    def raw_aio(self) -> redis.asyncio.Redis:
+        """The running loop's asyncio client whose replies are bytes (see :attr:`raw_sync`):
+        the worker's deliver calls, whose replies hold the records it runs."""
+        return self.blocking(0)
+
+    @property
+    def raw_line(self) -> AioLine | None:
+        """The :class:`.AioLine` beside :attr:`raw_aio`."""
+        return self._aline(0, decode=False)
 
     def blocking_line(self, block_ms: int) -> AioLine | None:
-        """An :class:`.AioLine` beside :meth:`blocking`'s client (its read timeout); 0:
-        beside :attr:`aio`."""
+        """An :class:`.AioLine` beside :meth:`blocking`'s client (its read timeout)."""
+        return self._aline(block_ms, decode=False)
+
+    def _aline(self, block_ms: int, *, decode: bool) -> AioLine | None:
         lines = self._clients().lines
-        if block_ms not in lines:
-            client = self.blocking(block_ms) if block_ms else self.aio
-            lines[block_ms] = None if self.cluster else _aline_beside(client)
-        return lines[block_ms]
+        if (block_ms, decode) not in lines:
+            client = self.aio if decode else self.blocking(block_ms)
+            lines[block_ms, decode] = None if self.cluster else _aline_beside(client)
+        return lines[block_ms, decode]
 
     @property
     def aio(self) -> redis.asyncio.Redis:
@@ -161,12 +191,11 @@ class Connection:
         return made.aio
 
     def blocking(self, block_ms: int) -> redis.asyncio.Redis:
-        """An asyncio client for blocking reads (``XREADGROUP BLOCK``) of up to ``block_ms``:
-        its read timeout is the usual one plus the block, so an idle worker is not cut
-        off while a frozen Redis is still noticed. Its replies are bytes (it does not
-        decode): the read's reply holds the entries as anyone wrote them, and one byte
-        that is not UTF-8 would fail it with the deliver calls behind it; the scripts'
-        replies are UTF-8, their parsers take bytes too."""
+        """An asyncio client for blocking reads (``XREADGROUP BLOCK``) of up to ``block_ms``
+        (0: :attr:`raw_aio`): its read timeout is the usual one plus the block, so an idle
+        worker is not cut off while a frozen Redis is still noticed. Its replies are bytes
+        (see :attr:`raw_sync`): the read's reply holds the entries as anyone wrote them,
+        and the deliver calls pipelined behind it the records."""
         made = self._clients().blocking
         client = made.get(block_ms)
         if client is None:
@@ -210,6 +239,10 @@ class Connection:
         if self._line is not None:
             self._line.close()
             self._line = None
+        if self._raw_sync is not None:
+            if self._raw_sync is not self.target and self._raw_sync is not self._sync:
+                self._raw_sync.close()
+            self._raw_sync = None
         if self._sync is not None and self._sync is not self.target:
             self._sync.close()
             self._sync = None
@@ -247,17 +280,22 @@ class Connection:
             for client in made.all():
                 await client.aclose()
 
-    def _make_sync(self) -> redis.Redis:
+    def _make_sync(self, decode: bool = True) -> redis.Redis:
+        """A sync client; ``decode=False``: one whose replies are bytes (:attr:`raw_sync`),
+        made from the given client's settings when it is one."""
         db = self.target
         if self.cluster:
             url = cluster_url(db) if isinstance(db, _CLUSTER_TYPES) else str(db)
             return cast(redis.Redis, redis.cluster.RedisCluster.from_url(
-                url, decode_responses=True, **_TIMEOUTS))
+                url, decode_responses=decode, **_TIMEOUTS))
         if isinstance(db, str):  # the URL's query wins over these defaults
-            client: redis.Redis = redis.Redis.from_url(db, decode_responses=True, **_TIMEOUTS)
+            client: redis.Redis = redis.Redis.from_url(db, decode_responses=decode,
+                                                       **_TIMEOUTS)
             return client
-        assert isinstance(db, redis.asyncio.Redis)
+        assert isinstance(db, redis.asyncio.Redis | redis.Redis)
         kwargs, cls = pool_settings(db)
+        if not decode:
+            kwargs["decode_responses"] = False
         if "server" in kwargs:
             fake: redis.Redis = fake_client(kwargs, asynchronous=False)
             return fake
@@ -297,8 +335,9 @@ class _LoopClients:
     """One event loop's asyncio clients (an asyncio client belongs to its loop)."""
 
     aio: redis.asyncio.Redis | None = None
-    #: per block_ms (0: beside ``aio``), the AioLine beside that client, or None
-    lines: dict[int, AioLine | None] = field(default_factory=dict)
+    #: per (block_ms, decode): the AioLine beside ``aio`` (0, True), beside the
+    #: ``blocking`` client of block_ms (raw_aio: 0) (.., False), or None
+    lines: dict[tuple[int, bool], AioLine | None] = field(default_factory=dict)
     blocking: dict[int, redis.asyncio.Redis] = field(default_factory=dict)
     #: per (slot, block_ms): the node it reads from, and the one-connection client
     pinned: dict[tuple[int, int], tuple[str, redis.asyncio.Redis]] = field(default_factory=dict)

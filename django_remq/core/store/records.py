@@ -24,11 +24,10 @@ from .scripts import Arg, Call
 T = TypeVar("T")
 #: What admin_read.lua returns for a key that is not a hash (see _admin.lua's ``record``).
 CORRUPT_MARK = "__corrupt__"
-#: The last field the scripts add to a record or stream entry holding bytes that are not
-#: UTF-8 (which no reply may carry: a decoding client would fail the whole reply): the
-#: names of the fields at fault, a JSON array; their values come escaped, each byte
-#: above 0x7f as ``\xNN`` and a backslash doubled (``codecs.escape_decode`` undoes it).
-#: See ``lua/_lib.lua``'s utf8_fields.
+#: The field :func:`pairs_to_dict` adds to a record or stream entry holding bytes that are
+#: not UTF-8 (``lua/_lib.lua``'s utf8_fields too): the names of the fields at fault, a
+#: JSON array. Each such field is kept escaped, name and value (:func:`escaped`), so
+#: nothing is lost.
 NOT_UTF8 = "__not_utf8__"
 _STATUSES = frozenset(JobStatus)
 Raw = tuple[dict[str, str], list[str]]
@@ -46,20 +45,57 @@ def emit_fields(job_id: str, event: str, queue: str, data_json: str,
     return fields
 
 
-def _text(value: bytes | str) -> str:
+def escaped(value: bytes) -> str:
+    r"""Bytes that are not UTF-8 as ASCII text that keeps them: each byte above 0x7f as
+    ``\xNN``, a backslash doubled (``codecs.escape_decode`` gives the bytes back)."""
+    return value.replace(b"\\", b"\\\\").decode("ascii", "backslashreplace")
+
+
+def as_text(value: bytes | str) -> str:
+    """A reply's value as text; bytes that are not UTF-8, :func:`escaped`."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return escaped(value)
+    return value
+
+
+def _strict(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
 def pairs_to_dict(flat: list[Any]) -> dict[str, str]:
-    """An HGETALL reply from Lua (a flat list) as a dict of str."""
-    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+    """A flat field/value reply (HGETALL, a stream entry) as a dict of str. Replies that
+    hold what anyone wrote are read undecoded (``Connection.raw_sync``) and decoded here,
+    field by field: a name or value that is not UTF-8 is kept :func:`escaped` and named
+    under :data:`NOT_UTF8`, so the record reads as corrupt and its neighbours as usual."""
+    try:
+        return {_strict(flat[i]): _strict(flat[i + 1]) for i in range(0, len(flat), 2)}
+    except UnicodeDecodeError:
+        pass
+    out, bad = {}, []
+    for i in range(0, len(flat) - 1, 2):
+        name, value = flat[i], flat[i + 1]
+        try:
+            out[_strict(name)] = _strict(value)
+        except UnicodeDecodeError:  # the pair escaped, name and value: no guess which
+            key = _escaped(name)
+            out[key] = _escaped(value)
+            bad.append(key)
+    out[NOT_UTF8] = jsonutil.dumps(bad)
+    return out
+
+
+def _escaped(value: bytes | str) -> str:
+    return escaped(value if isinstance(value, bytes) else value.encode())
 
 
 def read(qk: QueueKeys, job_ids: Sequence[str], with_logs: bool = False) -> Call[list[Raw]]:
     """Records (and logs) of ``job_ids``, in order, for :func:`decode`; a missing job has
     empty fields. The one way every part of the project reads a job."""
     def parse(reply: Any) -> list[Raw]:
-        return [(pairs_to_dict(flat), [_text(x) for x in logs]) for _, flat, logs in reply]
+        return [(pairs_to_dict(flat), [as_text(x) for x in logs]) for _, flat, logs in reply]
 
     args: list[Arg] = [qk.job_prefix, qk.logs_prefix, GROUP, "1" if with_logs else "0",
                        *job_ids]
@@ -161,7 +197,7 @@ def _decode(f: _Reader, logs: Sequence[Any] | None) -> AdminJobData:
     lines = []
     for n, line in enumerate(logs or ()):
         try:
-            entry = jsonutil.loads(_text(line))
+            entry = jsonutil.loads(as_text(line))
             lines.append(LogEntry(**entry))
         except (ValueError, TypeError) as exc:
             raise CorruptRecord(f"{f.where} has a corrupt log line {n}: {exc}") from None

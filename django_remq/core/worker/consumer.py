@@ -36,7 +36,7 @@ from ..store.scripts import Call, arun, arun_many
 from ..types import CancelToken, Message, MessageContext
 from .acker import Acker, OnApplied
 from .pool import ConcurrencyPool
-from .reader import StreamReader
+from .reader import StreamReader, undecoded
 from .reconnect import REDIS_DOWN, Backoff
 from .upkeep import Upkeep, WorkerSpec
 
@@ -249,8 +249,9 @@ class Consumer:
         """Deliver what a blocking read over several lanes took beyond the free slots
         (deliver.lua said "held"); ``True`` if it found work."""
         queue = self._held.pop()
-        deliveries = await arun(self.conn.aio, self._pending_call(queue, self.pool.free),
-                                self.conn.aline)
+        deliveries = await arun(self.conn.raw_aio,
+                                undecoded(self._pending_call(queue, self.pool.free)),
+                                self.conn.raw_line)
         self.dispatch(queue, deliveries)
         return bool(deliveries)
 
@@ -268,7 +269,7 @@ class Consumer:
                                count=free, lock_ms=opts.claim_idle_ms,
                                max_deliveries=opts.max_deliveries,
                                lanes=self.upkeep.lanes.of(queue))
-            deliveries = await arun(self.conn.aio, call, self.conn.aline)
+            deliveries = await arun(self.conn.raw_aio, undecoded(call), self.conn.raw_line)
             if deliveries:
                 log.info("reclaimed %d stalled entries in %r", len(deliveries), queue)
                 self.dispatch(queue, deliveries)
@@ -281,12 +282,12 @@ class Consumer:
         """Read and deliver in one script per queue (no blocking); ``True`` if it found work."""
         queues, each = self.reader.share(queues, self.pool.free)
         lanes = self.upkeep.lanes
-        calls = [ops.fetch(self.keys.queue(q), self.name, each,
-                           lock_ms=self.options.claim_idle_ms,
-                           max_deliveries=self.options.max_deliveries, lanes=lanes.of(q),
-                           aging_ms=lanes.aging(q))
+        calls = [undecoded(ops.fetch(self.keys.queue(q), self.name, each,
+                                     lock_ms=self.options.claim_idle_ms,
+                                     max_deliveries=self.options.max_deliveries,
+                                     lanes=lanes.of(q), aging_ms=lanes.aging(q)))
                  for q in queues]
-        replies = await arun_many(self.conn.aio, calls, self.conn.aline)
+        replies = await arun_many(self.conn.raw_aio, calls, self.conn.raw_line)
         found = False
         for q, deliveries in zip(queues, replies, strict=True):
             found = found or bool(deliveries)

@@ -10,6 +10,12 @@ for it, never bare entries it would have to start first and confirm later.
 On a Redis Cluster one read cannot span hash slots (each queue has its own), so a
 worker serving several queues blocks on each slot's streams at once, on pinned
 connections, and ends the other reads with ``CLIENT UNBLOCK`` as soon as one returns.
+
+Every deliver call goes to a client that does not decode (the blocking ones, and
+``Connection.raw_aio`` for the others): its reply holds records and entries as anyone
+wrote them, and a decoding client fails the whole reply on one byte that is not UTF-8
+-- the batch then stalls until reclaimed, at every reclaim. :func:`undecoded` decodes
+the reply here, value by value, and makes a bad value its own job's failure.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import Any, cast
 
 from redis.crc import key_slot
@@ -25,7 +32,8 @@ from redis.exceptions import MovedError, NoScriptError, ResponseError
 from ..store.cluster_wait import arelearn
 from ..store.connection import Connection
 from ..store.keys import GROUP, Keys
-from ..store.ops import Delivery
+from ..store.ops import RUN_FIELDS, Delivery
+from ..store.records import escaped
 from ..store.scripts import Call, arun_many
 from .reconnect import REDIS_DOWN
 
@@ -128,7 +136,7 @@ class StreamReader:
         chosen, each = self.share(queues, count)
         # while some queues sit out this turn, don't keep them waiting a whole block
         block = self.block_ms if len(chosen) == len(queues) else min(self.block_ms, 100)
-        calls = [deliver(q, each) for q in chosen]
+        calls = [undecoded(deliver(q, each)) for q in chosen]
         if self.conn.cluster and len(chosen) > 1:
             # a queue's lanes share its hash tag: its slot is its main stream's
             slots: dict[int, list[int]] = {}
@@ -176,7 +184,7 @@ class StreamReader:
         if any(isinstance(reply, NoScriptError) for reply in delivered):
             # scripts flushed (a Redis restart): what the read took is still pending
             # for this consumer; deliver it again now that the scripts are loaded
-            again = await arun_many(self.conn.aio, calls, self.conn.aline)
+            again = await arun_many(self.conn.raw_aio, calls, self.conn.raw_line)
             return list(zip(chosen, again, strict=True))
         for reply in delivered:
             if isinstance(reply, Exception):
@@ -253,3 +261,52 @@ class StreamReader:
         await asyncio.gather(*(
             client.execute_command("CLIENT", "UNBLOCK", client_id, target_nodes=node)
             for node, client_id in nodes if node is not None), return_exceptions=True)
+
+
+def undecoded(call: Call[list[Delivery]]) -> Call[list[Delivery]]:
+    """``call`` (a deliver.lua call) for a client that does not decode: its reply goes
+    through :func:`delivered` before the call's own parser."""
+    return Call(call.script, call.keys, call.args, _through_delivered(call.parse))
+
+
+@lru_cache(maxsize=512)  # ops builds one parser per lane set
+def _through_delivered(parse: Callable[[Any], list[Delivery]]
+                       ) -> Callable[[Any], list[Delivery]]:
+    return lambda reply: parse(delivered(reply))
+
+
+_RECORDS = (b"run", b"poison", b"corrupt")  # verdicts whose values are RUN_FIELDS
+_N = len(RUN_FIELDS)
+
+
+def delivered(reply: list[Any]) -> list[Any]:
+    """deliver.lua's reply, read undecoded, with the record values of each delivery decoded
+    (in place). A value that is not UTF-8 makes its delivery "corrupt", naming the field,
+    its value kept escaped: the job is processing, and the worker fails it as it fails any
+    corrupt record (once, with its dead letter). Other values (ids, verdicts, a malformed
+    entry's fields) are decoded by the call's parser (``records.pairs_to_dict``)."""
+    for item in reply:
+        if item[2] in _RECORDS:
+            values = item[3]
+            try:
+                item[3] = [v.decode() for v in values]
+            except UnicodeDecodeError:
+                item[2], item[3] = b"corrupt", _corrupt(item[2], values)
+    return reply
+
+
+def _corrupt(verdict: bytes, values: list[bytes]) -> list[str]:
+    """The values of a delivery with some that are not UTF-8: those left out, then the
+    field at fault and its value escaped (deliver.lua's own "corrupt" keeps its field)."""
+    text: list[str | None] = []
+    for v in values:
+        try:
+            text.append(v.decode())
+        except UnicodeDecodeError:
+            text.append(None)
+    run = [t if t is not None else "" for t in text[:_N]]
+    if verdict == b"corrupt":  # status or deliveries: deliver.lua's reason comes first
+        value = text[_N + 1]
+        return [*run, text[_N] or "?", escaped(values[_N + 1]) if value is None else value]
+    first = next(i for i, t in enumerate(text[:_N]) if t is None)
+    return [*run, RUN_FIELDS[first], escaped(values[first])]

@@ -75,11 +75,11 @@ local function rerun(id, from)
 end
 
 -- A job's record fields for reading; a key that is not a hash reads as
--- {'__corrupt__', its type}, bytes that are not UTF-8 as utf8_fields marks them
--- (records.py reports either as CorruptRecord), never an error.
+-- {'__corrupt__', its type} (records.py reports it as CorruptRecord), never an error.
+-- Values come as stored: the Sdk reads them with a client that does not decode.
 local function record(id)
   local kind = redis.call('TYPE', JOBS .. id)['ok']
-  if kind == 'hash' or kind == 'none' then return utf8_fields(redis.call('HGETALL', JOBS .. id)) end
+  if kind == 'hash' or kind == 'none' then return redis.call('HGETALL', JOBS .. id) end
   return {'__corrupt__', kind}
 end
 

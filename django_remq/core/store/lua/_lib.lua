@@ -45,11 +45,12 @@ local function lane_of(key)
   return tonumber(redis.call('HGET', key, 'priority') or '0') or 0
 end
 
--- Bytes that are not UTF-8. Python clients decode every reply (decode_responses), and
--- one value that does not decode fails the whole reply: every job of a batch with it.
--- So a script returns no value it has not checked with utf8_ok; one that fails goes back
--- escaped, and its field is named under NOT_UTF8 (records.NOT_UTF8 in Python).
-local NOT_UTF8 = '__not_utf8__'
+-- Bytes that are not UTF-8. Python clients decode replies (decode_responses), and one
+-- value that does not decode fails the whole reply: every job of a batch with it. The
+-- engine reads records with clients that do not decode and decodes them field by field
+-- (records.py); a script checks with utf8_ok only what it must judge itself (deliver.lua:
+-- a stream entry's fields). It costs a scan per byte in Lua: never on a record's values.
+local NOT_UTF8 = '__not_utf8__'  -- records.NOT_UTF8: see utf8_fields
 -- the well-formed sequences (no overlongs, no surrogates, nothing past U+10FFFF), as
 -- Python's strict decoder takes them; lead and continuation bytes never overlap, so
 -- each pattern matches only where a sequence starts
@@ -58,7 +59,14 @@ local UTF8_SEQUENCES = {'[\194-\223][\128-\191]', '\224[\160-\191][\128-\191]',
   '\240[\144-\191][\128-\191][\128-\191]', '[\241-\243][\128-\191][\128-\191][\128-\191]',
   '\244[\128-\143][\128-\191][\128-\191]'}
 local function utf8_ok(s)
-  if not string.find(s, '[\128-\255]') then return true end  -- ASCII: one scan in C
+  local n = #s
+  if n == 0 then return true end
+  -- ASCII, the usual case: the highest byte, in C (a short value's bytes fit the stack)
+  if n <= 4000 then
+    if math.max(string.byte(s, 1, n)) < 128 then return true end
+  elseif not string.find(s, '[\128-\255]') then
+    return true
+  end
   for _, seq in ipairs(UTF8_SEQUENCES) do s = string.gsub(s, seq, '.') end
   return not string.find(s, '[\128-\255]')
 end
@@ -71,16 +79,14 @@ local function escape_bytes(s)
   end))
 end
 -- A flat field/value list (HGETALL, a stream entry) safe to return: as it is when every
--- name and value is UTF-8, else with the bad ones escaped and a last pair NOT_UTF8 =
--- the names of the fields at fault (escaped if need be), a JSON array.
+-- name and value is UTF-8, else with each pair at fault escaped, name and value (so
+-- which to unescape is never a guess), and a last pair NOT_UTF8 = their escaped names,
+-- a JSON array (records.pairs_to_dict does the same in Python).
 local function utf8_fields(flat)
   local bad
   for i = 1, #flat - 1, 2 do
-    local name, value = flat[i], flat[i + 1]
-    local name_ok, value_ok = utf8_ok(name), utf8_ok(value)
-    if not (name_ok and value_ok) then
-      if not name_ok then flat[i] = escape_bytes(name) end
-      if not value_ok then flat[i + 1] = escape_bytes(value) end
+    if not (utf8_ok(flat[i]) and utf8_ok(flat[i + 1])) then
+      flat[i], flat[i + 1] = escape_bytes(flat[i]), escape_bytes(flat[i + 1])
       bad = bad or {}
       bad[#bad + 1] = flat[i]
     end

@@ -32,19 +32,19 @@
 --   "requeued"   the queue is paused: entry moved to the stream's end, job waiting
 --   "poison"     delivered more than max deliveries times; record. Not acked: the
 --                worker fails it through finish.lua (one failure path, at-least-once)
---   "corrupt"    the record has a field no worker can use: a `status` that is none
---                of STATUSES, a RUN_FIELDS value that is not UTF-8, a `deliveries`
---                that is no count (the first found). record = RUN_FIELDS (the bad
---                values left out), then the bad field's name and value (escaped if not
---                UTF-8); the job is processing (counting the delivery if it can), kept
---                as found otherwise. Not acked: the worker fails it via finish.lua
+--   "corrupt"    the record has a field this script cannot use: a `status` none of
+--                STATUSES, else a `deliveries` that is no count. record = RUN_FIELDS,
+--                then the bad field's name and value; the job is processing (counting
+--                the delivery if it can), kept as found otherwise. Not acked: the worker
+--                fails it via finish.lua
 --   "unreadable" the job key holds no hash (record = {its type}): acked, taken out
 --                of the waiting/processing indexes, the key left as found
 --   "malformed"  the entry has no job id, or a field name or value that is not UTF-8;
---                record = the entry's fields (bytes escaped, the bad fields named:
---                _lib.lua's utf8_fields). Not acked: the worker records it through
---                finish.lua
--- No reply holds a byte that is not UTF-8: a Python client would fail the whole reply.
+--                record = the entry's raw fields. Not acked: the worker records it
+--                through finish.lua
+-- Values are returned as stored: the worker reads this reply with a client that does not
+-- decode and decodes each value itself; one that is not UTF-8 fails its own job only
+-- (worker/reader.py's delivered), and a check here would cost a scan of every byte.
 local IDX = status_keys()
 local now = now_ms()
 local group, me, mode = ARGV[2], ARGV[3], ARGV[6]
@@ -57,10 +57,11 @@ local function add_entries(list, n)
     local fields, jid = e[2], ''
     if fields then
       for j = 1, #fields, 2 do if fields[j] == 'id' then jid = fields[j + 1] end end
-      -- emit writes only UTF-8: any other byte makes the entry malformed (its fields
-      -- escaped, the bad ones named: see _lib.lua's utf8_fields)
-      local checked = utf8_fields(fields)
-      if checked[#checked - 1] == NOT_UTF8 then jid = '' end
+      -- emit writes UTF-8 only: any other byte makes the entry malformed (emit's entry
+      -- is {'id', id}: one short value to look at)
+      for j = 1, #fields do
+        if not utf8_ok(fields[j]) then jid = '' break end
+      end
     end
     entries[#entries + 1] = {e[1], jid, fields, n}
   end
@@ -206,14 +207,7 @@ for _, e in ipairs(entries) do
         local values = {}
         local bad, bad_value  -- the field that makes the record corrupt, and its value
         if not known then bad, bad_value = 'status', status end
-        for i = 1, #RUN_FIELDS do
-          local v = rec[i + 4] or ''  -- no nils in replies
-          if not utf8_ok(v) then  -- left out of the reply: it would fail the batch's
-            if not bad then bad, bad_value = RUN_FIELDS[i], v end
-            v = ''
-          end
-          values[i] = v
-        end
+        for i = 1, #RUN_FIELDS do values[i] = rec[i + 4] or '' end  -- no nils in replies
         local set = {'status', 'processing', 'last_run', now, 'lock_until', now + ARGV[4],
                      'worker', me}
         if is_count(rec[3]) then  -- this delivery counted, in the same HSET
@@ -235,7 +229,7 @@ for _, e in ipairs(entries) do
         redis.call('HSET', key, unpack(set))
         if bad then
           values[#values + 1] = bad
-          values[#values + 1] = utf8_ok(bad_value) and bad_value or escape_bytes(bad_value)
+          values[#values + 1] = bad_value
         end
         out[#out + 1] = {eid, id, verdict, values}
         if verdict == 'run' then ran = ran + 1 end

@@ -33,16 +33,22 @@ local out = {}
 -- The dead letter of job `id`: `fields` plus its final record and log lines, as they
 -- stand now. A DLQ key that is no stream loses the entry, never the job's failure.
 local function dead_letter(fields, key, id)
-  -- bytes that are not UTF-8 go in escaped, or no Sdk could read the DLQ (see _lib.lua)
-  local flat, record = utf8_fields(redis.call('HGETALL', key)), {}
+  local flat, record = redis.call('HGETALL', key), {}
+  local lines = redis.call('LRANGE', logs .. id, 0, -1)
+  -- a corrupt record's bytes that are not UTF-8 go in escaped, so the copy is JSON any
+  -- client reads (only then: the check scans every byte; see _lib.lua)
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'reason' and fields[i + 1] == 'corrupt' then
+      utf8_fields(flat)
+      for n, line in ipairs(lines) do
+        if not utf8_ok(line) then lines[n] = escape_bytes(line) end
+      end
+    end
+  end
   for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
   local entry = {unpack(fields)}
   entry[#entry + 1] = 'job'
   entry[#entry + 1] = cjson.encode(record)
-  local lines = redis.call('LRANGE', logs .. id, 0, -1)
-  for i, line in ipairs(lines) do
-    if not utf8_ok(line) then lines[i] = escape_bytes(line) end
-  end
   if #lines > 0 then
     entry[#entry + 1] = 'logs'
     entry[#entry + 1] = cjson.encode(lines)
