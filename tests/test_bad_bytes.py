@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.cluster
 
 from django_remq.core import TaskManager
 from django_remq.core.errors import CorruptRecord
@@ -19,6 +20,7 @@ from django_remq.core.sdk import Sdk
 from django_remq.core.store.keys import GROUP, Keys
 from django_remq.core.store.records import NOT_UTF8
 
+from .cluster import on_both
 from .workers import await_until
 
 pytestmark = pytest.mark.redis
@@ -28,9 +30,10 @@ SOON = 8.0
 
 
 @pytest.fixture
-def raw(redis_url: str) -> Any:
+def raw(redis_url: str, on_cluster: bool) -> Any:
     """A client that writes and reads bytes as they are."""
-    client = redis.Redis.from_url(redis_url)
+    client = (redis.cluster.RedisCluster.from_url(redis_url) if on_cluster
+              else redis.Redis.from_url(redis_url))
     yield client
     client.close()
 
@@ -70,6 +73,7 @@ def _dead(r: Any, qk: Any) -> dict[str, dict[str, str]]:
     return {fields["id"]: fields for _, fields in r.xrange(qk.dlq())}
 
 
+@on_both()
 @pytest.mark.parametrize("path", ["fetch", "blocking read"])
 async def test_a_job_field_that_is_not_utf8_fails_alone_and_its_batch_runs(
         make_tm, r, raw, prefix, caplog, path):
@@ -140,6 +144,7 @@ ENTRIES = [
 ]
 
 
+@on_both()
 @pytest.mark.parametrize("path", ["fetch", "blocking read"])
 @pytest.mark.parametrize("entry", ENTRIES)
 async def test_a_stream_entry_that_is_not_utf8_fails_at_once_as_malformed(

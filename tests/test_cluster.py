@@ -254,7 +254,7 @@ def test_close_closes_every_client_the_connection_made(cluster_url) -> None:
 
     async def use(conn: Connection) -> None:
         await conn.aio.set(key, 1)
-        assert await conn.blocking(1000).get(key) == "1"
+        assert await conn.blocking(1000).get(key) == b"1"  # it does not decode
         pinned, _ = await conn.pinned(key, 1000)
         assert await pinned.ping()
 
