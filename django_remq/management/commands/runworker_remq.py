@@ -20,6 +20,7 @@ from ...worker import (
     RedisUnavailable,
     banner,
     configure_logging,
+    end_process,
     pinning_tip,
     probe_redis,
     run_worker,
@@ -116,6 +117,7 @@ class Command(BaseCommand):
             if code:
                 sys.exit(code)
             self.stdout.write("remq supervisor stopped")
+            self._end()
             return
         for line in banner(tm, queues, burst=options["burst"]):
             self.stdout.write(line)
@@ -129,6 +131,14 @@ class Command(BaseCommand):
         except unavailable as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write("remq worker stopped")
+        self._end()
+
+    def _end(self) -> None:
+        """From the command line, exit now (see end_process); called in a process (tests,
+        call_command), return to the caller."""
+        if getattr(self, "_called_from_command_line", False):
+            self.stdout.flush()
+            end_process(0)
 
     @staticmethod
     def _gateway(tm: Any, host: str | None, port: int | None) -> tuple[type[Exception], ...]:
