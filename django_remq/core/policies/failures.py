@@ -77,10 +77,13 @@ _CORRUPT_WHY = {"deliveries": "is not a count",
 def corrupt_verdict(queue: str, job_id: str, field: str, value: str) -> CorruptRecord:
     """The error of deliver.lua's "corrupt" verdict: the field it names, and its value
     (escaped when it is not UTF-8)."""
-    why = _CORRUPT_WHY.get(field, r"is not UTF-8 (bytes above 0x7f shown as \xNN)")
+    why = _CORRUPT_WHY.get(field)
+    shown = f"{value[:80]!r}"
+    if why is None:  # escaped already: shown as it is (a repr would double each "\")
+        why, shown = r"is not UTF-8 (bytes above 0x7f shown as \xNN)", f"'{value[:80]}'"
     return CorruptRecord(f"job {job_id} in queue {queue!r} has a corrupt record: "
-                         f"{field}={value[:80]!r} {why}; the job fails, its other fields "
-                         "kept as found")
+                         f"{field}={shown} {why}; the job fails, its other fields kept "
+                         "as found")
 
 
 def _options(text: str) -> dict[str, Any]:

@@ -166,7 +166,8 @@ def not_utf8(fields: Mapping[str, str]) -> str | None:
         names = [str(n) for n in jsonutil.loads(marked)]
     except (ValueError, TypeError):  # a hand-written field of that name
         names = [marked]
-    shown = ", ".join(f"{n!r} = {str(fields.get(n, ''))[:80]!r}" for n in names[:5])
+    # the values are escaped already: shown as they are (a repr would double each "\")
+    shown = ", ".join(f"{n!r} = '{str(fields.get(n, ''))[:80]}'" for n in names[:5])
     return (f"field{'s' if len(names) > 1 else ''} {shown} "
             f"{'are' if len(names) > 1 else 'is'} not UTF-8 (bytes above 0x7f shown as "
             r"\xNN)")
