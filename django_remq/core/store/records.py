@@ -140,7 +140,7 @@ class _Reader:
             return default
         try:
             decoded = jsonutil.loads(value)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise self.fail(name, f"not JSON ({exc})") from None
         if kind is not None and not isinstance(decoded, kind):
             raise self.fail(name, f"must be a JSON {'object' if kind is dict else 'array'}")
@@ -200,7 +200,7 @@ def _decode(f: _Reader, logs: Sequence[Any] | None) -> AdminJobData:
         try:
             entry = jsonutil.loads(as_text(line))
             lines.append(LogEntry(**entry))
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             raise CorruptRecord(f"{f.where} has a corrupt log line {n}: {exc}") from None
     try:
         retries = retries_of(options)
