@@ -1,4 +1,8 @@
-"""The one shape of every background loop: do a step, sleep what it says, survive errors."""
+"""The one shape of every background loop: do a step, sleep what it says, survive errors.
+
+Below both the worker and the policies (cron claims its ticks in one), so neither
+reaches into the other for it.
+"""
 
 from __future__ import annotations
 

@@ -35,12 +35,12 @@ from croniter import croniter
 
 from .. import jsonutil
 from ..errors import InvalidOptions
+from ..loops import repeat
 from ..options import new_job_id
 from ..store import scripts
 from ..store.connection import Connection
 from ..store.keys import Keys
 from ..store.scripts import Arg, Call, arun
-from ..worker.loops import repeat
 
 log = logging.getLogger("django_remq.cron")
 

@@ -28,12 +28,12 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from .. import jsonutil
+from ..loops import repeat
 from ..store import ops
 from ..store.connection import Connection
 from ..store.keys import GROUP, Keys
 from ..store.scripts import arun_many
 from .lanes import LaneView
-from .loops import repeat
 
 log = logging.getLogger("django_remq.upkeep")
 
