@@ -4,7 +4,8 @@ Nothing is read at import. :func:`get_settings` validates the dict once and cach
 a :class:`RemqSettings`; the cache is dropped on ``setting_changed`` so
 ``override_settings(REMQ=...)`` works in tests. The same validation feeds the
 system checks (:mod:`django_remq.checks`), so ``manage.py check`` and a running
-process never disagree about what is wrong.
+process never disagree about what is wrong. ``GATEWAY`` is checked by its own module
+beside this one (:mod:`.gateway_settings`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from .core.store.keys import validate_queue_name
 from .core.store.replicas import DEFAULT_TIMEOUT_MS, ReplicaWait
 from .core.worker import affinity
 from .errors import ImproperlyConfiguredRemq
+from .gateway_settings import gateway_problems
+from .problems import Problem
 
 ENV_REDIS_URL = "REMQ_REDIS_URL"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -68,15 +71,6 @@ TASK_LEVEL_KEYS = (EMIT_KEYS | HANDLER_ONLY_KEYS) - {"id"}
 NESTED_PROCESSOR_KEYS = {"max_retries": "retry", "retry_delay_ms": "retry",
                          "should_retry": "retry", "backoff": "retry",
                          "should_send_to_dlq": "dlq", "stream_key": "dlq"}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with ``REMQ``; ``id`` is the stable system-check id."""
-
-    id: str
-    msg: str
-    hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,7 +181,7 @@ def problems(raw: Any, *, import_paths: bool = True) -> list[Problem]:
     if raw.get("PROCESSOR"):
         found += processor_problems(raw["PROCESSOR"])
     if raw.get("GATEWAY") is not None:
-        found += _gateway_problems(raw["GATEWAY"], import_paths)
+        found += gateway_problems(raw["GATEWAY"], import_paths=import_paths)
     if import_paths and raw.get("ADMIN_PERMISSION"):
         found += admin_permission_problems(raw["ADMIN_PERMISSION"])
     return found
@@ -389,13 +383,6 @@ def _nested_hint(key: str) -> str:
     return ""
 
 
-# -- the WebSocket gateway (its rules live in django_remq.consumers.policy) ----------
-
-
-def _gateway_problems(gateway: Any, import_paths: bool) -> list[Problem]:
-    from .consumers.policy import gateway_problems
-
-    return gateway_problems(gateway, import_paths=import_paths)
 # -- the admin pages' permission hook ------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from django_remq.consumers import holds
 from django_remq.consumers.gateway import MAX_DONE, TaskGatewayConsumer
 from django_remq.consumers.holds import Holds, holder
-from django_remq.consumers.policy import gateway_problems
+from django_remq.gateway_settings import gateway_problems
 from django_remq.consumers.protocol import ClientError
 from django_remq.core.store import keys
 from django_remq.testing import RemqTestEnv

@@ -13,7 +13,8 @@ Origin must be exactly an allowed ``scheme://host[:port]``:
 
 A handshake without ``Origin`` is let through: only browsers send someone else's
 cookies across sites, and they always send ``Origin`` (the original remq's Node
-clients send none). :func:`origin_allowed` is the rule alone, for any server.
+clients send none). :func:`origin_allowed` is the rule alone, for any server; what an
+``allowed_origins`` entry may be is the settings layer's (:mod:`django_remq.gateway_settings`).
 """
 
 from __future__ import annotations
@@ -21,41 +22,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+
+from ..conf import get_settings
+from ..gateway_settings import PORTS, parse_origin
 
 log = logging.getLogger("django_remq.gateway")
-
-#: The schemes a browser page has, and their standard ports.
-PORTS = {"http": 80, "https": 443}
-Origin = tuple[str, str, int]
-
-
-def parse_origin(value: str) -> Origin | None:
-    """``scheme://host[:port]`` as ``(scheme, host, port)``, lower case, the port filled
-    in; None when ``value`` is not one (a path, user info, ``null``...)."""
-    if not isinstance(value, str) or len(value) > 300:
-        return None
-    try:
-        parts = urlsplit(value.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    if (scheme not in PORTS or not parts.hostname or parts.path not in ("", "/")
-            or parts.query or parts.fragment or "@" in parts.netloc):
-        return None
-    return scheme, parts.hostname.lower(), port or PORTS[scheme]
-
-
-def origin_problem(value: Any) -> str | None:
-    """Why ``value`` cannot be an entry of ``allowed_origins`` (None: it can)."""
-    if value == "*":
-        return None
-    if not isinstance(value, str) or parse_origin(value) is None:
-        return (f"{value!r} is not an origin; write 'scheme://host[:port]' with scheme http "
-                "or https and no path, e.g. 'https://app.example.com' or "
-                "'http://localhost:8000', or '*' for any")
-    return None
 
 
 def _site(host: str | None, allowed_hosts: Sequence[str] | None) -> tuple[str, int | None] | None:
@@ -130,8 +101,6 @@ class RemqOriginValidator:
 
     @staticmethod
     def allows(scope: Mapping[str, Any]) -> bool:
-        from ..conf import get_settings
-
         headers = scope.get("headers", ())
         origin, host = _header(headers, b"origin"), _header(headers, b"host")
         allowed = get_settings().gateway.get("allowed_origins")

@@ -8,41 +8,30 @@ otherwise; ``client_options`` says which emit options a client may set (never ``
 unless listed). Limits bound what one client costs: a frame's size, the tasks one
 connection follows, the tasks one user holds in flight across connections and gateway
 processes, and how far ahead a client may delay a task; ``allowed_origins`` is read by
-:mod:`.origin`. Validation is shared with ``manage.py check`` (:func:`gateway_problems`).
+:mod:`.origin`. The keys, their defaults and their validation (shared with ``manage.py
+check``) are the settings layer's: :mod:`django_remq.gateway_settings`.
 """
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.utils.module_loading import import_string
 
-from ..core.options import EMIT_KEYS
-from .origin import origin_problem
-from .protocol import CLIENT_OPTIONS
-
-if TYPE_CHECKING:
-    from ..conf import Problem
-
-DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
-DEFAULT_MAX_IN_FLIGHT = 100
-DEFAULT_MAX_IN_FLIGHT_PER_USER = 1000
-DEFAULT_MAX_CLIENT_DELAY_MS = 86_400_000  # a day
-POLICY_KEYS = ("can_emit", "can_subscribe", "can_broadcast")
-#: The limits, each an int setting: (default, lowest allowed).
-LIMITS = {"max_message_bytes": (DEFAULT_MAX_MESSAGE_BYTES, 1),
-          "max_in_flight": (DEFAULT_MAX_IN_FLIGHT, 1),
-          "max_in_flight_per_user": (DEFAULT_MAX_IN_FLIGHT_PER_USER, 1),
-          "max_client_delay_ms": (DEFAULT_MAX_CLIENT_DELAY_MS, 0)}
-GATEWAY_KEYS = ("allowed_events", *POLICY_KEYS, "client_options", *LIMITS, "allowed_origins")
-SIGNATURES = {"can_emit": "(scope, event, queue, data) -> bool",
-              "can_subscribe": "(scope, task_id, owner) -> bool",
-              "can_broadcast": "(scope) -> bool"}
+from ..decorators import registry
+from ..gateway_settings import (
+    CLIENT_OPTIONS,
+    DEFAULT_MAX_CLIENT_DELAY_MS,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_IN_FLIGHT_PER_USER,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    LIMITS,
+    POLICY_KEYS,
+    load_callable,
+)
 
 
 def _user(scope: Mapping[str, Any]) -> Any:
@@ -93,7 +82,7 @@ class GatewayPolicy:
 
     @classmethod
     def from_settings(cls, gateway: Mapping[str, Any]) -> GatewayPolicy:
-        rules: dict[str, Any] = {key: _callable(gateway[key]) for key in POLICY_KEYS
+        rules: dict[str, Any] = {key: load_callable(gateway[key]) for key in POLICY_KEYS
                                  if gateway.get(key)}
         limits = {key: gateway.get(key, default) for key, (default, _) in LIMITS.items()}
         allowed, options = gateway.get("allowed_events"), gateway.get("client_options")
@@ -104,8 +93,6 @@ class GatewayPolicy:
     def allowed(self, event: str) -> bool:
         if self.allowed_events is not None:
             return event in self.allowed_events
-        from ..decorators import registry
-
         return any(d.expose and d.event == event for d in registry)
 
     async def check(self, rule: str, *args: Any) -> bool:
@@ -116,87 +103,3 @@ class GatewayPolicy:
         if inspect.iscoroutinefunction(fn):
             return bool(await fn(*args))
         return bool(await sync_to_async(fn)(*args))
-
-
-def _emit_options(value: Any) -> bool:
-    return isinstance(value, list | tuple | set | frozenset) and all(
-        isinstance(o, str) and o in EMIT_KEYS for o in value)
-
-
-def _callable(value: Any) -> Callable[..., Any]:
-    fn = import_string(value) if isinstance(value, str) else value
-    if not callable(fn):
-        raise TypeError(f"{value!r} is not callable")
-    return fn  # type: ignore[no-any-return]
-
-
-def gateway_problems(gateway: Any, *, import_paths: bool = True) -> list[Problem]:
-    """Everything wrong with ``REMQ['GATEWAY']`` (ids remq.E020-E022)."""
-    from ..conf import Problem
-
-    if not isinstance(gateway, Mapping):
-        return [Problem("remq.E020", f"REMQ['GATEWAY'] must be a dict, got "
-                        f"{type(gateway).__name__}.", "Example: {'allowed_events': ['report']}.")]
-    found = []
-    for key in gateway:
-        if key not in GATEWAY_KEYS:
-            close = difflib.get_close_matches(str(key), GATEWAY_KEYS, n=1)
-            found.append(Problem("remq.E020", f"REMQ['GATEWAY'] has an unknown key {key!r}.",
-                                 f"Did you mean {close[0]!r}?" if close
-                                 else f"Known keys: {', '.join(GATEWAY_KEYS)}."))
-    allowed = gateway.get("allowed_events")
-    if allowed is not None and (not isinstance(allowed, list | tuple | set | frozenset)
-                                or not all(isinstance(e, str) and e for e in allowed)):
-        found.append(Problem("remq.E021", f"REMQ['GATEWAY']['allowed_events'] must be a list "
-                             f"of event names, got {allowed!r}.",
-                             "Example: ['generate-report']; leave it out to allow the "
-                             "handlers declared with @handler(..., expose=True)."))
-    if not _emit_options(gateway.get("client_options", CLIENT_OPTIONS)):
-        found.append(Problem("remq.E021", "REMQ['GATEWAY']['client_options'] must be a list "
-                             f"of emit options, got {gateway['client_options']!r}.",
-                             f"Choose from {', '.join(sorted(EMIT_KEYS))}; leave it out for "
-                             f"{', '.join(sorted(CLIENT_OPTIONS))} (every one but 'id')."))
-    for key, (default, low) in LIMITS.items():
-        value = gateway.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            found.append(Problem("remq.E021", f"REMQ['GATEWAY'][{key!r}] must be an int "
-                                 f">= {low}, got {value!r}.", f"Default: {default}."))
-    return found + _origin_problems(gateway) + _rule_problems(gateway, import_paths)
-
-
-def _origin_problems(gateway: Mapping[str, Any]) -> list[Problem]:
-    from ..conf import Problem
-
-    origins = gateway.get("allowed_origins")
-    if origins is None:
-        return []
-    if isinstance(origins, str) or not isinstance(origins, list | tuple):
-        return [Problem("remq.E021", f"REMQ['GATEWAY']['allowed_origins'] must be a list of "
-                        f"origins, got {origins!r}.", "Example: ['https://app.example.com']; "
-                        "leave it out to allow the site's own origin only (the Host of the "
-                        "handshake, which ALLOWED_HOSTS must allow, on its port).")]
-    return [Problem("remq.E021", f"REMQ['GATEWAY']['allowed_origins']: {why}.",
-                    "Browsers send the page's origin: scheme, host and port, nothing else.")
-            for why in map(origin_problem, origins) if why is not None]
-
-
-def _rule_problems(gateway: Mapping[str, Any], import_paths: bool) -> list[Problem]:
-    from ..conf import Problem
-
-    found = []
-    for key in POLICY_KEYS:
-        value = gateway.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str) and not callable(value):
-            found.append(Problem("remq.E022", f"REMQ['GATEWAY'][{key!r}] must be a dotted path "
-                                 f"to a callable, got {value!r}.",
-                                 f"Example: 'myapp.gateway.{key}', a function {SIGNATURES[key]}."))
-        elif import_paths and isinstance(value, str):
-            try:
-                _callable(value)
-            except (ImportError, TypeError) as exc:
-                found.append(Problem("remq.E022", f"REMQ['GATEWAY'][{key!r}] = {value!r} is not "
-                                     f"an importable callable: {exc}.",
-                                     f"Give the dotted path of a function {SIGNATURES[key]}."))
-    return found

@@ -27,11 +27,8 @@ from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
-#: Emit options a client may set by default (``GATEWAY['client_options']`` replaces this
-#: set); the rest is the server's: ``id`` names a job, so a client's own could reach
-#: another user's task (see the consumer's check when a project allows it).
-CLIENT_OPTIONS = frozenset({"attempts", "retry_count", "retry_delay_ms", "delay_ms",
-                            "delay_until", "priority", "timeout_ms"})
+from ..gateway_settings import CLIENT_OPTIONS
+
 #: The original remq's spelling -> ours; ``attempts``, ``priority``, ``id`` are the same.
 ORIGINAL_OPTIONS = {"retryCount": "retry_count", "retryDelayMs": "retry_delay_ms",
                     "delayUntil": "delay_until"}
