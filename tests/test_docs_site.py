@@ -109,7 +109,8 @@ def test_a_setting_without_its_description_or_a_stale_one_fails_the_build(
 def hook() -> ModuleType:
     spec = importlib.util.spec_from_file_location("settings_reference",
                                                   DOCS / "hooks" / "settings_reference.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

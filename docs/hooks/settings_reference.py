@@ -159,7 +159,8 @@ def descriptions() -> dict[str, dict[str, str]]:
     """docs/hooks/settings_descriptions.py, loaded by path (the docs tree is no package)."""
     spec = importlib.util.spec_from_file_location("settings_descriptions",
                                                   HERE / "settings_descriptions.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return {name: dict(getattr(module, name, {})) for name in TABLES}
