@@ -21,8 +21,10 @@ import redis.cluster
 
 from .conf import get_settings
 from .core import TaskManager
-from .core.errors import RemqError, SyncThreadsExhausted
+from .core.errors import RedisUnavailable as RedisUnavailable  # importable from here too
+from .core.errors import SyncThreadsExhausted
 from .core.handlers import HandlerEntry
+from .core.store.clients import make_client
 from .core.store.connection import describe
 from .core.worker import affinity
 
@@ -33,21 +35,14 @@ START_REDIS_HINT = ("Start one (`redis-server --daemonize yes`, or `docker run -
                     "variable) at a running server.")
 
 
-class RedisUnavailable(RemqError):
-    """No Redis answers at the configured URL."""
-
-
 def probe_redis(url: str, timeout: float = 3.0, *, cluster: bool = False) -> None:
     """Fail fast, naming the URL (password hidden), when Redis does not answer (on a
-    Cluster: when the slot map cannot be read from the node, or a master does not answer)."""
-    client: redis.Redis | redis.cluster.RedisCluster | None = None
+    Cluster: when the slot map cannot be read from the node, or a master does not answer).
+    Raises :class:`~django_remq.errors.RedisUnavailable`."""
+    client: redis.Redis | None = None
     try:
-        if cluster:
-            client = redis.cluster.RedisCluster.from_url(
-                url, socket_connect_timeout=timeout, socket_timeout=timeout)
-        else:
-            client = redis.Redis.from_url(url, socket_connect_timeout=timeout,
-                                          socket_timeout=timeout)
+        client = make_client(url, cluster=cluster, socket_timeout=timeout,
+                             socket_connect_timeout=timeout)
         ping(client)
     except (redis.RedisError, redis.exceptions.RedisClusterException, OSError) as exc:
         raise RedisUnavailable(f"cannot reach Redis at {describe(url)} ({exc}). "

@@ -32,14 +32,17 @@ from django.utils.module_loading import import_string
 
 from ..conf import RemqSettings, get_settings, raw_settings
 from ..core.store.connection import describe
+from ..redis_clients import remq_connection
 from ..sdk import Sdk
 
 log = logging.getLogger("django_remq.admin")
 
 View = Callable[..., HttpResponse]
-#: Errors that mean "Redis is not reachable right now" (not a bug in the page).
+#: Errors that mean "Redis is not reachable right now" (not a bug in the page); the
+#: last two: a Redis Cluster with no node answering, or electing a new master.
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-               redis.exceptions.BusyLoadingError)
+               redis.exceptions.BusyLoadingError, redis.exceptions.RedisClusterException,
+               redis.exceptions.ClusterDownError)
 
 #: Where ``django_remq.routing`` mounts the gateway (the pages add ``?broadcast=1``).
 GATEWAY_PATH = "/ws/remq/"
@@ -48,16 +51,22 @@ _lock = threading.Lock()
 _cached: tuple[RemqSettings, Sdk] | None = None
 
 
+#: The pages' own timeouts (s; a URL's query wins): a blackholed Redis turns into the
+#: error page in seconds, not a hung request, while a slow page still gets its reply.
+CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 3.0, 10.0
+
+
 def get_sdk() -> Sdk:
-    """One Sdk (one connection pool) per process and ``REMQ`` value; short timeouts so a
-    blackholed Redis turns into the error page in seconds, not a hung request."""
+    """One Sdk (one connection pool) per process and ``REMQ`` value, reaching Redis as
+    every other client of the project does (``CLUSTER`` included), with the pages' own
+    timeouts."""
     global _cached
     conf = get_settings()
     with _lock:
         if _cached is None or _cached[0] is not conf:
-            client = redis.Redis.from_url(conf.redis_url, decode_responses=True,
-                                          socket_connect_timeout=3, socket_timeout=10)
-            _cached = (conf, Sdk(client))
+            conn = remq_connection(conf, socket_timeout=READ_TIMEOUT_S,
+                                   socket_connect_timeout=CONNECT_TIMEOUT_S)
+            _cached = (conf, Sdk(conn))
         return _cached[1]
 
 

@@ -27,7 +27,7 @@ class PayloadTooLarge(InvalidOptions):
     """A task's data (or a handler's result) is larger, as JSON, than the payload limit
     (``max_payload_bytes``; ``REMQ["MAX_PAYLOAD_BYTES"]`` under Django): a queue is no
     place for bulk data, and the admin and every worker would load it whole. ``size`` and
-    ``limit`` are in bytes; ``code`` is the gateway's error code for it."""
+    ``limit`` are in bytes; ``code`` names the error for a client (a stable error code)."""
 
     code = "too_large"
 
@@ -85,8 +85,9 @@ class ReplicaTimeout(RemqError, TimeoutError):
 
 
 class RedisUnavailable(RemqError, redis.exceptions.ConnectionError):
-    """An emit could not reach Redis (refused, reset, unknown host). Still a redis-py
-    ``ConnectionError``, so handlers written for redis-py keep working."""
+    """Redis could not be reached (refused, reset, unknown host): by an emit, or by the
+    worker's start-up probe (``django_remq.worker.probe_redis``, which names the URL).
+    Still a redis-py ``ConnectionError``, so handlers written for redis-py keep working."""
 
 
 class RedisTimeout(RedisUnavailable, redis.exceptions.TimeoutError):

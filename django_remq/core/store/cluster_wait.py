@@ -24,17 +24,27 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 from redis.exceptions import ClusterDownError, MovedError, RedisClusterException, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-if TYPE_CHECKING:
-    from .scripts import Step
+from . import redis_compat
+
+
+class Step(Protocol):
+    """What a round trip's step offers here (a :class:`.scripts.Call` or ``Cmd``; named by
+    shape, so this module does not import the one that imports it)."""
+
+    @property
+    def command(self) -> tuple[Any, ...]: ...
+
+    @property
+    def key(self) -> str | None: ...
+
 
 log = logging.getLogger("django_remq.cluster")
 
@@ -66,7 +76,7 @@ def plan(steps: Sequence[Step], node_of: Callable[[str], Any]) -> Groups:
 
 
 def _merged(steps: Sequence[Step], groups: Groups, replies: Sequence[Sequence[Any]],
-            moved: Callable[[MovedError], None]) -> list[Any]:
+            client: Any) -> list[Any]:
     """Each step's reply in order; the ``WAIT``'s: the fewest replicas any master
     confirmed (or its first error). MOVED replies update the slot map first."""
     out: list[Any] = [None] * len(steps)
@@ -75,7 +85,7 @@ def _merged(steps: Sequence[Step], groups: Groups, replies: Sequence[Sequence[An
         *writes, count = node_replies
         for i, reply in zip(indexes, writes, strict=True):
             if isinstance(reply, MovedError):
-                moved(reply)
+                redis_compat.move_slot(client, reply)
             out[i] = reply
         counts.append(count)
     errors = [c for c in counts if isinstance(c, Exception)]
@@ -111,7 +121,7 @@ def send(client: RedisCluster, steps: Sequence[Step]) -> list[Any]:
     if (down := _down(groups, replies)) is not None:
         time.sleep(DOWN_PAUSE_S)
         relearn(client, down)
-    return _merged(steps, groups, replies, client.nodes_manager.move_slot)
+    return _merged(steps, groups, replies, client)
 
 
 def relearn(client: RedisCluster, failed: Any = None) -> None:
@@ -119,9 +129,9 @@ def relearn(client: RedisCluster, failed: Any = None) -> None:
     CLUSTERDOWN (asked last, ``failed``); a cluster still electing a new master is left
     for next time."""
     if failed is not None:
-        client.nodes_manager.move_node_to_end_of_cached_nodes(failed.name)
+        redis_compat.ask_last(client, failed.name)
     try:
-        client.nodes_manager.initialize()
+        redis_compat.learn_map(client)
     except (RedisError, RedisClusterException) as exc:
         log.debug("cannot learn the cluster's slot map yet: %s", exc)
 
@@ -129,11 +139,10 @@ def relearn(client: RedisCluster, failed: Any = None) -> None:
 async def arelearn(client: AsyncRedisCluster, failed: Any = None) -> None:
     """Async twin of :func:`relearn`; a failed node's idle connections are dropped too."""
     if failed is not None:
-        failed.update_active_connections_for_reconnect()
-        await failed.disconnect_free_connections()
-        client.nodes_manager.move_node_to_end_of_cached_nodes(failed.name)
+        await redis_compat.drop_idle_connections(failed)
+        redis_compat.ask_last(client, failed.name)
     try:
-        await client.nodes_manager.initialize()
+        await redis_compat.alearn_map(client)
     except (RedisError, RedisClusterException) as exc:
         log.debug("cannot learn the cluster's slot map yet: %s", exc)
 
@@ -142,19 +151,17 @@ async def asend(client: AsyncRedisCluster, steps: Sequence[Step]) -> list[Any]:
     """Async twin of :func:`send`: the masters' pipelines go out at once."""
     await client.initialize()
     groups = plan(steps, lambda key: client.get_node_from_key(key))
-    batches = [[PipelineCommand(n, *steps[i].command)
-                for n, i in enumerate((*indexes, len(steps) - 1))] for _, indexes in groups]
-    done = await asyncio.gather(*(node.execute_pipeline(batch) for (node, _), batch
-                                  in zip(groups, batches, strict=True)),
-                                return_exceptions=True)
-    replies = [[command.result for command in batch] for batch in batches]
-    for (node, _), outcome, node_replies in zip(groups, done, replies, strict=True):
-        error = outcome if isinstance(outcome, BaseException) else _lost(node_replies)
+    done = await asyncio.gather(
+        *(redis_compat.node_pipeline(node, [steps[i].command for i in (*indexes, len(steps) - 1)])
+          for node, indexes in groups), return_exceptions=True)
+    for (node, _), outcome in zip(groups, done, strict=True):
+        error = outcome if isinstance(outcome, BaseException) else _lost(outcome)
         if isinstance(error, RedisConnectionError | RedisTimeoutError | OSError):
             await arelearn(client, node)
         if error is not None:
             raise error
+    replies = [outcome for outcome in done if not isinstance(outcome, BaseException)]
     if (down := _down(groups, replies)) is not None:
         await asyncio.sleep(DOWN_PAUSE_S)
         await arelearn(client, down)
-    return _merged(steps, groups, replies, client.nodes_manager.move_slot)
+    return _merged(steps, groups, replies, client)

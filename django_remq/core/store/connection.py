@@ -19,6 +19,7 @@ node's URL will do, the client learns the slot map and follows MOVED/ASK. A
 ``RedisCluster`` client given instead of a URL implies it; the other kind is made from
 its node's address and credentials (give a ``rediss://`` URL for TLS). The clients are
 typed as ``Redis`` for the engine; they answer the same commands (keys of one slot each).
+Every client is made by :mod:`.clients`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ import logging
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import cast
 
 import redis
 import redis.asyncio
@@ -38,22 +38,15 @@ import redis.asyncio.cluster
 import redis.cluster
 from redis.crc import key_slot
 
-from .aio_cluster import AsyncCluster
+from .clients import copy_client, make_client, node_client, with_timeouts
 from .copies import (
     ASYNC_TO_SYNC,
-    DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
     PLAIN_ASYNC_POOLS,
     PLAIN_CONNECTIONS,
     PLAIN_POOLS,
-    SYNC_TO_ASYNC,
     ClusterClient,
     cluster_url,
-    extend_read_timeout,
-    fake_client,
-    longer_read,
-    pool_settings,
-    twin,
 )
 from .line import AioLine, Line
 
@@ -62,20 +55,7 @@ log = logging.getLogger("django_remq.connection")
 RedisLike = str | redis.Redis | redis.asyncio.Redis | ClusterClient
 _CLUSTER_TYPES = (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)
 
-_TIMEOUTS: dict[str, Any] = {"socket_timeout": DEFAULT_SOCKET_TIMEOUT,
-             "socket_connect_timeout": DEFAULT_CONNECT_TIMEOUT}
-
-
-def with_timeouts(url: str, socket_timeout: float, socket_connect_timeout: float) -> str:
-    """``url`` with these timeouts in its query, where the query does not set them already
-    (settings give defaults; a URL's own query is the more specific choice)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    given = {k for k, _ in query}
-    query += [(k, str(v)) for k, v in (("socket_timeout", socket_timeout),
-                                         ("socket_connect_timeout", socket_connect_timeout))
-              if k not in given]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+__all__ = ["Connection", "RedisLike", "describe", "with_timeouts"]
 
 
 def describe(db: RedisLike) -> str:
@@ -219,10 +199,7 @@ class Connection:
         if client is None or name != node.name:
             if client is not None:
                 await client.aclose()
-            pool = redis.asyncio.BlockingConnectionPool(
-                max_connections=1, connection_class=node.connection_class,
-                **node.connection_kwargs)
-            client = redis.asyncio.Redis.from_pool(pool)  # its aclose() closes the pool
+            client = node_client(node)
             made[slot, block_ms] = (node.name, client)
         return client, node.name
 
@@ -284,50 +261,26 @@ class Connection:
         """A sync client; ``decode=False``: one whose replies are bytes (:attr:`raw_sync`),
         made from the given client's settings when it is one."""
         db = self.target
-        if self.cluster:
+        if self.cluster or isinstance(db, str):  # a URL's query wins over the defaults
             url = cluster_url(db) if isinstance(db, _CLUSTER_TYPES) else str(db)
-            return cast(redis.Redis, redis.cluster.RedisCluster.from_url(
-                url, decode_responses=decode, **_TIMEOUTS))
-        if isinstance(db, str):  # the URL's query wins over these defaults
-            client: redis.Redis = redis.Redis.from_url(db, decode_responses=decode,
-                                                       **_TIMEOUTS)
-            return client
+            return make_client(url, cluster=self.cluster, decode=decode)
         assert isinstance(db, redis.asyncio.Redis | redis.Redis)
-        kwargs, cls = pool_settings(db)
-        if not decode:
-            kwargs["decode_responses"] = False
-        if "server" in kwargs:
-            fake: redis.Redis = fake_client(kwargs, asynchronous=False)
-            return fake
-        pool = redis.ConnectionPool(connection_class=twin(cls, ASYNC_TO_SYNC), **kwargs)
-        return redis.Redis.from_pool(pool)  # its close() closes the pool
+        client: redis.Redis = copy_client(db, asyncio=False, decode=decode)
+        return client
 
     def _make_async(self, extra_read_s: float = 0.0, decode: bool = True) -> redis.asyncio.Redis:
         """An asyncio client; ``decode=False``: one whose replies are bytes, whatever the
         given client does (see :meth:`blocking`)."""
         db = self.target
-        limit: dict[str, Any] = (
-            {"max_connections": self._max_connections} if self._max_connections else {})
-        if self.cluster:
+        if self.cluster or isinstance(db, str):
             url = cluster_url(db) if isinstance(db, _CLUSTER_TYPES) else str(db)
-            return cast(redis.asyncio.Redis, AsyncCluster.from_url(
-                longer_read(url, extra_read_s), decode_responses=decode, **limit, **_TIMEOUTS))
-        if isinstance(db, str):
-            aclient: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
-                db, decode_responses=decode, **limit, **_TIMEOUTS)
-            extend_read_timeout(aclient.connection_pool.connection_kwargs, extra_read_s)
-            return aclient
-        assert not isinstance(db, _CLUSTER_TYPES)
-        kwargs, cls = pool_settings(db)
-        if not decode:
-            kwargs["decode_responses"] = False
-        if "server" in kwargs:
-            fake: redis.asyncio.Redis = fake_client(kwargs, asynchronous=True)
-            return fake
-        extend_read_timeout(kwargs, extra_read_s)
-        pool = redis.asyncio.ConnectionPool(
-            connection_class=twin(cls, SYNC_TO_ASYNC), **kwargs, **limit)
-        return redis.asyncio.Redis.from_pool(pool)  # its aclose() closes the pool
+            return make_client(url, cluster=self.cluster, decode=decode, asyncio=True,
+                               extra_read_s=extra_read_s, max_connections=self._max_connections)
+        assert isinstance(db, redis.asyncio.Redis | redis.Redis)
+        client: redis.asyncio.Redis = copy_client(
+            db, asyncio=True, decode=decode, extra_read_s=extra_read_s,
+            max_connections=self._max_connections)
+        return client
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""How the engine makes the clients it needs from the one it was given.
+"""What the engine needs to copy the client it was given (:func:`.clients.copy_client`).
 
 A user gives one thing: a URL, a sync or an asyncio client, a cluster client. The engine
 needs a sync client, an asyncio client per event loop and, for blocking reads, clients
@@ -16,6 +16,8 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
+
+from .redis_compat import cluster_connection_kwargs
 
 ClusterClient = redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster
 
@@ -61,9 +63,7 @@ def cluster_url(client: ClusterClient) -> str:
     node = client.get_default_node()
     if node is None:
         raise ValueError("this RedisCluster client knows no node yet; pass a URL instead")
-    kw: dict[str, Any] = (client.nodes_manager.connection_kwargs
-                          if isinstance(client, redis.cluster.RedisCluster)
-                          else client.connection_kwargs)
+    kw = cluster_connection_kwargs(client)
     auth = ""
     if kw.get("password"):
         auth = f"{quote(kw.get('username') or '')}:{quote(kw['password'])}@"

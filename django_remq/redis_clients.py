@@ -1,0 +1,28 @@
+"""How the Django layer reaches Redis: ``REMQ`` fed to the engine's one client factory.
+
+``REMQ["REDIS_URL"]`` (TLS by ``rediss://``, any redis-py option in its query),
+``REMQ["CLUSTER"]`` and the socket timeouts (``SOCKET_TIMEOUT``,
+``SOCKET_CONNECT_TIMEOUT``; a URL's own query wins) make every client: the worker's
+and the gateway's (through the task manager), the ``Sdk()``'s and the admin pages'
+(:func:`remq_connection`), and the worker's start-up probe (``worker.probe_redis``, given
+the URL and ``CLUSTER``), all by :mod:`django_remq.core.store.clients`.
+"""
+
+from __future__ import annotations
+
+from .conf import RemqSettings, get_settings
+from .core.store.clients import with_timeouts
+from .core.store.connection import Connection
+
+
+def remq_connection(conf: RemqSettings | None = None, *, socket_timeout: float | None = None,
+                    socket_connect_timeout: float | None = None) -> Connection:
+    """A :class:`Connection` to ``REMQ``'s Redis (a cluster's with ``CLUSTER``); the
+    timeouts given replace ``REMQ``'s, unless the URL's query sets its own."""
+    conf = conf or get_settings()
+    url = with_timeouts(conf.redis_url,
+                        conf.socket_timeout if socket_timeout is None else socket_timeout,
+                        conf.socket_connect_timeout if socket_connect_timeout is None
+                        else socket_connect_timeout)
+    return Connection(url, cluster=conf.cluster)
+
