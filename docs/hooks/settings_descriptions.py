@@ -51,8 +51,8 @@ PROCESSOR = {
            "below; `None`: off.",
     "dlq.stream_key": "The stream's name inside each queue: `<prefix>:{<queue>}:<stream_key>`.",
     "dlq.maxlen": "Entries kept per queue (`MAXLEN ~`).",
-    "dlq.should_send_to_dlq": "`fn(message, error, attempts) -> bool`, asked before a "
-                              "`retry_refused` job is dead-lettered.",
+    "dlq.should_send_to_dlq": "`fn(message, error, attempts) -> bool`: may keep a failed "
+                              "handler's job out (engine failures always go in).",
     "max_logs_per_task": "Log lines kept per job.",
     "claim_idle_ms": "Visibility timeout: a dead worker's tasks run again after it (plus a "
                      "heartbeat, a third of it).",
