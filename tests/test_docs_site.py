@@ -16,7 +16,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import yaml
 
 from django_remq.conf import SPEC
 
@@ -133,6 +132,8 @@ def nav_pages(nav: Any) -> list[str]:
 
 
 def test_every_page_is_in_the_nav_and_every_nav_entry_is_a_page() -> None:
+    import yaml  # PyYAML comes with mkdocs (the docs extra)
+
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     nav = nav_pages(config["nav"])
     pages = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
