@@ -56,5 +56,6 @@ def test_pages_and_a_retry(admin_client: Any, redis_url: str, prefix: str,
         assert retried.status_code == 200
     sdk = Sdk(redis_url, prefix=prefix, cluster=on_cluster)
     job = sdk.get_job(ids["failed"], "default")
-    assert job is not None and job.status == "waiting"
+    assert job is not None
+    assert job.status == "waiting"
     sdk.conn.close()

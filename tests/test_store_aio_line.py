@@ -11,10 +11,14 @@ import redis.asyncio
 from redis.exceptions import NoScriptError
 
 from django_remq.core import TaskManager
+from django_remq.core.store import ops
 from django_remq.core.store.connection import Connection
+from django_remq.core.store.keys import Keys
 from django_remq.core.store.line import AioLine
+from django_remq.core.store.redis_compat import closed_by_server
 from django_remq.core.store.scripts import arun_many
 
+from .line_proxy import CuttingProxy
 from .workers import await_until, wait_until
 
 pytestmark = pytest.mark.redis
@@ -57,8 +61,8 @@ async def test_a_killed_idle_connection_is_replaced_and_the_call_sent_again(
     [before] = await line.execute([("CLIENT", "ID")])
     r.client_kill_filter(_id=str(before))
     # raw replies (no redis-py callbacks: only script calls, which have none, go on a line)
-    assert await line.execute([("SET", f"{prefix}:k", "after"), ("GET", f"{prefix}:k")]) == [
-        "OK", "after"]
+    assert await line.execute([("SET", f"{prefix}:k", "after"), ("GET", f"{prefix}:k")],
+                              idempotent=True) == ["OK", "after"]
     [after] = await line.execute([("CLIENT", "ID")])
     assert after != before
     await line.aclose()
@@ -165,3 +169,70 @@ async def test_no_line_on_a_cluster(cluster_url: str) -> None:
     assert conn.aline is None
     assert conn.blocking_line(1000) is None
     await conn.aclose()
+
+
+COUNT = "return redis.call('INCR', KEYS[1])"
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+async def test_a_reply_lost_mid_call_is_sent_again_only_when_safe(
+        redis_url: str, prefix: str, r: redis.Redis, idempotent: bool) -> None:
+    """The connection is cut after Redis ran the call, before its reply arrives: a call
+    safe to repeat is sent again (it ran twice, and answers); any other raises, having run
+    once, for its caller's own logic to handle."""
+    sha = r.script_load(COUNT)
+    key = f"{prefix}:runs"
+    with CuttingProxy(redis_url) as proxy:
+        client = redis.asyncio.Redis.from_url(proxy.url)
+        line = AioLine(client)
+        assert await line.execute([("PING",)]) == [b"PONG"]  # an idle connection now
+        proxy.cut_next_reply()
+        if idempotent:
+            assert await line.execute([("EVALSHA", sha, 1, key)], idempotent=True) == [2]
+            assert r.get(key) == "2"
+        else:
+            with pytest.raises(redis.ConnectionError):
+                await line.execute([("EVALSHA", sha, 1, key)])
+            assert r.get(key) == "1"
+            assert await line.execute([("EVALSHA", sha, 1, key)]) == [2]  # a fresh connection
+        await line.aclose()
+        await client.aclose()
+
+
+async def test_log_lines_are_never_written_twice(redis_url: str, prefix: str,
+                                                 r: redis.Redis) -> None:
+    """update.lua (a running job's log lines: RPUSH) is not sent again when its reply is
+    lost; emit.lua (a live job is never enqueued twice) is."""
+    qk = Keys(prefix).queue("default")
+    r.hset(qk.job("j1"), "status", "processing")
+    with CuttingProxy(redis_url) as proxy:
+        conn = Connection(proxy.url)
+        line = conn.aline
+        assert line is not None
+        await arun_many(conn.aio, [ops.update(qk, "j1", [("log", '"warm"')], 100)], line)
+        proxy.cut_next_reply()
+        with pytest.raises(redis.ConnectionError):
+            await arun_many(conn.aio, [ops.update(qk, "j1", [("log", '"once"')], 100)], line)
+        assert r.lrange(qk.logs("j1"), 0, -1) == ['"warm"', '"once"']
+        await conn.aclose()
+
+
+async def test_an_idle_connection_the_server_closed_is_replaced_before_a_call(
+        redis_url: str, prefix: str, r: redis.Redis) -> None:
+    """A call not safe to repeat never goes out on a connection the server closed while it
+    sat idle (a restart, a timeout): it goes on a fresh one, once, without an error."""
+    sha = r.script_load(COUNT)
+    key = f"{prefix}:runs"
+    client = redis.asyncio.Redis.from_url(redis_url)
+    line = AioLine(client)
+    [before] = await line.execute([("CLIENT", "ID")])
+    [idle] = line._idle
+    assert not closed_by_server(idle)
+    r.client_kill_filter(_id=str(before))
+    assert await await_until(lambda: closed_by_server(idle), timeout=5)
+    assert await line.execute([("EVALSHA", sha, 1, key)]) == [1]
+    assert r.get(key) == "1"
+    [after] = await line.execute([("CLIENT", "ID")])
+    assert after != before
+    await line.aclose()
+    await client.aclose()

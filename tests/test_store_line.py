@@ -12,6 +12,7 @@ import redis
 from django_remq.core import TaskManager
 from django_remq.core.store.line import Line
 
+from .line_proxy import CuttingProxy
 from .workers import wait_until
 
 pytestmark = pytest.mark.redis
@@ -134,3 +135,45 @@ def test_pools_that_know_how_to_connect_keep_their_own_way(redis_url: str) -> No
     assert Connection(redis_url).line is not None
     pool = SentinelConnectionPool("mymaster", Sentinel([("127.0.0.1", 1)]))
     assert Connection(redis.Redis(connection_pool=pool)).line is None
+
+
+COUNT = "return redis.call('INCR', KEYS[1])"
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_a_reply_lost_mid_call_is_sent_again_only_when_safe(
+        redis_url: str, prefix: str, r: redis.Redis, idempotent: bool) -> None:
+    """As for the AioLine: the call ran, its reply was lost with the connection. One safe
+    to repeat is sent again (it ran twice); any other raises, having run once."""
+    sha = r.script_load(COUNT)
+    key = f"{prefix}:runs"
+    with CuttingProxy(redis_url) as proxy:
+        client = redis.Redis.from_url(proxy.url)
+        line = Line(client)
+        assert line.execute_command("PING") == b"PONG"  # an idle connection now
+        proxy.cut_next_reply()
+        if idempotent:
+            assert line.execute_command("EVALSHA", sha, 1, key, idempotent=True) == 2
+            assert r.get(key) == "2"
+        else:
+            with pytest.raises(redis.ConnectionError):
+                line.execute_command("EVALSHA", sha, 1, key)
+            assert r.get(key) == "1"
+            assert line.execute_command("EVALSHA", sha, 1, key) == 2  # a fresh connection
+        line.close()
+        client.close()
+
+
+def test_an_idle_connection_the_server_closed_is_replaced_before_a_call(
+        redis_url: str, prefix: str, r: redis.Redis) -> None:
+    sha = r.script_load(COUNT)
+    key = f"{prefix}:runs"
+    client = redis.Redis.from_url(redis_url)
+    line = Line(client)
+    before = line.execute_command("CLIENT", "ID")
+    r.client_kill_filter(_id=str(before))
+    assert line.execute_command("EVALSHA", sha, 1, key) == 1  # not idempotent: once
+    assert r.get(key) == "1"
+    assert line.execute_command("CLIENT", "ID") != before
+    line.close()
+    client.close()

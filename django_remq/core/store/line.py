@@ -11,12 +11,17 @@ reads and pushes it back, so threads never share a connection and short-lived th
 
 A connection goes back on the list only after a whole reply was read (an error closes
 it), so the pool's probe for an unread reply has nothing to find here. What else the
-probe catches, an idle connection the server closed, is met by sending once more on a
-new connection: safe for what goes on a Line (``emit`` is idempotent by job id: a live
-job is never enqueued twice). Otherwise errors behave as on the client: the command is
-retried under the connection's own ``Retry`` policy, then raised. Only scripts go
-through a Line: they have no reply callbacks, so the reply is the client's. A forked
-child never uses its parent's connections.
+probe catches, an idle connection the server closed (its timeout, a restart, a
+failover), depends on the call. A call that is safe to repeat (``idempotent=True``: see
+:class:`.scripts.Script`; ``emit`` is, by job id) is sent once more on a new connection
+when its idle one fails, and retried under the connection's own ``Retry`` policy, as
+on the client. A call that is not (``update.lua``'s log lines would be written twice)
+is never sent twice: an idle connection the server closed is replaced before the call
+(a look at what the event loop or the socket already knows, no round trip), and a
+connection lost once the call went out raises, for the caller's own logic to handle,
+the call having run or not. Only scripts go through a Line: they have no reply
+callbacks, so the reply is the client's. A forked child never uses its parent's
+connections.
 
 :class:`AioLine` is the asyncio twin, for the worker's round trips of scripts (deliver,
 finish): one per event loop, a round trip of one or many script calls on an idle
@@ -37,6 +42,8 @@ import redis
 import redis.asyncio
 from redis.exceptions import ConnectionError, DataError, ResponseError
 
+from .redis_compat import closed_by_server
+
 try:
     from hiredis import pack_command as _hiredis_pack
 except ImportError:  # pragma: no cover - hiredis comes with redis[hiredis], a dependency
@@ -52,22 +59,26 @@ class Line:
         self._idle: list[Any] = []  # redis.connection.AbstractConnection (untyped)
         self._pid = os.getpid()
 
-    def execute_command(self, *args: Any) -> Any:
+    def execute_command(self, *args: Any, idempotent: bool = False) -> Any:
+        """The reply to one command; ``idempotent``: safe to send again after a lost
+        connection (see the module's docstring)."""
         if self._pid != os.getpid():  # a forked child: the parent's sockets are not ours
             self._idle, self._pid = [], os.getpid()
         try:
             conn, idle = self._idle.pop(), True
         except IndexError:
             conn, idle = self._make(), False
+        if idle and not idempotent and _closed(conn):
+            conn.disconnect()  # the call connects again, on a fresh socket
         try:
-            reply = _call(conn, args)
+            reply = _call(conn, args, idempotent)
         except ConnectionError:
             conn.disconnect()
-            if not idle:
+            if not (idle and idempotent):
                 raise
-            # an idle connection the server closed meanwhile (its timeout, a restart, a
-            # failover): once more on a new one, as the pool's probe would have done
-            reply = _call(conn, args)
+            # an idle connection the server closed meanwhile: once more on a new one, as
+            # the pool's probe would have done
+            reply = _call(conn, args, idempotent)
         self._idle.append(conn)
         return reply
 
@@ -78,11 +89,23 @@ class Line:
             conn.disconnect()
 
 
-def _call(conn: Any, args: tuple[Any, ...]) -> Any:
+def _closed(conn: Any) -> bool:
+    """Whether an idle connection was closed by the server (or holds bytes nobody asked
+    for): a non-blocking read, as redis-py's pool does before handing one out."""
+    try:
+        return bool(conn.can_read(timeout=0))
+    except ConnectionError:
+        return True
+
+
+def _call(conn: Any, args: tuple[Any, ...], idempotent: bool) -> Any:
     def send() -> Any:
         conn.send_command(*args)
         return conn.read_response()
 
+    if not idempotent:  # connecting is retried (nothing is sent then), the call is not
+        conn.connect()
+        return send()
     return conn.retry.call_with_retry(send, lambda _error: conn.disconnect())
 
 
@@ -98,21 +121,27 @@ class AioLine:
                          and kw.get("encoding", "utf-8").lower().replace("-", "") == "utf8"
                          and kw.get("encoding_errors", "strict") == "strict")
 
-    async def execute(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    async def execute(self, commands: Sequence[tuple[Any, ...]], *,
+                      idempotent: bool = False) -> list[Any]:
         """Each command's reply, in order; an error reply is returned (as a pipeline's
-        ``raise_on_error=False``), a connection error raised."""
+        ``raise_on_error=False``), a connection error raised. ``idempotent``: the whole
+        round trip is safe to send again after a lost connection (see the module's
+        docstring)."""
         try:
             conn, idle = self._idle.pop(), True
         except IndexError:
             conn, idle = self._make(), False
         try:
+            if idle and not idempotent and closed_by_server(conn):
+                await conn.disconnect()  # the call connects again, on a fresh socket
             try:
-                replies = await _acall(conn, commands, self._hiredis)
+                replies = await _acall(conn, commands, self._hiredis, idempotent)
             except ConnectionError:
                 await conn.disconnect()
-                if not idle:
+                if not (idle and idempotent):
                     raise
-                replies = await _acall(conn, commands, self._hiredis)  # the server closed it
+                replies = await _acall(conn, commands, self._hiredis,
+                                       idempotent)  # the server closed it
         except BaseException:  # a cancel mid-reply leaves the connection out of step
             await conn.disconnect(nowait=True)
             raise
@@ -135,7 +164,8 @@ def _packed(conn: Any, commands: Sequence[tuple[Any, ...]], hiredis: bool) -> li
         raise DataError(f"cannot send {exc}") from None
 
 
-async def _acall(conn: Any, commands: Sequence[tuple[Any, ...]], hiredis: bool) -> list[Any]:
+async def _acall(conn: Any, commands: Sequence[tuple[Any, ...]], hiredis: bool,
+                 idempotent: bool) -> list[Any]:
     async def send() -> list[Any]:
         await conn.send_packed_command(_packed(conn, commands, hiredis))
         replies: list[Any] = []
@@ -149,4 +179,7 @@ async def _acall(conn: Any, commands: Sequence[tuple[Any, ...]], hiredis: bool) 
     async def failed(_error: Exception) -> None:
         await conn.disconnect()
 
+    if not idempotent:  # connecting is retried (nothing is sent then), the call is not
+        await conn.connect()
+        return await send()
     return await conn.retry.call_with_retry(send, failed)  # type: ignore[no-any-return]

@@ -102,18 +102,21 @@ def move_slot(client: Any, error: MovedError) -> None:
     """Point the slot of a ``MOVED`` reply at the node it names, in a cluster client's
     (sync or asyncio) slot map, as the client does for the commands it sends itself.
 
-    redis-py 7.2 and up: ``nodes_manager.move_slot``. Before, the reply is stored and
-    applied at the next lookup of a node: ``update_moved_exception`` (sync clients, and
-    asyncio ones from 6.0), else the private ``_moved_exception`` (5.x's asyncio
-    client sets it so). Guarded by probing for each name in turn.
+    redis-py 7.2 and up: ``nodes_manager.move_slot``. Before, the reply is stored,
+    ``update_moved_exception`` (sync clients, and asyncio ones from 6.0), else the private
+    ``_moved_exception`` (5.x's asyncio client sets it so), and applied by the manager's
+    next ``get_node_from_slot``: done here at once, as the client's ``get_node_from_key``
+    reads the map without applying it. Guarded by probing for each name in turn.
     """
     manager = client.nodes_manager
     if hasattr(manager, "move_slot"):
         manager.move_slot(error)
-    elif hasattr(manager, "update_moved_exception"):
+        return
+    if hasattr(manager, "update_moved_exception"):
         manager.update_moved_exception(error)
     else:
         manager._moved_exception = error
+    manager.get_node_from_slot(error.slot_id)
 
 
 def ask_last(client: Any, name: str) -> None:
@@ -174,3 +177,16 @@ async def node_pipeline(node: Any, commands: Sequence[Sequence[Any]]) -> list[An
     batch = [PipelineCommand(n, *command) for n, command in enumerate(commands)]
     await node.execute_pipeline(batch)
     return [command.result for command in batch]
+
+
+def closed_by_server(conn: Any) -> bool:
+    """Whether an idle asyncio connection was closed by the server (an EOF or a reset the
+    event loop has read), so that a call not safe to repeat never goes out on it
+    (:mod:`.line`). Read from its private ``_reader`` (the ``asyncio.StreamReader``,
+    redis-py 5.2 to 7.4), as the public ``can_read_destructive`` costs a turn of the
+    event loop per call. Guarded by probing for it: without one, ``False`` (the call is
+    sent, and a closed connection raises, as for any connection lost mid-call)."""
+    reader = getattr(conn, "_reader", None)
+    if reader is None:
+        return False
+    return bool(reader.at_eof() or reader.exception() is not None)

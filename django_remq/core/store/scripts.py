@@ -33,8 +33,14 @@ Arg = str | int | float | bytes
 
 @dataclass(frozen=True)
 class Script:
+    """A Lua script. ``idempotent``: safe to send again when the connection was lost
+    after it went out (it may have run): a second run leaves Redis as one run does and
+    answers what its caller reads right. Only such calls are sent again by a
+    :mod:`.line`; the others raise, for their caller's own logic."""
+
     name: str
     source: str
+    idempotent: bool = False
 
     @cached_property
     def sha(self) -> str:
@@ -48,37 +54,55 @@ def _read(name: str) -> str:
 _LIB = _read("_lib")
 
 
-def _load(name: str) -> Script:
+def _load(name: str, *, idempotent: bool = False) -> Script:
     """A script with the shared helpers of ``_lib.lua`` in front (Lua has no import)."""
-    return Script(name, f"{_LIB}\n{_read(name)}")
+    return Script(name, f"{_LIB}\n{_read(name)}", idempotent)
 
 
-def _load_admin(name: str) -> Script:
+def _load_admin(name: str, *, idempotent: bool = False) -> Script:
     """An admin script: the shared helpers, ``lua/_admin.lua``'s too, then the script."""
-    return Script(name, f"{_LIB}\n{_read('_admin')}\n{_read(name)}")
+    return Script(name, f"{_LIB}\n{_read('_admin')}\n{_read(name)}", idempotent)
 
 
-EMIT = _load("emit")
-DELIVER = _load("deliver")
-FINISH = _load("finish")
-PROMOTE = _load("promote")
-RENEW = _load("renew")
-UPDATE = _load("update")
-CRON = _load("cron")
-DEBOUNCE = _load("debounce")
-WATCH = _load("watch")
-DEBOUNCE_EMIT = _load("debounce_emit")
+# Which scripts are safe to send again (Script.idempotent), and why.
+#: a live job with the call's id is never enqueued twice
+EMIT = _load("emit", idempotent=True)
+#: no: a second fetch takes (and counts a delivery of) more entries
+DELIVER = _load("deliver", idempotent=False)
+#: an entry is acknowledged once (XACK); again, a job answers 0, "acknowledged elsewhere",
+#: which only skips its live event: the acker would send it again all the same
+FINISH = _load("finish", idempotent=True)
+#: each due job moves once; again, it moves those due since
+PROMOTE = _load("promote", idempotent=True)
+#: pushes the same leases forward
+RENEW = _load("renew", idempotent=True)
+#: no: the log lines would be written twice
+UPDATE = _load("update", idempotent=False)
+#: exactly once per tick: again, it finds the tick moved on
+CRON = _load("cron", idempotent=True)
+#: the window's holder token is the job's own: again, it still holds it
+DEBOUNCE = _load("debounce", idempotent=True)
+#: sets a flag and reads the record
+WATCH = _load("watch", idempotent=True)
+#: no: again, it would count (and log) a second emit into the window
+DEBOUNCE_EMIT = _load("debounce_emit", idempotent=False)
 
-ADMIN_READ = _load_admin("admin_read")
-ADMIN_LIST = _load_admin("admin_list")
-ADMIN_STATS = _load_admin("admin_stats")
-ADMIN_RETRY = _load_admin("admin_retry")
-ADMIN_CANCEL = _load_admin("admin_cancel")
-ADMIN_PAUSE = _load_admin("admin_pause")
-ADMIN_RESUME = _load_admin("admin_resume")
-ADMIN_DELETE = _load_admin("admin_delete")
-ADMIN_BULK = _load_admin("admin_bulk")
-ADMIN_RESTORE = _load_admin("admin_restore")
+#: reads only
+ADMIN_READ = _load_admin("admin_read", idempotent=True)
+ADMIN_LIST = _load_admin("admin_list", idempotent=True)
+ADMIN_STATS = _load_admin("admin_stats", idempotent=True)
+#: no: again, the job is waiting and the retry answers "cannot retry"
+ADMIN_RETRY = _load_admin("admin_retry", idempotent=False)
+#: again, "noop" (already cancelled, paused, waiting): what is so
+ADMIN_CANCEL = _load_admin("admin_cancel", idempotent=True)
+ADMIN_PAUSE = _load_admin("admin_pause", idempotent=True)
+ADMIN_RESUME = _load_admin("admin_resume", idempotent=True)
+#: no: again, "missing" (reads as "no such job")
+ADMIN_DELETE = _load_admin("admin_delete", idempotent=False)
+#: no: again, it handles the next batch and its count is lost
+ADMIN_BULK = _load_admin("admin_bulk", idempotent=False)
+#: no: again, "noop" (reads as "already on its way")
+ADMIN_RESTORE = _load_admin("admin_restore", idempotent=False)
 
 
 @dataclass(frozen=True)
@@ -102,6 +126,11 @@ class Call(Generic[T]):
     def key(self) -> str | None:
         """The key whose hash slot the call runs in (a script's keys share one)."""
         return str(self.keys[0]) if self.keys else None
+
+    @property
+    def idempotent(self) -> bool:
+        """Safe to send again after a lost connection (its script's :attr:`Script.idempotent`)."""
+        return self.script.idempotent
 
 
 def _same(reply: Any) -> Any:
@@ -202,8 +231,9 @@ def _send(client: Redis, request: Request, line: Line | None = None) -> Any:
     if len(request) == 1:  # a pipeline of one costs ~15 % more than the bare command
         step = request[0]
         try:
-            return [_command(line if line is not None and isinstance(step, Call) else client,
-                             step)]
+            if line is not None and isinstance(step, Call):
+                return [line.execute_command(*step.command, idempotent=step.idempotent)]
+            return [_command(client, step)]
         except ResponseError as exc:
             return [exc]
     pipe = client.pipeline(transaction=False)
@@ -231,7 +261,9 @@ async def _asend(client: AsyncRedis, request: Request, line: AioLine | None = No
             await client.script_load(script.source)
         return None
     if line is not None and all(isinstance(step, Call) for step in request):
-        return await line.execute([step.command for step in request])
+        return await line.execute([step.command for step in request],
+                                  idempotent=all(isinstance(step, Call) and step.idempotent
+                                                 for step in request))
     if cluster_wait.waits(request) and isinstance(client, AsyncRedisCluster):
         return await cluster_wait.asend(client, request)
     if len(request) == 1:
