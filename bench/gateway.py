@@ -69,10 +69,10 @@ async def drain(url: str, prefix: str, n: int, sink: str | None) -> tuple[float,
 def dropped_event_cost(url: str, calls: int = 1_000_000) -> float:
     """Nanoseconds the sink takes to drop one event when nobody listens."""
     tm = TaskManager.init(db=url, prefix="benchgw-idle")
-    sink = ChannelLayerSink(None, tm.conn, tm.keys)
+    sink = ChannelLayerSink(None, tm)
     sink.loaded = True  # as after its first registry read: nobody listening
     event = {"type": "task_update", "taskId": "x", "id": "x", "event": "report",
-             "queue": "default", "data": {"step": 1}, "progress": 50, "watched": False}
+             "queue": "default", "data": {"step": 1}, "progress": 50, "extra": {}}
     t0 = time.perf_counter()
     for _ in range(calls):
         sink(event)

@@ -25,6 +25,7 @@ from .conf import get_settings
 from .core import TaskManager, jsonutil
 from .core.errors import DuplicateHandler
 from .core.options import check_emit_item, new_job_id
+from .core.task_manager import ExposeServer
 from .core.worker.task import EventSink
 from .decorators import registry
 
@@ -55,7 +56,7 @@ def get_task_manager() -> TaskManager:
 
 def build_task_manager(*, concurrency: int | None = None,
                        processor: Mapping[str, Any] | None = None,
-                       expose: EventSink | int | None = None) -> TaskManager:
+                       expose: EventSink | ExposeServer | int | None = None) -> TaskManager:
     """A new TaskManager from ``REMQ`` (the worker command builds its own with overrides)."""
     conf = get_settings()
     # cron patterns tick in the project's time zone unless PROCESSOR says otherwise

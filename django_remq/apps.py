@@ -21,9 +21,6 @@ class RemqConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the checks)
-        from .consumers import install_expose
-
-        install_expose()  # TaskManager.init(expose=PORT) serves the WebSocket gateway
 
         if apps.is_installed("django.contrib.admin"):
             from django.contrib import admin

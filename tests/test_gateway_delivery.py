@@ -20,6 +20,7 @@ from django.test import override_settings
 from django_remq import emit
 from django_remq.conf import problems
 from django_remq.consumers.delivery import ChannelLayerSink
+from django_remq.consumers.keys import GatewayKeys
 from django_remq.decorators import declare
 from django_remq.errors import ImproperlyConfiguredRemq
 from django_remq.testing import RemqTestEnv
@@ -138,9 +139,9 @@ async def test_nobody_listening_costs_no_message(env: RemqTestEnv) -> None:
 async def test_a_channel_layer_that_is_down_never_blocks_or_fails_the_task(
         redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
     with gateway_env(redis_url, layer_hosts=["redis://127.0.0.1:1/0"]) as test_env:
-        tm_keys = test_env.task_manager.keys
+        keys = GatewayKeys(test_env.task_manager.keys.prefix)
         far = int(time.time() * 1000) + 60_000  # as if a broadcast connection were open
-        test_env.task_manager.conn.sync.zadd(tm_keys.gateway_broadcast, {"someone": far})
+        test_env.task_manager.conn.sync.zadd(keys.broadcast, {"someone": far})
         caplog.set_level(logging.WARNING, "django_remq.gateway")
         task_id = emit("live.report", data={"steps": 8, "pause": 0.05})
         started = time.monotonic()
@@ -195,16 +196,20 @@ def test_check_warns_when_gateway_has_no_channel_layer() -> None:
         assert not [m for m in run_checks(tags=["remq"]) if m.id == "remq.W020"]
 
 
-async def test_expose_port_needs_the_gateway_hook_and_a_real_port(
-        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_expose_port_needs_a_server_and_a_real_port(redis_url: str) -> None:
+    """The engine serves nothing on a port by itself: a bare port is refused at start,
+    whatever the process has imported; the gateway is the server the Django layer brings."""
+    from django_remq.consumers import gateway_server
     from django_remq.core import TaskManager
     from django_remq.core.errors import InvalidOptions
 
+    for port in (70_000, 0, True, "4000"):
+        with pytest.raises(InvalidOptions, match="TCP port"):
+            TaskManager.init(db=redis_url, expose=gateway_server(port))  # type: ignore[arg-type]
     with pytest.raises(InvalidOptions, match="TCP port"):
         TaskManager.init(db=redis_url, expose=70_000)
-    monkeypatch.setattr(TaskManager, "gateway_server", None)  # a bare engine, no Django layer
     tm = TaskManager.init(db=redis_url, expose=4000, prefix="remqtest-nohook")
-    with pytest.raises(InvalidOptions, match="needs the Django layer"):
+    with pytest.raises(InvalidOptions, match="serves nothing on a port by itself"):
         await tm.start()
     assert tm.processor is None  # nothing left running
     tm.conn.close()
@@ -228,9 +233,9 @@ async def test_a_channel_layer_that_hangs_never_blocks_the_task(
     port = silent.getsockname()[1]
     try:
         with gateway_env(redis_url, layer_hosts=[f"redis://127.0.0.1:{port}/0"]) as test_env:
-            keys = test_env.task_manager.keys
+            keys = GatewayKeys(test_env.task_manager.keys.prefix)
             far = int(time.time() * 1000) + 60_000
-            test_env.task_manager.conn.sync.zadd(keys.gateway_broadcast, {"someone": far})
+            test_env.task_manager.conn.sync.zadd(keys.broadcast, {"someone": far})
             caplog.set_level(logging.WARNING, "django_remq.gateway")
             ids = [emit("live.report", data={"steps": 3, "pause": 0}) for _ in range(5)]
             started = time.monotonic()

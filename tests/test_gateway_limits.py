@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 from django_remq.consumers import holds
 from django_remq.consumers.gateway import MAX_DONE, TaskGatewayConsumer
 from django_remq.consumers.holds import Holds, holder
-from django_remq.gateway_settings import gateway_problems
+from django_remq.consumers.keys import GatewayKeys
 from django_remq.consumers.protocol import ClientError
 from django_remq.core.store import keys
+from django_remq.gateway_settings import gateway_problems
 from django_remq.testing import RemqTestEnv
 
 from .gateway_helpers import ADA, ANON, BOB, connect, emit_over, gateway_env, until_finished, worker
@@ -108,13 +109,13 @@ async def test_one_users_tasks_in_flight_are_bounded_across_connections_until_th
             assert "max_in_flight_per_user" in refused["message"]
         await emit_over(other, "live.report")  # another user's count is their own
         tm = test_env.task_manager
-        held = tm.conn.sync.zrange(tm.keys.gateway_holds("user:1"), 0, -1)
+        held = tm.conn.sync.zrange(GatewayKeys(tm.keys.prefix).holds("user:1"), 0, -1)
         assert sorted(held) == sorted(f"default:{i}" for i in ids)
         async with worker():
             await until_finished(one, ids[1])
             await until_finished(two, ids[2])
             deadline = time.monotonic() + 10  # released as each task_finished goes out
-            while tm.conn.sync.zcard(tm.keys.gateway_holds("user:1")) > 1:
+            while tm.conn.sync.zcard(GatewayKeys(tm.keys.prefix).holds("user:1")) > 1:
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.05)
         await emit_over(two, "live.report")
@@ -145,7 +146,7 @@ async def test_holds_are_checked_against_their_jobs_at_the_limit_and_lapse(
     """What a crashed gateway leaves: holds nobody releases, ended by the job records
     (at most every PRUNE_EVERY_MS per user) or by their deadline."""
     tm = env.task_manager
-    user = Holds(tm.conn, tm.keys, "user:7", limit=2)
+    user = Holds(tm, "user:7", limit=2)
     first, second = tm.emit("live.report"), tm.emit("live.report")
     await user.take("default", first)
     await user.take("default", second)
@@ -156,7 +157,7 @@ async def test_holds_are_checked_against_their_jobs_at_the_limit_and_lapse(
     tm.conn.sync.delete(tm.keys.queue("default").job(first))  # the job is gone
     with pytest.raises(ClientError):
         await user.take("default", "third")  # records were read moments ago: not again
-    tm.conn.sync.delete(tm.keys.gateway_holds_pruned("user:7"))  # as if time passed
+    tm.conn.sync.delete(user.keys.holds_pruned("user:7"))  # as if time passed
     await user.take("default", "third")
     assert tm.conn.sync.zcard(user.key) == 2
     await user.release("default", second)

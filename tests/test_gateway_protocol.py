@@ -44,6 +44,7 @@ async def test_emit_gets_queued_then_live_updates_in_order_and_one_finished(
         assert u["taskId"] == u["id"] == task_id
         assert (u["event"], u["queue"]) == ("live.report", "default")
         assert "watched" not in u
+        assert "extra" not in u  # the engine's carried fields stay in the worker
     assert frames[-1] == {"type": "task_finished", "taskId": task_id, "event": "live.report",
                           "queue": "default",
                           "status": "completed", "error": None}

@@ -4,9 +4,10 @@
 plugged in by the Django layer when a channel layer is configured. Rules:
 
 - Nobody listening costs nothing: an event is dropped at once unless its task is
-  watched (the job's ``watch`` flag, read with its run fields, or the gateway's
-  watched registry) or a broadcast connection is open. Both registries are Redis
-  sorted sets the sink re-reads once a second (:data:`REFRESH_S`), never per task.
+  watched (the job's ``watch`` flag, which the sink asks the worker to carry with each
+  job to run, its ``extra_fields``; or the gateway's watched registry) or a broadcast
+  connection is open. Both registries are Redis sorted sets the sink re-reads once a
+  second (:data:`REFRESH_S`), never per task.
 - The handler never waits: events queue in memory and one sender sends them in
   order, in batches (one Channels message per group carries up to :data:`BATCH`
   events). While a send is on the wire, newer ``task_update`` s of a task replace its
@@ -31,8 +32,7 @@ from typing import Any
 from django.conf import settings
 
 from ..core import TaskManager
-from ..core.store.connection import Connection
-from ..core.store.keys import Keys
+from .keys import WATCH, GatewayKeys
 
 log = logging.getLogger("django_remq.gateway")
 
@@ -76,11 +76,20 @@ class RateLimitedLog:
         log.warning(msg + suffix, *args)
 
 
+def _flagged(event: dict[str, Any]) -> bool:
+    """The job's record has the ``watch`` flag (carried as the event's ``extra``)."""
+    extra = event.get("extra")
+    return bool(extra and extra.get(WATCH))
+
+
 class ChannelLayerSink:
     """Sends a worker's live task events to the gateway's Channels groups."""
 
-    def __init__(self, layer: Any, conn: Connection, keys: Keys) -> None:
-        self.layer, self.conn, self.keys = layer, conn, keys
+    #: the record fields the worker hands back with each job, in its events' ``extra``
+    extra_fields = (WATCH,)
+
+    def __init__(self, layer: Any, tm: TaskManager) -> None:
+        self.layer, self.tm, self.keys = layer, tm, GatewayKeys(tm.keys.prefix)
         self.broadcast = False  # some broadcast connection is open
         self.watched: frozenset[str] = frozenset()  # task ids in the watched registry
         self.loaded = False  # the registries were read once
@@ -98,7 +107,7 @@ class ChannelLayerSink:
         return f"<ChannelLayerSink {type(self.layer).__name__} prefix={self.keys.prefix!r}>"
 
     def wanted(self, event: dict[str, Any]) -> bool:
-        return bool(event.get("watched") or self.broadcast or event["taskId"] in self.watched)
+        return self.broadcast or event["taskId"] in self.watched or _flagged(event)
 
     def __call__(self, event: dict[str, Any]) -> None:
         """The engine calls this on the worker's loop; it never blocks."""
@@ -141,9 +150,9 @@ class ChannelLayerSink:
     async def refresh(self) -> None:
         """Re-read who listens: open broadcast connections, watched tasks."""
         now = int(time.time() * 1000)
-        pipe = self.conn.aio.pipeline(transaction=False)
-        pipe.zcount(self.keys.gateway_broadcast, now, "+inf")
-        pipe.zrangebyscore(self.keys.gateway_watched, now, "+inf", start=0, num=MAX_WATCHED)
+        pipe = self.tm.conn.aio.pipeline(transaction=False)
+        pipe.zcount(self.keys.broadcast, now, "+inf")
+        pipe.zrangebyscore(self.keys.watched, now, "+inf", start=0, num=MAX_WATCHED)
         broadcast, watched = await pipe.execute()
         self.broadcast = broadcast > 0
         self.watched = frozenset(w.decode() if isinstance(w, bytes) else w for w in watched)
@@ -188,8 +197,10 @@ class ChannelLayerSink:
             return
         prefix = self.keys.prefix
         by_task: dict[str, list[dict[str, Any]]] = {}
-        for event in batch:
-            if event.pop("watched", False) or event["taskId"] in self.watched:
+        for event in batch:  # "extra" is the engine's, not the wire's: it goes here
+            flagged = _flagged(event)
+            event.pop("extra", None)
+            if flagged or event["taskId"] in self.watched:
                 by_task.setdefault(event["taskId"], []).append(event)
         sends = [(task_group(prefix, task_id), "task", events)
                  for task_id, events in by_task.items()]
@@ -231,4 +242,4 @@ def sink_for(tm: TaskManager) -> ChannelLayerSink | None:
     from channels.layers import get_channel_layer
 
     layer = get_channel_layer()
-    return None if layer is None else ChannelLayerSink(layer, tm.conn, tm.keys)
+    return None if layer is None else ChannelLayerSink(layer, tm)

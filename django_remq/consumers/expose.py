@@ -261,6 +261,7 @@ def listen_on(tm: Any, host: str) -> None:
     _hosts[tm] = host
 
 
-async def serve_for(tm: Any, port: int) -> Closer:
-    """The engine's ``gateway_server`` hook (``TaskManager.init(expose=PORT)``)."""
-    return await serve(port, _hosts.get(tm, DEFAULT_HOST))
+async def serve_for(tm: Any, port: int, host: str | None = None) -> Closer:
+    """Serve for ``tm`` (see :func:`django_remq.consumers.gateway_server`): on ``host``,
+    else where :func:`listen_on` said, else on :data:`DEFAULT_HOST`."""
+    return await serve(port, host or _hosts.get(tm, DEFAULT_HOST))

@@ -30,12 +30,10 @@ from ..api import get_task_manager
 from ..conf import get_settings
 from ..core import TaskManager
 from ..core.errors import InvalidOptions
-from ..core.store import ops
 from ..core.store.keys import check_queue_name
-from ..core.store.ops import NewJob, Watched
-from ..core.store.scripts import arun_many
 from .delivery import broadcast_group, task_group
 from .holds import Holds, holder
+from .keys import OWNER, WATCH, GatewayKeys
 from .policy import GatewayPolicy
 from .protocol import (
     FINAL,
@@ -46,6 +44,7 @@ from .protocol import (
     task_id_of,
     wants_broadcast,
 )
+from .scripts import JobState, run, watch
 
 log = logging.getLogger("django_remq.gateway")
 
@@ -64,6 +63,7 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     tm: TaskManager
     policy: GatewayPolicy
     holds: Holds
+    gateway_keys: GatewayKeys
 
     async def connect(self) -> None:
         self.watching: dict[str, str] = {}  # task id -> queue, until its task_finished
@@ -78,8 +78,8 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         self.policy = GatewayPolicy.from_settings(get_settings().gateway)
         self.tm = await sync_to_async(get_task_manager, thread_sensitive=False)()
-        self.holds = Holds(self.tm.conn, self.tm.keys, holder(self.scope),
-                           self.policy.max_in_flight_per_user)
+        self.gateway_keys = GatewayKeys(self.tm.keys.prefix)
+        self.holds = Holds(self.tm, holder(self.scope), self.policy.max_in_flight_per_user)
         await self.accept()
         if wants_broadcast(self.scope):
             if await self.policy.check("can_broadcast", self.scope):
@@ -105,7 +105,7 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if self.broadcast:
             await self.channel_layer.group_discard(broadcast_group(prefix), self.channel_name)
             try:
-                await self.tm.conn.aio.zrem(self.tm.keys.gateway_broadcast, self.channel_name)
+                await self.tm.conn.aio.zrem(self.gateway_keys.broadcast, self.channel_name)
             except Exception as exc:  # it expires anyway
                 log.warning("gateway: could not leave the broadcast registry (%s)", exc)
 
@@ -151,16 +151,16 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             raise ClientError("not_permitted", f"emitting {event!r} is not permitted for this "
                               "connection (GATEWAY['can_emit']; default: signed-in users)")
         self._room_for_one()
+        owner = self._user_id()
+        # the record says who follows it (the workers' sink reads "watch" with each job to
+        # run) and who emitted it: extra fields, which the engine keeps and never reads
+        extra = {WATCH: "1", **({OWNER: owner} if owner else {})}
         try:
-            queue, job = self.tm.prepare(event, queue, data, options)
+            queue, job = self.tm.prepare(event, queue, data, options, extra=extra)
         except (InvalidOptions, TypeError, ValueError) as exc:
             raise ClientError(getattr(exc, "code", "invalid_options"), str(exc)) from None
-        owner = self._user_id()
         if "id" in options:  # GATEWAY['client_options'] lets clients choose ids
             await self._may_take(job.id, queue, owner)
-        # the record says who follows it: the worker reads "watch" with the run fields
-        job = NewJob(job.id, [*job.fields, "watch", "1", *(["owner", owner] if owner else [])],
-                     job.run_at_ms, job.debounce, job.priority)
         await self.holds.take(queue, job.id, job.run_at_ms)
         try:
             await self._follow(job.id, queue)  # in the group before the task can run
@@ -209,8 +209,7 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             if task_id not in self.watching:
                 self._room_for_one()
                 await self._follow(task_id, queue)
-            call = ops.watch(self.tm.keys.queue(queue), task_id, flag=True)
-            state = (await arun_many(self.tm.conn.aio, [call]))[0] or state
+            state = (await run(self.tm, [watch(self.tm, queue, task_id, flag=True)]))[0] or state
         progress = state.progress or {}
         await self.send_json({"type": "subscribed", "taskId": task_id, "queue": queue,
                               "status": state.status, "progress": progress.get("progress"),
@@ -265,7 +264,7 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             log.warning("gateway: could not leave a finished task's group or hold (%s); "
                         "both expire", future.exception())
 
-    async def _send_finished(self, task_id: str, queue: str, state: Watched | None, *,
+    async def _send_finished(self, task_id: str, queue: str, state: JobState | None, *,
                              again: bool = False) -> None:
         if task_id in self.done and not again:
             return
@@ -297,37 +296,34 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.channel_layer.group_add(task_group(self.tm.keys.prefix, task_id),
                                            self.channel_name)
         expiry = int(time.time() * 1000) + REGISTRY_TTL_MS
-        await self.tm.conn.aio.zadd(self.tm.keys.gateway_watched, {task_id: expiry})
+        await self.tm.conn.aio.zadd(self.gateway_keys.watched, {task_id: expiry})
 
     async def _unfollow(self, task_id: str) -> None:
         if self.watching.pop(task_id, None) is not None:
             await self.channel_layer.group_discard(task_group(self.tm.keys.prefix, task_id),
                                                    self.channel_name)
 
-    async def _lookup(self, task_id: str, queue: str | None) -> tuple[str, Watched] | None:
+    async def _lookup(self, task_id: str, queue: str | None) -> tuple[str, JobState] | None:
         """The task's queue and state (the protocol's subscribe names no queue)."""
-        client = self.tm.conn.aio
         queues = [queue] if queue else sorted(
-            await client.smembers(self.tm.keys.queues))  # type: ignore[misc]
+            await self.tm.conn.aio.smembers(self.tm.keys.queues))  # type: ignore[misc]
         # a client's queue name is not cached: a refused frame must leave nothing behind
-        calls = [ops.watch(self.tm.keys.queue(q, remember=not queue), task_id, flag=False)
-                 for q in queues]
-        for q, state in zip(queues, await arun_many(client, calls) if calls else [],
-                            strict=True):
+        calls = [watch(self.tm, q, task_id, flag=False, remember=not queue) for q in queues]
+        for q, state in zip(queues, await run(self.tm, calls), strict=True):
             if state is not None:
                 return q, state
         return None
 
     async def _register(self) -> None:
         """Refresh this connection's entries in the registries the workers read."""
-        keys, expiry = self.tm.keys, int(time.time() * 1000) + REGISTRY_TTL_MS
+        keys, expiry = self.gateway_keys, int(time.time() * 1000) + REGISTRY_TTL_MS
         pipe = self.tm.conn.aio.pipeline(transaction=False)
         if self.broadcast:
-            pipe.zadd(keys.gateway_broadcast, {self.channel_name: expiry})
-            pipe.zremrangebyscore(keys.gateway_broadcast, "-inf", expiry - 2 * REGISTRY_TTL_MS)
+            pipe.zadd(keys.broadcast, {self.channel_name: expiry})
+            pipe.zremrangebyscore(keys.broadcast, "-inf", expiry - 2 * REGISTRY_TTL_MS)
         if self.watching:
-            pipe.zadd(keys.gateway_watched, dict.fromkeys(self.watching, expiry))
-        pipe.zremrangebyscore(keys.gateway_watched, "-inf", expiry - 2 * REGISTRY_TTL_MS)
+            pipe.zadd(keys.watched, dict.fromkeys(self.watching, expiry))
+        pipe.zremrangebyscore(keys.watched, "-inf", expiry - 2 * REGISTRY_TTL_MS)
         await pipe.execute()
 
     async def _reconcile(self) -> None:
@@ -335,10 +331,9 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         items = list(self.watching.items())
         if not items:
             return
-        calls = [ops.watch(self.tm.keys.queue(q), t, flag=False) for t, q in items]
+        calls = [watch(self.tm, q, t, flag=False) for t, q in items]
         now = int(time.time() * 1000)
-        for (task_id, queue), state in zip(items, await arun_many(self.tm.conn.aio, calls),
-                                           strict=True):
+        for (task_id, queue), state in zip(items, await run(self.tm, calls), strict=True):
             if task_id not in self.watching:
                 continue
             if state is None:

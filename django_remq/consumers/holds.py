@@ -24,11 +24,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.store import ops
-from ..core.store.connection import Connection
-from ..core.store.keys import Keys
-from ..core.store.scripts import Call, Cmd, Script, arun_many
+from ..core import TaskManager
+from .keys import GatewayKeys
 from .protocol import FINAL, ClientError
+from .scripts import HOLD, Call, Cmd, run, watch
 
 log = logging.getLogger("django_remq.gateway")
 
@@ -37,23 +36,6 @@ HOLD_GRACE_MS = 3_600_000
 #: At the limit, a user's holds are checked against the job records at most this often.
 PRUNE_EVERY_MS = 5_000
 NO_LIMIT = -1
-
-# KEYS[1] the user's holds; ARGV: now (ms), limit (-1: none), member, deadline (ms).
-# Returns 1 if the hold is taken (or was held already), 0 at the limit.
-_TAKE = Script("gateway_hold", """
-local key, now, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
-local member, deadline = ARGV[3], tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-if limit >= 0 and not redis.call('ZSCORE', key, member)
-    and redis.call('ZCARD', key) >= limit then
-  return 0
-end
-redis.call('ZADD', key, deadline, member)
-if redis.call('PTTL', key) < deadline - now then
-  redis.call('PEXPIRE', key, deadline - now)
-end
-return 1
-""")
 
 
 def holder(scope: Mapping[str, Any]) -> str:
@@ -69,9 +51,10 @@ def holder(scope: Mapping[str, Any]) -> str:
 class Holds:
     """One connection's handle on its user's holds."""
 
-    def __init__(self, conn: Connection, keys: Keys, who: str, limit: int) -> None:
-        self.conn, self.keys, self.who, self.limit = conn, keys, who, limit
-        self.key = keys.gateway_holds(who)
+    def __init__(self, tm: TaskManager, who: str, limit: int) -> None:
+        self.tm, self.who, self.limit = tm, who, limit
+        self.keys = GatewayKeys(tm.keys.prefix)
+        self.key = self.keys.holds(who)
 
     async def take(self, queue: str, task_id: str, run_at_ms: int = 0, *,
                    force: bool = False) -> None:
@@ -86,30 +69,29 @@ class Holds:
                           "connections); wait for one to finish")
 
     async def release(self, queue: str, task_id: str) -> None:
-        await self.conn.aio.zrem(self.key, f"{queue}:{task_id}")
+        await self.tm.conn.aio.zrem(self.key, f"{queue}:{task_id}")
 
     async def _take(self, queue: str, task_id: str, run_at_ms: int, limit: int) -> bool:
         now = int(time.time() * 1000)
         deadline = max(run_at_ms, now) + HOLD_GRACE_MS
-        call = Call(_TAKE, (self.key,), [now, limit, f"{queue}:{task_id}", deadline], int)
-        return bool((await arun_many(self.conn.aio, [call]))[0])
+        call = Call(HOLD, (self.key,), [now, limit, f"{queue}:{task_id}", deadline], int)
+        return bool((await run(self.tm, [call]))[0])
 
     async def _prune(self) -> bool:
         """Drop the holds of jobs that ended; False when none did, or a prune of this
         user's holds ran lately (so a client at its limit cannot make us read records)."""
-        client = self.conn.aio
-        if not await client.set(self.keys.gateway_holds_pruned(self.who), "1", nx=True,
+        client = self.tm.conn.aio
+        if not await client.set(self.keys.holds_pruned(self.who), "1", nx=True,
                                 px=PRUNE_EVERY_MS):
             return False
         members = [m.decode() if isinstance(m, bytes) else m
                    for m in await client.zrange(self.key, 0, -1)]
         held = [m.partition(":")[::2] for m in members]  # queue names have no ":"
-        calls = [ops.watch(self.keys.queue(q), t, flag=False) for q, t in held]
-        states = await arun_many(client, calls) if calls else []
+        states = await run(self.tm, [watch(self.tm, q, t, flag=False) for q, t in held])
         ended = [m for m, state in zip(members, states, strict=True)
                  if state is None or state.status in FINAL]
         if ended:
-            await arun_many(client, [Cmd(("ZREM", self.key, *ended))])
+            await run(self.tm, [Cmd(("ZREM", self.key, *ended))])
             log.debug("gateway: %d holds of %s ended without their task_finished reaching "
                       "a connection", len(ended), self.who)
         return bool(ended)

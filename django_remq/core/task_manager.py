@@ -41,7 +41,7 @@ from .settings import ProcessorSettings
 from .store import ops
 from .store.connection import Connection, RedisLike
 from .store.keys import Keys, validate_queue_name
-from .store.ops import NewJob
+from .store.ops import NewJob, check_extra_fields
 from .store.records import emit_fields
 from .store.replicas import DEFAULT_TIMEOUT_MS, ReplicaWait
 from .store.scripts import Cmd, Step, arun_many, run_many
@@ -49,21 +49,30 @@ from .types import EmitOptions, HandlerOptions, ProcessorOptions
 from .worker.processor import Processor
 from .worker.task import Emitter, EventSink
 
-#: Serves the WebSocket gateway on the running loop for ``expose=PORT``; returns its
-#: closer. Set by the Django layer (django_remq.consumers), so the engine stays Django-free.
-GatewayServer = Callable[["TaskManager", int], Awaitable[Callable[[], Awaitable[None]]]]
+#: Stops what an :class:`ExposeServer` started.
+Closer = Callable[[], Awaitable[None]]
 EMIT_CHUNK = 1000
 EMIT_ITEM_KEYS = frozenset({"event", "queue", "data", "options"})
+
+
+@dataclass(frozen=True)
+class ExposeServer:
+    """``expose=ExposeServer(port, serve)``: what a worker serves on ``port`` while it runs
+    (the original remq's ``expose=PORT``). ``serve(tm, port)`` starts it on the running
+    loop, at :meth:`TaskManager.start`, and returns the closer :meth:`TaskManager.stop`
+    awaits. The engine serves nothing itself: the caller brings the server (the Django
+    layer brings its own, ``runworker_remq --expose``)."""
+
+    port: int
+    serve: Callable[[TaskManager, int], Awaitable[Closer]]
 
 
 class TaskManager:
     """Create with :meth:`init` (the original remq's ``TaskManager.init(options)``)."""
 
-    gateway_server: GatewayServer | None = None
-
     def __init__(self, conn: Connection, *, ctx: Mapping[str, Any] | None = None,
                  concurrency: int = 1, processor: ProcessorOptions | None = None,
-                 expose: EventSink | int | None = None, prefix: str = "remq",
+                 expose: EventSink | ExposeServer | int | None = None, prefix: str = "remq",
                  wait_replicas: int = 0, wait_timeout_ms: int = DEFAULT_TIMEOUT_MS,
                  max_payload_bytes: int | None = MAX_PAYLOAD_BYTES) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
@@ -72,15 +81,18 @@ class TaskManager:
         self.max_payload_bytes = validate_payload_limit(max_payload_bytes)
         # data shorter than this cannot be over the limit (4 bytes a character at most)
         self._sure_fits = sys.maxsize if max_payload_bytes is None else max_payload_bytes // 4
-        # expose: where live events go (an EventSink), or the original's port to serve
-        # the WebSocket gateway on from this worker
-        self.expose_port = _port(expose) if isinstance(expose, int) else None
-        self._close_gateway: Callable[[], Awaitable[None]] | None = None
+        # expose: where live events go (an EventSink), or what to serve on a port while
+        # this worker runs (an ExposeServer; a bare port has nothing to serve: start() says so)
+        self._server = expose if isinstance(expose, ExposeServer) else None
+        port = expose.port if isinstance(expose, ExposeServer) else expose
+        self.expose_port = (_port(port) if self._server is not None or isinstance(port, int)
+                            else None)
+        self._close_server: Closer | None = None
         self.conn = conn
         self.ctx = dict(ctx or {})
         self.concurrency = concurrency
         self.settings = ProcessorSettings.from_options(processor)
-        self.expose: EventSink | None = None if isinstance(expose, int) else expose
+        self.expose: EventSink | None = None if isinstance(expose, int | ExposeServer) else expose
         self.keys = Keys(prefix)
         #: emits and acknowledgements wait for this many replicas (see :mod:`.replicas`)
         self.replica_wait = ReplicaWait.of(wait_replicas, wait_timeout_ms)
@@ -92,7 +104,8 @@ class TaskManager:
     @classmethod
     def init(cls, db: RedisLike, streamdb: RedisLike | None = None,
              ctx: Mapping[str, Any] | None = None, concurrency: int = 1,
-             processor: ProcessorOptions | None = None, expose: EventSink | int | None = None,
+             processor: ProcessorOptions | None = None,
+             expose: EventSink | ExposeServer | int | None = None,
              prefix: str = "remq", cluster: bool = False, wait_replicas: int = 0,
              wait_timeout_ms: int = DEFAULT_TIMEOUT_MS,
              max_payload_bytes: int | None = MAX_PAYLOAD_BYTES) -> TaskManager:
@@ -142,8 +155,12 @@ class TaskManager:
     # -- emitting ---------------------------------------------------------------
 
     def prepare(self, event: str, queue: str | None, data: Any,
-                options: EmitOptions | Mapping[str, Any] | None) -> tuple[str, NewJob]:
-        """Validate one emit and build its job; no I/O (shared by every emit flavour)."""
+                options: EmitOptions | Mapping[str, Any] | None, *,
+                extra: Mapping[str, str] | None = None) -> tuple[str, NewJob]:
+        """Validate one emit and build its job; no I/O (shared by every emit flavour).
+        ``extra``: fields the record keeps for the caller as they are (who emitted it...);
+        the engine never reads them, and a worker hands back those its event sink names in
+        ``extra_fields`` (``task.extra``, ``event["extra"]``)."""
         if not isinstance(event, str) or not event:
             raise InvalidOptions(f"event must be a non-empty string, got {event!r}")
         opts = validate_emit_options(event, options)
@@ -167,6 +184,8 @@ class TaskManager:
         if len(data_json) > self._sure_fits:
             check_payload(data_json, self.max_payload_bytes, f"emit({event!r}): data")
         fields = emit_fields(job_id, event, queue, data_json, opts)
+        if extra:
+            fields += _extra_items(extra)
         trailing = None
         if entry is not None and entry.debounce is not None and entry.debounce.mode == "trailing":
             msg = debounce.provisional_message(job_id, event, queue, data, opts)
@@ -317,19 +336,21 @@ class TaskManager:
             raise RuntimeError("this TaskManager is already started; stop() it first")
         for q in queues or ():
             validate_queue_name(q)
-        if self.expose_port is not None and self._close_gateway is None:
-            if TaskManager.gateway_server is None:
+        extra = check_extra_fields(getattr(self.expose, "extra_fields", ()),
+                                   f"the event sink {self.expose!r}: extra_fields")
+        if self.expose_port is not None and self._close_server is None:
+            if self._server is None:
                 raise InvalidOptions(
-                    f"expose={self.expose_port}: serving the WebSocket gateway needs the Django "
-                    "layer (django_remq in INSTALLED_APPS, a CHANNEL_LAYERS); or pass an "
-                    "EventSink as expose")
-            self._close_gateway = await TaskManager.gateway_server(self, self.expose_port)
+                    f"expose={self.expose_port}: the engine serves nothing on a port by "
+                    "itself; pass expose=ExposeServer(port, serve) (under Django, "
+                    "runworker_remq --expose PORT brings its own), or an EventSink")
+            self._close_server = await self._server.serve(self, self.expose_port)
         self.processor = Processor(self.registry, Emitter(self.emit, self.emit_soon, self.aemit),
                                    self.conn, concurrency=self.concurrency,
                                    queues=list(queues or self.queues), prefix=self.keys.prefix,
                                    settings=self.settings, ctx=self.ctx, events=self.expose,
                                    replica_wait=self.replica_wait,
-                                   max_payload_bytes=self.max_payload_bytes)
+                                   max_payload_bytes=self.max_payload_bytes, extra_fields=extra)
         await self.processor.start(burst=burst)
 
     async def stop(self) -> None:
@@ -341,8 +362,8 @@ class TaskManager:
         flush = getattr(self.expose, "aclose", None)  # a sink may hold events still unsent
         if flush is not None:
             await flush()
-        if self._close_gateway is not None:
-            close, self._close_gateway = self._close_gateway, None
+        if self._close_server is not None:
+            close, self._close_server = self._close_server, None
             await close()
 
     async def run(self, queues: Sequence[str] | None = None, *, burst: bool = False,
@@ -388,6 +409,15 @@ def _unreachable(exc: Exception, what: str, conn: Connection) -> RemqError | Non
     return None
 
 
+def _extra_items(extra: Mapping[str, str]) -> list[str]:
+    """``prepare``'s ``extra`` as record items, checked (names, and str values)."""
+    check_extra_fields(extra, "emit: extra")
+    bad = [k for k, v in extra.items() if not isinstance(v, str)]
+    if bad:
+        raise InvalidOptions(f"emit: extra: the values must be strings, not those of {bad}")
+    return [x for kv in extra.items() for x in kv]
+
+
 def _outside_level() -> int:
     """The ``stacklevel`` of the first caller outside this package (the user's line,
     whichever of the emits, the Django ones or the engine's, it called)."""
@@ -398,9 +428,10 @@ def _outside_level() -> int:
     return level
 
 
-def _port(value: int) -> int:
-    if isinstance(value, bool) or not 0 < value < 65536:
-        raise InvalidOptions(f"expose must be a TCP port (1-65535) or an EventSink, got {value!r}")
+def _port(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 65536:
+        raise InvalidOptions(f"expose must be an EventSink, an ExposeServer or a TCP port "
+                             f"(1-65535), got {value!r}")
     return value
 
 
@@ -423,4 +454,4 @@ class _EmitBatch:
 
 
 
-__all__ = ["HandlerEntry", "TaskManager"]
+__all__ = ["ExposeServer", "HandlerEntry", "TaskManager"]

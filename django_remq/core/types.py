@@ -1,4 +1,4 @@
-"""Plain typed payloads shared by the engine, the Sdk, the views and the gateway.
+"""Plain typed payloads shared by the engine, the Sdk and the Django layer (views, WebSocket).
 
 Records are frozen dataclasses with a ``to_dict()`` for JSON; option bags are
 TypedDicts so a type checker catches a misspelt key before the runtime check does.
@@ -238,7 +238,9 @@ class Message:
     """A delivered job as the Consumer hands it to its message handler.
 
     ``retry_count`` is the record's count of retries left once a retry has set it,
-    else ``None`` (the options say); ``deliveries`` counts this attempt's deliveries."""
+    else ``None`` (the options say); ``deliveries`` counts this attempt's deliveries.
+    ``extra``: the extra record fields the worker was asked to carry (its event sink's
+    ``extra_fields``) that this job's record has, as stored; the engine never reads them."""
 
     id: str
     entry_id: str
@@ -250,7 +252,7 @@ class Message:
     retry_count: int | None = None
     deliveries: int = 1
     timestamp: int = 0  # when it was emitted (ms)
-    watched: bool = False  # a gateway connection follows it: send its live events
+    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def attempt(self) -> int:

@@ -11,16 +11,11 @@ Layout, for prefix ``remq`` and queue ``default``::
     remq:queues                      SET    names of every queue ever emitted to
     remq:workers                     ZSET   worker id -> last heartbeat (ms)
     remq:worker:<id>                 STRING worker info (JSON), expiring
-    remq:gateway:broadcast           ZSET   open broadcast WebSocket connections -> expiry
-    remq:gateway:watched             ZSET   job ids followed over the gateway -> expiry
-    remq:gateway:holds:<who>         ZSET   "<queue>:<job id>" a gateway user emitted and
-                                            may still hold -> deadline (ms); expiring
-    remq:gateway:pruned:<who>        STRING present while that user's holds were
-                                            checked against their jobs lately
     remq:{default}:stream            STREAM job ids waiting for or in delivery (priority 0)
     remq:{default}:stream:p<N>       STREAM the same for priority N != 0 (a lane)
     remq:{default}:lanes             ZSET   the queue's lanes: member = score = priority N
-    remq:{default}:job:<id>          HASH   the job record
+    remq:{default}:job:<id>          HASH   the job record (and any extra fields its
+                                            emitter added: ops.check_extra_fields)
     remq:{default}:logs:<id>         LIST   the job's log lines (JSON), capped
     remq:{default}:status:<status>   ZSET   job ids by status; score = time (ms)
                                             (for ``delayed`` the run-at time: it
@@ -112,25 +107,6 @@ class Keys:
     @cached_property
     def workers(self) -> str:
         return f"{self.prefix}:workers"
-
-    @cached_property
-    def gateway_broadcast(self) -> str:
-        """Open broadcast connections: member = channel name, score = expiry (ms)."""
-        return f"{self.prefix}:gateway:broadcast"
-
-    @cached_property
-    def gateway_watched(self) -> str:
-        """Tasks followed over the gateway: member = job id, score = expiry (ms)."""
-        return f"{self.prefix}:gateway:watched"
-
-    def gateway_holds(self, who: str) -> str:
-        """What one gateway user may still hold in flight (``who``: ``user:<pk>`` or
-        ``addr:<ip>``): member = ``<queue>:<job id>``, score = deadline (ms)."""
-        return f"{self.prefix}:gateway:holds:{who}"
-
-    def gateway_holds_pruned(self, who: str) -> str:
-        """Present (expiring) while ``who``'s holds were checked against their jobs."""
-        return f"{self.prefix}:gateway:pruned:{who}"
 
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"

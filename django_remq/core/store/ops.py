@@ -6,6 +6,7 @@ These are pure (no I/O), so the sync and async callers share them; see
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -15,7 +16,7 @@ from .. import jsonutil
 from ..errors import InvalidOptions
 from . import scripts
 from .keys import DLQ_NAME, GROUP, QueueKeys
-from .records import pairs_to_dict
+from .records import as_text, pairs_to_dict
 from .scripts import Arg, Call, Cmd
 
 Verdict = Literal["run", "gone", "orphan", "requeued", "poison", "corrupt", "unreadable",
@@ -40,7 +41,30 @@ class NewJob:
 
 #: The record fields deliver.lua returns for a job to run (its RUN_FIELDS).
 RUN_FIELDS = ("name", "data", "options", "retried_attempts", "retry_count", "timestamp",
-              "deliveries", "watch")
+              "deliveries")
+#: Fields the engine writes or reads in a job record; an extra field may not take these.
+ENGINE_FIELDS = frozenset({
+    "id", "name", "queue", "data", "options", "status", "timestamp", "delay_until",
+    "lock_until", "priority", "retry_count", "retry_delay_ms", "retried_attempts",
+    "repeat_count", "repeat_delay_ms", "errors", "last_run", "progress", "result",
+    "finished_at", "next_run", "deliveries", "worker", "cancel_requested", "entry",
+    "debounce_first", "debounced", "paused"})
+_EXTRA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+def check_extra_fields(names: Iterable[str], where: str) -> tuple[str, ...]:
+    """Names of extra record fields: the engine stores them for someone else (an emit's
+    ``extra``) and hands them back with a job to run, and never reads them. A name is a
+    letter then letters, digits or ``_`` (deliver.lua gets them comma-separated), and
+    none of :data:`ENGINE_FIELDS`."""
+    names = tuple(names)
+    for name in names:
+        if not isinstance(name, str) or not _EXTRA_NAME.match(name) or name in ENGINE_FIELDS:
+            raise InvalidOptions(
+                f"{where}: {name!r} cannot name an extra record field: use a letter then "
+                "letters, digits or '_' (at most 64), not one of the engine's fields "
+                f"({', '.join(sorted(ENGINE_FIELDS))})")
+    return names
 
 
 # Delivery and Outcome are made once per task: slotted, not frozen (a frozen dataclass
@@ -57,6 +81,8 @@ class Delivery:
     fields: dict[str, str]
     #: the priority of the lane (stream) the entry is on
     lane: int = 0
+    #: for "run": the extra fields asked for that the record has (see :func:`fetch`)
+    extra: dict[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -134,9 +160,11 @@ def register_lanes(qk: QueueKeys, jobs: Iterable[NewJob]) -> Cmd[Any] | None:
 
 
 @lru_cache(maxsize=512)
-def _deliveries(lanes: tuple[int, ...]) -> Callable[[Any], list[Delivery]]:
-    """The parser of deliver.lua's reply for a call over ``lanes`` (one per lane set);
-    bounded in count, and each key by the priority range (-100..100)."""
+def _deliveries(lanes: tuple[int, ...], extra: tuple[str, ...] = ()
+                ) -> Callable[[Any], list[Delivery]]:
+    """The parser of deliver.lua's reply for a call over ``lanes`` asking for ``extra``
+    fields (one per lane set and extra fields); bounded in count, and each key by the
+    priority range (-100..100) and a worker's one set of extra fields."""
     single = len(lanes) == 1
 
     def parse(reply: Any) -> list[Delivery]:
@@ -158,8 +186,10 @@ def _deliveries(lanes: tuple[int, ...]) -> Callable[[Any], list[Delivery]]:
             else:  # the entry's stream: the n-th of the lanes passed (0: none, "held")
                 n = int(item[4]) if len(item) > 4 else 0
                 lane = lanes[n - 1] if n > 0 else 0
-            out.append(Delivery(_s(entry_id), _s(job_id), verdict, fields,  # type: ignore[arg-type]
-                                lane))
+            d = Delivery(_s(entry_id), _s(job_id), verdict, fields, lane)  # type: ignore[arg-type]
+            if extra and len(item) > 5:  # values as stored: the engine does not read them
+                d.extra = {k: as_text(v) for k, v in zip(extra, item[5], strict=False) if v}
+            out.append(d)
         return out
 
     return parse
@@ -169,40 +199,47 @@ MAIN_LANE = (0,)
 
 
 def _deliver(qk: QueueKeys, consumer: str, lock_ms: int, max_deliveries: int,
-             lanes: Sequence[int], mode: str, *rest: Arg) -> Call[list[Delivery]]:
-    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, mode, *rest]
+             lanes: Sequence[int], extra: tuple[str, ...], mode: str,
+             *rest: Arg) -> Call[list[Delivery]]:
+    args: list[Arg] = [qk.job_prefix, GROUP, consumer, lock_ms, max_deliveries, mode,
+                       ",".join(extra), *rest]
     keys = qk.script_keys
     if tuple(lanes) != MAIN_LANE:
         keys = (*keys, *(qk.lane(p) for p in lanes))
-    return Call(scripts.DELIVER, keys, args, _deliveries(tuple(lanes)))
+    return Call(scripts.DELIVER, keys, args, _deliveries(tuple(lanes), extra))
 
 
 def fetch(qk: QueueKeys, consumer: str, count: int, *, lock_ms: int,
           max_deliveries: int, lanes: Sequence[int] = MAIN_LANE,
-          aging_ms: int = 0) -> Call[list[Delivery]]:
+          aging_ms: int = 0, extra: tuple[str, ...] = ()) -> Call[list[Delivery]]:
     """Read up to ``count`` new entries from the ``lanes`` (priorities, highest first;
     with ``aging_ms``, lanes whose next entry waited that long first) and deliver them,
-    in one step."""
+    in one step. ``extra``: record fields (see :func:`check_extra_fields`) returned with
+    each job to run, as ``Delivery.extra``; the same in :func:`pending` and :func:`reclaim`."""
     if aging_ms:
-        return _deliver(qk, consumer, lock_ms, max_deliveries, lanes, "fetch", count, aging_ms)
-    return _deliver(qk, consumer, lock_ms, max_deliveries, lanes, "fetch", count)
+        return _deliver(qk, consumer, lock_ms, max_deliveries, lanes, extra, "fetch", count,
+                        aging_ms)
+    return _deliver(qk, consumer, lock_ms, max_deliveries, lanes, extra, "fetch", count)
 
 
 def pending(qk: QueueKeys, consumer: str, *, lock_ms: int, max_deliveries: int,
             lanes: Sequence[int] = MAIN_LANE, limit: int = 10_000,
-            scan: int = 10_000, after: Sequence[str] = ()) -> Call[list[Delivery]]:
+            scan: int = 10_000, after: Sequence[str] = (),
+            extra: tuple[str, ...] = ()) -> Call[list[Delivery]]:
     """Deliver what this consumer's blocking read took (pipelined right after it), at
     most ``limit`` to run; a last "held" delivery says some wait for the next call.
     ``after``: per lane, the last entry id this consumer was given there (see
     :class:`..worker.reader.LastGiven`); only newer entries are read."""
-    return _deliver(qk, consumer, lock_ms, max_deliveries, lanes, "pending", scan, limit,
-                    *after)
+    return _deliver(qk, consumer, lock_ms, max_deliveries, lanes, extra, "pending", scan,
+                    limit, *after)
 
 
 def reclaim(qk: QueueKeys, consumer: str, *, min_idle_ms: int, count: int, lock_ms: int,
-            max_deliveries: int, lanes: Sequence[int] = MAIN_LANE) -> Call[list[Delivery]]:
+            max_deliveries: int, lanes: Sequence[int] = MAIN_LANE,
+            extra: tuple[str, ...] = ()) -> Call[list[Delivery]]:
     """Take over and deliver up to ``count`` entries idle for ``min_idle_ms``."""
-    return _deliver(qk, consumer, lock_ms, max_deliveries, lanes, "claim", min_idle_ms, count)
+    return _deliver(qk, consumer, lock_ms, max_deliveries, lanes, extra, "claim",
+                    min_idle_ms, count)
 
 
 def finish(qk: QueueKeys, outcomes: Iterable[Outcome], retention: Retention, lane: int = 0,
@@ -253,32 +290,6 @@ def update(qk: QueueKeys, job_id: str, items: Sequence[tuple[str, str]],
     for kind, value in items:
         args += [kind, value]
     return Call(scripts.UPDATE, (qk.job(job_id), qk.logs(job_id)), args, lambda r: bool(int(r)))
-
-
-@dataclass(frozen=True)
-class Watched:
-    """A job as a gateway subscriber first sees it (see watch.lua)."""
-
-    status: str
-    progress: Any  # the last ``{"data", "progress"}`` a handler sent, or None
-    owner: str | None  # the user who emitted it over the gateway
-    finished_at: int | None
-    error: str | None  # the last error's message
-    name: str | None = None  # the event
-
-
-def watch(qk: QueueKeys, job_id: str, *, flag: bool) -> Call[Watched | None]:
-    def parse(reply: Any) -> Watched | None:
-        if not reply:
-            return None
-        status, progress, owner, finished_at, errors, name = (_s(x) if x else None
-                                                              for x in reply)
-        last = jsonutil.loads(errors)[-1:] if errors else []
-        return Watched(status or "waiting", jsonutil.loads(progress) if progress else None,
-                       owner, int(finished_at) if finished_at else None,
-                       str(last[0].get("message")) if last else None, name)
-
-    return Call(scripts.WATCH, (qk.job(job_id),), ["1" if flag else "0"], parse)
 
 
 def _s(value: Any) -> str:

@@ -82,8 +82,6 @@ UPDATE = _load("update", idempotent=False)
 CRON = _load("cron", idempotent=True)
 #: the window's holder token is the job's own: again, it still holds it
 DEBOUNCE = _load("debounce", idempotent=True)
-#: sets a flag and reads the record
-WATCH = _load("watch", idempotent=True)
 #: no: again, it would count (and log) a second emit into the window
 DEBOUNCE_EMIT = _load("debounce_emit", idempotent=False)
 

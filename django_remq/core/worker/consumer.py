@@ -68,6 +68,8 @@ class ConsumerOptions:
     promote_interval_ms: int = 100
     shutdown_timeout_ms: int = 30_000
     priority_aging_ms: int = 30_000
+    #: record fields each job to run carries back as ``Message.extra`` (ops.check_extra_fields)
+    extra_fields: tuple[str, ...] = ()
 
 
 def new_consumer_name() -> str:
@@ -243,7 +245,8 @@ class Consumer:
         lanes = self.upkeep.lanes.of(queue)
         return ops.pending(self.keys.queue(queue), self.name, lock_ms=self.options.claim_idle_ms,
                            max_deliveries=self.options.max_deliveries, lanes=lanes,
-                           limit=limit, after=self.reader.given.after(queue, lanes))
+                           limit=limit, after=self.reader.given.after(queue, lanes),
+                           extra=self.options.extra_fields)
 
     async def _deliver_held(self) -> bool:
         """Deliver what a blocking read over several lanes took beyond the free slots
@@ -268,7 +271,7 @@ class Consumer:
             call = ops.reclaim(self.keys.queue(queue), self.name, min_idle_ms=opts.claim_idle_ms,
                                count=free, lock_ms=opts.claim_idle_ms,
                                max_deliveries=opts.max_deliveries,
-                               lanes=self.upkeep.lanes.of(queue))
+                               lanes=self.upkeep.lanes.of(queue), extra=opts.extra_fields)
             deliveries = await arun(self.conn.raw_aio, undecoded(call), self.conn.raw_line)
             if deliveries:
                 log.info("reclaimed %d stalled entries in %r", len(deliveries), queue)
@@ -285,7 +288,8 @@ class Consumer:
         calls = [undecoded(ops.fetch(self.keys.queue(q), self.name, each,
                                      lock_ms=self.options.claim_idle_ms,
                                      max_deliveries=self.options.max_deliveries,
-                                     lanes=lanes.of(q), aging_ms=lanes.aging(q)))
+                                     lanes=lanes.of(q), aging_ms=lanes.aging(q),
+                                     extra=self.options.extra_fields))
                  for q in queues]
         replies = await arun_many(self.conn.raw_aio, calls, self.conn.raw_line)
         found = False
@@ -398,4 +402,4 @@ def to_message(queue: str, d: Delivery) -> Message:
                    retry_count=int(f["retry_count"]) if f.get("retry_count") else None,
                    deliveries=int(f.get("deliveries") or 1),
                    timestamp=int(f.get("timestamp") or 0),
-                   watched=bool(f.get("watch")))
+                   extra=d.extra or {})

@@ -38,14 +38,17 @@ log = logging.getLogger("django_remq.processor")
 
 class Processor:
     """Runs the handlers of ``registry`` for the deliveries of a Consumer it owns;
-    ``emitter`` is how handlers' ``ctx.emit`` enqueues follow-ups."""
+    ``emitter`` is how handlers' ``ctx.emit`` enqueues follow-ups. ``events`` gets the
+    live events; ``extra_fields``: record fields each job carries back (``task.extra``)
+    and its events carry as ``"extra"``, for whoever wrote them."""
 
     def __init__(self, registry: HandlerRegistry, emitter: Emitter, conn: Connection, *,
                  concurrency: int = 1, queues: Sequence[str] = ("default",),
                  prefix: str = "remq", settings: ProcessorSettings = ProcessorSettings(),
                  ctx: Mapping[str, Any] | None = None, events: EventSink | None = None,
                  replica_wait: ReplicaWait | None = None,
-                 max_payload_bytes: int | None = MAX_PAYLOAD_BYTES) -> None:
+                 max_payload_bytes: int | None = MAX_PAYLOAD_BYTES,
+                 extra_fields: Sequence[str] = ()) -> None:
         self.registry = registry
         self.max_payload_bytes = max_payload_bytes  # a larger result fails the job
         self.emitter = emitter
@@ -53,7 +56,8 @@ class Processor:
         self.settings = settings
         self.ctx = ctx or {}
         self.events = events
-        self._live: dict[str, tuple[str, bool]] = {}  # job id -> (event, watched)
+        # job id -> (event, extra fields): what its task_retry / task_finished carry
+        self._live: dict[str, tuple[str, dict[str, str]]] = {}
         self._is_async: dict[Any, bool] = {}  # handler -> is it ``async def`` (asked per task)
         self.keys = Keys(prefix)
         self.threads = SlotThreads(concurrency, on_overflow=self._threads_exhausted)
@@ -67,7 +71,7 @@ class Processor:
             queues=tuple(queues), concurrency=concurrency, prefix=prefix,
             claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries,
             retention=settings.retention, shutdown_timeout_ms=settings.shutdown_timeout_ms,
-            priority_aging_ms=settings.priority_aging_ms,
+            priority_aging_ms=settings.priority_aging_ms, extra_fields=tuple(extra_fields),
         ), on_applied=self._applied)
         self.consumer.acker.dlq = settings.dlq  # dead letters go with the failure
         self.consumer.acker.replica_wait = replica_wait  # wait_replicas: acks wait too
@@ -131,7 +135,7 @@ class Processor:
                                    message.queue, message.name)
         options = {**entry.options, **message.options}
         if self.events is not None:  # what its retry/finished events need (see _applied)
-            self._live[message.id] = (message.name, message.watched)
+            self._live[message.id] = (message.name, message.extra)
         loop = asyncio.get_running_loop()
         updates = TaskUpdates(self.conn, self.keys.queue(message.queue), message.id,
                               self.settings.max_logs_per_task, loop, ready=mctx.marked)
@@ -239,7 +243,7 @@ class Processor:
     def _applied(self, queue: str, outcome: Outcome, applied: bool) -> None:
         if self.events is None:
             return
-        name, watched = self._live.pop(outcome.job_id, ("", False))
+        name, extra = self._live.pop(outcome.job_id, ("", {}))
         if not applied:
             return
         error = jsonutil.loads(outcome.error)["message"] if outcome.error else None
@@ -248,8 +252,8 @@ class Processor:
             self.events({"type": "task_retry", "taskId": outcome.job_id, "event": name,
                          "queue": queue, "error": error,
                          "retryCount": int(outcome.fields["retry_count"]),
-                         "retryDelayMs": delay, "watched": watched})
+                         "retryDelayMs": delay, "extra": extra})
         else:
             status = "failed" if outcome.kind == "malformed" else outcome.kind
             self.events({"type": "task_finished", "taskId": outcome.job_id, "event": name,
-                         "queue": queue, "status": status, "error": error, "watched": watched})
+                         "queue": queue, "status": status, "error": error, "extra": extra})

@@ -24,7 +24,10 @@ from ..types import CancelToken, EmitOptions, Message
 from .batcher import Batcher
 
 #: Receives live events (``task_update`` / ``task_retry`` / ``task_finished``, the
-#: original's shapes plus ``watched``), always on the worker's loop; must not block.
+#: original's shapes plus ``extra``: the job's extra record fields the sink asked for),
+#: always on the worker's loop; must not block. A sink may also have ``extra_fields``
+#: (record fields to carry with each job, see ``TaskManager.prepare``'s ``extra``) and
+#: ``async aclose()`` (awaited once the worker stopped: send what is queued).
 EventSink = Callable[[dict[str, Any]], Any]
 #: A log line's message is cut to this many characters, with a marker saying so: the
 #: record keeps ``max_logs_per_task`` lines, and the job page shows them all.
@@ -105,7 +108,7 @@ class Task:
         self.data = message.data
         self.options = options
         self.attempt = message.attempt
-        self.watched = message.watched  # a gateway connection follows this task
+        self.extra = message.extra  # the extra record fields carried (EventSink)
         self._updates = updates
 
     def __repr__(self) -> str:
@@ -122,7 +125,7 @@ class Task:
 
 
 class Socket:
-    """``ctx.socket``: live updates to whoever watches the task (WebSocket gateway)."""
+    """``ctx.socket``: live updates to the worker's event sink (``expose``)."""
 
     def __init__(self, task: Task, updates: TaskUpdates, events: EventSink | None) -> None:
         self._task, self._updates, self._events = task, updates, events
@@ -137,7 +140,7 @@ class Socket:
             return
         t = self._task
         event = {"type": "task_update", "taskId": t.id, "id": t.id, "event": t.name,
-                 "queue": t.queue, "data": data, "progress": progress, "watched": t.watched}
+                 "queue": t.queue, "data": data, "progress": progress, "extra": t.extra}
         if threading.get_ident() == self._updates.loop_thread:
             self._events(event)
         else:  # a sync handler's thread: sinks are only ever called on the loop, in order
@@ -161,7 +164,7 @@ class HandlerContext(Mapping[str, Any]):
 
     @property
     def socket(self) -> Socket:
-        """Live updates to whoever watches this task (made on first use)."""
+        """Live updates to the worker's event sink (made on first use)."""
         if self._socket is None:
             self._socket = Socket(self.task, self._updates, self._events)
         return self._socket

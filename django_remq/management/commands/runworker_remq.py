@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ...api import build_task_manager
 from ...conf import get_settings
+from ...consumers import gateway_server
 from ...core.store.keys import validate_queue_name
 from ...core.worker import affinity
 from ...supervisor import Supervisor, child_argv
@@ -105,7 +106,7 @@ class Command(BaseCommand):
             processor["shutdown_timeout_ms"] = max(int(options["shutdown_timeout"] * 1000), 1)
         try:
             tm = build_task_manager(concurrency=options["concurrency"], processor=processor,
-                                    expose=port)
+                                    expose=None if port is None else gateway_server(port, host))
             queues = served_queues(tm, queues)
             probe_redis(get_settings().redis_url, cluster=get_settings().cluster)
         except (ImproperlyConfigured, RedisUnavailable) as exc:

@@ -5,12 +5,14 @@
 --   them; none: KEYS[1] alone). A lane without the group gets it (from id 0).
 -- ARGV[1] job key prefix   ARGV[2] group   ARGV[3] consumer   ARGV[4] lock_ms
 -- ARGV[5] max deliveries   ARGV[6] mode: "fetch", "pending" or "claim"
--- ARGV[7] mode "fetch": count -- read up to count new entries (XREADGROUP, not
+-- ARGV[7] extra record fields, comma-separated ('' none): returned with each job to
+--   run, for the worker's caller; this script never reads them (see ops.check_extra_fields)
+-- ARGV[8] mode "fetch": count -- read up to count new entries (XREADGROUP, not
 --           blocking) from the streams in order and deliver them in the same step:
---           one round trip under load. ARGV[8] aging ms (optional, 0 = none): streams
+--           one round trip under load. ARGV[9] aging ms (optional, 0 = none): streams
 --           whose next new entry has waited that long go first, oldest first (no lane
 --           starves; see worker/lanes.py)
---         mode "pending": scan; ARGV[8] limit; ARGV[9..] per stream, the last entry id
+--         mode "pending": scan; ARGV[9] limit; ARGV[10..] per stream, the last entry id
 --           this consumer was given there ("-": none known) -- deliver the entries this
 --           consumer holds but has not delivered (its blocking XREADGROUP, pipelined just
 --           before this call, took them), at most limit "run"s, streams in order; the
@@ -19,13 +21,14 @@
 --           the group gave out before, so the ones this consumer runs are not scanned
 --           again (that cost two reads per running job on every pick-up). Entries of
 --           jobs already `processing` for this consumer are skipped.
---         mode "claim": min idle ms; ARGV[8] count -- entries idle that long are
+--         mode "claim": min idle ms; ARGV[9] count -- entries idle that long are
 --           taken over (XAUTOCLAIM) from workers that stopped renewing them.
 -- Every record is checked before anything is written, so a bad one never leaves a
 -- half-done step nor stops the rest of the batch.
--- Returns a list of {entry id, job id, verdict, record, n} (n: the entry's stream is
--- the n-th of those passed); verdict is
---   "run"        the job is now processing; record = the values of RUN_FIELDS below
+-- Returns a list of {entry id, job id, verdict, record, n[, extra]} (n: the entry's
+-- stream is the n-th of those passed); verdict is
+--   "run"        the job is now processing; record = the values of RUN_FIELDS below;
+--                with ARGV[7], extra = the values of those fields ('' for unset)
 --   "gone"       the job will not run (cancelled, deleted, finished), or this entry
 --                is a stale copy (the record names another, live entry): acked
 --   "orphan"     no job has this id: acked
@@ -79,14 +82,14 @@ local function on_lane(s, ...)
 end
 if mode == 'claim' then
   for n, s in ipairs(streams) do
-    local left = tonumber(ARGV[8]) - #entries
+    local left = tonumber(ARGV[9]) - #entries
     if left <= 0 then break end
-    add_entries(on_lane(s, 'XAUTOCLAIM', s, group, me, ARGV[7], '0-0', 'COUNT', left)[2], n)
+    add_entries(on_lane(s, 'XAUTOCLAIM', s, group, me, ARGV[8], '0-0', 'COUNT', left)[2], n)
   end
 elseif mode == 'fetch' then
   local order = {}
   for n = 1, #streams do order[n] = n end
-  local aging = tonumber(ARGV[8] or '0') or 0
+  local aging = tonumber(ARGV[9] or '0') or 0
   if aging > 0 and #streams > 1 then
     -- the age of each stream's next new entry: the first after the group's last
     -- delivered id (an entry id starts with its XADD time in ms)
@@ -112,7 +115,7 @@ elseif mode == 'fetch' then
   end
   for _, n in ipairs(order) do
     local s = streams[n]
-    local left = tonumber(ARGV[7]) - #entries
+    local left = tonumber(ARGV[8]) - #entries
     if left <= 0 then break end
     local res = on_lane(s, 'XREADGROUP', 'GROUP', group, me, 'COUNT', left, 'STREAMS', s, '>')
     -- Redis answers {{stream, entries}} or nil; fakeredis {stream, entries} or {}
@@ -123,9 +126,9 @@ else
   -- this consumer's pending entries, by XPENDING + XRANGE: reading the history with
   -- XREADGROUP would reset their idle time, renewing entries no task runs
   for n, s in ipairs(streams) do
-    local after = ARGV[8 + n]
+    local after = ARGV[9 + n]
     local start = (after and after ~= '-') and ('(' .. after) or '-'
-    for _, p in ipairs(on_lane(s, 'XPENDING', s, group, start, '+', ARGV[7], me)) do
+    for _, p in ipairs(on_lane(s, 'XPENDING', s, group, start, '+', ARGV[8], me)) do
       local found = redis.call('XRANGE', s, p[1], p[1])[1]
       if found then add_entries({found}, n) else entries[#entries + 1] = {p[1], '', false, n} end
     end
@@ -133,8 +136,15 @@ else
 end
 -- what a worker needs to run a job (keep in step with store/ops.py RUN_FIELDS)
 local RUN_FIELDS = {'name', 'data', 'options', 'retried_attempts', 'retry_count', 'timestamp',
-                    'deliveries', 'watch'}
+                    'deliveries'}
 local DELIVERIES = 7  -- its place in RUN_FIELDS
+-- read in the same HMGET, after RUN_FIELDS
+local READ = {unpack(RUN_FIELDS)}
+local EXTRA = 0
+for name in string.gmatch(ARGV[7], '[^,]+') do
+  READ[#READ + 1] = name
+  EXTRA = EXTRA + 1
+end
 local paused = redis.call('EXISTS', KEYS[2]) == 1
 local stream  -- the stream of the entry at hand
 local function drop(eid)
@@ -155,7 +165,7 @@ local function is_count(v)
   return not v or (string.match(v, '^%d+$') ~= nil and #v <= 15)
 end
 local out = {}
-local limit = mode == 'pending' and tonumber(ARGV[8]) or #entries
+local limit = mode == 'pending' and tonumber(ARGV[9]) or #entries
 local ran = 0
 for _, e in ipairs(entries) do
   local eid, id, raw = e[1], e[2], e[3]
@@ -171,9 +181,9 @@ for _, e in ipairs(entries) do
     out[#out + 1] = {eid, '', 'malformed', raw}
   else
     -- what the checks need and what a run needs, in one read (the record fields are
-    -- rec[5..], in RUN_FIELDS order); a key that is no hash fails the read
+    -- rec[5..], in READ order); a key that is no hash fails the read
     local rec = redis.pcall('HMGET', key, 'status', 'worker', 'deliveries', 'entry',
-                            unpack(RUN_FIELDS))
+                            unpack(READ))
     if rec.err then
       drop(eid)
       redis.call('ZREM', IDX.waiting, id)
@@ -232,7 +242,14 @@ for _, e in ipairs(entries) do
           values[#values + 1] = bad_value
         end
         out[#out + 1] = {eid, id, verdict, values}
-        if verdict == 'run' then ran = ran + 1 end
+        if verdict == 'run' then
+          ran = ran + 1
+          if EXTRA > 0 then
+            local extra = {}
+            for i = 1, EXTRA do extra[i] = rec[#RUN_FIELDS + 4 + i] or '' end
+            out[#out][5], out[#out][6] = e[4], extra
+          end
+        end
       end
     end
   end
