@@ -23,10 +23,10 @@ from django_remq.backends.compat import (
     InvalidTask,
     TaskResultDoesNotExist,
     TaskResultStatus,
-    task,
     task_backends,
     task_enqueued,
 )
+from django_remq.backends.decorator import task
 from django_remq.testing import RemqTestEnv, remq_test_settings
 from tests.remq_apps.dtasks import tasks as t
 

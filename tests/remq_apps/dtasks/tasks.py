@@ -14,7 +14,8 @@ from typing import Any
 
 import redis
 
-from django_remq.backends.compat import TaskContext, task  # django.tasks or the backport
+from django_remq.backends.compat import TaskContext  # django.tasks or the backport
+from django_remq.backends.decorator import task  # takes remq's options on Django 6.0 too
 
 QUEUE = "dtasks"
 
