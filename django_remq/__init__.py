@@ -10,9 +10,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import aemit, aemit_many, emit, emit_many, get_task_manager
+    from .api import get_task_manager
     from .core import HandlerContext, Task, TaskManager
     from .decorators import handler
+    from .emitting import aemit, aemit_many, emit, emit_many
     from .sdk import Sdk
 
 __version__ = "0.1.0"  # the one place: pyproject.toml reads it for the package version
@@ -22,10 +23,10 @@ _LAZY = {
     "Task": "django_remq.core",
     "HandlerContext": "django_remq.core",
     "handler": "django_remq.decorators",
-    "emit": "django_remq.api",
-    "aemit": "django_remq.api",
-    "emit_many": "django_remq.api",
-    "aemit_many": "django_remq.api",
+    "emit": "django_remq.emitting",
+    "aemit": "django_remq.emitting",
+    "emit_many": "django_remq.emitting",
+    "aemit_many": "django_remq.emitting",
     "get_task_manager": "django_remq.api",
     "Sdk": "django_remq.sdk",
 }

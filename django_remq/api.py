@@ -1,8 +1,11 @@
-"""What Django code calls: ``emit``/``aemit``/``emit_many`` and ``get_task_manager``.
+"""The Django layer's composition root: the process's TaskManager, and how it is built.
 
 One TaskManager per process, built on first use from ``settings.REMQ`` with every
-``@handler`` declaration registered; rebuilt when ``REMQ`` changes
-(``override_settings``) or a declaration is replaced.
+``@handler`` declaration registered (a sync handler wrapped in a request's database
+hygiene); rebuilt when ``REMQ`` or ``TASKS`` changes (``override_settings``) or a
+declaration is replaced. The optional parts plug in through hooks that
+``AppConfig.ready`` registers (:mod:`django_remq.apps`): the gateway's event sink and
+the Tasks backend. This module imports neither, so each of them may import it.
 """
 
 from __future__ import annotations
@@ -10,30 +13,55 @@ from __future__ import annotations
 import inspect
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
-from functools import partial, wraps
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import wraps
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections
 from django.dispatch import receiver
 
-from .backends.wiring import register_task_backends
 from .conf import get_settings
-from .core import TaskManager, jsonutil
+from .core import TaskManager
 from .core.errors import DuplicateHandler
-from .core.options import check_emit_item, new_job_id
 from .core.task_manager import ExposeServer
 from .core.worker.task import EventSink
 from .decorators import registry
+from .redis_clients import remq_connection
 
+#: Makes a TaskManager's live-event sink from it (its connection and keys) as it is
+#: built; None when there is nowhere to send events.
+EventSinkFactory = Callable[[TaskManager], EventSink | None]
+#: Called with each TaskManager built here, once its declared handlers are registered.
+BuildHook = Callable[[TaskManager], None]
+
+
+@dataclass
+class _Hooks:
+    event_sink: EventSinkFactory | None = None
+    on_build: list[BuildHook] = field(default_factory=list)
+
+
+_hooks = _Hooks()
 _lock = threading.RLock()
 _manager: TaskManager | None = None
 _version = -1
 _wrappers: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = (
     weakref.WeakKeyDictionary())
+
+
+def set_event_sink(factory: EventSinkFactory | None) -> None:
+    """Where live task events go from the TaskManagers built from now on (the gateway's
+    channel layer, set in ``AppConfig.ready``); None: nowhere."""
+    _hooks.event_sink = factory
+
+
+def add_build_hook(hook: BuildHook) -> None:
+    """Call ``hook(tm)`` on every TaskManager built from now on (once per hook)."""
+    if hook not in _hooks.on_build:
+        _hooks.on_build.append(hook)
 
 
 def get_task_manager() -> TaskManager:
@@ -56,24 +84,22 @@ def get_task_manager() -> TaskManager:
 
 def build_task_manager(*, concurrency: int | None = None,
                        processor: Mapping[str, Any] | None = None,
-                       expose: EventSink | ExposeServer | int | None = None) -> TaskManager:
-    """A new TaskManager from ``REMQ`` (the worker command builds its own with overrides)."""
+                       expose: EventSink | ExposeServer | None = None) -> TaskManager:
+    """A new TaskManager from ``REMQ`` (the worker command builds its own with overrides);
+    its event sink is ``expose`` when that is one, else the registered factory's."""
     conf = get_settings()
     # cron patterns tick in the project's time zone unless PROCESSOR says otherwise
     options = {"timezone": django_settings.TIME_ZONE or "UTC", **conf.processor,
                **(processor or {})}
-    tm = TaskManager.init(db=conf.connection_url, ctx=conf.build_ctx(),
-                          concurrency=concurrency or conf.concurrency,
-                          processor=options or None,  # type: ignore[arg-type]
-                          expose=expose, prefix=conf.prefix, cluster=conf.cluster,
-                          wait_replicas=conf.wait_replicas, wait_timeout_ms=conf.wait_timeout_ms,
-                          max_payload_bytes=conf.max_payload_bytes)
-    if tm.expose is None:
-        from .consumers.delivery import sink_for
-
-        tm.expose = sink_for(tm)  # live events to the WebSocket gateway, if a layer is set
+    tm = TaskManager(remq_connection(conf), ctx=conf.build_ctx(),
+                     concurrency=concurrency or conf.concurrency,
+                     processor=options or None,  # type: ignore[arg-type]
+                     expose=expose, make_sink=_hooks.event_sink, prefix=conf.prefix,
+                     wait_replicas=conf.wait_replicas, wait_timeout_ms=conf.wait_timeout_ms,
+                     max_payload_bytes=conf.max_payload_bytes)
     register_declared(tm)
-    register_task_backends(tm)  # Django Tasks (TASKS) run on this TaskManager's workers too
+    for hook in _hooks.on_build:
+        hook(tm)
     return tm
 
 
@@ -117,87 +143,3 @@ def django_handler(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     _wrappers[fn] = wrapped
     return wrapped
-
-
-# -- emitting ---------------------------------------------------------------------
-
-
-def emit(event: str, data: Any = None, queue: str | None = None,
-         options: Mapping[str, Any] | None = None, *, on_commit: bool | None = None,
-         using: str | None = None) -> str:
-    """Enqueue a task; returns its id at once.
-
-    With ``on_commit=True`` (default: ``REMQ['EMIT_ON_COMMIT']``) the enqueue waits for
-    the current transaction to commit, so a worker never reads rows that are not
-    there yet, and is dropped on rollback. The id is known at once either way.
-    """
-    if not _deferred(on_commit):  # the engine's own emit: it checks as much, at less cost
-        return get_task_manager().emit(event, queue, data, options)
-    item = {"event": event, "data": data, "queue": queue, "options": options}
-    return _emit([item], f"emit({event!r})", True, using)[0]
-
-
-async def aemit(event: str, data: Any = None, queue: str | None = None,
-                options: Mapping[str, Any] | None = None, *, on_commit: bool | None = None,
-                using: str | None = None) -> str:
-    """Async twin of :func:`emit`."""
-    if not _deferred(on_commit):
-        return await get_task_manager().aemit(event, queue, data, options)
-    item = {"event": event, "data": data, "queue": queue, "options": options}
-    return (await _aemit([item], f"emit({event!r})", True, using))[0]
-
-
-def emit_many(items: Iterable[Mapping[str, Any]], *, on_commit: bool | None = None,
-              using: str | None = None) -> list[str]:
-    """Enqueue many tasks in few round trips; ids in input order."""
-    return _emit(items, None, on_commit, using)
-
-
-async def aemit_many(items: Iterable[Mapping[str, Any]], *, on_commit: bool | None = None,
-                     using: str | None = None) -> list[str]:
-    return await _aemit(items, None, on_commit, using)
-
-
-def _emit(items: Iterable[Mapping[str, Any]], where: str | None, on_commit: bool | None,
-          using: str | None) -> list[str]:
-    """Every sync emit: checked now; written now, or when the transaction commits."""
-    batch = _checked(items, where)
-    tm = get_task_manager()
-    if not _deferred(on_commit):
-        return tm.emit_many(batch)
-    for item in batch:  # fix the ids and the data now; validate now, not at commit
-        opts = dict(item.get("options") or {})
-        item["options"] = {**opts, "id": opts.get("id") or new_job_id()}
-        item["data"] = jsonutil.loads(jsonutil.dumps(item.get("data")))
-        tm.prepare(item.get("event"), item.get("queue"), item["data"],  # type: ignore[arg-type]
-                   item["options"])
-    transaction.on_commit(partial(tm.emit_many, batch), using=using)
-    return [str(item["options"]["id"]) for item in batch]
-
-
-async def _aemit(items: Iterable[Mapping[str, Any]], where: str | None, on_commit: bool | None,
-                 using: str | None) -> list[str]:
-    if _deferred(on_commit):  # transactions live in the sync world (sync_to_async's thread)
-        return await sync_to_async(_emit)(list(items), where, True, using)
-    return await get_task_manager().aemit_many(_checked(items, where))
-
-
-def _checked(items: Iterable[Mapping[str, Any]], where: str | None) -> list[dict[str, Any]]:
-    """The items as fresh dicts, each with JSON data (``where`` names a single emit)."""
-    batch = []
-    for n, item in enumerate(items):
-        check_emit_item(n, item)
-        batch.append(dict(item))
-        check_json(where or f"emit_many item {n} ({item.get('event')!r})", item.get("data"))
-    return batch
-
-
-
-def _deferred(on_commit: bool | None) -> bool:
-    return get_settings().emit_on_commit if on_commit is None else on_commit
-
-
-def check_json(where: str, data: Any) -> None:
-    """Raise ``TypeError`` naming the first value of ``data`` JSON cannot hold (the
-    engine's own check, run before any Django-side work such as on_commit)."""
-    jsonutil.dumps_data(data, where)

@@ -1,4 +1,5 @@
-"""The app config: registers the system checks and imports every app's ``tasks.py``."""
+"""The app config: registers the system checks, plugs the optional parts into the
+process's TaskManager (:mod:`.api`'s hooks) and imports every app's ``tasks.py``."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ class RemqConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the checks)
+        from .api import add_build_hook, set_event_sink
+        from .backends.wiring import register_task_backends
+        from .consumers.delivery import sink_for
+
+        set_event_sink(sink_for)  # live task events to the gateway, if a channel layer is set
+        add_build_hook(register_task_backends)  # Django Tasks (TASKS) run on the same workers
 
         if apps.is_installed("django.contrib.admin"):
             from django.contrib import admin

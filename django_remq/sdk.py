@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .conf import get_settings
 from .core.sdk import Sdk as CoreSdk
 from .core.store.connection import Connection, RedisLike
 from .core.store.ops import Retention
@@ -18,8 +19,6 @@ class Sdk(CoreSdk):
     def __init__(self, db: RedisLike | Connection | None = None, prefix: str | None = None, *,
                  dlq_key: str | None = None, retention: Retention | None = None,
                  cluster: bool | None = None) -> None:
-        from .conf import get_settings
-
         s = get_settings() if db is None or prefix is None else None
         processor: Mapping[str, Any] = getattr(s, "processor", None) or {}
         dlq = processor.get("dlq") or {}

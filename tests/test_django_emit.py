@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.test import override_settings
 
-from django_remq import aemit, emit, emit_many
+from django_remq import TaskManager, aemit, aemit_many, emit, emit_many
+from django_remq.core import jsonutil
 from django_remq.errors import InvalidOptions
 from django_remq.testing import RemqTestEnv
 
@@ -131,3 +134,61 @@ async def test_aemit(remq: RemqTestEnv) -> None:
         await aemit("alpha_double", data=[object()], queue="alpha")
     await remq.arun_until_idle(queues=["alpha"])
     assert remq.get_job(job_id, "alpha").result == 8  # type: ignore[union-attr]
+
+
+@pytest.mark.django_db
+def test_on_commit_prepares_and_encodes_each_job_once(
+        remq: RemqTestEnv, monkeypatch: pytest.MonkeyPatch,
+        django_capture_on_commit_callbacks: Any) -> None:
+    """Prepared at the call (checked, the id fixed, the data encoded), written as prepared
+    at commit: nothing is checked or encoded again."""
+    data = {"n": 1}
+    prepares: list[str] = []
+    encodes: list[bool] = []  # each: was it the emitted dict
+    prepare, dumps_data = TaskManager.prepare, jsonutil.dumps_data
+
+    def counted_prepare(self: TaskManager, event: str, *args: Any, **kwargs: Any) -> Any:
+        prepares.append(event)
+        return prepare(self, event, *args, **kwargs)
+
+    def counted_dumps(value: Any, where: str) -> str:
+        encodes.append(value is data)
+        return dumps_data(value, where)
+
+    monkeypatch.setattr(TaskManager, "prepare", counted_prepare)
+    monkeypatch.setattr(jsonutil, "dumps_data", counted_dumps)
+    with django_capture_on_commit_callbacks(execute=True):
+        job_id = emit("alpha.echo", data, queue="alpha", on_commit=True)
+        data["n"] = 2
+        assert remq.get_job(job_id, "alpha") is None
+    assert (prepares, encodes) == (["alpha.echo"], [True])
+    job = remq.get_job(job_id, "alpha")
+    assert job is not None
+    assert job.state.data == {"n": 1}  # what it was at the call
+
+
+@pytest.mark.django_db(transaction=True)
+def test_emit_many_on_commit_keeps_the_data_and_the_order_across_queues(
+        remq: RemqTestEnv) -> None:
+    items = [{"event": "alpha.echo", "queue": "alpha", "data": {"i": 0}},
+             {"event": "beta.greet", "data": {"i": 1}},
+             {"event": "alpha.echo", "queue": "alpha", "data": {"i": 2}}]
+    with transaction.atomic():
+        ids = emit_many(items, on_commit=True)
+        for item in items:
+            item["data"]["i"] += 10  # type: ignore[index]
+        assert stream_len(remq) == 0
+    queues = ["alpha", "beta", "alpha"]
+    assert [remq.get_job(i, q).state.data for i, q in zip(ids, queues, strict=True)] == [  # type: ignore[union-attr]
+        {"i": 0}, {"i": 1}, {"i": 2}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_aemit_many_on_commit_waits_for_the_callers_transaction(remq: RemqTestEnv) -> None:
+    """Async code run from a thread in a transaction (async_to_sync): the write waits
+    for that transaction, the one ``on_commit`` belongs to."""
+    with transaction.atomic():
+        ids = async_to_sync(aemit_many)([{"event": "alpha.echo", "queue": "alpha", "data": 1}],
+                                        on_commit=True)
+        assert remq.get_job(ids[0], "alpha") is None
+    assert remq.get_job(ids[0], "alpha") is not None

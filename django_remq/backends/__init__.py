@@ -2,7 +2,8 @@
 "django_remq.backends.RemqBackend"}}``.
 
 ``RemqBackend`` is imported on first use, so the rest of django_remq (and
-:mod:`.wiring`, which every TaskManager calls) works on a Django without the framework.
+:mod:`.wiring`, which ``AppConfig.ready`` hooks into every TaskManager built) works on a
+Django without the framework.
 """
 
 from __future__ import annotations

@@ -135,7 +135,7 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
         """Store the call as a job (at once: wrap in ``transaction.on_commit`` to wait)."""
         result, data, options = self._prepare(task, args, kwargs)
         try:
-            job_id = get_task_manager().emit(task.module_path, task.queue_name, data, options)
+            job_id = get_task_manager().emit(task.module_path, data, task.queue_name, options)
         except PayloadTooLarge as exc:
             raise _too_large(task, exc) from None
         result = _with_id(result, job_id)
@@ -145,7 +145,7 @@ class RemqBackend(BaseTaskBackend):  # type: ignore[misc]
     async def aenqueue(self, task: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         result, data, options = self._prepare(task, args, kwargs)
         try:
-            job_id = await get_task_manager().aemit(task.module_path, task.queue_name, data,
+            job_id = await get_task_manager().aemit(task.module_path, data, task.queue_name,
                                                     options)
         except PayloadTooLarge as exc:
             raise _too_large(task, exc) from None

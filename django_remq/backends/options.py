@@ -16,6 +16,7 @@ from typing import Any
 from ..core.errors import InvalidOptions
 from ..core.options import validate_handler_options
 from ..core.policies.debounce import DebounceSpec
+from ..core.store.keys import validate_queue_name
 from .compat import Task
 
 #: the remq policies a Django task may set (on ``@task`` or in the backend's OPTIONS)
@@ -106,8 +107,6 @@ def option_problems(alias: str, options: Any, queues: Any) -> list[OptionProblem
         except InvalidOptions as exc:
             found.append(OptionProblem("remq.E103", str(exc),
                                        "Fix the value; the same rules apply to @handler."))
-    from ..core.store.keys import validate_queue_name
-
     for queue in queues or ():
         try:
             validate_queue_name(queue)

@@ -15,7 +15,7 @@ import logging
 import re
 import traceback
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from inspect import iscoroutinefunction
 from typing import Any
 
@@ -28,12 +28,12 @@ from ..api import get_task_manager
 from ..core import TaskManager
 from ..core.sdk.plan import adrive, drive
 from .compat import (
+    Task,
     TaskContext,
     TaskError,
     TaskResult,
     TaskResultStatus,
     normalize_json,
-    task_backends,
     task_finished,
     task_started,
 )
@@ -72,9 +72,10 @@ def register_task(tm: TaskManager, task: Any, queue: str | None = None) -> None:
     done.add(key)
 
 
-def resolver(tm: TaskManager) -> Callable[[str, str], bool]:
-    """Finds a task met in a served queue by importing its path; only a task of a
-    RemqBackend is accepted, so an event name cannot make the worker call anything else."""
+def resolver(tm: TaskManager, aliases: Collection[str]) -> Callable[[str, str], bool]:
+    """Finds a task met in a served queue by importing its path; only a task of one of
+    ``aliases`` (the RemqBackends of TASKS) is accepted, so an event name cannot make the
+    worker call anything else."""
     def resolve(queue: str, event: str) -> bool:
         if not _DOTTED.match(event):
             return False
@@ -85,24 +86,12 @@ def resolver(tm: TaskManager) -> Callable[[str, str], bool]:
         except Exception:
             log.exception("importing task %s failed", event)
             return False
-        if not _is_remq_task(found):
+        if not isinstance(found, Task) or found.backend not in aliases:
             return False
         register_task(tm, found, queue)
         return True
 
     return resolve
-
-
-def _is_remq_task(obj: Any) -> bool:
-    from .backend import RemqBackend
-    from .compat import Task
-
-    if not isinstance(obj, Task):
-        return False
-    try:
-        return isinstance(task_backends[obj.backend], RemqBackend)
-    except Exception:  # an alias no longer configured
-        return False
 
 
 def runner_for(task: Any) -> Callable[..., Any]:

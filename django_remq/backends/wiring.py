@@ -1,6 +1,9 @@
 """Hooks a TaskManager up to the configured ``RemqBackend``s, so ``runworker_remq`` runs
 Django tasks alongside ``@handler`` ones with no extra flag: each backend's QUEUES are
 served, and a task met there is found by its module path (:func:`.runner.resolver`).
+:func:`register_task_backends` is a build hook of :mod:`django_remq.api`, added by
+``AppConfig.ready``; the backend modules load only when ``TASKS`` names a RemqBackend
+(they need the Tasks framework).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def register_task_backends(tm: TaskManager) -> None:
     from .options import known_tasks
     from .runner import register_task, resolver
 
-    resolve = resolver(tm)
+    resolve = resolver(tm, {alias for alias, _ in backends})
     for alias, params in backends:
         queues = params.get("QUEUES", ["default"])
         for queue in queues or [None]:

@@ -74,7 +74,10 @@ class TaskManager:
                  concurrency: int = 1, processor: ProcessorOptions | None = None,
                  expose: EventSink | ExposeServer | int | None = None, prefix: str = "remq",
                  wait_replicas: int = 0, wait_timeout_ms: int = DEFAULT_TIMEOUT_MS,
-                 max_payload_bytes: int | None = MAX_PAYLOAD_BYTES) -> None:
+                 max_payload_bytes: int | None = MAX_PAYLOAD_BYTES,
+                 make_sink: Callable[[TaskManager], EventSink | None] | None = None) -> None:
+        """``make_sink``: when ``expose`` is not an EventSink, makes this manager's from
+        it, once built (a sink that reads Redis shares its connection and keys)."""
         if not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidOptions(f"concurrency must be an int >= 1, got {concurrency!r}")
         #: the most bytes of JSON a task's data or a handler's result may take (None: any)
@@ -100,6 +103,8 @@ class TaskManager:
         self._known_queues: set[str] = set()
         self._warned_events: set[str] = set()
         self.processor: Processor | None = None
+        if self.expose is None and make_sink is not None:
+            self.expose = make_sink(self)
 
     @classmethod
     def init(cls, db: RedisLike, streamdb: RedisLike | None = None,
@@ -156,8 +161,10 @@ class TaskManager:
 
     def prepare(self, event: str, queue: str | None, data: Any,
                 options: EmitOptions | Mapping[str, Any] | None, *,
-                extra: Mapping[str, str] | None = None) -> tuple[str, NewJob]:
+                extra: Mapping[str, str] | None = None,
+                where: str | None = None) -> tuple[str, NewJob]:
         """Validate one emit and build its job; no I/O (shared by every emit flavour).
+        ``where`` names the emit in errors about its data (default ``emit('event')``).
         ``extra``: fields the record keeps for the caller as they are (who emitted it...);
         the engine never reads them, and a worker hands back those its event sink names in
         ``extra_fields`` (``task.extra``, ``event["extra"]``)."""
@@ -180,9 +187,10 @@ class TaskManager:
             opts.pop("debounce", None)
             opts.pop("repeat", None)
         job_id = opts.get("id") or new_job_id()
-        data_json = jsonutil.dumps_data(data, f"emit({event!r})")
+        where = where or f"emit({event!r})"
+        data_json = jsonutil.dumps_data(data, where)
         if len(data_json) > self._sure_fits:
-            check_payload(data_json, self.max_payload_bytes, f"emit({event!r}): data")
+            check_payload(data_json, self.max_payload_bytes, f"{where}: data")
         fields = emit_fields(job_id, event, queue, data_json, opts)
         if extra:
             fields += _extra_items(extra)
@@ -202,28 +210,41 @@ class TaskManager:
                       "will fail with UnknownEvent unless a worker elsewhere handles it",
                       UnknownEventWarning, stacklevel=_outside_level())
 
-    def emit(self, event: str, queue: str | None = None, data: Any = None,
+    def emit(self, event: str, data: Any = None, queue: str | None = None,
              options: EmitOptions | Mapping[str, Any] | None = None) -> str:
         """Enqueue a task; returns its id at once. A live job with the same explicit
         ``options["id"]`` is not enqueued twice (its id is returned)."""
         batch = self._batch([self.prepare(event, queue, data, options)])
         return self._write(batch, repr(event))[0]
 
-    async def aemit(self, event: str, queue: str | None = None, data: Any = None,
+    async def aemit(self, event: str, data: Any = None, queue: str | None = None,
                     options: EmitOptions | Mapping[str, Any] | None = None) -> str:
         batch = self._batch([self.prepare(event, queue, data, options)])
         return (await self._awrite(batch, repr(event)))[0]
 
-    def emit_soon(self, event: str, queue: str | None = None, data: Any = None,
+    def emit_soon(self, event: str, data: Any = None, queue: str | None = None,
                   options: EmitOptions | None = None) -> tuple[str, asyncio.Future[list[str]]]:
         """On the event loop: validate now, return the id and the write in flight."""
         queue, job = self.prepare(event, queue, data, options)
         return job.id, asyncio.ensure_future(self.aenqueue(queue, [job]))
 
+    def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+        """Write jobs made by :meth:`prepare` (validated, their data encoded: a later
+        change to the caller's data cannot reach them), one round trip per chunk of
+        1,000; returns the ids that will run (see :mod:`.debounce`)."""
+        return [job_id for batch in self._enqueue_batches(queue, jobs)
+                for job_id in self._write(batch, "enqueue")]
+
     async def aenqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
-        """Write prepared jobs; returns the ids that will run (see :mod:`.debounce`)."""
-        batch = self._batch([(queue, job) for job in jobs])
-        return await self._awrite(batch, "ctx.emit")
+        """Async twin of :meth:`enqueue`."""
+        return [job_id for batch in self._enqueue_batches(queue, jobs)
+                for job_id in await self._awrite(batch, "ctx.emit")]
+
+    def _enqueue_batches(self, queue: str, jobs: Sequence[NewJob]) -> Iterator[_EmitBatch]:
+        """The writes of :meth:`enqueue` and :meth:`aenqueue` (each made after the one
+        before is written, so a new queue is registered once)."""
+        for start in range(0, len(jobs), EMIT_CHUNK):
+            yield self._batch([(queue, job) for job in jobs[start:start + EMIT_CHUNK]])
 
     def emit_many(self, items: Iterable[Mapping[str, Any]]) -> list[str]:
         """Enqueue many tasks, one round trip per chunk of 1,000; ids in input order."""
@@ -259,18 +280,24 @@ class TaskManager:
                 raise
             raise error from exc
 
-    def _prepared_chunks(self, items: Iterable[Mapping[str, Any]]
-                         ) -> Iterator[list[tuple[str, NewJob]]]:
-        """Each item validated and prepared, in chunks of ``EMIT_CHUNK``."""
-        chunk: list[tuple[str, NewJob]] = []
+    def prepare_many(self, items: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, NewJob]]:
+        """Each ``emit_many`` item checked and prepared in turn (:meth:`prepare`), its
+        errors naming the item; no I/O."""
         for n, item in enumerate(items):
             check_emit_item(n, item)
             unknown = set(item) - EMIT_ITEM_KEYS
             if unknown or "event" not in item:
                 raise InvalidOptions(f"emit_many item {n}: needs 'event' and may have queue, "
                                      f"data, options; unexpected keys: {sorted(unknown)}")
-            chunk.append(self.prepare(item["event"], item.get("queue"), item.get("data"),
-                                      item.get("options")))
+            yield self.prepare(item["event"], item.get("queue"), item.get("data"),
+                               item.get("options"), where=f"emit_many item {n} ({item['event']!r})")
+
+    def _prepared_chunks(self, items: Iterable[Mapping[str, Any]]
+                         ) -> Iterator[list[tuple[str, NewJob]]]:
+        """:meth:`prepare_many`, in chunks of ``EMIT_CHUNK``."""
+        chunk: list[tuple[str, NewJob]] = []
+        for prepared in self.prepare_many(items):
+            chunk.append(prepared)
             if len(chunk) >= EMIT_CHUNK:
                 yield chunk
                 chunk = []

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .. import jsonutil
 from ..store import ops
@@ -34,17 +34,32 @@ EventSink = Callable[[dict[str, Any]], Any]
 MAX_LOG_CHARS = 16_384
 
 
+class EmitFn(Protocol):
+    def __call__(self, event: str, data: Any = None, queue: str | None = None,
+                 options: EmitOptions | None = None) -> str: ...
+
+
+class EmitSoonFn(Protocol):
+    def __call__(self, event: str, data: Any = None, queue: str | None = None,
+                 options: EmitOptions | None = None) -> tuple[str, asyncio.Future[Any]]: ...
+
+
+class AemitFn(Protocol):
+    def __call__(self, event: str, data: Any = None, queue: str | None = None,
+                 options: EmitOptions | None = None) -> Awaitable[str]: ...
+
+
 @dataclass(frozen=True)
 class Emitter:
     """How ``ctx`` emits follow-up tasks (the TaskManager's emit, given, not reached for).
 
-    ``emit(event, queue, data, options)`` blocks (from a handler's thread);
-    ``emit_soon`` (on the loop) returns the id and the write in flight; ``aemit``
-    awaits it."""
+    Each takes ``(event, data, queue, options)``, as every emit does: ``emit`` blocks
+    (from a handler's thread); ``emit_soon`` (on the loop) returns the id and the write
+    in flight; ``aemit`` awaits it."""
 
-    emit: Callable[..., str]
-    emit_soon: Callable[..., tuple[str, asyncio.Future[Any]]]
-    aemit: Callable[..., Awaitable[str]]
+    emit: EmitFn
+    emit_soon: EmitSoonFn
+    aemit: AemitFn
 
 
 class TaskUpdates:
