@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .backend import RemqBackend
+    from .decorator import task
     from .options import RemqTask
 
 
@@ -24,7 +25,11 @@ def __getattr__(name: str) -> Any:
         from .options import RemqTask
 
         return RemqTask
+    if name == "task":  # @task with remq's options on every Django (6.0's takes none)
+        from .decorator import task
+
+        return task
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["RemqBackend", "RemqTask"]
+__all__ = ["RemqBackend", "RemqTask", "task"]

@@ -26,9 +26,9 @@ connections.
 :class:`AioLine` is the asyncio twin, for the worker's round trips of scripts (deliver,
 finish): one per event loop, a round trip of one or many script calls on an idle
 connection of its own, packed by hiredis. redis-py's asyncio client packs in pure Python
-(17 us for a call of 27 arguments, 1.9 us with hiredis) and adds a pool probe, a retry
-wrapper and a timeout per command: 106-118 us of CPU per script call one at a time,
-49-55 us on a connection of its own. That is what a worker pays per task at
+(several times slower than hiredis) and adds a pool probe, a retry
+wrapper and a timeout per command: about twice the CPU per script call, one at a time,
+of a connection of its own (docs/benchmarks.md). That is what a worker pays per task at
 concurrency 1, and per batch above it.
 """
 

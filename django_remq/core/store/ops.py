@@ -68,7 +68,7 @@ def check_extra_fields(names: Iterable[str], where: str) -> tuple[str, ...]:
 
 
 # Delivery and Outcome are made once per task: slotted, not frozen (a frozen dataclass
-# costs three times as much to build: 1.7 against 0.6 us); nothing changes them once made.
+# costs several times as much to build); nothing changes them once made.
 @dataclass(slots=True)
 class Delivery:
     """One entry as deliver.lua left it. ``fields``: the RUN_FIELDS that are set (for

@@ -5,10 +5,10 @@ blocking call a handler makes (a query, a Redis command) hands the GIL over twic
 When the threads sit on different cores, each hand-over wakes a thread on another core
 (an interrupt to it, often a core coming out of an idle state): a third of such a
 worker's CPU went to waking and switching threads, and a handler's one Redis call
-cost 0.28 ms of CPU where it costs 0.06 ms on one thread. Pinned to one core, a
-hand-over is a plain switch: 8 slots of a sync handler that INCRs drained 2,600 ->
-5,300 tasks/s (as fast as an ``async def`` handler), 0.36 -> 0.17 ms of worker CPU per
-task; async handlers do not change. Python runs on one core at a time anyway.
+cost several times the CPU it costs on one thread. Pinned to one core, a hand-over is a
+plain switch: a sync handler drains about twice as fast, as fast as an ``async def``
+one (the figures: docs/benchmarks.md); async handlers do not change. Python runs on one
+core at a time anyway.
 
 The cost is for code that leaves the GIL to use other cores (numpy's BLAS threads,
 image and compression libraries): on a pinned worker it shares the one core. Hence
