@@ -34,9 +34,11 @@ def counted(redis_url, prefix, r):
                    scripts.ADMIN_RESUME, scripts.ADMIN_DELETE, scripts.ADMIN_RESTORE):
         r.script_load(script.source)  # warm: an action's first EVALSHA may load it
     with remq_at(redis_url, prefix):
-        pool = get_sdk().conn.sync.connection_pool
-        pool.connection_class = CountingConnection
-        pool.reset()
+        conn = get_sdk().conn
+        for client in {id(c): c for c in (conn.sync, conn.raw_sync)}.values():
+            # both the decoding client and the one that reads records as bytes
+            client.connection_pool.connection_class = CountingConnection
+            client.connection_pool.reset()
         yield
 
 
