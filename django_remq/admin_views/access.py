@@ -20,6 +20,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseNotAllowed,
@@ -32,6 +33,7 @@ from django.utils.module_loading import import_string
 
 from ..conf import RemqSettings, get_settings, raw_settings
 from ..core.store.connection import describe
+from ..core.store.keys import validate_queue_name
 from ..redis_clients import remq_connection
 from ..sdk import Sdk
 
@@ -148,3 +150,11 @@ def remq_view(methods: tuple[str, ...] = ("GET",), *, as_json: bool = False
         return guarded
 
     return decorate
+
+
+def queue_or_404(queue: str) -> str:
+    """A queue name from a URL, or the admin's 404 naming what is wrong with it."""
+    try:
+        return validate_queue_name(queue)
+    except ValueError as exc:
+        raise Http404(str(exc)) from None

@@ -13,8 +13,7 @@ from django.utils.http import content_disposition_header
 
 from ..core.sdk.bounded import JobPreview
 from ..core.sdk.listings import VALUE_FIELDS
-from ..core.store.keys import validate_queue_name
-from .access import get_sdk, remq_view
+from .access import get_sdk, queue_or_404, remq_view
 
 #: What the page says of each value it cut.
 LABELS = {"data": "data", "result": "result", "progress": "last update", "errors": "errors"}
@@ -23,10 +22,7 @@ LABELS = {"data": "data", "result": "result", "progress": "last update", "errors
 @remq_view()
 def download(request: HttpRequest, queue: str, name: str, job_id: str) -> HttpResponse:
     """``name`` (data, result, progress or errors) of the job, as stored, byte for byte."""
-    try:
-        validate_queue_name(queue)
-    except ValueError as exc:
-        raise Http404(str(exc)) from None
+    queue_or_404(queue)
     if name not in VALUE_FIELDS:
         raise Http404(f"no value {name!r}: one of {', '.join(VALUE_FIELDS)}")
     value = get_sdk().get_job_value(job_id, queue, name)

@@ -11,8 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from ..core.errors import CorruptRecord, InvalidJobState
-from ..core.store.keys import validate_queue_name
-from .access import get_sdk, page_context, remq_view
+from .access import get_sdk, page_context, queue_or_404, remq_view
 from .confirm import ask, confirmed
 from .download import cut_values
 from .present import DESTRUCTIVE, JOB_ACTIONS, corrupt_detail, job_detail
@@ -20,17 +19,10 @@ from .present import DESTRUCTIVE, JOB_ACTIONS, corrupt_detail, job_detail
 FRAGMENT = "remq_admin/_job.html"
 
 
-def _queue(queue: str) -> str:
-    try:
-        return validate_queue_name(queue)
-    except ValueError as exc:
-        raise Http404(str(exc)) from None
-
-
 def context(request: HttpRequest, params: QueryDict, queue: str | None = None,
             job_id: str | None = None) -> dict[str, Any]:
     """One round trip: the record with its logs."""
-    queue = _queue(queue or params.get("queue", ""))
+    queue = queue_or_404(queue or params.get("queue", ""))
     job_id = job_id or params.get("job_id", "")
     try:
         preview = get_sdk().get_job_preview(job_id, queue) if job_id else None  # values cut
@@ -62,7 +54,7 @@ def job(request: HttpRequest, queue: str, job_id: str) -> HttpResponse:
 
 @remq_view(methods=("POST",))
 def job_action(request: HttpRequest, queue: str, job_id: str, action: str) -> HttpResponse:
-    queue = _queue(queue)
+    queue = queue_or_404(queue)
     if action not in JOB_ACTIONS:
         raise Http404(f"unknown job action {action!r}; one of {', '.join(JOB_ACTIONS)}")
     detail_url = reverse("remq_admin:job", args=[queue, job_id])

@@ -11,9 +11,8 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from ..core.store.keys import validate_queue_name
 from ..types import JobStatus
-from .access import get_sdk, page_context, remq_view
+from .access import get_sdk, page_context, queue_or_404, remq_view
 from .confirm import ask, confirmed, safe_next
 
 STATUSES = tuple(s.value for s in JobStatus)
@@ -65,10 +64,7 @@ def _older_than(request: HttpRequest) -> tuple[timedelta, str] | None:
 
 @remq_view(methods=("POST",))
 def queue_action(request: HttpRequest, queue: str, action: str) -> HttpResponse:
-    try:
-        validate_queue_name(queue)
-    except ValueError as exc:
-        raise Http404(str(exc)) from None
+    queue_or_404(queue)
     if action not in QUEUE_ACTIONS:
         raise Http404(f"unknown queue action {action!r}")
     back = safe_next(request, reverse("remq_admin:queues"))
