@@ -38,6 +38,7 @@ pytestmark = pytest.mark.processes
 MB = 1 << 20
 
 
+@pytest.mark.load
 def test_a_flood_of_frames_no_one_reads_leaves_the_worker_as_it_was(
         stack: Stack, tmp_path: Path) -> None:
     """Oversized frames, refused ones, the smallest frames and pings, from clients that
@@ -69,6 +70,7 @@ def test_a_flood_of_frames_no_one_reads_leaves_the_worker_as_it_was(
     assert asyncio.run(run_a_task(stack, port))["status"] == "completed"
 
 
+@pytest.mark.load
 def test_a_client_that_reads_nothing_is_closed_1013_then_dropped(
         stack: Stack, tmp_path: Path) -> None:
     """Two clients send frames that each get a reply and read none: once the server has

@@ -117,6 +117,7 @@ def settle(server: Daphne) -> float:
     return min(readings)
 
 
+@pytest.mark.load
 def test_refused_oversized_and_nested_frames_leave_memory_at_its_baseline(
         daphne: Daphne) -> None:
     warm = asyncio.run(attack(daphne.url, daphne.origin, n=200))
@@ -177,6 +178,7 @@ async def emit(ws: ClientConnection, **options: Any) -> dict[str, Any]:
     return dict(json.loads(await asyncio.wait_for(ws.recv(), 20)))
 
 
+@pytest.mark.load
 def test_one_user_holds_a_bounded_number_of_tasks_across_connections_and_processes(
         stack: Stack) -> None:
     """max_in_flight_per_user=5, max_in_flight=3 (tests/django_settings_hostile.py); no
