@@ -91,11 +91,12 @@ def test_the_demo_on_its_embedded_redis_stops_on_a_signal(
         assert "started an in-process fakeredis server" in Path(log.name).read_text()
         proc.send_signal(signum)
         started = time.monotonic()
-        try:
-            code = proc.wait(10)
+        try:  # it used to run on for ever; the bound leaves room for a busy CI host
+            code = proc.wait(25)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"the demo still runs 10 s after {signum.name}")
-        assert time.monotonic() - started < 10
+            pytest.fail(f"the demo still runs 25 s after {signum.name}: "
+                        + Path(log.name).read_text()[-2000:])
+        assert time.monotonic() - started < 25
         assert code in (0, -signum, 128 + signum), Path(log.name).read_text()
     finally:
         if proc.poll() is None:
