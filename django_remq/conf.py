@@ -26,8 +26,8 @@ from django.utils.module_loading import import_string
 from .core.errors import InvalidOptions
 from .core.options import EMIT_KEYS, HANDLER_ONLY_KEYS, MAX_PAYLOAD_BYTES
 from .core.settings import PROCESSOR_KEYS, ProcessorSettings
+from .core.store.client_copies import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
 from .core.store.connection import with_timeouts
-from .core.store.copies import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
 from .core.store.keys import validate_queue_name
 from .core.store.replicas import DEFAULT_TIMEOUT_MS, ReplicaWait
 from .core.worker import affinity

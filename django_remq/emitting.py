@@ -19,7 +19,7 @@ from django.db import transaction
 from .api import get_task_manager
 from .conf import get_settings
 from .core import TaskManager
-from .core.store.ops import NewJob
+from .core.store.calls import NewJob
 
 
 def emit(event: str, data: Any = None, queue: str | None = None,

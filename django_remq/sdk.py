@@ -9,8 +9,8 @@ from typing import Any
 
 from .conf import get_settings
 from .core.sdk import Sdk as CoreSdk
+from .core.store.calls import Retention
 from .core.store.connection import Connection, RedisLike
-from .core.store.ops import Retention
 
 
 class Sdk(CoreSdk):

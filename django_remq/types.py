@@ -39,7 +39,7 @@ from .core.types import (
     TaskStats,
     WorkerInfo,
 )
-from .core.worker.consumer import ConsumerOptions, MessageHandler
+from .core.worker.stream_consumer import ConsumerOptions, MessageHandler
 from .core.worker.task import EventSink, HandlerContext, Task
 
 ProcessableMessage = Message

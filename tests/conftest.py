@@ -105,3 +105,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             f"tests in no tier ({', '.join(untiered[:5])}{' ...' if len(untiered) > 5 else ''}): "
             f"give the module `pytestmark = pytest.mark.<tier>`, tier one of {', '.join(TIERS)}")
+
+
+@pytest.fixture
+def private_redis_url() -> Iterator[str]:
+    """A redis-server of this test's own, for what touches the whole server (``SCRIPT
+    FLUSH``): on the shared one it would pull scripts from under tests running beside it."""
+    import shutil
+    import subprocess
+
+    from .workers import free_port, pings, wait_until
+
+    if not shutil.which("redis-server"):
+        pytest.fail("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    try:
+        assert wait_until(lambda: pings(client), timeout=10), "private redis-server did not start"
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(10)

@@ -22,11 +22,11 @@ from django_remq.core import TaskManager
 from django_remq.core.errors import CorruptRecord
 from django_remq.core.policies import failures
 from django_remq.core.sdk import Sdk
-from django_remq.core.store import ops
+from django_remq.core.store import calls
 from django_remq.core.store.keys import GROUP, Keys
 from django_remq.core.store.scripts import run
-from django_remq.core.worker.consumer import to_message
 from django_remq.core.worker.reader import undecoded
+from django_remq.core.worker.stream_consumer import to_message
 
 from .test_bad_bytes import entry_bytes
 
@@ -96,7 +96,7 @@ def test_any_bytes_in_a_record_read_as_a_job_or_a_corrupt_record(r, raw, prefix,
 
 
 ENTRY = st.dictionaries(st.sampled_from([b"id", b"name"]) | ANY, ANY, min_size=1, max_size=3)
-RUN_FIELDS = [f.encode() for f in ops.RUN_FIELDS]
+RUN_FIELDS = [f.encode() for f in calls.RUN_FIELDS]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=FIXTURES)
@@ -114,7 +114,7 @@ def test_deliver_makes_any_entry_a_message_or_an_error_naming_it(make_tm, raw, p
     tm: TaskManager = make_tm()
     # as the worker reads it: undecoded, then value by value (no bytes may fail the reply)
     got = run(tm.conn.raw_sync,
-              undecoded(ops.fetch(qk, "w1", 10, lock_ms=30_000, max_deliveries=5)))
+              undecoded(calls.fetch(qk, "w1", 10, lock_ms=30_000, max_deliveries=5)))
     assert {d.entry_id for d in got} <= set(sent)
     for d in got:
         if d.verdict == "run":

@@ -15,23 +15,23 @@ import redis
 from django_remq.core import TaskManager
 from django_remq.core.policies import dlq, failures
 from django_remq.core.sdk import Sdk
-from django_remq.core.store import ops, scripts
+from django_remq.core.store import calls, scripts
+from django_remq.core.store.calls import Outcome, Retention
 from django_remq.core.store.keys import GROUP, Keys, QueueKeys
-from django_remq.core.store.ops import Outcome, Retention
 
 pytestmark = pytest.mark.redis
 
 
-def delivered(r: redis.Redis, tm: TaskManager, qk: QueueKeys, n: int = 1) -> list[ops.Delivery]:
+def delivered(r: redis.Redis, tm: TaskManager, qk: QueueKeys, n: int = 1) -> list[calls.Delivery]:
     """Emit ``n`` jobs and deliver them to a consumer, as a worker's read does."""
     r.xgroup_create(qk.stream, GROUP, id="0", mkstream=True)
     tm.emit_many([{"event": "e", "data": i} for i in range(n)])
-    got = scripts.run(r, ops.fetch(qk, "c1", n, lock_ms=30_000, max_deliveries=5))
+    got = scripts.run(r, calls.fetch(qk, "c1", n, lock_ms=30_000, max_deliveries=5))
     assert [d.verdict for d in got] == ["run"] * n
     return got
 
 
-def dead(d: ops.Delivery, reason: str = "retries_exhausted") -> Outcome:
+def dead(d: calls.Delivery, reason: str = "retries_exhausted") -> Outcome:
     entry = dlq.entry(d.job_id, "default", "e", reason, "RuntimeError: boom", 3)
     return Outcome(d.entry_id, d.job_id, "failed",
                    error=failures.error_json(RuntimeError("boom"), 3), dead=entry)
@@ -42,7 +42,7 @@ def test_one_finish_call_writes_the_failure_and_its_dead_letter(make_tm, r, pref
     qk = Keys(prefix).queue("default")
     [d] = delivered(r, tm, qk)
     r.rpush(qk.logs(d.job_id), json.dumps({"message": "step 1", "timestamp": 1}))
-    assert scripts.run(r, ops.finish(qk, [dead(d)], Retention(), dlq=("dlq", 100))) == [1]
+    assert scripts.run(r, calls.finish(qk, [dead(d)], Retention(), dlq=("dlq", 100))) == [1]
 
     record = r.hgetall(qk.job(d.job_id))
     assert record["status"] == "failed"
@@ -57,7 +57,7 @@ def test_one_finish_call_writes_the_failure_and_its_dead_letter(make_tm, r, pref
     assert letter.job["logs"][0]["message"] == "step 1"
 
     # applied once: the same outcome again (a reclaimed copy) adds no second entry
-    assert scripts.run(r, ops.finish(qk, [dead(d)], Retention(), dlq=("dlq", 100))) == [0]
+    assert scripts.run(r, calls.finish(qk, [dead(d)], Retention(), dlq=("dlq", 100))) == [0]
     assert r.xlen(qk.dlq()) == 1
 
 
@@ -66,10 +66,10 @@ def test_no_dlq_or_no_dead_entry_writes_nothing(make_tm, r, prefix):
     qk = Keys(prefix).queue("default")
     a, b, c = delivered(r, tm, qk, 3)
     refused = Outcome(b.entry_id, b.job_id, "failed", error=dead(b).error)  # the predicate said no
-    both = ops.finish(qk, [dead(a), refused], Retention(), dlq=("dlq", 100))
+    both = calls.finish(qk, [dead(a), refused], Retention(), dlq=("dlq", 100))
     assert scripts.run(r, both) == [1, 1]
     assert [f["id"] for _, f in r.xrange(qk.dlq())] == [a.job_id]
-    assert scripts.run(r, ops.finish(qk, [dead(c)], Retention())) == [1]  # no DLQ configured
+    assert scripts.run(r, calls.finish(qk, [dead(c)], Retention())) == [1]  # no DLQ configured
     assert r.hget(qk.job(c.job_id), "status") == "failed"
     assert r.xlen(qk.dlq()) == 1
 
@@ -81,8 +81,8 @@ def test_a_corrupt_record_is_dead_lettered_by_the_same_call(make_tm, r, prefix):
     r.delete(qk.job(d.job_id))
     r.set(qk.job(d.job_id), "clobbered")
     done = Outcome(d.entry_id, d.job_id, "completed")
-    replies = scripts.run(r, ops.finish(qk, [done], Retention(), dlq=("dead", 10)))
-    assert replies == [ops.FINISH_CORRUPT]
+    replies = scripts.run(r, calls.finish(qk, [done], Retention(), dlq=("dead", 10)))
+    assert replies == [calls.FINISH_CORRUPT]
     [(_, entry)] = r.xrange(qk.dlq("dead"))  # the configured stream name, in the queue
     assert (entry["id"], entry["reason"]) == (d.job_id, "corrupt")
     assert "clobbered" in json.loads(entry["job"])["data"]
@@ -93,7 +93,7 @@ def test_a_dlq_key_that_is_no_stream_costs_the_entry_not_the_failure(make_tm, r,
     qk = Keys(prefix).queue("default")
     [d] = delivered(r, tm, qk)
     r.set(qk.dlq(), "not a stream")
-    assert scripts.run(r, ops.finish(qk, [dead(d)], Retention(), dlq=("dlq", 100))) == [1]
+    assert scripts.run(r, calls.finish(qk, [dead(d)], Retention(), dlq=("dlq", 100))) == [1]
     assert r.hget(qk.job(d.job_id), "status") == "failed"
     assert r.xpending(qk.stream, GROUP)["pending"] == 0
 

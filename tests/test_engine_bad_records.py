@@ -135,7 +135,7 @@ async def test_acker_splits_a_failing_batch_and_applies_the_rest(make_tm, r, pre
     one: the one that fails alone is left pending (logged), the others land."""
     from redis.exceptions import ResponseError
 
-    from django_remq.core.store.ops import Outcome, Retention
+    from django_remq.core.store.calls import Outcome, Retention
     from django_remq.core.worker.acker import Acker
 
     tm: TaskManager = make_tm()

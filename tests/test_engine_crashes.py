@@ -150,15 +150,16 @@ async def test_corrupt_record_fails_the_job_not_the_worker(make_tm, r, prefix):
     assert r.hget(qk.job(broken), "data") == "{not json"  # kept as found, for inspection
 
 
-@on_both()
-async def test_scripts_reload_after_script_flush(make_tm, r, prefix):
-    tm: TaskManager = make_tm()
+async def test_scripts_reload_after_script_flush(private_redis_url, prefix):
+    r = redis.Redis.from_url(private_redis_url, decode_responses=True)
+    tm = TaskManager.init(db=private_redis_url, prefix=prefix)
     tm.register_handler(event="x", handler=lambda task, ctx: "ok")
     r.script_flush()
     job_id = tm.emit("x")
     r.script_flush()
     await tm.run(burst=True)
     assert record(r, prefix, job_id).result == "ok"
+    tm.conn.close()
 
 
 @pytest.fixture

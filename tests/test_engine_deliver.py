@@ -12,7 +12,7 @@ import pytest
 
 from django_remq.core import TaskManager
 from django_remq.core.sdk import Sdk
-from django_remq.core.store import ops
+from django_remq.core.store import calls
 from django_remq.core.store.keys import GROUP, Keys
 from django_remq.core.store.scripts import run
 
@@ -238,7 +238,7 @@ def test_deliver_checks_the_count_before_writing(make_tm, r, prefix, bad):
     ids = tm.emit_many({"event": "job", "data": i} for i in range(3))
     r.hset(qk.job(ids[0]), "deliveries", bad)
     r.xgroup_create(qk.stream, GROUP, id="0")
-    got = run(tm.conn.sync, ops.fetch(qk, "w1", 10, lock_ms=30_000, max_deliveries=5))
+    got = run(tm.conn.sync, calls.fetch(qk, "w1", 10, lock_ms=30_000, max_deliveries=5))
     verdicts = {d.job_id: d.verdict for d in got}
     assert verdicts == {ids[0]: "corrupt", ids[1]: "run", ids[2]: "run"}
     corrupt = next(d for d in got if d.verdict == "corrupt")
@@ -326,7 +326,7 @@ async def test_a_picked_up_job_starts_before_the_next_fetch_is_sent(make_tm):
             assert await await_until(lambda: "start" in order)
             emitter.join()
             firsts.append(order[0])
-        # (a reclaim, due once per upkeep tick, also goes first; it cannot be due each time)
+        # (a reclaim, due once per housekeeping tick, also goes first; it cannot be due each time)
         assert firsts == ["start"] * 10, firsts
     finally:
         await tm.stop()

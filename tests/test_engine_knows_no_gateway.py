@@ -130,7 +130,7 @@ def test_the_gateways_keys_scripts_and_fields_live_in_consumers() -> None:
     assert not list(CORE.rglob("watch.lua"))
     assert (consumers / "lua" / "watch.lua").is_file()
     from django_remq.consumers.keys import OWNER, WATCH, GatewayKeys
-    from django_remq.core.store.ops import ENGINE_FIELDS, RUN_FIELDS
+    from django_remq.core.store.calls import ENGINE_FIELDS, RUN_FIELDS
 
     assert {WATCH, OWNER}.isdisjoint({*RUN_FIELDS, *ENGINE_FIELDS})
     keys = GatewayKeys("remq")  # the names stored before the move, unchanged

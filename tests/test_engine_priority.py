@@ -13,7 +13,7 @@ import redis
 
 from django_remq.core import InvalidOptions, TaskManager
 from django_remq.core.sdk import Sdk
-from django_remq.core.sdk import ops as ac
+from django_remq.core.sdk import admin_calls as ac
 from django_remq.core.settings import ProcessorSettings
 from django_remq.core.store.keys import Keys
 from django_remq.core.store.scripts import run_many

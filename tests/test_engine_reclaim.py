@@ -32,7 +32,7 @@ def test_dead_workers_tasks_are_reclaimed_while_the_others_are_busy(redis_url, r
     tm.emit_many({"event": "sleep", "data": {"s": 0.15}} for _ in range(400))
     busy = spawn_worker(redis_url, prefix, "--concurrency", "2", "--claim-idle-ms", "2000")
     try:
-        # claim_idle_ms (2 s) + an upkeep tick (0.67 s) + a task's length, with room for
+        # claim_idle_ms (2 s) + an housekeeping tick (0.67 s) + a task's length, with room for
         # a slow shared machine; before the fix this waited for the whole backlog
         assert wait_until(lambda: set(orphans) <= set(r.lrange(f"{prefix}:finished", 0, -1)),
                           timeout=12)
@@ -100,7 +100,7 @@ async def test_a_worker_recreates_a_consumer_group_that_vanished(make_tm, r, pre
     async def nap(task, ctx):
         if task.data == 1:
             r.delete(qk.stream)  # its group goes with it; the next emit makes a bare stream
-            await asyncio.sleep(1.0)  # upkeep ticks pass: a reclaim is due when it ends
+            await asyncio.sleep(1.0)  # housekeeping ticks pass: a reclaim is due when it ends
         ran.append(task.data)
 
     tm.register_handler(event="nap", handler=nap)

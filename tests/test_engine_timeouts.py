@@ -15,8 +15,8 @@ import redis
 
 from django_remq.core import RedisTimeout, RedisUnavailable, TaskManager
 from django_remq.core.sdk import Sdk
+from django_remq.core.store.client_copies import DEFAULT_SOCKET_TIMEOUT
 from django_remq.core.store.connection import Connection
-from django_remq.core.store.copies import DEFAULT_SOCKET_TIMEOUT
 
 from .workers import free_port
 

@@ -151,7 +151,7 @@ async def test_engine_runs_on_fakeredis_without_a_server():
 
 
 def test_last_given_compares_stream_ids_as_numbers_per_queue_and_lane():
-    from django_remq.core.store.ops import Delivery
+    from django_remq.core.store.calls import Delivery
     from django_remq.core.worker.reader import LastGiven
 
     given = LastGiven()

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from django_remq.core.errors import CorruptRecord, MalformedMessage
 from django_remq.core.policies import failures
-from django_remq.core.store.ops import RUN_FIELDS, Delivery
+from django_remq.core.store.calls import RUN_FIELDS, Delivery
 from django_remq.core.store.records import NOT_UTF8, decode
 from django_remq.core.types import AdminJobData, JobStatus, Message
-from django_remq.core.worker.consumer import to_message
+from django_remq.core.worker.stream_consumer import to_message
 
 pytestmark = pytest.mark.unit
 

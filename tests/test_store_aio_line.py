@@ -11,7 +11,7 @@ import redis.asyncio
 from redis.exceptions import NoScriptError
 
 from django_remq.core import TaskManager
-from django_remq.core.store import ops
+from django_remq.core.store import calls
 from django_remq.core.store.connection import Connection
 from django_remq.core.store.keys import Keys
 from django_remq.core.store.line import AioLine
@@ -87,9 +87,10 @@ async def test_a_call_cancelled_mid_reply_never_hands_its_reply_to_the_next(
     await client.aclose()
 
 
-async def test_a_round_trip_loads_scripts_redis_lost(redis_url: str, prefix: str,
-                                                     r: redis.Redis) -> None:
-    tm = TaskManager.init(db=redis_url, prefix=prefix)
+async def test_a_round_trip_loads_scripts_redis_lost(private_redis_url: str,
+                                                     prefix: str) -> None:
+    r = redis.Redis.from_url(private_redis_url, decode_responses=True)
+    tm = TaskManager.init(db=private_redis_url, prefix=prefix)
     line = tm.conn.aline
     assert line is not None
     await tm.aemit("noop")  # registers the queue and loads the scripts
@@ -209,10 +210,10 @@ async def test_log_lines_are_never_written_twice(redis_url: str, prefix: str,
         conn = Connection(proxy.url)
         line = conn.aline
         assert line is not None
-        await arun_many(conn.aio, [ops.update(qk, "j1", [("log", '"warm"')], 100)], line)
+        await arun_many(conn.aio, [calls.update(qk, "j1", [("log", '"warm"')], 100)], line)
         proxy.cut_next_reply()
         with pytest.raises(redis.ConnectionError):
-            await arun_many(conn.aio, [ops.update(qk, "j1", [("log", '"once"')], 100)], line)
+            await arun_many(conn.aio, [calls.update(qk, "j1", [("log", '"once"')], 100)], line)
         assert r.lrange(qk.logs("j1"), 0, -1) == ['"warm"', '"once"']
         await conn.aclose()
 

@@ -72,9 +72,9 @@ def test_a_killed_connection_is_replaced_and_the_emit_sent_again(redis_url: str,
     tm.conn.close()
 
 
-def test_scripts_lost_by_redis_are_loaded_again(redis_url: str, prefix: str,
-                                                r: redis.Redis) -> None:
-    tm = _emit_on_line(redis_url, prefix, f"{prefix}-flush")
+def test_scripts_lost_by_redis_are_loaded_again(private_redis_url: str, prefix: str) -> None:
+    r = redis.Redis.from_url(private_redis_url, decode_responses=True)
+    tm = _emit_on_line(private_redis_url, prefix, f"{prefix}-flush")
     tm.emit("noop")
     r.script_flush()
     job_id = tm.emit("noop", data={"after": "flush"})

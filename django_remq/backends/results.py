@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from ..core import errors as core_errors
-from ..core.sdk import ops as ac
+from ..core.sdk import admin_calls as ac
 from ..core.sdk.plan import Plan
 from ..core.store.keys import Keys
 from ..core.store.records import decode

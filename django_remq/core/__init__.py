@@ -5,7 +5,7 @@ snake_case, its semantics made robust (at-least-once, bounded memory).
 
 The tree is the architecture. Read in this order: ``store`` (keys, Lua scripts, records:
 the data model and every state change), ``task_manager`` (the API), ``worker`` (reader,
-consumer, processor, acker, upkeep), ``policies`` (retry, DLQ, debounce, cron) and
+consumer, processor, acker, housekeeping), ``policies`` (retry, DLQ, debounce, cron) and
 ``sdk`` (the admin side).
 """
 
@@ -31,10 +31,10 @@ from .policies.debounce import DebounceManager
 from .settings import ProcessorSettings
 from .store.keys import Keys
 from .task_manager import HandlerEntry, TaskManager
-from .worker.consumer import Consumer, ConsumerOptions
 from .worker.pool import ConcurrencyPool
 from .worker.processor import Processor
 from .worker.reader import StreamReader
+from .worker.stream_consumer import Consumer, ConsumerOptions
 from .worker.task import HandlerContext, Task
 
 __all__ = [

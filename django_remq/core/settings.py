@@ -14,7 +14,7 @@ from .errors import InvalidOptions
 from .policies.cron import timezone
 from .policies.dlq import DeadLetterConfig
 from .policies.retry import RetryPolicy
-from .store.ops import Retention
+from .store.calls import Retention
 from .types import ProcessorOptions
 
 PROCESSOR_KEYS = frozenset(ProcessorOptions.__annotations__)

@@ -38,10 +38,10 @@ from .options import (
 )
 from .policies import debounce
 from .settings import ProcessorSettings
-from .store import ops
+from .store import calls
+from .store.calls import NewJob, check_extra_fields
 from .store.connection import Connection, RedisLike
 from .store.keys import Keys, validate_queue_name
-from .store.ops import NewJob, check_extra_fields
 from .store.records import emit_fields
 from .store.replicas import DEFAULT_TIMEOUT_MS, ReplicaWait
 from .store.scripts import Cmd, Step, arun_many, run_many
@@ -316,13 +316,13 @@ class TaskManager:
         answers: list[str | None] = [None] * len(steps)
         for q, jobs in by_queue.items():
             qk = self.keys.queue(q)
-            lanes = ops.register_lanes(qk, jobs)
+            lanes = calls.register_lanes(qk, jobs)
             if lanes is not None:  # before the jobs: a worker learns a lane before its jobs
                 steps.append(lanes)
                 answers.append(None)
             plain = [j for j in jobs if j.debounce is None]
             if plain:
-                steps.append(ops.emit(qk, plain))
+                steps.append(calls.emit(qk, plain))
                 answers.append(None)
             for j in jobs:
                 if j.debounce is not None:

@@ -44,9 +44,9 @@ from .. import jsonutil
 from ..errors import InvalidOptions
 from ..options import MAX_MS
 from ..store import scripts
+from ..store.calls import NewJob, Outcome
 from ..store.connection import Connection
 from ..store.keys import Keys, QueueKeys
-from ..store.ops import NewJob, Outcome
 from ..store.scripts import Arg, Call, arun
 from ..types import Message
 

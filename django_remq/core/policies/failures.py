@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import jsonutil
 from ..errors import CorruptRecord, MalformedMessage, PoisonMessage, UnknownEvent
-from ..store.ops import Outcome
+from ..store.calls import Outcome
 from ..store.records import not_utf8
 from ..types import JobStatus
 from . import dlq

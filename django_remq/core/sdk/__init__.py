@@ -5,9 +5,9 @@ one plan per operation (over ``base``: connection and key names), run by either 
 ``plan`` (sync or async, one implementation); ``ops`` builds the admin scripts' calls.
 """
 
+from .admin_calls import QueueNames
 from .client import Sdk
 from .listings import CorruptJob, JobList, JobSearch
-from .ops import QueueNames
 from .queues import QueueList
 
 __all__ = ["CorruptJob", "JobList", "JobSearch", "QueueList", "QueueNames", "Sdk"]

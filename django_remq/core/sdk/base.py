@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from ..errors import InvalidOptions
+from ..store.calls import Retention
 from ..store.connection import Connection, RedisLike
 from ..store.keys import DLQ_NAME, Keys, QueueKeys, validate_dlq_name, validate_queue_name
-from ..store.ops import Retention
 from ..store.scripts import Call, Step
-from . import ops as ac
-from .ops import Change
+from . import admin_calls as ac
+from .admin_calls import Change
 from .plan import Plan, adrive, drive
 
 T = TypeVar("T")

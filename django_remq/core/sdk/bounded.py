@@ -26,7 +26,7 @@ from ..store.keys import GROUP, QueueKeys
 from ..store.records import Raw, pairs_to_dict
 from ..store.scripts import Arg, Call
 from ..types import AdminJobData
-from .ops import ListedJob, Page
+from .admin_calls import ListedJob, Page
 
 #: A listing row's values (progress, errors) are cut to this many bytes.
 ROW_CAP = 16_384

@@ -32,7 +32,7 @@ class Sdk(JobPlans, ListingPlans, QueuePlans, DeadLetterPlans):
     ``Sdk(db, prefix="remq", dlq_key=None, retention=None, cluster=False)``: ``db`` is a
     URL or a (sync or asyncio) Redis client; ``dlq_key`` the name of each queue's
     dead-letter stream, ``<prefix>:{<queue>}:<dlq_key>`` (``processor.dlq.stream_key``;
-    default ``dlq``); ``retention`` (:class:`~..store.ops.Retention`) how long jobs
+    default ``dlq``); ``retention`` (:class:`~..store.calls.Retention`) how long jobs
     cancelled here are kept; ``cluster=True``: ``db`` is any node's URL of a Redis Cluster.
     """
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from ..errors import InvalidOptions, MalformedMessage
 from ..store.records import decode
 from ..types import AdminJobData, DlqEntry
-from . import ops as ac
+from . import admin_calls as ac
 from .base import SdkBase, check_page
 from .plan import Plan
 

@@ -9,9 +9,9 @@ from datetime import timedelta
 from ..errors import InvalidJobState, InvalidOptions
 from ..store.records import decode
 from ..types import AdminJobData, JobStatus
-from . import ops as ac
+from . import admin_calls as ac
+from .admin_calls import Change
 from .base import SdkBase, check_job_id, now_ms
-from .ops import Change
 from .plan import Plan
 
 log = logging.getLogger("django_remq.sdk")

@@ -17,11 +17,11 @@ from ..errors import CorruptRecord, InvalidOptions
 from ..store.keys import QueueKeys
 from ..store.records import decode
 from ..types import AdminJobData, JobStatus
+from . import admin_calls as ac
 from . import bounded
-from . import ops as ac
+from .admin_calls import ListedJob
 from .base import SdkBase, check_job_id, check_page
 from .bounded import PREVIEW_CAP, JobPreview
-from .ops import ListedJob
 from .plan import Plan
 
 log = logging.getLogger("django_remq.sdk")

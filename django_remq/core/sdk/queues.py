@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from ..errors import InvalidOptions
 from ..store.scripts import Cmd
 from ..types import CronSchedule, FinishedCounts, JobStatus, QueueInfo, TaskStats, WorkerInfo
-from . import ops as ac
+from . import admin_calls as ac
 from .base import SdkBase, now_ms
 from .plan import Plan
 

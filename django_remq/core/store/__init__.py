@@ -1,2 +1,2 @@
 """The data model: every key (``keys``), every state change (``lua/`` run through
-``scripts``, called by ``ops``), record decoding (``records``) and connections."""
+``scripts``, called by ``calls``), record decoding (``records``) and connections."""

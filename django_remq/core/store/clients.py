@@ -7,7 +7,7 @@ them itself (settings give defaults; a URL's own query is the more specific choi
 one way of reading them serves every kind of client, a cluster's nodes included (a
 cluster client copies its settings into every node it discovers). From a client given
 (``copy_client``): the same settings on a connection class of the other kind (see
-:mod:`.copies`). For a blocking read on a cluster: a one-connection client to one node
+:mod:`.client_copies`). For a blocking read on a cluster: a one-connection client to one node
 (``node_client``).
 
 The engine's :class:`.connection.Connection`, the Django layer's settings
@@ -25,16 +25,16 @@ import redis
 import redis.asyncio
 import redis.cluster
 
-from .copies import (
+from .client_copies import (
     ASYNC_TO_SYNC,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
     SYNC_TO_ASYNC,
+    counterpart_class,
     extend_read_timeout,
     fake_client,
     longer_read,
     pool_settings,
-    twin,
 )
 from .redis_compat import AsyncCluster
 
@@ -92,21 +92,22 @@ def make_client(url: str, *, cluster: bool = False, decode: bool = True, asyncio
 def copy_client(client: redis.Redis | redis.asyncio.Redis, *, asyncio: bool, decode: bool = True,
                 extra_read_s: float = 0.0, max_connections: int | None = None) -> Any:
     """A client of the kind asked for (sync or ``asyncio``) with ``client``'s settings:
-    its address, credentials, TLS and timeouts, on the twin of its connection class
-    (:func:`.copies.twin` refuses classes it cannot copy, by name). fakeredis clients
-    share their in-process server."""
+    its address, credentials, TLS and timeouts, on the counterpart of its connection class
+    (:func:`.client_copies.counterpart_class` refuses classes it cannot copy, by name).
+    fakeredis clients share their in-process server."""
     kwargs, cls = pool_settings(client)
     if not decode:
         kwargs["decode_responses"] = False
     if "server" in kwargs:
         return fake_client(kwargs, asynchronous=asyncio)
     if not asyncio:
-        pool = redis.ConnectionPool(connection_class=twin(cls, ASYNC_TO_SYNC), **kwargs)
+        sync_cls = counterpart_class(cls, ASYNC_TO_SYNC)
+        pool = redis.ConnectionPool(connection_class=sync_cls, **kwargs)
         return redis.Redis.from_pool(pool)  # its close() closes the pool
     extend_read_timeout(kwargs, extra_read_s)
     limit: dict[str, Any] = {"max_connections": max_connections} if max_connections else {}
-    apool = redis.asyncio.ConnectionPool(connection_class=twin(cls, SYNC_TO_ASYNC), **kwargs,
-                                         **limit)
+    async_cls = counterpart_class(cls, SYNC_TO_ASYNC)
+    apool = redis.asyncio.ConnectionPool(connection_class=async_cls, **kwargs, **limit)
     return redis.asyncio.Redis.from_pool(apool)  # its aclose() closes the pool
 
 

@@ -38,8 +38,7 @@ import redis.asyncio.cluster
 import redis.cluster
 from redis.crc import key_slot
 
-from .clients import copy_client, make_client, node_client, with_timeouts
-from .copies import (
+from .client_copies import (
     ASYNC_TO_SYNC,
     DEFAULT_SOCKET_TIMEOUT,
     PLAIN_ASYNC_POOLS,
@@ -48,6 +47,7 @@ from .copies import (
     ClusterClient,
     cluster_url,
 )
+from .clients import copy_client, make_client, node_client, with_timeouts
 from .line import AioLine, Line
 
 log = logging.getLogger("django_remq.connection")

@@ -15,7 +15,7 @@ Layout, for prefix ``remq`` and queue ``default``::
     remq:{default}:stream:p<N>       STREAM the same for priority N != 0 (a lane)
     remq:{default}:lanes             ZSET   the queue's lanes: member = score = priority N
     remq:{default}:job:<id>          HASH   the job record (and any extra fields its
-                                            emitter added: ops.check_extra_fields)
+                                            emitter added: calls.check_extra_fields)
     remq:{default}:logs:<id>         LIST   the job's log lines (JSON), capped
     remq:{default}:status:<status>   ZSET   job ids by status; score = time (ms)
                                             (for ``delayed`` the run-at time: it

@@ -1,3 +1,3 @@
 """The worker: ``reader`` reads streams, ``consumer`` delivers and runs through the
 ``pool``, ``processor`` applies handlers and policies, ``acker`` group-commits outcomes,
-``upkeep`` renews, reclaims and promotes in the background."""
+``housekeeping`` renews, reclaims and promotes in the background."""

@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 from redis.exceptions import ResponseError
 
 from ..policies.dlq import DeadLetterConfig
-from ..store import ops
+from ..store import calls
+from ..store.calls import FINISH_CORRUPT, Outcome, Retention
 from ..store.connection import Connection
 from ..store.keys import Keys
-from ..store.ops import FINISH_CORRUPT, Outcome, Retention
 from ..store.replicas import ReplicaWait, confirm
 from ..store.scripts import Step, arun_many
 from .batcher import Batcher
@@ -80,7 +80,7 @@ class Acker:
     async def _finish(self, groups: Sequence[tuple[tuple[str, int], list[Outcome]]]) -> None:
         """One finish.lua call per queue and lane (the stream the entries are on)."""
         dlq = None if self.dlq is None else (self.dlq.stream_key, self.dlq.maxlen)
-        steps: list[Step] = [ops.finish(self.keys.queue(q), outcomes, self.retention, lane,
+        steps: list[Step] = [calls.finish(self.keys.queue(q), outcomes, self.retention, lane,
                                         dlq=dlq)
                              for (q, lane), outcomes in groups]
         wait = self.replica_wait

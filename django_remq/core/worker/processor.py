@@ -24,12 +24,12 @@ from ..policies import dlq, failures
 from ..policies.cron import CronScheduler, Schedule, timezone
 from ..policies.debounce import DebounceManager
 from ..settings import ProcessorSettings
+from ..store.calls import Outcome
 from ..store.connection import Connection
 from ..store.keys import Keys
-from ..store.ops import Outcome
 from ..store.replicas import ReplicaWait
 from ..types import Message, MessageContext
-from .consumer import Consumer, ConsumerOptions
+from .stream_consumer import Consumer, ConsumerOptions
 from .task import Emitter, EventSink, HandlerContext, Task, TaskUpdates
 from .threads import SlotThreads
 

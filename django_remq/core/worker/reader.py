@@ -29,10 +29,10 @@ from typing import Any, cast
 from redis.crc import key_slot
 from redis.exceptions import MovedError, NoScriptError, ResponseError
 
+from ..store.calls import RUN_FIELDS, Delivery
 from ..store.cluster_wait import arelearn
 from ..store.connection import Connection
 from ..store.keys import GROUP, Keys
-from ..store.ops import RUN_FIELDS, Delivery
 from ..store.records import escaped
 from ..store.scripts import Call, arun_many
 from .reconnect import REDIS_DOWN
@@ -40,7 +40,7 @@ from .reconnect import REDIS_DOWN
 log = logging.getLogger("django_remq.reader")
 
 #: builds the deliver call for what a queue's read took, running at most the given
-#: number of jobs (:func:`..store.ops.pending`)
+#: number of jobs (:func:`..store.calls.pending`)
 DeliverCall = Callable[[str, int], Call[list[Delivery]]]
 
 

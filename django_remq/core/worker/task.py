@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .. import jsonutil
-from ..store import ops
+from ..store import calls
 from ..store.connection import Connection
 from ..store.keys import QueueKeys
 from ..store.scripts import arun
@@ -94,7 +94,7 @@ class TaskUpdates:
         fut.add_done_callback(self._pending.discard)
 
     async def _write(self, items: list[tuple[str, str]]) -> None:
-        await arun(self.conn.aio, ops.update(self.qk, self.job_id, items, self.max_logs),
+        await arun(self.conn.aio, calls.update(self.qk, self.job_id, items, self.max_logs),
                    self.conn.aline)
 
     async def drain(self) -> None:

@@ -134,7 +134,7 @@ else
     end
   end
 end
--- what a worker needs to run a job (keep in step with store/ops.py RUN_FIELDS)
+-- what a worker needs to run a job (keep in step with store/calls.py RUN_FIELDS)
 local RUN_FIELDS = {'name', 'data', 'options', 'retried_attempts', 'retry_count', 'timestamp',
                     'deliveries'}
 local DELIVERIES = 7  -- its place in RUN_FIELDS

@@ -3,7 +3,7 @@
 It knows transport, not policy: what a job's outcome is (completed, retry...) is
 the message handler's answer (the :class:`~django_remq.core.processor.Processor`).
 Background duties (promoting due jobs, renewing running ones, timing the reclaim
-of dead workers' entries) live in :mod:`.upkeep`.
+of dead workers' entries) live in :mod:`.housekeeping`.
 
 A handler starts only for a job deliver.lua has just made ``processing`` for this
 worker, in the same atomic step that read or claimed its entry: a paused queue, a
@@ -28,24 +28,24 @@ from redis.exceptions import ResponseError
 from .. import jsonutil
 from ..errors import CorruptRecord, PoisonMessage
 from ..policies import failures
-from ..store import ops
+from ..store import calls
+from ..store.calls import Delivery, Outcome, Retention
 from ..store.connection import Connection
 from ..store.keys import Keys
-from ..store.ops import Delivery, Outcome, Retention
 from ..store.scripts import Call, arun, arun_many
 from ..types import CancelToken, Message, MessageContext
 from .acker import Acker, OnApplied
+from .housekeeping import Housekeeping, WorkerSpec
 from .pool import ConcurrencyPool
 from .reader import StreamReader, undecoded
 from .reconnect import REDIS_DOWN, Backoff
-from .upkeep import Upkeep, WorkerSpec
 
 log = logging.getLogger("django_remq.consumer")
 
 MessageHandler = Callable[[Message, MessageContext], Awaitable[Outcome]]
 
 
-@dataclass(slots=True)  # one per task: not frozen, which costs 3x to build (see ops.Delivery)
+@dataclass(slots=True)  # one per task: not frozen, which costs 3x to build (see calls.Delivery)
 class Running:
     """A job this worker runs: where its entry is, its task, its cancel request."""
 
@@ -68,7 +68,7 @@ class ConsumerOptions:
     promote_interval_ms: int = 100
     shutdown_timeout_ms: int = 30_000
     priority_aging_ms: int = 30_000
-    #: record fields each job to run carries back as ``Message.extra`` (ops.check_extra_fields)
+    #: record fields each job to run carries back as ``Message.extra`` (calls.check_extra_fields)
     extra_fields: tuple[str, ...] = ()
 
 
@@ -90,7 +90,7 @@ class Consumer:
         self.acker = Acker(conn, self.keys, options.retention, on_applied)
         self.running: dict[str, Running] = {}
         self._stopping = asyncio.Event()
-        self.upkeep = Upkeep(
+        self.housekeeping = Housekeeping(
             conn, self.keys,
             WorkerSpec(self.name, options.queues, options.concurrency, options.claim_idle_ms,
                    options.promote_interval_ms),
@@ -98,7 +98,7 @@ class Consumer:
         self._tasks: list[asyncio.Task[None]] = []
         self._burst = False
         self._recorded: deque[str] = deque(maxlen=1024)  # malformed entries sent to the acker
-        self.upkeep.lanes.aging_ms = options.priority_aging_ms
+        self.housekeeping.lanes.aging_ms = options.priority_aging_ms
         self._held: set[str] = set()  # queues where a blocking read took more than it ran
         self.reader.streams_of = self._streams_of
         self.idle = asyncio.Event()  # set when a burst run found nothing left to do
@@ -112,7 +112,7 @@ class Consumer:
 
     def _streams_of(self, queue: str) -> list[str]:
         qk = self.keys.queue(queue)
-        return [qk.lane(p) for p in self.upkeep.lanes.of(queue)]
+        return [qk.lane(p) for p in self.housekeeping.lanes.of(queue)]
 
     async def start(self, *, burst: bool = False) -> None:
         """Start consuming in the background; returns once the worker is set up."""
@@ -120,11 +120,11 @@ class Consumer:
         if burst:  # an empty read ends a burst run: don't sit in a long block first
             self.reader.block_ms = min(self.reader.block_ms, 50)
         await self._until_connected(lambda: self.reader.ensure_groups(self.queues))
-        await self.upkeep.promote()
+        await self.housekeeping.promote()
         await self.conn.aio.sadd(self.keys.queues, *self.queues)  # type: ignore[misc]
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._read_loop(), name="remq-read"),
-                       *self.upkeep.start()]
+                       *self.housekeeping.start()]
         log.info("consumer %s reading %s (concurrency %d)", self.name, ", ".join(self.queues),
                  self.options.concurrency)
 
@@ -157,7 +157,7 @@ class Consumer:
             self.pool.cancel_all()
             await self.pool.wait_idle(1.0)
         await self.acker.close(5.0)
-        await self.upkeep.release()
+        await self.housekeeping.release()
 
     async def _until_connected(self, op: Callable[[], Awaitable[object]]) -> None:
         backoff = Backoff()
@@ -200,7 +200,7 @@ class Consumer:
 
     async def _read_once(self) -> None:
         await self.pool.wait_for_slot()
-        queues = self.upkeep.unpaused()
+        queues = self.housekeeping.unpaused()
         if await self._reclaim(queues):
             return  # reclaimed work first; there may be more
         if self._held and await self._deliver_held():
@@ -234,7 +234,7 @@ class Consumer:
         await self.acker.close()
         now = int(time.time() * 1000)
         pipe = self.conn.aio.pipeline(transaction=False)
-        for q in self.upkeep.unpaused():
+        for q in self.housekeeping.unpaused():
             qk = self.keys.queue(q)
             for stream in self._streams_of(q):
                 pipe.xlen(stream)
@@ -242,8 +242,8 @@ class Consumer:
         return not any(await pipe.execute())
 
     def _pending_call(self, queue: str, limit: int) -> Call[list[Delivery]]:
-        lanes = self.upkeep.lanes.of(queue)
-        return ops.pending(self.keys.queue(queue), self.name, lock_ms=self.options.claim_idle_ms,
+        lanes = self.housekeeping.lanes.of(queue)
+        return calls.pending(self.keys.queue(queue), self.name, lock_ms=self.options.claim_idle_ms,
                            max_deliveries=self.options.max_deliveries, lanes=lanes,
                            limit=limit, after=self.reader.given.after(queue, lanes),
                            extra=self.options.extra_fields)
@@ -259,39 +259,39 @@ class Consumer:
         return bool(deliveries)
 
     async def _reclaim(self, queues: Sequence[str]) -> bool:
-        """Once per upkeep tick, take over entries idle past claim_idle_ms, ahead of new
+        """Once per housekeeping tick, take over entries idle past claim_idle_ms, ahead of new
         work: under load they get the first free slots, so a dead worker's tasks run
         within about claim_idle_ms + a tick. ``True`` if it filled every free slot."""
-        if not self.upkeep.reclaim_due or self.stopping:
+        if not self.housekeeping.reclaim_due or self.stopping:
             return False
-        self.upkeep.reclaim_due = False
+        self.housekeeping.reclaim_due = False
         opts = self.options
         for queue in queues:
             free = self.pool.free  # only this loop takes slots: it can only grow meanwhile
-            call = ops.reclaim(self.keys.queue(queue), self.name, min_idle_ms=opts.claim_idle_ms,
+            call = calls.reclaim(self.keys.queue(queue), self.name, min_idle_ms=opts.claim_idle_ms,
                                count=free, lock_ms=opts.claim_idle_ms,
                                max_deliveries=opts.max_deliveries,
-                               lanes=self.upkeep.lanes.of(queue), extra=opts.extra_fields)
+                               lanes=self.housekeeping.lanes.of(queue), extra=opts.extra_fields)
             deliveries = await arun(self.conn.raw_aio, undecoded(call), self.conn.raw_line)
             if deliveries:
                 log.info("reclaimed %d stalled entries in %r", len(deliveries), queue)
                 self.dispatch(queue, deliveries)
             if len(deliveries) >= free:
-                self.upkeep.reclaim_due = True  # maybe more: go on at the next free slot
+                self.housekeeping.reclaim_due = True  # maybe more: go on at the next free slot
                 return True
         return False
 
     async def _fetch(self, queues: Sequence[str]) -> bool:
         """Read and deliver in one script per queue (no blocking); ``True`` if it found work."""
         queues, each = self.reader.share(queues, self.pool.free)
-        lanes = self.upkeep.lanes
-        calls = [undecoded(ops.fetch(self.keys.queue(q), self.name, each,
+        lanes = self.housekeeping.lanes
+        steps = [undecoded(calls.fetch(self.keys.queue(q), self.name, each,
                                      lock_ms=self.options.claim_idle_ms,
                                      max_deliveries=self.options.max_deliveries,
                                      lanes=lanes.of(q), aging_ms=lanes.aging(q),
                                      extra=self.options.extra_fields))
                  for q in queues]
-        replies = await arun_many(self.conn.raw_aio, calls, self.conn.raw_line)
+        replies = await arun_many(self.conn.raw_aio, steps, self.conn.raw_line)
         found = False
         for q, deliveries in zip(queues, replies, strict=True):
             found = found or bool(deliveries)
@@ -339,7 +339,7 @@ class Consumer:
                                                                      d.fields)))
         else:
             if d.verdict == "requeued":
-                self.upkeep.note_paused(queue)
+                self.housekeeping.note_paused(queue)
             log.debug("entry %s (job %s) in %r: %s", d.entry_id, d.job_id, queue, d.verdict)
 
     def _fail(self, queue: str, d: Delivery, exc: Exception) -> None:

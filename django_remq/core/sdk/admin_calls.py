@@ -1,6 +1,6 @@
 """Typed builders for the admin scripts (``lua/admin_*.lua``) and admin reads.
 
-Pure, like :mod:`..store.ops`: each returns a :class:`~..store.scripts.Call` or a
+Pure, like :mod:`..store.calls`: each returns a :class:`~..store.scripts.Call` or a
 :class:`~..store.scripts.Cmd` with the function that parses its reply, for the Sdk's plans.
 """
 

@@ -29,7 +29,7 @@ from redis.exceptions import ResponseError
 
 from .. import jsonutil
 from ..loops import repeat
-from ..store import ops
+from ..store import calls
 from ..store.connection import Connection
 from ..store.keys import GROUP, Keys
 from ..store.scripts import arun_many
@@ -54,7 +54,7 @@ class WorkerSpec:
     promote_interval_ms: int = 100
 
 
-class Upkeep:
+class Housekeeping:
     def __init__(self, conn: Connection, keys: Keys, worker: WorkerSpec, *, running: RunningView,
                  cancel: Callable[[str], None], stopping: Callable[[], bool]) -> None:
         self.conn = conn
@@ -88,9 +88,9 @@ class Upkeep:
         """Move due jobs to their streams, refresh the paused set; returns seconds to sleep."""
         wait = self.worker.promote_interval_ms / 1000
         queues = self.worker.queues
-        calls = [ops.promote(self.keys.queue(q), self.lanes.of(q)) for q in queues]
+        steps = [calls.promote(self.keys.queue(q), self.lanes.of(q)) for q in queues]
         paused = set()
-        for q, p in zip(queues, await arun_many(self.conn.aio, calls), strict=True):
+        for q, p in zip(queues, await arun_many(self.conn.aio, steps), strict=True):
             self.lanes.update(q, p.lanes)
             if p.next_due_in_ms is not None:
                 wait = min(wait, p.next_due_in_ms / 1000)
@@ -115,7 +115,7 @@ class Upkeep:
             rounds += 1
             return self.interval
 
-        await repeat(step, self.stopping, "worker upkeep", retry_in=self.interval)
+        await repeat(step, self.stopping, "worker housekeeping", retry_in=self.interval)
 
     async def renew(self) -> None:
         """Renew exactly the entries of the jobs running here (nothing held but idle)."""
@@ -125,10 +125,10 @@ class Upkeep:
         if not by_queue:
             return
         w = self.worker
-        calls = [ops.renew(self.keys.queue(q), w.name, held, w.claim_idle_ms, lane)
+        steps = [calls.renew(self.keys.queue(q), w.name, held, w.claim_idle_ms, lane)
                  for (q, lane), held in by_queue.items()]
         for ((queue, _), held), renewed in zip(by_queue.items(),
-                                          await arun_many(self.conn.aio, calls), strict=True):
+                                          await arun_many(self.conn.aio, steps), strict=True):
             for job_id in renewed.cancel:
                 self.cancel(job_id)
             mine = set(renewed.owned)

@@ -70,7 +70,7 @@ def cluster_url(client: ClusterClient) -> str:
     return f"redis://{auth}{node.host}:{node.port}/0"
 
 
-def twin(cls: type, twins: dict[type, type]) -> Any:
+def counterpart_class(cls: type, twins: dict[type, type]) -> Any:
     """The connection class for the other kind of client (sync or asyncio): ``cls``'s
     twin, or ``cls`` itself when it is already of that kind (an asyncio client copied for
     another event loop)."""
