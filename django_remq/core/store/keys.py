@@ -25,6 +25,10 @@ Layout, for prefix ``remq`` and queue ``default``::
                                             (the last part is ``processor.dlq.stream_key``)
     remq:{default}:cron              ZSET   repeat handler (event) -> next tick (ms)
     remq:{default}:cron:runs         HASH   repeat handler (event) -> runs so far
+    remq:{default}:totals            HASH   jobs finished per outcome and run-time histogram
+                                            buckets since the queue began (finish.lua)
+    remq:{default}:trend:<hour>      HASH   the same per minute of hour <epoch ms // 3600000>,
+                                            expiring 24 h after the hour (finish.lua)
     remq:{default}:debounce:<event>:<key>
                                      STRING leading: "<job id>:<emit ts>" of the run
                                             that holds the window (expires with it);
@@ -44,7 +48,7 @@ GROUP = "remq"
 #: The last part of a queue's dead-letter stream key (``processor.dlq.stream_key``).
 DLQ_NAME = "dlq"
 #: Names a DLQ stream may not take: the queue's other keys.
-_TAKEN = frozenset({"stream", "paused", "cron", "job", "logs", "status", "debounce"})
+_TAKEN = frozenset({"stream", "paused", "cron", "job", "logs", "status", "debounce", "totals"})
 _DLQ_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
@@ -187,6 +191,15 @@ class QueueKeys:
     @cached_property
     def cron_runs(self) -> str:
         return f"{self.base}:cron:runs"
+
+    @cached_property
+    def totals(self) -> str:
+        """Monotonic counters finish.lua keeps (outcomes, run-time histogram)."""
+        return f"{self.base}:totals"
+
+    def trend(self, hour: int) -> str:
+        """Per-minute counters of one hour (epoch ms // 3_600_000), expiring."""
+        return f"{self.base}:trend:{hour}"
 
     def debounce(self, event: str, key: str) -> str:
         return f"{self.base}:debounce:{event}:{key}"

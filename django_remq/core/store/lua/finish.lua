@@ -20,6 +20,8 @@
 -- Returns one integer per outcome: 1 applied, 0 ignored (already acknowledged
 -- elsewhere, e.g. by a worker that reclaimed the entry, or the job was deleted),
 -- 2 the record could not be updated: the job is now failed as corrupt.
+-- Each applied outcome is also counted (see `tally`): in <base>:totals, monotonic, and in
+-- <base>:trend:<hour>, per minute, expiring; django_remq.core.sdk.metrics reads both.
 local IDX = status_keys()
 local now = now_ms()
 local stream, group, jobs, logs = KEYS[1], ARGV[3], ARGV[1], ARGV[2]
@@ -29,6 +31,39 @@ local keep = {completed = {tonumber(ARGV[4]), tonumber(ARGV[5])},
 local dlq, maxlen = KEYS[10], tonumber(ARGV[9])
 local touched = {}
 local out = {}
+
+-- Counters for the pages' trends and the metrics, written once per call (flush_tally):
+-- <base>:totals HASH, never expiring: per outcome (completed, failed, cancelled, retried)
+--   and run time (run_ms, h<i>: runs in histogram bucket i) since the queue began;
+-- <base>:trend:<hour> HASH, the same per minute ("<minute of the hour>:<field>"),
+--   expiring TREND_HOURS after its hour ends: at most TREND_HOURS + 1 per queue.
+-- BOUNDS (ms) are the histogram's upper bounds (metrics.RUN_BOUNDS_MS); i = #BOUNDS + 1: more.
+local BOUNDS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+                300000, 900000, 3600000}
+local TREND_HOURS = 24
+local base = string.sub(jobs, 1, -6)  -- jobs is '<base>:job:'
+local tally = {}
+local function count(kind, started)
+  tally[kind] = (tally[kind] or 0) + 1
+  started = tonumber(started)
+  if started and started > 0 and started <= now then
+    local ms, i = now - started, #BOUNDS + 1
+    for b, bound in ipairs(BOUNDS) do if ms <= bound then i = b; break end end
+    tally.run_ms = (tally.run_ms or 0) + ms
+    tally['h' .. i] = (tally['h' .. i] or 0) + 1
+  end
+end
+local function flush_tally()
+  if next(tally) == nil then return end
+  local hour = math.floor(now / 3600000)
+  local trend = base .. ':trend:' .. hour
+  local minute = math.floor(now / 60000) % 60 .. ':'
+  for field, n in pairs(tally) do
+    redis.call('HINCRBY', base .. ':totals', field, n)
+    redis.call('HINCRBY', trend, minute .. field, n)
+  end
+  redis.call('PEXPIREAT', trend, (hour + 1 + TREND_HOURS) * 3600000)
+end
 
 -- The dead letter of job `id`: `fields` plus its final record and log lines, as they
 -- stand now. A DLQ key that is no stream loses the entry, never the job's failure.
@@ -73,7 +108,8 @@ local function apply(eid, id, kind, run_at, fields, err, dead)
   local key = jobs .. id
   local acked = redis.call('XACK', stream, group, eid)
   redis.call('XDEL', stream, eid)
-  local status = redis.call('HGET', key, 'status')
+  local got = redis.call('HMGET', key, 'status', 'last_run')
+  local status = got[1]
   if acked == 0 or (kind ~= 'malformed' and status ~= 'processing') then return 0 end
   if status and IDX[status] then redis.call('ZREM', IDX[status], id) end
   local set = fields  -- the outcome's fields, plus the state change below, in one HSET
@@ -103,6 +139,7 @@ local function apply(eid, id, kind, run_at, fields, err, dead)
     dead_letter(dead, key, id)
   end
   if keep[final] then expire(final, key, id) end  -- a final state: retention applies
+  count(kind == 'retry' and 'retried' or final, kind ~= 'malformed' and got[2])
   return 1
 end
 
@@ -136,6 +173,7 @@ local function corrupt(eid, id, why)
                 key, id)
   end
   expire('failed', key, id)
+  count('failed', nil)
   return 2
 end
 
@@ -166,4 +204,5 @@ for status, _ in pairs(touched) do
     end
   end
 end
+flush_tally()
 return out
