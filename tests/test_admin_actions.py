@@ -119,9 +119,14 @@ def test_queue_pause_resume_and_retry_all_failed(admin_client, jobs, sdk):
     assert sdk.is_queue_paused("default")
     admin_client.post(queue_url("resume"))
     assert not sdk.is_queue_paused("default")
-    response = admin_client.post(queue_url("retry_failed"), follow=True)
+    ask = admin_client.post(queue_url("retry_failed"))  # asks first, saying how many
+    assert "Run the 1 failed job of queue" in ask.content.decode()
+    assert status(sdk, jobs["failed"]) == "failed"
+    response = admin_client.post(queue_url("retry_failed"), {"confirm": "yes"}, follow=True)
     assert status(sdk, jobs["failed"]) == "waiting"
     assert any("1 failed job" in m for m in messages_of(response))
+    again = admin_client.post(queue_url("retry_failed"), follow=True)  # nothing failed now
+    assert any("No failed jobs" in m for m in messages_of(again))
 
 
 def test_delete_completed_older_than(admin_client, sdk, r, prefix):

@@ -46,9 +46,11 @@ def test_one_finish_call_writes_the_failure_and_its_dead_letter(make_tm, r, pref
 
     record = r.hgetall(qk.job(d.job_id))
     assert record["status"] == "failed"
-    [(_, entry)] = r.xrange(qk.dlq())
+    [(entry_id, entry)] = r.xrange(qk.dlq())
     assert (entry["id"], entry["queue"], entry["reason"]) == (d.job_id, "default",
                                                               "retries_exhausted")
+    # the record names its one dead letter (a retry or a next failure drops it)
+    assert record.pop("dlq_entry") == entry_id
     assert json.loads(entry["job"]) == record  # the final record, as the same call left it
     assert json.loads(entry["logs"]) == r.lrange(qk.logs(d.job_id), 0, -1)
     [letter] = Sdk(r, prefix=prefix).list_dlq()

@@ -12,10 +12,11 @@ from django.urls import reverse
 
 from ..core.errors import MalformedMessage
 from ..core.sdk.dead_letters import DLQ_ENTRY_ID
+from . import audit
 from .access import get_sdk, page_context, remq_view
 from .confirm import ask, confirmed, safe_next
 from .paging import fetched, paginate
-from .present import Stamps, dead_letter
+from .present import Stamps, dead_letter, plural
 
 FRAGMENT = "remq_admin/_dead_letters.html"
 PER_PAGE = 50
@@ -59,11 +60,16 @@ def dead_letters_action(request: HttpRequest) -> HttpResponse:
         messages.warning(request, "Select one or more dead letters first; nothing was changed.")
         return redirect(back)
     if action == "delete" and not confirmed(request):
-        return ask(request, title=f"Delete {len(ids)} dead letters",
-                   question=f"Delete these {len(ids)} dead letters? The jobs will not run "
-                            "again.", items=ids, button="Yes, delete them", back_url=back)
+        single = len(ids) == 1
+        return ask(request, title=f"Delete {plural(len(ids), 'dead letter')}",
+                   question=("Delete this dead letter? Its job will not run again." if single
+                             else f"Delete these {len(ids)} dead letters? Their jobs will "
+                                  "not run again."),
+                   items=ids, button="Yes, delete it" if single else "Yes, delete them",
+                   back_url=back)
     sdk = get_sdk()
-    done, problems = 0, []
+    done: list[str] = []
+    problems: list[str] = []
     for entry_id in ids:
         try:
             ok = (sdk.requeue_dlq(entry_id) is not None if action == "requeue"
@@ -71,11 +77,17 @@ def dead_letters_action(request: HttpRequest) -> HttpResponse:
         except MalformedMessage as exc:
             problems.append(str(exc))
             continue
-        done += ok
+        if ok:
+            done.append(entry_id)
     verb = "requeued" if action == "requeue" else "deleted"
-    messages.success(request, f"{done} dead letter{'s' if done != 1 else ''} {verb}.")
-    if len(ids) - done - len(problems):
-        messages.warning(request, f"{len(ids) - done - len(problems)} entries were already gone.")
+    messages.success(request, f"{plural(len(done), 'dead letter')} {verb}.")
+    audit.record_many(request, audit.DEAD_LETTER, [(e, e) for e in done],
+                      "Requeued its job" if action == "requeue" else "Deleted",
+                      audit.CHANGE if action == "requeue" else audit.DELETION)
+    gone = len(ids) - len(done) - len(problems)
+    if gone:
+        messages.warning(request, f"{plural(gone, 'entry', 'entries')} "
+                         f"{'was' if gone == 1 else 'were'} already gone.")
     for problem in problems[:5]:
         messages.error(request, problem)
     return redirect(back)

@@ -11,12 +11,16 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from ..core.errors import CorruptRecord, InvalidJobState
+from . import audit
 from .access import get_sdk, page_context, queue_or_404, remq_view
 from .confirm import ask, confirmed
 from .download import cut_values
 from .present import DESTRUCTIVE, JOB_ACTIONS, corrupt_detail, job_detail
 
 FRAGMENT = "remq_admin/_job.html"
+#: What the audit trail says of each action (``LogEntry.change_message``).
+AUDIT = {"retry": "Retried", "cancel": "Cancelled", "delete": "Deleted", "pause": "Paused",
+         "resume": "Resumed"}
 
 
 def context(request: HttpRequest, params: QueryDict, queue: str | None = None,
@@ -79,6 +83,8 @@ def job_action(request: HttpRequest, queue: str, job_id: str, action: str) -> Ht
     if outcome is None or outcome is False:
         messages.error(request, f"Job {job_id} in “{queue}” no longer exists.")
         return redirect(reverse("remq_admin:jobs") + f"?queue={queue}")
+    audit.record(request, audit.JOB, f"{queue}/{job_id}", audit.job_label(queue, job_id),
+                 AUDIT[action], audit.DELETION if action == "delete" else audit.CHANGE)
     if action == "delete":
         messages.success(request, f"Job {job_id} deleted.")
         return redirect(reverse("remq_admin:jobs") + f"?queue={queue}")

@@ -15,10 +15,11 @@ from ..core.sdk import listings
 from ..core.sdk.listings import JobList
 from ..core.store.keys import validate_queue_name
 from ..types import JobStatus
+from . import audit
 from .access import get_sdk, page_context, remq_view
 from .confirm import ask, confirmed, safe_next
 from .paging import fetched, paginate
-from .present import DESTRUCTIVE, Stamps, corrupt_row, job_row
+from .present import DESTRUCTIVE, Stamps, corrupt_row, job_row, plural
 
 STATUSES = tuple(s.value for s in JobStatus)
 
@@ -145,25 +146,38 @@ def jobs_bulk(request: HttpRequest) -> HttpResponse:
         messages.warning(request, "Select one or more jobs first; nothing was changed.")
         return redirect(back)
     if action in DESTRUCTIVE and not confirmed(request):
-        verb = "Delete" if action == "delete" else "Cancel"
-        return ask(request, title=f"{verb} {len(picked)} jobs",
-                   question=f"{verb} these {len(picked)} jobs? "
-                            + ("Their records and logs are removed for good."
-                               if action == "delete" else "They will not run."),
+        verb, one = ("Delete" if action == "delete" else "Cancel"), len(picked) == 1
+        return ask(request, title=f"{verb} {plural(len(picked), 'job')}",
+                   question=(f"{verb} this job? " if one else
+                             f"{verb} these {len(picked)} jobs? ")
+                            + ({"delete": "Its record and logs are removed for good.",
+                                "cancel": "It will not run."} if one else
+                               {"delete": "Their records and logs are removed for good.",
+                                "cancel": "They will not run."})[action],
                    items=[f"{job_id} (queue {queue})" for queue, job_id in picked],
                    button=f"Yes, {action} them", back_url=back)
     done, refused = run_bulk(action, picked)
     if done:
-        messages.success(request, f"{action.capitalize()}: {done} job{'s' if done != 1 else ''}.")
+        messages.success(request, f"{action.capitalize()}: {plural(len(done), 'job')}.")
+        audit.record_many(request, audit.JOB,
+                          [(f"{q}/{j}", audit.job_label(q, j)) for q, j in done],
+                          f"{BULK_AUDIT[action]} (bulk action on {plural(len(picked), 'job')})",
+                          audit.DELETION if action == "delete" else audit.CHANGE)
     if refused:
         messages.warning(request, f"Not changed ({len(refused)}): " + "; ".join(refused[:5])
                          + (" …" if len(refused) > 5 else ""))
     return redirect(back)
 
 
-def run_bulk(action: str, picked: list[tuple[str, str]]) -> tuple[int, list[str]]:
+BULK_AUDIT = {"retry": "Retried", "cancel": "Cancelled", "delete": "Deleted"}
+
+
+def run_bulk(action: str, picked: list[tuple[str, str]]
+             ) -> tuple[list[tuple[str, str]], list[str]]:
+    """The jobs changed, and why the others were not."""
     sdk = get_sdk()
-    done, refused = 0, []
+    done: list[tuple[str, str]] = []
+    refused: list[str] = []
     for queue, job_id in picked:
         try:
             if action == "retry":
@@ -178,7 +192,7 @@ def run_bulk(action: str, picked: list[tuple[str, str]]) -> tuple[int, list[str]
         except CorruptRecord:  # done; only the record it answered does not read
             ok = True
         if ok:
-            done += 1
+            done.append((queue, job_id))
         else:
             refused.append(f"job {job_id} in {queue!r} no longer exists")
     return done, refused

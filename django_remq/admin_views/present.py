@@ -43,6 +43,24 @@ def short(text: str, n: int) -> str:
     return text if len(text) <= n else text[:n - 1] + "…"
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``"1 dead letter"``, ``"3 dead letters"``: a count with its noun agreeing."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def error_text(error: Any) -> str:
+    """An error as a list shows it: its exception type, then its message."""
+    kind = getattr(error, "type", "") or ""
+    message = getattr(error, "message", "") or ""
+    return f"{kind}: {message}" if kind and not message.startswith(kind) else message
+
+
+#: How much of an error a listing row shows (the type, then the message).
+ERROR_CHARS = 120
+#: Statuses in which a job may still be retried automatically.
+UNFINISHED = frozenset({"waiting", "delayed", "paused", "processing"})
+
+
 def percent(progress: Any) -> float | None:
     """The progress of ``ctx.socket.update(data, 33)`` (stored as ``{data, progress}``) as
     0..100, else ``None``."""
@@ -102,11 +120,14 @@ def job_row(job: AdminJobData, stamps: Stamps | None = None) -> dict[str, Any]:
         "url": job_url(queue, job.id, st),
         "queue_url": f"{st.jobs_url}?queue={quote(queue)}",
         "select": f"{queue}:{job.id}", "emitted": st.pair(job.timestamp), "last": last,
-        "attempts": job.retried_attempts + (1 if job.last_run else 0),
+        # every run: those before (automatic and manual retries) and one since the job
+        # was last put on its way, if it was delivered (running or finished)
+        "attempts": job.retried_attempts + (1 if job.deliveries else 0),
         "progress": percent(job.progress),
-        "error": errors[-1].message if errors and job.status == "failed" else "",
-        "cancel_requested": job.cancel_requested,
-    } | ({"error_short": short(errors[-1].message, 80)} if errors else {})
+        "error": error_text(errors[-1]) if errors and job.status == "failed" else "",
+        # a cancel asked of a running job; once the job has stopped, its status says it
+        "cancel_requested": bool(job.cancel_requested) and job.status == "processing",
+    } | ({"error_short": short(error_text(errors[-1]), ERROR_CHARS)} if errors else {})
 
 
 def job_detail(job: AdminJobData) -> dict[str, Any]:
@@ -124,7 +145,9 @@ def job_detail(job: AdminJobData) -> dict[str, Any]:
         "logs": [{"message": entry.message, "at": when(entry.timestamp)} for entry in job.logs],
         "next_run": st.pair(upcoming), "next_tick": st.pair(job.next_run),
         "lock_until": st.at(job.lock_until) if job.status == "processing" else "",
-        "retries_left": job.retry_count, "retry_delay_ms": job.retry_delay_ms,
+        # automatic retries left only mean something for a job that may still fail
+        "retries_left": job.retry_count if job.status in UNFINISHED else 0,
+        "retry_delay_ms": job.retry_delay_ms,
         "repeat_count": job.repeat_count, "priority": job.priority,
         "deliveries": job.deliveries, "worker": job.worker, "paused": job.paused,
         "actions": [(a, LABELS[a], a in DESTRUCTIVE) for a in ACTIONS.get(job.status, ())],

@@ -12,8 +12,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from ..types import JobStatus
+from . import audit
 from .access import get_sdk, page_context, queue_or_404, remq_view
 from .confirm import ask, confirmed, safe_next
+from .present import plural
 
 STATUSES = tuple(s.value for s in JobStatus)
 FINAL_STATUSES = tuple(s.value for s in JobStatus if s.final)
@@ -72,15 +74,34 @@ def queue_action(request: HttpRequest, queue: str, action: str) -> HttpResponse:
     if action == "pause":
         sdk.pause_queue(queue)
         messages.success(request, f"Queue “{queue}” paused: workers stop reading it.")
+        audit.record(request, audit.QUEUE, queue, queue, "Paused the queue")
     elif action == "resume":
         sdk.resume_queue(queue)
         messages.success(request, f"Queue “{queue}” resumed.")
+        audit.record(request, audit.QUEUE, queue, queue, "Resumed the queue")
     elif action == "retry_failed":
-        n = sdk.retry_all_failed(queue)
-        messages.success(request, f"{n} failed job{'s' if n != 1 else ''} in “{queue}” "
-                         "sent to run again.")
+        return _retry_failed(request, queue, back)
     else:
         return _delete_finished(request, queue, back)
+    return redirect(back)
+
+
+def _retry_failed(request: HttpRequest, queue: str, back: str) -> HttpResponse:
+    """Asks first, saying how many; nothing failed: says so and changes nothing."""
+    sdk = get_sdk()
+    if not confirmed(request):
+        failed = sdk.get_queue_stats(queue).failed
+        if not failed:
+            messages.info(request, f"No failed jobs in “{queue}”; nothing to retry.")
+            return redirect(back)
+        return ask(request, title="Retry failed jobs",
+                   question=f"Run the {plural(failed, 'failed job')} of queue “{queue}” "
+                            "again? Each keeps its errors and logs; its dead letter goes.",
+                   items=[], button=f"Yes, retry {plural(failed, 'job')}", back_url=back)
+    n = sdk.retry_all_failed(queue)
+    messages.success(request, f"{plural(n, 'failed job')} in “{queue}” sent to run again.")
+    audit.record(request, audit.QUEUE, queue, queue,
+                 f"Retried all failed jobs ({plural(n, 'job')})")
     return redirect(back)
 
 
@@ -98,6 +119,9 @@ def _delete_finished(request: HttpRequest, queue: str, back: str) -> HttpRespons
                             f"more than {label} ago? Their records and logs are removed.",
                    items=[], button=f"Yes, delete {status} jobs", back_url=back)
     n = get_sdk().delete_completed_older_than(queue, older, status=status)
-    messages.success(request, f"Deleted {n} {status} job{'s' if n != 1 else ''} older than "
+    messages.success(request, f"Deleted {plural(n, f'{status} job')} older than "
                      f"{label} from “{queue}”.")
+    audit.record(request, audit.QUEUE, queue, queue,
+                 f"Deleted {plural(n, f'{status} job')} finished more than {label} ago",
+                 audit.CHANGE)
     return redirect(back)

@@ -87,18 +87,22 @@ def lanes(qk: QueueKeys) -> Cmd[list[int]]:
     return Cmd(("ZRANGE", qk.lanes, 0, -1), lambda r: [int(x) for x in r])
 
 
-def _keys(qk: QueueKeys, lanes: Sequence[int]) -> tuple[str, ...]:
-    """The standard keys, the lanes registry, then the lane streams (see _admin.lua)."""
-    return (*qk.script_keys, qk.lanes, *(qk.lane(p) for p in lanes if p != 0))
+def _keys(qk: QueueKeys, lanes: Sequence[int], dlq: str | None = None) -> tuple[str, ...]:
+    """The standard keys, the lanes registry, the dead-letter stream (``dlq``, a full
+    key; the default name's if not given), then the lane streams (see _admin.lua)."""
+    return (*qk.script_keys, qk.lanes, dlq or qk.dlq(),
+            *(qk.lane(p) for p in lanes if p != 0))
 
 
 def _job(script: Script, qk: QueueKeys, job_id: str, lanes: Sequence[int],
-         *extra: Arg) -> Call[Change]:
-    return Call(script, _keys(qk, lanes), [*_base(qk), job_id, *extra], _change)
+         *extra: Arg, dlq: str | None = None) -> Call[Change]:
+    return Call(script, _keys(qk, lanes, dlq), [*_base(qk), job_id, *extra], _change)
 
 
-def retry(qk: QueueKeys, job_id: str, lanes: Sequence[int] = ()) -> Call[Change]:
-    return _job(scripts.ADMIN_RETRY, qk, job_id, lanes)
+def retry(qk: QueueKeys, job_id: str, lanes: Sequence[int] = (),
+          dlq: str | None = None) -> Call[Change]:
+    """A failed/cancelled job runs again; its dead letter in ``dlq`` goes."""
+    return _job(scripts.ADMIN_RETRY, qk, job_id, lanes, dlq=dlq)
 
 
 def cancel(qk: QueueKeys, job_id: str, keep_ms: int, lanes: Sequence[int] = ()) -> Call[Change]:
@@ -118,15 +122,15 @@ def delete(qk: QueueKeys, job_id: str, lanes: Sequence[int] = ()) -> Call[Change
 
 
 def restore(qk: QueueKeys, job_id: str, fields: Mapping[str, str],
-            lanes: Sequence[int] = ()) -> Call[Change]:
+            lanes: Sequence[int] = (), dlq: str | None = None) -> Call[Change]:
     flat = [x for pair in fields.items() for x in pair]
-    return _job(scripts.ADMIN_RESTORE, qk, job_id, lanes, *flat)
+    return _job(scripts.ADMIN_RESTORE, qk, job_id, lanes, *flat, dlq=dlq)
 
 
 def bulk(qk: QueueKeys, action: Literal["retry", "delete"], status: str, max_score_ms: int,
-         batch: int, lanes: Sequence[int] = ()) -> Call[int]:
+         batch: int, lanes: Sequence[int] = (), dlq: str | None = None) -> Call[int]:
     args: list[Arg] = [*_base(qk), action, status, max_score_ms, batch]
-    return Call(scripts.ADMIN_BULK, _keys(qk, lanes), args, int)
+    return Call(scripts.ADMIN_BULK, _keys(qk, lanes, dlq), args, int)
 
 
 #: Records (and logs) of job ids: the store's one reader.

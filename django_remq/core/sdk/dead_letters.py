@@ -53,7 +53,9 @@ class DeadLetterPlans(SdkBase):
         qk, fields = self._qk(entry.queue), _job_fields(entry, record)
         # The entry goes in the same round trip. Should the script ask for a lane, it
         # found the job's record (the copy's lane is passed), so nothing is lost with it.
-        change = yield from self._move(qk, lambda lanes: ac.restore(qk, entry.id, fields, lanes),
+        dlq = self._dlq(entry.queue)
+        change = yield from self._move(qk, lambda lanes: ac.restore(qk, entry.id, fields,
+                                                                    lanes, dlq),
                                        along=[ac.dlq_delete(self._dlq(queue), sid)],
                                        lane=_lane(fields))
         return decode(change.fields, None, entry.queue)

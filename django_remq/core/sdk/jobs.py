@@ -4,10 +4,12 @@ and the bulk retry and delete."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from ..errors import InvalidJobState, InvalidOptions
 from ..store.records import decode
+from ..store.scripts import Call
 from ..types import AdminJobData, JobStatus
 from . import admin_calls as ac
 from .admin_calls import Change
@@ -44,8 +46,14 @@ class JobPlans(SdkBase):
 
     def _job_op(self, op: str, job_id: str, queue: str) -> Plan[AdminJobData | None]:
         qk = self._job(job_id, queue)
-        build = {"retry": ac.retry, "pause": ac.pause, "resume": ac.resume}[op]
-        change = yield from self._move(qk, lambda lanes: build(qk, job_id, lanes))
+        dlq = self._dlq(queue)  # a retried job's dead letter goes with it
+
+        def build(lanes: Sequence[int]) -> Call[Change]:
+            if op == "retry":
+                return ac.retry(qk, job_id, lanes, dlq)
+            return {"pause": ac.pause, "resume": ac.resume}[op](qk, job_id, lanes)
+
+        change = yield from self._move(qk, build)
         _allowed(op, job_id, queue, change)
         return None if change.code == "missing" else decode(change.fields, None, queue)
 
@@ -74,7 +82,7 @@ class JobPlans(SdkBase):
         [lanes] = yield [ac.lanes(qk)]  # a batch may move jobs of any lane
         while True:
             [n] = yield [ac.bulk(qk, action, status, max_score_ms, batch_size,  # type: ignore[arg-type]
-                                 lanes)]
+                                 lanes, self._dlq(queue))]
             done += int(n)
             if n == 0:
                 log.info("%s: %d %s jobs in %r", action, done, status, queue)

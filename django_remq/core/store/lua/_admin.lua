@@ -2,10 +2,12 @@
 -- file to each of them; it is never run alone.
 -- Every admin script takes the queue's standard KEYS (keys.QueueKeys.script_keys:
 -- 1 stream, 2 paused flag, 3..9 status indexes), then, for those that change a job's
--- stream entry, 10 the lanes registry and lane streams; and ARGV[1] job key prefix,
--- ARGV[2] logs key prefix, ARGV[3] consumer group; its own arguments follow.
+-- stream entry, 10 the lanes registry, 11 the queue's dead-letter stream, then lane
+-- streams; and ARGV[1] job key prefix, ARGV[2] logs key prefix, ARGV[3] consumer group;
+-- its own arguments follow.
 local IDX = status_keys()
 local STREAM, LANES, JOBS, LOGS, GROUP = KEYS[1], KEYS[10], ARGV[1], ARGV[2], ARGV[3]
+local DLQ = KEYS[11]
 local NOW = now_ms()
 
 -- The stream of a job's lane (its record's priority), if the caller passed it in KEYS.
@@ -64,11 +66,27 @@ local function requeue(id, from, run_at)
   end
 end
 
--- A fresh run of a finished job; its logs, errors and attempt count are kept.
+-- A job on its way again leaves the dead letters: finish.lua keeps the id of a job's one
+-- entry in its record (`dlq_entry`), and that entry goes with the requeue.
+local function drop_dead_letter(key)
+  local eid = redis.call('HGET', key, 'dlq_entry')
+  if not eid then return end
+  redis.call('HDEL', key, 'dlq_entry')
+  if DLQ then redis.pcall('XDEL', DLQ, eid) end  -- a key that is no stream: nothing to drop
+end
+
+-- A fresh run of a finished job; its logs, errors and attempt count are kept. A run
+-- since the job was last put on its way (deliveries > 0) counts as an attempt, so the
+-- next run's number follows it (errors read "attempt 1, 2, 3", never "2, 2").
 local function rerun(id, from)
   local key = JOBS .. id
   redis.call('PERSIST', key)
   redis.call('PERSIST', LOGS .. id)
+  drop_dead_letter(key)
+  local ran = redis.call('HMGET', key, 'deliveries', 'retried_attempts')
+  if (tonumber(ran[1]) or 0) > 0 then
+    redis.call('HSET', key, 'retried_attempts', (tonumber(ran[2]) or 0) + 1)
+  end
   redis.call('HDEL', key, 'finished_at', 'result', 'cancel_requested', 'worker')
   redis.call('HSET', key, 'deliveries', 0, 'lock_until', 0)
   requeue(id, from, 0)

@@ -67,7 +67,11 @@ end
 
 -- The dead letter of job `id`: `fields` plus its final record and log lines, as they
 -- stand now. A DLQ key that is no stream loses the entry, never the job's failure.
+-- One entry per job: an earlier failure's (its id in the record's `dlq_entry`) goes,
+-- and the new entry's id takes its place (the admin's retry and requeue drop it too).
 local function dead_letter(fields, key, id)
+  local old = redis.call('HGET', key, 'dlq_entry')
+  if old then redis.pcall('XDEL', dlq, old) end
   local flat, record = redis.call('HGETALL', key), {}
   local lines = redis.call('LRANGE', logs .. id, 0, -1)
   -- a corrupt record's bytes that are not UTF-8 go in escaped, so the copy is JSON any
@@ -81,6 +85,7 @@ local function dead_letter(fields, key, id)
     end
   end
   for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
+  record.dlq_entry = nil
   local entry = {unpack(fields)}
   entry[#entry + 1] = 'job'
   entry[#entry + 1] = cjson.encode(record)
@@ -92,6 +97,9 @@ local function dead_letter(fields, key, id)
   if type(ok) == 'table' and ok.err then
     redis.log(redis.LOG_WARNING, 'remq: dead letter of job ' .. id .. ' not written to ' ..
               dlq .. ': ' .. ok.err)
+    if old then redis.call('HDEL', key, 'dlq_entry') end
+  else
+    redis.call('HSET', key, 'dlq_entry', ok)
   end
 end
 
