@@ -33,6 +33,7 @@ from .core.store.replicas import DEFAULT_TIMEOUT_MS, ReplicaWait
 from .core.worker import affinity
 from .errors import ImproperlyConfiguredRemq
 from .gateway_settings import gateway_problems
+from .metrics_settings import metrics_problems
 from .problems import Problem
 
 ENV_REDIS_URL = "REMQ_REDIS_URL"
@@ -63,6 +64,7 @@ SPEC: dict[str, tuple[tuple[type | None, ...], Any]] = {
     "WAIT_TIMEOUT_MS": ((int,), DEFAULT_TIMEOUT_MS),
     "CPU_AFFINITY": ((str, list, tuple, None), None),
     "MAX_PAYLOAD_BYTES": ((int, None), MAX_PAYLOAD_BYTES),
+    "METRICS": ((dict, None), None),
 }
 
 #: Options that belong to one task or one handler, not to the processor.
@@ -95,6 +97,7 @@ class RemqSettings:
     wait_timeout_ms: int = DEFAULT_TIMEOUT_MS
     cpu_affinity: affinity.Spec = None
     max_payload_bytes: int | None = MAX_PAYLOAD_BYTES
+    metrics_token: str | None = None
 
     @property
     def connection_url(self) -> str:
@@ -144,7 +147,8 @@ def get_settings() -> RemqSettings:
         admin_permission=values["ADMIN_PERMISSION"], cluster=values["CLUSTER"],
         wait_replicas=values["WAIT_REPLICAS"], wait_timeout_ms=values["WAIT_TIMEOUT_MS"],
         cpu_affinity=affinity.check(values["CPU_AFFINITY"]),
-        max_payload_bytes=values["MAX_PAYLOAD_BYTES"])
+        max_payload_bytes=values["MAX_PAYLOAD_BYTES"],
+        metrics_token=(values["METRICS"] or {}).get("TOKEN"))
 
 
 def reset() -> None:
@@ -184,6 +188,7 @@ def problems(raw: Any, *, import_paths: bool = True) -> list[Problem]:
         found += gateway_problems(raw["GATEWAY"], import_paths=import_paths)
     if import_paths and raw.get("ADMIN_PERMISSION"):
         found += admin_permission_problems(raw["ADMIN_PERMISSION"])
+    found += metrics_problems(raw.get("METRICS") or {})
     return found
 
 

@@ -35,6 +35,9 @@ REMQ = {
                     "(`--cpu-affinity`, Linux).",
     "MAX_PAYLOAD_BYTES": "Most bytes of JSON a task's data or result may take (`emit` raises "
                          "`PayloadTooLarge`); `None`: no limit.",
+    "METRICS": "The Prometheus view (`django_remq.metrics`, [Metrics](metrics.md)): "
+               "`{\"TOKEN\": \"...\"}` (16+ characters) lets a scraper in with "
+               "`Authorization: Bearer <token>`; `None`: staff sessions only.",
 }
 
 #: ``REMQ["PROCESSOR"]`` (django_remq.core.settings: ProcessorOptions, ProcessorSettings)
