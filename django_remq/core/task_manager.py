@@ -10,19 +10,14 @@ from __future__ import annotations
 import asyncio
 import sys
 import warnings
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis.exceptions
-
 from . import jsonutil
+from .emit_writes import EMIT_CHUNK, EmitBatch, awrite, chunked, emit_batch, extra_items, write
 from .errors import (
     InvalidOptions,
-    RedisTimeout,
-    RedisUnavailable,
-    RemqError,
     SyncThreadsExhausted,
     UnknownEventWarning,
 )
@@ -38,20 +33,17 @@ from .options import (
 )
 from .policies import debounce
 from .settings import ProcessorSettings
-from .store import calls
 from .store.calls import NewJob, check_extra_fields
 from .store.connection import Connection, RedisLike
 from .store.keys import Keys, validate_queue_name
 from .store.records import emit_fields
 from .store.replicas import DEFAULT_TIMEOUT_MS, ReplicaWait
-from .store.scripts import Cmd, Step, arun_many, run_many
 from .types import EmitOptions, HandlerOptions, ProcessorOptions
 from .worker.processor import Processor
 from .worker.task import Emitter, EventSink
 
 #: Stops what an :class:`ExposeServer` started.
 Closer = Callable[[], Awaitable[None]]
-EMIT_CHUNK = 1000
 EMIT_ITEM_KEYS = frozenset({"event", "queue", "data", "options"})
 
 
@@ -193,7 +185,7 @@ class TaskManager:
             check_payload(data_json, self.max_payload_bytes, f"{where}: data")
         fields = emit_fields(job_id, event, queue, data_json, opts)
         if extra:
-            fields += _extra_items(extra)
+            fields += extra_items(extra)
         trailing = None
         if entry is not None and entry.debounce is not None and entry.debounce.mode == "trailing":
             msg = debounce.provisional_message(job_id, event, queue, data, opts)
@@ -215,12 +207,12 @@ class TaskManager:
         """Enqueue a task; returns its id at once. A live job with the same explicit
         ``options["id"]`` is not enqueued twice (its id is returned)."""
         batch = self._batch([self.prepare(event, queue, data, options)])
-        return self._write(batch, repr(event))[0]
+        return write(self.conn, batch, repr(event))[0]
 
     async def aemit(self, event: str, data: Any = None, queue: str | None = None,
                     options: EmitOptions | Mapping[str, Any] | None = None) -> str:
         batch = self._batch([self.prepare(event, queue, data, options)])
-        return (await self._awrite(batch, repr(event)))[0]
+        return (await awrite(self.conn, batch, repr(event)))[0]
 
     def emit_soon(self, event: str, data: Any = None, queue: str | None = None,
                   options: EmitOptions | None = None) -> tuple[str, asyncio.Future[list[str]]]:
@@ -233,14 +225,14 @@ class TaskManager:
         change to the caller's data cannot reach them), one round trip per chunk of
         1,000; returns the ids that will run (see :mod:`.debounce`)."""
         return [job_id for batch in self._enqueue_batches(queue, jobs)
-                for job_id in self._write(batch, "enqueue")]
+                for job_id in write(self.conn, batch, "enqueue")]
 
     async def aenqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
         """Async twin of :meth:`enqueue`."""
         return [job_id for batch in self._enqueue_batches(queue, jobs)
-                for job_id in await self._awrite(batch, "ctx.emit")]
+                for job_id in await awrite(self.conn, batch, "ctx.emit")]
 
-    def _enqueue_batches(self, queue: str, jobs: Sequence[NewJob]) -> Iterator[_EmitBatch]:
+    def _enqueue_batches(self, queue: str, jobs: Sequence[NewJob]) -> Iterator[EmitBatch]:
         """The writes of :meth:`enqueue` and :meth:`aenqueue` (each made after the one
         before is written, so a new queue is registered once)."""
         for start in range(0, len(jobs), EMIT_CHUNK):
@@ -251,34 +243,15 @@ class TaskManager:
         ids: list[str] = []
         for prepared in self._prepared_chunks(items):
             batch = self._batch(prepared)
-            ids += self._write(batch, "emit_many")
+            ids += write(self.conn, batch, "emit_many")
         return ids
 
     async def aemit_many(self, items: Iterable[Mapping[str, Any]]) -> list[str]:
         ids: list[str] = []
         for prepared in self._prepared_chunks(items):
             batch = self._batch(prepared)
-            ids += await self._awrite(batch, "emit_many")
+            ids += await awrite(self.conn, batch, "emit_many")
         return ids
-
-    def _write(self, batch: _EmitBatch, what: str) -> list[str]:
-        try:
-            return batch.ids_from(run_many(self.conn.sync, batch.steps, self.conn.line))
-        except redis.exceptions.RedisError as exc:
-            error = _unreachable(exc, what, self.conn)
-            if error is None:
-                raise
-            raise error from exc
-
-    async def _awrite(self, batch: _EmitBatch, what: str) -> list[str]:
-        try:
-            replies = await arun_many(self.conn.aio, batch.steps, self.conn.aline)
-            return batch.ids_from(replies)
-        except redis.exceptions.RedisError as exc:
-            error = _unreachable(exc, what, self.conn)
-            if error is None:
-                raise
-            raise error from exc
 
     def prepare_many(self, items: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, NewJob]]:
         """Each ``emit_many`` item checked and prepared in turn (:meth:`prepare`), its
@@ -294,45 +267,10 @@ class TaskManager:
 
     def _prepared_chunks(self, items: Iterable[Mapping[str, Any]]
                          ) -> Iterator[list[tuple[str, NewJob]]]:
-        """:meth:`prepare_many`, in chunks of ``EMIT_CHUNK``."""
-        chunk: list[tuple[str, NewJob]] = []
-        for prepared in self.prepare_many(items):
-            chunk.append(prepared)
-            if len(chunk) >= EMIT_CHUNK:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+        return chunked(self.prepare_many(items), EMIT_CHUNK)
 
-    def _batch(self, prepared: Sequence[tuple[str, NewJob]]) -> _EmitBatch:
-        """The steps that write prepared jobs in one round trip: the queue registry (for
-        queues this manager has not registered yet), then per queue one emit.lua call for
-        plain jobs and one call per trailing-debounced job."""
-        by_queue: defaultdict[str, list[NewJob]] = defaultdict(list)
-        for queue, job in prepared:
-            by_queue[queue].append(job)
-        new = [q for q in by_queue if q not in self._known_queues]
-        steps: list[Step] = [Cmd(("SADD", self.keys.queues, *new))] if new else []
-        answers: list[str | None] = [None] * len(steps)
-        for q, jobs in by_queue.items():
-            qk = self.keys.queue(q)
-            lanes = calls.register_lanes(qk, jobs)
-            if lanes is not None:  # before the jobs: a worker learns a lane before its jobs
-                steps.append(lanes)
-                answers.append(None)
-            plain = [j for j in jobs if j.debounce is None]
-            if plain:
-                steps.append(calls.emit(qk, plain))
-                answers.append(None)
-            for j in jobs:
-                if j.debounce is not None:
-                    steps.append(debounce.emit_call(qk, *j.debounce, j))
-                    answers.append(j.id)
-        if self.replica_wait is not None:  # on the same connection, right after the writes
-            steps.append(self.replica_wait.emit_step([job.id for _, job in prepared]))
-            answers.append(None)
-        return _EmitBatch(self._known_queues, new, [job.id for _, job in prepared], steps,
-                          answers)
+    def _batch(self, prepared: Sequence[tuple[str, NewJob]]) -> EmitBatch:
+        return emit_batch(prepared, self.keys, self._known_queues, self.replica_wait)
 
     # -- pausing ----------------------------------------------------------------
 
@@ -417,34 +355,6 @@ class TaskManager:
             raise SyncThreadsExhausted(processor.exhausted_reason)
 
 
-def _unreachable(exc: Exception, what: str, conn: Connection) -> RemqError | None:
-    """A library error naming the fix for Redis not answering an emit (still a redis-py
-    ConnectionError / TimeoutError); ``None`` for any other error (raised as it is)."""
-    if isinstance(exc, RemqError):
-        return None
-    if isinstance(exc, redis.exceptions.TimeoutError):
-        return RedisTimeout(
-            f"emit ({what}): Redis at {conn!r} did not answer in time ({exc}). The job may or "
-            "may not be written: emit again with the same options['id'] to be sure (a live "
-            "job is never enqueued twice). Is Redis frozen or overloaded? The wait is the "
-            "socket timeout (REMQ['SOCKET_TIMEOUT'], or ?socket_timeout= in the URL).")
-    if isinstance(exc, redis.exceptions.ConnectionError):
-        return RedisUnavailable(
-            f"emit ({what}): cannot reach Redis at {conn!r} ({exc}). Is it running, and is "
-            "the URL right (REMQ['REDIS_URL'])? If the connection broke mid-call the job may "
-            "be written: emit again with the same options['id'] to be sure.")
-    return None
-
-
-def _extra_items(extra: Mapping[str, str]) -> list[str]:
-    """``prepare``'s ``extra`` as record items, checked (names, and str values)."""
-    check_extra_fields(extra, "emit: extra")
-    bad = [k for k, v in extra.items() if not isinstance(v, str)]
-    if bad:
-        raise InvalidOptions(f"emit: extra: the values must be strings, not those of {bad}")
-    return [x for kv in extra.items() for x in kv]
-
-
 def _outside_level() -> int:
     """The ``stacklevel`` of the first caller outside this package (the user's line,
     whichever of the emits, the Django ones or the engine's, it called)."""
@@ -461,23 +371,6 @@ def _port(value: Any) -> int:
                              f"(1-65535), got {value!r}")
     return value
 
-
-@dataclass(frozen=True)
-class _EmitBatch:
-    """Prepared jobs and the steps that write them; reads the ids back from the replies."""
-
-    known_queues: set[str]  # the manager's; the new queues join it once written
-    new_queues: list[str]
-    ids: list[str]
-    steps: list[Step]
-    answers: list[str | None]  # per step: the trailing-debounced job it answers for
-
-    def ids_from(self, replies: Sequence[Any]) -> list[str]:
-        """Job ids in input order; a merged trailing emit answers with the pending job's id."""
-        self.known_queues.update(self.new_queues)
-        merged = {job_id: reply for job_id, reply in zip(self.answers, replies, strict=True)
-                  if job_id is not None and reply != job_id}
-        return [merged.get(i, i) for i in self.ids] if merged else self.ids
 
 
 
