@@ -113,5 +113,5 @@ class RemqOriginValidator:
         return False
 
 
-#: The name the README's ``asgi.py`` uses.
+#: The name the documented ``asgi.py`` uses (docs/gateway.md).
 OriginValidator = RemqOriginValidator
