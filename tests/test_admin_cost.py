@@ -64,9 +64,10 @@ def urls(job_id: str) -> dict[str, str]:
     }
 
 
-#: The most round trips any page may make (the cross-queue listing is the costliest).
-BOUND = {"queues": 3, "jobs": 5, "jobs one queue": 3, "jobs deep page": 3, "jobs search": 5,
-         "job": 1, "dead letters": 2, "workers": 4, "live jobs": 3}
+#: The most round trips any page may make (the cross-queue listing is the costliest); the
+#: queues page and a queue's jobs page read their trend chart and durations in one more.
+BOUND = {"queues": 4, "jobs": 5, "jobs one queue": 4, "jobs deep page": 4, "jobs search": 5,
+         "job": 1, "dead letters": 2, "workers": 4, "live jobs": 4}
 
 
 def test_round_trips_do_not_grow_with_the_number_of_jobs(admin_client, counted, redis_url,

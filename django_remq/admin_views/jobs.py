@@ -15,7 +15,7 @@ from ..core.sdk import listings
 from ..core.sdk.listings import JobList
 from ..core.store.keys import validate_queue_name
 from ..types import JobStatus
-from . import audit
+from . import audit, trends
 from .access import get_sdk, page_context, remq_view
 from .confirm import ask, confirmed, safe_next
 from .paging import fetched, paginate
@@ -89,7 +89,9 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
             "search_window": listings.SEARCH_WINDOW,
             "queue_names": [i.name for i in infos], "statuses": STATUSES,
             "summary": {**counts, "total": sum(counts.values())},
-            "bulk_actions": BULK_ACTIONS.items()}
+            "bulk_actions": BULK_ACTIONS.items(),
+            # one queue's page: its trend chart and durations (one round trip more)
+            "chart": trends.for_queue(sdk, queue) if queue and shown else None}
 
 
 def _url(base: str, queue: str | None, status: str | None, q: str,

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ..core.types import AdminJobData, DlqEntry, WorkerInfo
+from .durations import job_durations
 
 #: The job actions the pages offer in each status (the Sdk refuses the others).
 ACTIONS: dict[str, tuple[str, ...]] = {
@@ -127,6 +128,7 @@ def job_row(job: AdminJobData, stamps: Stamps | None = None) -> dict[str, Any]:
         "error": error_text(errors[-1]) if errors and job.status == "failed" else "",
         # a cancel asked of a running job; once the job has stopped, its status says it
         "cancel_requested": bool(job.cancel_requested) and job.status == "processing",
+        "durations": job_durations(job, st.now_ms),
     } | ({"error_short": short(error_text(errors[-1]), ERROR_CHARS)} if errors else {})
 
 

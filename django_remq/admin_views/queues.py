@@ -12,7 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from ..types import JobStatus
-from . import audit
+from . import audit, trends
 from .access import get_sdk, page_context, queue_or_404, remq_view
 from .confirm import ask, confirmed, safe_next
 from .present import plural
@@ -28,7 +28,8 @@ UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
 
 
 def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
-    """Three round trips: the registry, every queue's counts, the throughput counts."""
+    """Four round trips: the registry, every queue's counts, the throughput counts, the
+    trends and durations (trends.py)."""
     sdk = get_sdk()
     infos = sdk.get_queues_info()
     finished = sdk.get_finished_counts([i.name for i in infos], (MINUTE, HOUR)) if infos else []
@@ -36,14 +37,17 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
     totals = {s: sum(getattr(i.stats, s) for i in infos) for s in STATUSES}
     # cancelled / paused columns only when some queue has such jobs (keeps the table narrow)
     shown = [s for s in STATUSES if s not in ("cancelled", "paused") or totals[s]]
+    durations, chart = trends.for_queues(sdk, [i.name for i in infos])  # one round trip
     rows = [{"name": i.name, "paused": i.paused, "stats": i.stats,
              "counts": [(s, getattr(i.stats, s)) for s in shown],
-             "windows": (by[(i.name, MINUTE)], by[(i.name, HOUR)])} for i in infos]
+             "windows": (by[(i.name, MINUTE)], by[(i.name, HOUR)]),
+             "durations": durations.get(i.name)} for i in infos]
     dlq = sum(i.stats.dlq for i in infos)
     # names stored before the name rule refused them: no page of theirs can be linked
     unusable = [{"name": name, "why": why} for name, why in infos.unusable]
     return {"rows": rows, "statuses": shown, "totals": totals, "dlq": dlq,
-            "unusable": unusable, "registry": sdk.keys.queues, "summary": {**totals, "dlq": dlq}}
+            "unusable": unusable, "registry": sdk.keys.queues, "summary": {**totals, "dlq": dlq},
+            "chart": chart}
 
 
 @remq_view()
