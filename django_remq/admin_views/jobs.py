@@ -53,38 +53,46 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
     across queues for deep pages), whatever the number of jobs. The rows read only what
     they show (no data or result: ``Sdk.list_job_rows``), whatever the size of the jobs."""
     queue, status, q, problem = filters(params)
+    event = (params.get("event") or "").strip()[:MAX_SEARCH]
+    in_data = params.get("data") == "1" and bool(q)
+    searching = bool(q or event)
     sdk = get_sdk()
     infos = sdk.get_queues_info()
     shown = [i for i in infos if queue is None or i.name == queue]
     counts = {s: sum(getattr(i.stats, s) for i in shown) for s in STATUSES}
-    total = None if q else (counts[status] if status else sum(counts.values()))
+    total = None if searching else (counts[status] if status else sum(counts.values()))
     base = reverse("remq_admin:jobs")
+    extra = {"event": event, "data": "1" if in_data else ""}
     pager = paginate(params.get("page"), PER_PAGE, total=total, base_url=base,
-                     params={"queue": queue, "status": status, "q": q,
-                             "before": params.get("before") if q else None})
-    before = _score(params.get("before")) if q else None
+                     params={"queue": queue, "status": status, "q": q, **extra,
+                             "before": params.get("before") if searching else None})
+    before = _score(params.get("before")) if searching else None
     older_url = None
     jobs: JobList
     if not (shown or queue):
         jobs = JobList()
-    elif q:
+    elif searching:
         found = sdk.search_job_rows(q, queue, status, limit=PER_PAGE + 1, offset=pager.offset,
-                                    before=before)
+                                    before=before, in_data=in_data, event=event or None)
         jobs = found.jobs
         if found.older is not None and len(jobs) <= PER_PAGE:
-            older_url = _url(base, queue, status, q, before=found.older)
+            older_url = _url(base, queue, status, q, before=found.older, event=event,
+                             data=extra["data"])
     else:
         jobs = sdk.list_job_rows(queue, status, limit=PER_PAGE + 1, offset=pager.offset)
     pager = fetched(pager, len(jobs) + len(jobs.corrupt))
     tabs = [{"status": None, "label": "All", "count": sum(counts.values()),
-             "url": _url(base, queue, None, q), "current": status is None}]
+             "url": _url(base, queue, None, q, event=event, data=extra["data"]),
+             "current": status is None}]
     tabs += [{"status": s, "label": s.capitalize(), "count": counts[s],
-              "url": _url(base, queue, s, q), "current": status == s} for s in STATUSES]
+              "url": _url(base, queue, s, q, event=event, data=extra["data"]),
+              "current": status == s} for s in STATUSES]
     stamps = Stamps()
     return {"jobs": [job_row(j, stamps) for j in jobs[:PER_PAGE]], "pager": pager, "tabs": tabs,
             # records that do not read: rows of their own, never a 500 for the page
             "corrupt": [corrupt_row(c.id, c.queue, c.error, stamps) for c in jobs.corrupt],
             "queue": queue, "status": status, "q": q, "problem": problem,
+            "event": event, "in_data": in_data, "searching": searching,
             "older_url": older_url, "searched_before": before,
             "search_window": listings.SEARCH_WINDOW,
             "queue_names": [i.name for i in infos], "statuses": STATUSES,
@@ -94,11 +102,11 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
             "chart": trends.for_queue(sdk, queue) if queue and shown else None}
 
 
-def _url(base: str, queue: str | None, status: str | None, q: str,
-         before: float | None = None) -> str:
+def _url(base: str, queue: str | None, status: str | None, q: str, *,
+         before: float | None = None, event: str = "", data: str = "") -> str:
     params = QueryDict(mutable=True)
-    for key, value in (("queue", queue), ("status", status), ("q", q),
-                       ("before", None if before is None else f"{before:.0f}")):
+    for key, value in (("queue", queue), ("status", status), ("q", q), ("event", event),
+                       ("data", data), ("before", None if before is None else f"{before:.0f}")):
         if value:
             params[key] = value
     return f"{base}?{params.urlencode()}" if params else base

@@ -170,15 +170,18 @@ def list_upto(qk: QueueKeys, statuses: Sequence[str], max_score: str, n: int) ->
 
 
 def list_search(qk: QueueKeys, statuses: Sequence[str], needle: str, window: int,
-                n: int, upper: float | None = None) -> Call[Found]:
-    """The first ``n`` jobs (at or below ``upper``) whose id or name contains ``needle``,
-    looking at ``window`` jobs at most, newest first (no records)."""
+                n: int, upper: float | None = None, *, in_data: bool = False,
+                event: str = "") -> Call[Found]:
+    """The first ``n`` jobs (at or below ``upper``) whose id or name (or, ``in_data``,
+    data) contains ``needle``, of ``event`` if given, looking at ``window`` jobs at most,
+    newest first (no records)."""
     def parse(reply: Any) -> Found:
         page, cut = _page(reply[:2]), _s(reply[2])
         return Found(page.entries, float(cut) if cut else None)
 
     bound = "+inf" if upper is None else f"{upper:.0f}"
-    args = _list(qk, statuses, "search", False, needle.lower(), window, n, bound)
+    args = _list(qk, statuses, "search", False, needle.lower(), window, n, bound,
+                 "1" if in_data else "0", event)
     return Call(scripts.ADMIN_LIST, qk.script_keys, args, parse)
 
 

@@ -85,16 +85,21 @@ class ListingPlans(SdkBase):
 
     def search_job_rows(self, search: str, queue: str | None = None,
                         status: str | None = None, limit: int = 100, offset: int = 0,
-                        before: float | None = None) -> JobSearch:
-        """:meth:`search_jobs` with rows as :meth:`list_job_rows` reads them."""
+                        before: float | None = None, *, in_data: bool = False,
+                        event: str | None = None) -> JobSearch:
+        """:meth:`search_jobs` with rows as :meth:`list_job_rows` reads them; ``in_data``
+        looks inside each job's data too (values up to 64 KB), ``event`` keeps that
+        event's jobs only (then ``search`` may be empty). The same window bounds both."""
         return self._run(self._search_jobs(search, queue, status, limit, offset, before,
-                                           rows=True))
+                                           rows=True, in_data=in_data, event=event))
 
     async def asearch_job_rows(self, search: str, queue: str | None = None,
                                status: str | None = None, limit: int = 100, offset: int = 0,
-                               before: float | None = None) -> JobSearch:
+                               before: float | None = None, *, in_data: bool = False,
+                               event: str | None = None) -> JobSearch:
         return await self._arun(self._search_jobs(search, queue, status, limit, offset,
-                                                  before, rows=True))
+                                                  before, rows=True, in_data=in_data,
+                                                  event=event))
 
     def get_job_preview(self, job_id: str, queue: str, cap: int = PREVIEW_CAP
                         ) -> JobPreview | None:
@@ -166,11 +171,15 @@ class ListingPlans(SdkBase):
 
     def _search_jobs(self, search: str, queue: str | None = None, status: str | None = None,
                      limit: int = 100, offset: int = 0, before: float | None = None, *,
-                     rows: bool = False) -> Plan[JobSearch]:
+                     rows: bool = False, in_data: bool = False, event: str | None = None
+                     ) -> Plan[JobSearch]:
         statuses = _statuses(status)
         check_page(limit, offset)
-        if not isinstance(search, str) or not search:
-            raise InvalidOptions(f"search must be a non-empty str, got {search!r}")
+        if event is not None and (not isinstance(event, str) or not event):
+            raise InvalidOptions(f"event must be a non-empty str (an event name), got {event!r}")
+        if not isinstance(search, str) or not (search or event):
+            raise InvalidOptions(f"search must be a non-empty str (or give an event), "
+                                 f"got {search!r}")
         if before is not None and (isinstance(before, bool)
                                    or not isinstance(before, int | float) or before != before):
             raise InvalidOptions(f"before must be a score (ms) from JobSearch.older, "
@@ -180,17 +189,17 @@ class ListingPlans(SdkBase):
         if not qks:
             return JobSearch(JobList(), None)
         return (yield from self._search(qks, queues, statuses, search, offset, limit, before,
-                                        rows))
+                                        rows, in_data=in_data, event=event or ""))
 
     def _search(self, qks: Sequence[QueueKeys], queues: Sequence[str], statuses: Sequence[str],
-                search: str, offset: int, limit: int, before: float | None, rows: bool = False
-                ) -> Plan[JobSearch]:
+                search: str, offset: int, limit: int, before: float | None, rows: bool = False,
+                *, in_data: bool = False, event: str = "") -> Plan[JobSearch]:
         """One window per queue; only matches above the highest cut are certain to be the
         newest (below it some queue was not searched), so the page is taken from those and
         the next search starts at that cut."""
         n = offset + limit
-        found = yield [ac.list_search(qk, statuses, search, SEARCH_WINDOW, n, before)
-                       for qk in qks]
+        found = yield [ac.list_search(qk, statuses, search, SEARCH_WINDOW, n, before,
+                                      in_data=in_data, event=event) for qk in qks]
         cuts = [f.cut for f in found if f.cut is not None]
         cut = max(cuts) if cuts else None
         kept = [[e for e in f.entries if cut is None or e.score > cut] for f in found]

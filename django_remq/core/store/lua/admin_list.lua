@@ -21,6 +21,9 @@
 --                at or below upper was looked at or n were found, else the score of the
 --                last job looked at (the window ran out: older jobs are left to a next
 --                search from there).
+--                ARGV[11] "1": the needle may be in the job's data too (values up to
+--                DATA_MAX bytes; larger ones are not read)  ARGV[12] an event name: only
+--                jobs of that event ('' any). An empty needle matches every job.
 -- An entry is {id, score, record fields or {}}.
 local statuses = {}
 for s in string.gmatch(ARGV[5], '[^,]+') do statuses[#statuses + 1] = s end
@@ -142,6 +145,23 @@ local function peek(h)  -- score of h's next job, or nil when it has none left
   return tonumber(h.buf[h.pos + 1])
 end
 
+local in_data, event, DATA_MAX = ARGV[11] == '1', ARGV[12] or '', 65536
+
+local function matches(id)
+  local key, name = JOBS .. id, nil
+  if event ~= '' then
+    name = redis.call('HGET', key, 'name') or ''
+    if name ~= event then return false end
+  end
+  if string.find(string.lower(id), needle, 1, true) then return true end
+  name = name or redis.call('HGET', key, 'name') or ''
+  if string.find(string.lower(name), needle, 1, true) then return true end
+  if not in_data then return false end
+  local size = redis.call('HSTRLEN', key, 'data')
+  if size == 0 or size > DATA_MAX then return false end
+  return string.find(string.lower(redis.call('HGET', key, 'data')), needle, 1, true) ~= nil
+end
+
 local out, seen, cut = {}, 0, ''
 while #out < n do
   local best, best_score = nil, nil
@@ -154,11 +174,6 @@ while #out < n do
   local id = best.buf[best.pos]
   best.pos = best.pos + 2
   seen = seen + 1
-  local hit = string.find(string.lower(id), needle, 1, true)
-  if not hit then
-    local name = redis.call('HGET', JOBS .. id, 'name') or ''
-    hit = string.find(string.lower(name), needle, 1, true)
-  end
-  if hit then out[#out + 1] = entry(id, best_score) end
+  if matches(id) then out[#out + 1] = entry(id, best_score) end
 end
 return {total(), out, cut}

@@ -1,0 +1,66 @@
+"""Search inside job data and filter by event (issue 22, item 6): bounded by the same
+window as the id search, and saying where it stopped."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.urls import reverse
+
+from django_remq.core import TaskManager
+from django_remq.core.errors import InvalidOptions
+from django_remq.core.sdk import Sdk, listings
+
+from .admin_support import PROCESSOR, remq_at
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def sdk(redis_url, prefix):
+    with remq_at(redis_url, prefix):
+        yield Sdk(redis_url, prefix=prefix)
+
+
+@pytest.fixture
+def tm(make_tm):
+    tm: TaskManager = make_tm(processor=PROCESSOR)
+    return tm
+
+
+def rows(client, **params) -> str:
+    return client.get(reverse("remq_admin:jobs"), params).content.decode()
+
+
+def test_search_in_data_and_by_event(admin_client, sdk, tm):
+    ada = tm.emit("send-email", data={"to": "ada@example.com"})
+    bob = tm.emit("send-email", data={"to": "bob@example.com"})
+    card = tm.emit("charge-card", data={"customer": "ada@example.com"})
+    assert ada not in rows(admin_client, q="ada@")  # not in id or name: data not searched
+    html = rows(admin_client, q="ADA@", data="1")  # case-insensitive
+    assert ada in html and card in html and bob not in html
+    html = rows(admin_client, event="send-email")
+    assert ada in html and bob in html and card not in html
+    html = rows(admin_client, event="send-email", q="ada@", data="1")
+    assert ada in html and card not in html and bob not in html
+    found = sdk.search_job_rows("", event="charge-card")
+    assert [j.id for j in found.jobs] == [card]
+    with pytest.raises(InvalidOptions, match="non-empty str"):
+        sdk.search_job_rows("")
+    html = rows(admin_client, event="no-such-event")
+    assert "No “no-such-event” job" in html
+
+
+def test_a_data_search_stops_at_its_window_and_says_so(admin_client, sdk, tm, monkeypatch):
+    monkeypatch.setattr(listings, "SEARCH_WINDOW", 5)
+    old = tm.emit("send-email", data={"needle": "deep"})
+    for n in range(8):  # each in a millisecond of its own (the window steps by score)
+        time.sleep(0.003)
+        tm.emit("send-email", data={"n": n})
+    html = rows(admin_client, q="deep", data="1")
+    assert old not in html and "Search older jobs" in html
+    found = sdk.search_job_rows("deep", in_data=True)
+    assert found.older is not None
+    again = sdk.search_job_rows("deep", in_data=True, before=found.older)
+    assert [j.id for j in again.jobs] == [old]
