@@ -26,8 +26,10 @@ def test_every_key_pattern():
     """The stored data model; renaming a key is a migration, so it must show up here."""
     k = Keys("remq")
     q = k.queue("mail")
-    assert [k.queues, k.workers, k.worker("w1"), q.dlq(), q.dlq("dead")] == [
-        "remq:queues", "remq:workers", "remq:worker:w1", "remq:{mail}:dlq", "remq:{mail}:dead"]
+    assert [k.queues, k.workers, k.worker("w1"), q.dlq(), q.dlq("dead"), k.wake,
+            k.sweep_lease] == [
+        "remq:queues", "remq:workers", "remq:worker:w1", "remq:{mail}:dlq", "remq:{mail}:dead",
+        "remq:wake", "remq:lease:sweep"]
     assert [q.stream, q.paused, q.job("j"), q.logs("j"), q.job_prefix, q.logs_prefix,
             q.status("failed"), q.delayed, q.cron, q.cron_runs, q.debounce("ev", "k1")] == [
         "remq:{mail}:stream", "remq:{mail}:paused", "remq:{mail}:job:j", "remq:{mail}:logs:j",

@@ -11,6 +11,11 @@ Layout, for prefix ``remq`` and queue ``default``::
     remq:queues                      SET    names of every queue ever emitted to
     remq:workers                     ZSET   worker id -> last heartbeat (ms)
     remq:worker:<id>                 STRING worker info (JSON), expiring
+    remq:wake                        CHANNEL what an idle worker waits for besides its
+                                            streams (a job scheduled, a new lane, a
+                                            worker's entries handed back): worker/wakeups.py
+    remq:lease:sweep                 STRING the worker that runs the fleet's backstop
+                                            sweep this hour (expiring)
     remq:{default}:stream            STREAM job ids waiting for or in delivery (priority 0)
     remq:{default}:stream:p<N>       STREAM the same for priority N != 0 (a lane)
     remq:{default}:lanes             ZSET   the queue's lanes: member = score = priority N
@@ -114,6 +119,17 @@ class Keys:
 
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"
+
+    @cached_property
+    def wake(self) -> str:
+        """The pub/sub channel idle workers listen on (``_lib.lua``'s ``wake`` builds the
+        same name from a queue's keys)."""
+        return f"{self.prefix}:wake"
+
+    @cached_property
+    def sweep_lease(self) -> str:
+        """Held by the one worker of the fleet that runs the backstop sweep."""
+        return f"{self.prefix}:lease:sweep"
 
     def queue(self, queue: str, *, remember: bool = True) -> QueueKeys:
         """``remember=False`` for a name a client gave before anything vouched for it:

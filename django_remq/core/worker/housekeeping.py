@@ -1,12 +1,22 @@
-"""A consumer's background duties besides reading.
+"""A consumer's background duties besides reading, at a cost to Redis that does not grow
+with the number of queues while nothing happens (docs/design.md, "What an idle worker
+costs").
 
-- promote due delayed jobs to their streams (every ``promote_interval_ms``, or
-  sooner when the next due job is nearer), and keep the view of paused queues;
+- promote due delayed jobs to their streams: each queue's next due time is known from
+  its last promote round, and a job scheduled earlier is announced on the wake channel
+  (:mod:`.wakeups`), so a round runs for the queues that are due, when they are due --
+  never a poll of every queue;
+- keep the view of paused queues (one EXISTS over the paused ones, every
+  ``promote_interval_ms``: a paused queue is found by deliver.lua, atomically);
 - renew the entries of the jobs this worker runs so they are not reclaimed
-  (heartbeat), and say when it is time to reclaim the entries of workers that
-  stopped renewing theirs (the read loop does it: it alone takes pool slots, so
-  reclaimed work goes first and never finds the pool full);
+  (heartbeat), and say when it is time to reclaim stalled entries: a worker that
+  stopped heartbeating (its entries, from ``claim_idle_ms`` after its last heartbeat),
+  a worker that handed its entries back, a gap in the wake channel; the read loop
+  does it (it alone takes pool slots, so reclaimed work goes first and never finds the
+  pool full);
 - publish this worker in the worker registry;
+- once an hour, for the whole fleet (one worker, by a lease), a backstop: every queue
+  promoted and scanned for stalled entries, dead consumers removed;
 - on shutdown, hand unfinished entries back at once.
 
 It gets what it works with, not the consumer: the connection and names, the
@@ -16,12 +26,13 @@ running jobs (a callable), and what to do on a cancel request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,10 +45,16 @@ from ..store.connection import Connection
 from ..store.keys import GROUP, Keys
 from ..store.scripts import arun_many
 from .lanes import LaneView
+from .wakeups import Wakeups
 
 log = logging.getLogger("django_remq.upkeep")
 
 DEAD_CONSUMER_IDLE_MS = 3_600_000  # consumers idle this long with nothing pending are removed
+#: the fleet's backstop sweep: one worker (the lease's holder) per this many seconds
+SWEEP_EVERY_S = 3600
+LEASE_CHECK_S = 60.0  # how often a worker asks for the sweep's lease
+RECLAIM_STEP_S = 0.5  # while a dead worker's entries come due, scan this often
+LONGEST_SLEEP_S = 60.0  # the promote loop's sleep with nothing due (costs Redis nothing)
 
 #: job id -> (queue, entry id, lane) of every job this worker runs right now
 RunningView = Callable[[], Mapping[str, tuple[str, str, int]]]
@@ -51,7 +68,8 @@ class WorkerSpec:
     queues: Sequence[str]
     concurrency: int
     claim_idle_ms: int
-    promote_interval_ms: int = 100
+    #: how often queues known paused are checked for a resume
+    promote_interval_ms: int = 500
 
 
 class Housekeeping:
@@ -64,58 +82,209 @@ class Housekeeping:
         self.cancel = cancel
         self.stopping = stopping
         self.interval = max(worker.claim_idle_ms / 3000, 0.05)
-        self.paused: set[str] = set()  # refreshed with every promote round
+        self.paused: set[str] = set()  # from promote rounds and resume checks
         self.lanes = LaneView()  # likewise
-        #: set every tick (and at start); the read loop reclaims stalled entries before
-        #: new work
+        #: set when stalled entries may be there to take (at start, a dead worker's
+        #: entries coming due, entries handed back, a gap in the wake channel); the read
+        #: loop reclaims them before new work
         self.reclaim_due = True
+        self._serves = frozenset(worker.queues)
+        self._due: dict[str, int] = {}  # queue -> its next delayed job's time (Redis ms)
+        self._flagged: set[str] = set()  # queues to promote at the next round
+        self._sweep = False  # promote every queue at the next round
+        self._wake = asyncio.Event()  # something for the promote loop to look at
+        self._offset_ms = 0.0  # Redis's clock minus ours (from promote replies)
+        self._paused_check = 0.0  # monotonic time of the next resume check
+        self._reclaim_at: list[float] = []  # monotonic times the read loop should reclaim
+        self._dead: set[tuple[str, int]] = set()  # (worker, last heartbeat) handled
+        self._active: dict[str, float] = {}  # queue -> when this worker last got entries
+        self._reclaim_some: list[str] = []  # queues to scan (reclaim_due: all of them)
+        self.wakeups = Wakeups(conn, keys, self._on_message, self._on_gap)
 
     def start(self) -> list[asyncio.Task[None]]:
         loop = asyncio.get_running_loop()
         return [loop.create_task(self._promote_loop(), name="remq-promote"),
-                loop.create_task(self._maintain_loop(), name="remq-maintain")]
+                loop.create_task(self._maintain_loop(), name="remq-maintain"),
+                loop.create_task(self.wakeups.run(self.stopping), name="remq-wakeups")]
 
     def unpaused(self) -> list[str]:
-        """The queues to read, as of the last promote round (<= promote_interval_ms old);
-        deliver.lua re-checks atomically, so a just-paused queue's entries are put back."""
+        """The queues to read, as of the last look; deliver.lua re-checks atomically, so a
+        just-paused queue's entries are put back."""
         return [q for q in self.worker.queues if q not in self.paused]
 
     def note_paused(self, queue: str) -> None:
-        """deliver.lua found ``queue`` paused: stop reading it before the next round says so."""
+        """deliver.lua found ``queue`` paused: stop reading it before the next round says so
+        (and look for its resume from now on)."""
         self.paused.add(queue)
+        self._wake.set()
 
-    async def promote(self) -> float:
-        """Move due jobs to their streams, refresh the paused set; returns seconds to sleep."""
-        wait = self.worker.promote_interval_ms / 1000
-        queues = self.worker.queues
+    def note_active(self, queue: str) -> None:
+        """This worker got entries of ``queue``: scan it for stalled ones (its own, held
+        but never started, included) each tick until ``claim_idle_ms`` after the last."""
+        self._active[queue] = time.monotonic()
+
+    def take_reclaim(self, queues: Sequence[str]) -> list[str]:
+        """The queues among ``queues`` the read loop should scan for stalled entries now
+        (then none until housekeeping says so again)."""
+        if self.reclaim_due:
+            self.reclaim_due = False
+            self._reclaim_some = []
+            return list(queues)
+        if not self._reclaim_some:
+            return []
+        some, self._reclaim_some = set(self._reclaim_some), []
+        return [q for q in queues if q in some]
+
+    def reclaim_later(self, queues: Sequence[str]) -> None:
+        """The scan stopped with every slot taken: the rest at the next free slot."""
+        self._reclaim_some = list(dict.fromkeys([*queues, *self._reclaim_some]))
+
+    def _tick_reclaim(self) -> None:
+        """Each tick: scan the queues this worker got entries from within the last
+        ``claim_idle_ms`` and a tick (an idle queue costs nothing)."""
+        since = time.monotonic() - self.worker.claim_idle_ms / 1000 - 2 * self.interval
+        for q, at in list(self._active.items()):
+            if at < since:
+                del self._active[q]
+        if self._active:
+            self.reclaim_later(list(self._active))
+
+    def block_ms(self, default: int, burst: bool) -> int:
+        """How long the read loop's next read may block: shorter while a dead worker's
+        entries come due (the read loop takes them), or in a burst run."""
+        if self._reclaim_at or burst:
+            return min(default, 250 if self._reclaim_at else 50)
+        return default
+
+    # -- promoting due jobs -------------------------------------------------------
+
+    def redis_now(self) -> int:
+        return int(time.time() * 1000 + self._offset_ms)
+
+    def _on_message(self, kind: str, queue: str, number: int) -> None:
+        if queue not in self._serves:
+            return
+        if kind == "due":
+            if number < self._due.get(queue, number + 1):
+                self._due[queue] = number
+                self._wake.set()
+        elif kind == "lane":
+            self._flagged.add(queue)
+            self._wake.set()
+        elif kind == "reclaim":
+            self.reclaim_due = True
+
+    def _on_gap(self) -> None:
+        """Subscribed (again): do once what the messages missed meanwhile would have said."""
+        self._sweep = True
+        self.reclaim_due = True
+        self._wake.set()
+
+    async def promote(self, queues: Iterable[str] | None = None) -> float:
+        """Move due jobs of ``queues`` (default: every queue served) to their streams and
+        note each one's next due time, lanes and paused flag; returns seconds until the
+        next queue is due (at most ``LONGEST_SLEEP_S``)."""
+        queues = list(self.worker.queues if queues is None else queues)
         steps = [calls.promote(self.keys.queue(q), self.lanes.of(q)) for q in queues]
-        paused = set()
         for q, p in zip(queues, await arun_many(self.conn.aio, steps), strict=True):
+            self._offset_ms = p.now_ms - time.time() * 1000
             self.lanes.update(q, p.lanes)
-            if p.next_due_in_ms is not None:
-                wait = min(wait, p.next_due_in_ms / 1000)
+            if p.next_due_in_ms is None:
+                self._due.pop(q, None)
+            else:
+                self._due[q] = p.now_ms + p.next_due_in_ms
             if p.paused:
-                paused.add(q)
-        self.paused = paused
+                self.paused.add(q)
+            else:
+                self.paused.discard(q)
+        return self._next_due_s()
+
+    def _next_due_s(self) -> float:
+        if not self._due:
+            return LONGEST_SLEEP_S
+        return min(LONGEST_SLEEP_S, max(0.0, (min(self._due.values()) - self.redis_now()) / 1000))
+
+    async def _resumed(self) -> set[str]:
+        """The queues known paused whose flag is gone (one EXISTS when none is)."""
+        paused = sorted(self.paused)
+        flags = [self.keys.queue(q).paused for q in paused]
+        if await self.conn.aio.exists(*flags) == len(flags):
+            return set()
+        return set(paused)  # a promote round of each sorts them out
+
+    async def _round(self) -> float:
+        """One round: promote what is due (or flagged, or everything after a gap), check
+        paused queues for a resume; returns seconds to sleep unless woken."""
+        mono = time.monotonic()
+        if self._reclaim_at and self._reclaim_at[0] <= mono:
+            while self._reclaim_at and self._reclaim_at[0] <= mono:
+                self._reclaim_at.pop(0)
+            self.reclaim_due = True
+        todo: set[str] = set()
+        if self._sweep:
+            self._sweep = False
+            todo.update(self.worker.queues)
+        now = self.redis_now()
+        todo.update(q for q, at in self._due.items() if at <= now)
+        todo.update(self._flagged)
+        self._flagged.clear()
+        check = self.worker.promote_interval_ms / 1000
+        if self.paused and mono >= self._paused_check:
+            self._paused_check = mono + check
+            todo.update(await self._resumed())
+        wait = await self.promote([q for q in self.worker.queues if q in todo]) if todo \
+            else self._next_due_s()
+        if self.paused:
+            wait = min(wait, check)
+        if self._reclaim_at:
+            wait = min(wait, max(0.0, self._reclaim_at[0] - time.monotonic()))
         return wait
 
     async def _promote_loop(self) -> None:
-        await repeat(self.promote, self.stopping, "promoting delayed jobs")
+        while not self.stopping():
+            self._wake.clear()
+            try:
+                wait = await self._round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("promoting delayed jobs failed (%s); retrying in 1.0s", exc)
+                self._sweep = True  # what that round was to do is not known to be done
+                wait = 1.0
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+
+    # -- renewing, the registry, stalled entries -----------------------------------
 
     async def _maintain_loop(self) -> None:
-        rounds = 0
+        next_lease = 0.0
 
         async def step() -> float:
-            nonlocal rounds
+            nonlocal next_lease
             await self.renew()
-            self.reclaim_due = True
+            self._tick_reclaim()
             await self.heartbeat()
-            if rounds % 100 == 0:
-                await self.forget_dead_consumers()
-            rounds += 1
+            if time.monotonic() >= next_lease:
+                next_lease = time.monotonic() + LEASE_CHECK_S
+                await self.backstop()
             return self.interval
 
         await repeat(step, self.stopping, "worker housekeeping", retry_in=self.interval)
+
+    async def backstop(self) -> bool:
+        """Once per ``SWEEP_EVERY_S`` for the whole fleet (the lease's holder): promote
+        every queue, scan them for stalled entries, remove dead consumers -- whatever a
+        lost message or a half-done hand-back left. ``True`` if this worker did it."""
+        w = self.worker
+        if not await self.conn.aio.set(self.keys.sweep_lease, w.name, nx=True,
+                                       px=SWEEP_EVERY_S * 1000):
+            return False
+        self._sweep = True
+        self.reclaim_due = True
+        self._wake.set()
+        await self.forget_dead_consumers()
+        return True
 
     async def renew(self) -> None:
         """Renew exactly the entries of the jobs running here (nothing held but idle)."""
@@ -143,6 +312,8 @@ class Housekeeping:
                 for p in self.lanes.of(q)]
 
     async def heartbeat(self) -> None:
+        """Refresh this worker's registry entry; in the same round trip, find workers that
+        missed a heartbeat (:meth:`_watch_dead`)."""
         keys, w = self.keys, self.worker
         now = int(time.time() * 1000)
         info: dict[str, Any] = {"id": w.name, "host": socket.gethostname(), "pid": os.getpid(),
@@ -153,7 +324,37 @@ class Housekeeping:
         pipe.set(keys.worker(w.name), jsonutil.dumps(info), px=ttl)
         pipe.zadd(keys.workers, {w.name: now})
         pipe.zremrangebyscore(keys.workers, "-inf", now - 10 * ttl)
-        await pipe.execute()
+        pipe.zrangebyscore(keys.workers, "-inf", now - int(self.interval * 1000) - 500,
+                           withscores=True)
+        *_, stale = await pipe.execute()
+        self._watch_dead([(n.decode() if isinstance(n, bytes) else str(n), int(score))
+                          for n, score in stale if n != w.name])
+
+    def _watch_dead(self, stale: Sequence[tuple[str, int]]) -> None:
+        """Workers that missed a heartbeat (by their last one, Redis-free of clock skew
+        within a second): their entries were last renewed no later than they died, at most
+        one tick after that heartbeat, so they come due between ``last + claim_idle_ms``
+        and one tick later. The read loop reclaims at each step of that window: a crashed
+        worker's entries run again within about ``RECLAIM_STEP_S`` of coming due."""
+        seen = set(stale)
+        self._dead &= seen  # forget the ones gone from the registry
+        w = self.worker
+        mono, now = time.monotonic(), time.time() * 1000
+        for name, last in stale:
+            if (name, last) in self._dead:
+                continue
+            self._dead.add((name, last))
+            log.info("worker %s missed its heartbeat (last %.1f s ago); its entries are "
+                     "reclaimed as they come due", name, (now - last) / 1000)
+            start = mono + (last + w.claim_idle_ms - now) / 1000
+            end = start + self.interval + 1.0
+            at = max(start, mono)
+            while at <= end:
+                self._reclaim_at.append(at)
+                at += RECLAIM_STEP_S
+        self._reclaim_at.sort()
+        if self._reclaim_at:
+            self._wake.set()
 
     async def forget_dead_consumers(self) -> None:
         client = self.conn.aio
@@ -169,6 +370,7 @@ class Housekeeping:
     async def release(self) -> None:
         """Make this consumer's unfinished entries reclaimable now, and leave the registry."""
         client, w = self.conn.aio, self.worker
+        handed: set[str] = set()
         try:
             for stream in self.streams():
                 try:
@@ -181,6 +383,9 @@ class Housekeeping:
                     await client.xclaim(stream, GROUP, w.name, 0, ids,
                                         idle=w.claim_idle_ms, justid=True)
                     log.info("handed back %d unfinished entries in %r", len(ids), stream)
+                    handed.add(stream.split("{", 1)[1].split("}", 1)[0])
+            for queue in sorted(handed):  # the others take them now (worker/wakeups.py)
+                await client.publish(self.keys.wake, f"reclaim {queue} 0")
             await client.zrem(self.keys.workers, w.name)
             await client.delete(self.keys.worker(w.name))
         except Exception as exc:

@@ -130,31 +130,69 @@ class StreamReader:
     async def read(self, queues: Sequence[str], count: int,
                    deliver: DeliverCall) -> list[tuple[str, list[Delivery]]]:
         """Block until some queue has entries (or ``block_ms`` passes); return what
-        deliver.lua made of them, per queue."""
+        deliver.lua made of them, per queue.
+
+        One queue of one stream: its deliver call goes in the read's pipeline (one round
+        trip from an emit to a running job). More streams: the read blocks on all of them
+        alone, and deliver.lua runs afterwards for the queues it took entries from -- a
+        deliver call per queue on every idle block would cost Redis one script per queue
+        per second for nothing (docs/design.md, "What an idle worker costs")."""
         if not queues or count <= 0:
             return []
-        chosen, each = self.share(queues, count)
-        # while some queues sit out this turn, don't keep them waiting a whole block
-        block = self.block_ms if len(chosen) == len(queues) else min(self.block_ms, 100)
+        if len(queues) > 1 or len(self.streams_of(queues[0])) > 1:
+            return await self._read_then_deliver(queues, count, deliver)
+        chosen, each = list(queues), count
         calls = [undecoded(deliver(q, each)) for q in chosen]
-        if self.conn.cluster and len(chosen) > 1:
-            # a queue's lanes share its hash tag: its slot is its main stream's
-            slots: dict[int, list[int]] = {}
-            for i, q in enumerate(chosen):
-                slots.setdefault(key_slot(self._stream(q).encode()), []).append(i)
-            if len(slots) > 1:
-                return await self._read_per_slot(queues, chosen, calls, each, block,
-                                                 list(slots.values()))
-        commands = self._read_commands(chosen, calls, each, block)
+        commands = self._read_commands(chosen, calls, each, self.block_ms)
+        replies = await self._send(commands)
+        return await self._delivered(queues, chosen, calls, replies)
+
+    async def _send(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """One pipelined round trip on a connection that may block ``block_ms``."""
         line = self.conn.blocking_line(self.block_ms)
         if line is not None:  # the read's own reply is not used: raw is as good as parsed
-            replies = await line.execute(commands)
-        else:
-            pipe = self.conn.blocking(self.block_ms).pipeline(transaction=False)
-            for command in commands:
-                pipe.execute_command(*command)
-            replies = await pipe.execute(raise_on_error=False)
-        return await self._delivered(queues, chosen, calls, replies)
+            return await line.execute(commands)
+        pipe = self.conn.blocking(self.block_ms).pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def _read_then_deliver(self, queues: Sequence[str], count: int,
+                                 deliver: DeliverCall) -> list[tuple[str, list[Delivery]]]:
+        """Block on every stream of ``queues`` in one read (one per hash slot on a
+        cluster), then deliver what it took: the queues with entries share ``count``;
+        what does not fit stays pending for this consumer ("held": delivered as slots
+        free up)."""
+        if self.conn.cluster:
+            slots: dict[int, list[str]] = {}
+            for q in queues:  # a queue's lanes share its hash tag: its main stream's slot
+                slots.setdefault(key_slot(self._stream(q).encode()), []).append(q)
+            if len(slots) > 1:
+                chosen = [q for group in slots.values() for q in group]
+                at = {q: i for i, q in enumerate(chosen)}
+                found = await self._read_per_slot(
+                    queues, chosen, [], max(1, count // len(chosen)), self.block_ms,
+                    [[at[q] for q in group] for group in slots.values()])
+                return await self.deliver_found([q for q, _ in found], count, deliver)
+        streams = [s for q in queues for s in self.streams_of(q)]
+        per_stream = max(1, count // len(streams))
+        read = ("XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", per_stream,
+                "BLOCK", self.block_ms, "STREAMS", *streams, *(">" for _ in streams))
+        replies = await self._send([read])
+        got = await self._delivered(queues, [], [], replies)
+        return await self.deliver_found([q for q, _ in got], count, deliver)
+
+    async def deliver_found(self, found: Sequence[str], count: int,
+                            deliver: DeliverCall) -> list[tuple[str, list[Delivery]]]:
+        """deliver.lua for each queue a read took entries from (``found``), ``count``
+        runs shared among them."""
+        if not found:
+            return []
+        each = max(1, count // len(found))
+        chosen = list(found[:count])
+        calls = [undecoded(deliver(q, each)) for q in chosen]
+        again = await arun_many(self.conn.raw_aio, calls, self.conn.raw_line)
+        return list(zip(chosen, again, strict=True))
 
     def _read_commands(self, chosen: Sequence[str], calls: Sequence[Call[Any]], each: int,
                        block: int) -> list[tuple[Any, ...]]:
@@ -181,6 +219,8 @@ class StreamReader:
             log.warning("consumer group missing (stream deleted?); recreating it")
             await self.ensure_groups(queues)
             return []
+        if not calls:  # a read alone: which queues it took entries from
+            return [(q, []) for q in self._queues_read(read, queues)]
         if any(isinstance(reply, NoScriptError) for reply in delivered):
             # scripts flushed (a Redis restart): what the read took is still pending
             # for this consumer; deliver it again now that the scripts are loaded
@@ -191,6 +231,16 @@ class StreamReader:
                 raise reply
         return [(q, call.parse(reply)) for q, call, reply in zip(chosen, calls, delivered,
                                                                     strict=True)]
+
+    def _queues_read(self, reply: Any, queues: Sequence[str]) -> list[str]:
+        """The queues among ``queues`` whose streams an XREADGROUP reply has entries of
+        (RESP2: [[stream, entries], ...]; RESP3: {stream: entries})."""
+        if not reply:
+            return []
+        pairs = reply.items() if isinstance(reply, dict) else reply
+        names = {(s.decode() if isinstance(s, bytes) else str(s)) for s, entries in pairs
+                 if entries}
+        return [q for q in queues if any(s in names for s in self.streams_of(q))]
 
     async def _read_per_slot(self, queues: Sequence[str], chosen: Sequence[str],
                              calls: Sequence[Call[list[Delivery]]], each: int, block: int,
@@ -203,7 +253,7 @@ class StreamReader:
         lost and a job waits for one round trip, not a block."""
         blocked: dict[int, tuple[str, int]] = {}  # group -> (node name, client id)
         tasks = [asyncio.create_task(self._read_slot(
-            g, queues, [chosen[i] for i in group], [calls[i] for i in group], each, block,
+            g, queues, [chosen[i] for i in group], [calls[i] for i in group if calls], each, block,
             blocked)) for g, group in enumerate(groups)]
         pending: set[asyncio.Task[Any]] = set(tasks)
         woken = False

@@ -65,7 +65,7 @@ class ConsumerOptions:
     max_deliveries: int = 5
     retention: Retention = field(default_factory=Retention)
     block_ms: int = 1000
-    promote_interval_ms: int = 100
+    promote_interval_ms: int = 500  # how often paused queues are checked for a resume
     shutdown_timeout_ms: int = 30_000
     priority_aging_ms: int = 30_000
     #: record fields each job to run carries back as ``Message.extra`` (calls.check_extra_fields)
@@ -102,6 +102,8 @@ class Consumer:
         self._held: set[str] = set()  # queues where a blocking read took more than it ran
         self.reader.streams_of = self._streams_of
         self.idle = asyncio.Event()  # set when a burst run found nothing left to do
+        self._quiet = False  # the last read found nothing: block at once, fetch nothing
+        self._recheck = False  # a read failed: deliver what this consumer holds first
 
     @property
     def queues(self) -> Sequence[str]:
@@ -117,8 +119,6 @@ class Consumer:
     async def start(self, *, burst: bool = False) -> None:
         """Start consuming in the background; returns once the worker is set up."""
         self._burst = burst
-        if burst:  # an empty read ends a burst run: don't sit in a long block first
-            self.reader.block_ms = min(self.reader.block_ms, 50)
         await self._until_connected(lambda: self.reader.ensure_groups(self.queues))
         await self.housekeeping.promote()
         await self.conn.aio.sadd(self.keys.queues, *self.queues)  # type: ignore[misc]
@@ -211,12 +211,28 @@ class Consumer:
             else:
                 await asyncio.sleep(0.1)
             return
-        if await self._fetch(queues):
+        if self._recheck:  # a read's reply was lost: what it took is pending for us,
+            self._recheck = False  # undelivered: each queue's pending entries, one by one
+            self._held.update(queues)
+            return
+        # idle (the last read found nothing): the blocking read alone, no script first
+        if not self._quiet and await self._fetch(queues):
             return  # busy: fetch again rather than block
+        await self._block_and_dispatch(queues)
+
+    async def _block_and_dispatch(self, queues: Sequence[str]) -> None:
+        """The blocking read; what it found starts now."""
+        self.reader.block_ms = self.housekeeping.block_ms(self.options.block_ms, self._burst)
         found = False
-        for q, deliveries in await self.reader.read(queues, self.pool.free, self._pending_call):
+        try:
+            read = await self.reader.read(queues, self.pool.free, self._pending_call)
+        except Exception:
+            self._recheck = True
+            raise
+        for q, deliveries in read:
             found = found or bool(deliveries)
             self.dispatch(q, deliveries)
+        self._quiet = not found
         if found:  # the jobs just read start before the next fetch is sent: less latency
             await asyncio.sleep(0)
         elif self._burst and await self.drained():
@@ -259,14 +275,14 @@ class Consumer:
         return bool(deliveries)
 
     async def _reclaim(self, queues: Sequence[str]) -> bool:
-        """Once per housekeeping tick, take over entries idle past claim_idle_ms, ahead of new
-        work: under load they get the first free slots, so a dead worker's tasks run
-        within about claim_idle_ms + a tick. ``True`` if it filled every free slot."""
-        if not self.housekeeping.reclaim_due or self.stopping:
+        """Take over entries idle past claim_idle_ms, ahead of new work, in the queues
+        housekeeping says may have some (:meth:`Housekeeping.take_reclaim`): under load
+        they get the first free slots. ``True`` if it filled every free slot."""
+        if self.stopping:
             return False
-        self.housekeeping.reclaim_due = False
+        todo = self.housekeeping.take_reclaim(queues)
         opts = self.options
-        for queue in queues:
+        for i, queue in enumerate(todo):
             free = self.pool.free  # only this loop takes slots: it can only grow meanwhile
             call = calls.reclaim(self.keys.queue(queue), self.name, min_idle_ms=opts.claim_idle_ms,
                                count=free, lock_ms=opts.claim_idle_ms,
@@ -276,8 +292,8 @@ class Consumer:
             if deliveries:
                 log.info("reclaimed %d stalled entries in %r", len(deliveries), queue)
                 self.dispatch(queue, deliveries)
-            if len(deliveries) >= free:
-                self.housekeeping.reclaim_due = True  # maybe more: go on at the next free slot
+            if len(deliveries) >= free:  # maybe more: go on at the next free slot
+                self.housekeeping.reclaim_later(todo[i:])
                 return True
         return False
 
@@ -301,6 +317,8 @@ class Consumer:
     def dispatch(self, queue: str, deliveries: list[Delivery]) -> None:
         """Start each delivery deliver.lua made runnable; record the ones that cannot run."""
         self.reader.given.note(queue, deliveries)
+        if deliveries:
+            self.housekeeping.note_active(queue)
         for d in deliveries:
             if d.verdict != "run":
                 self._refuse(queue, d)

@@ -54,6 +54,7 @@ local function requeue(id, from, run_at)
   if run_at > NOW then
     move(id, from, 'delayed', run_at)
     redis.call('HSET', JOBS .. id, 'delay_until', run_at)
+    wake(STREAM, 'due', run_at)
   else
     move(id, from, 'waiting', NOW)
     redis.call('HSET', JOBS .. id, 'delay_until', 0)
@@ -61,6 +62,7 @@ local function requeue(id, from, run_at)
     if stream and stream ~= STREAM then
       local p = lane_of(JOBS .. id)
       redis.call('ZADD', LANES, p, p)
+      if redis.call('EXISTS', stream) == 0 then wake(STREAM, 'lane', 0) end
     end
     enqueue(stream or STREAM, JOBS .. id, id)
   end

@@ -40,6 +40,16 @@ local function lane_stream(p)
   for i = 2, #KEYS do if KEYS[i] == name then return name end end
   return nil
 end
+-- Tell idle workers what they would otherwise poll for (worker/wakeups.py): `kind`
+-- ('due': a job scheduled at `n` ms; 'lane': a new lane stream) in the queue that `key`
+-- belongs to. The channel is <prefix>:wake (keys.Keys.wake); PUBLISH names no key, so a
+-- cluster allows it in any script and delivers it to every node's subscribers.
+local function wake(key, kind, n)
+  local prefix, queue = string.match(key, '^(.*):{([^}]*)}:')
+  if prefix then
+    redis.call('PUBLISH', prefix .. ':wake', kind .. ' ' .. queue .. ' ' .. string.format('%d', n))
+  end
+end
 -- The lane of the job at `key` (its record's `priority`, absent for 0).
 local function lane_of(key)
   return tonumber(redis.call('HGET', key, 'priority') or '0') or 0

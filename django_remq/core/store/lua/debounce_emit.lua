@@ -24,6 +24,7 @@ if ptr then
     redis.call('HSET', key, 'delay_until', due)
     redis.call('HINCRBY', key, 'debounced', 1)
     redis.call('ZADD', KEYS[4], due, ptr)
+    wake(KEYS[1], 'due', due)
     redis.call('RPUSH', ARGV[2] .. ptr, ARGV[5])
     redis.call('LTRIM', ARGV[2] .. ptr, -tonumber(ARGV[6]), -1)
     redis.call('PEXPIRE', KEYS[10], due - now + window + 60000)
@@ -43,5 +44,6 @@ end
 redis.call('HSET', key, 'timestamp', now, 'status', 'delayed', 'delay_until', due,
            'debounce_first', now, unpack(ARGV, 7))
 redis.call('ZADD', KEYS[4], due, id)
+wake(KEYS[1], 'due', due)
 redis.call('SET', KEYS[10], id, 'PX', due - now + window + 60000)
 return id

@@ -145,6 +145,8 @@ for name in string.gmatch(ARGV[7], '[^,]+') do
   READ[#READ + 1] = name
   EXTRA = EXTRA + 1
 end
+-- nothing to deliver (an idle worker's read ended by its block): no more commands
+if #entries == 0 then return {} end
 local paused = redis.call('EXISTS', KEYS[2]) == 1
 local stream  -- the stream of the entry at hand
 local function drop(eid)

@@ -13,6 +13,7 @@
 local IDX = status_keys()
 local now = now_ms()
 local out = {}
+local first_due, new_lane, lanes_seen = nil, false, {}
 local i = 3
 while i <= #ARGV do
   local id, run_at, priority = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
@@ -31,12 +32,19 @@ while i <= #ARGV do
       redis.call('HSET', key, 'timestamp', now, 'status', 'delayed', 'delay_until', run_at,
                  unpack(ARGV, first, last))
       redis.call('ZADD', IDX.delayed, run_at, id)
+      if not first_due or run_at < first_due then first_due = run_at end
     else
-      enqueue(lane_stream(priority) or error('emit: lane ' .. priority .. ' not in KEYS'),
-              key, id, 'timestamp', now, 'status', 'waiting', unpack(ARGV, first, last))
+      local stream = lane_stream(priority) or error('emit: lane ' .. priority .. ' not in KEYS')
+      if stream ~= KEYS[1] and not lanes_seen[stream] then
+        lanes_seen[stream] = true  -- a lane stream made now: workers must read it
+        if redis.call('EXISTS', stream) == 0 then new_lane = true end
+      end
+      enqueue(stream, key, id, 'timestamp', now, 'status', 'waiting', unpack(ARGV, first, last))
       redis.call('ZADD', IDX.waiting, now, id)
     end
     out[#out + 1] = 1
   end
 end
+if first_due then wake(KEYS[1], 'due', first_due) end
+if new_lane then wake(KEYS[1], 'lane', 0) end
 return out

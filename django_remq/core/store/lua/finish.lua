@@ -133,6 +133,7 @@ local function apply(eid, id, kind, run_at, fields, err, dead)
     if run_at > now then
       put('status', 'delayed'); put('delay_until', run_at)
       redis.call('ZADD', IDX.delayed, run_at, id)
+      wake(stream, 'due', run_at)
     else
       put('status', 'waiting'); put('delay_until', 0)
       redis.call('ZADD', IDX.waiting, now, id)
