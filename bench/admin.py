@@ -4,7 +4,9 @@
     python bench/admin.py --large 20 [--runs 10]     # one 20 MB job among small ones
 
 Seeds ``--jobs`` finished jobs (90% completed, 10% failed, record + status index, as the
-engine writes them) plus a few live ones in other queues, then requests each page through
+engine writes them; and the per-minute trend counters of three full hours and the totals,
+as finish.lua keeps them, so the charts have a bar a minute) plus a few live ones in other
+queues, then requests each page (and the Prometheus scrape, with the ``metrics`` extra) through
 Django's full stack (middleware, ``admin_view``, templates) as a logged-in superuser and
 prints the best, median and worst render time in ms (target: under 50 ms), next to two
 floors (a Redis PING and Django's own admin index): on a shared host compare against
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import resource
@@ -39,6 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CHUNK = 10_000
 QUEUE = "bench"
+#: the metrics extra installed (and a version of the package that has the view): its
+#: scrape is measured too
+HAS_METRICS = all(importlib.util.find_spec(m) is not None
+                  for m in ("prometheus_client", "django_remq.metrics"))
 
 
 def configure(url: str, prefix: str) -> None:
@@ -70,6 +77,7 @@ def configure(url: str, prefix: str) -> None:
     urls = types.ModuleType("bench_admin_urls")
     urls.urlpatterns = [  # type: ignore[attr-defined]
         path("admin/remq/", include("django_remq.admin_views.urls")),
+        *([path("remq/metrics/", include("django_remq.metrics"))] if HAS_METRICS else []),
         path("admin/", admin.site.urls)]
     sys.modules["bench_admin_urls"] = urls
 
@@ -108,6 +116,30 @@ def seed(r: redis.Redis, prefix: str, n: int) -> str:
             pipe.zadd(qk.status(status), scores)
         pipe.execute()
     return failed_id
+
+
+def seed_trends(r: redis.Redis, prefix: str, queue: str, minutes: int = 180) -> None:
+    """finish.lua's counters for ``queue``: every minute of the last ``minutes`` busy (so
+    the chart draws a bar a minute), and the totals (fields as finish.lua writes them)."""
+    from django_remq.core.sdk.metrics import HOUR, MINUTE, TREND_HOURS
+    from django_remq.core.store.keys import Keys
+
+    qk = Keys(prefix).queue(queue)
+    now = int(time.time() * 1000) // MINUTE
+    pipe = r.pipeline(transaction=False)
+    for m in range(now - minutes + 1, now + 1):
+        hour, field = m * MINUTE // HOUR, f"{m % 60}:"
+        done, failed = 50 + m % 40, m % 7
+        pipe.hset(qk.trend(hour), mapping={f"{field}completed": done, f"{field}failed": failed,
+                                           f"{field}h3": done, f"{field}h6": failed,
+                                           f"{field}run_ms": done * 20 + failed * 200})
+        pipe.hincrby(qk.totals, "completed", done)
+        pipe.hincrby(qk.totals, "failed", failed)
+        pipe.hincrby(qk.totals, "h3", done)
+        pipe.hincrby(qk.totals, "h6", failed)
+        pipe.hincrby(qk.totals, "run_ms", done * 20 + failed * 200)
+        pipe.pexpireat(qk.trend(hour), (hour + 1 + TREND_HOURS) * HOUR)
+    pipe.execute()
 
 
 def large(client: Any, r: redis.Redis, url: str, prefix: str, mb: int,
@@ -195,6 +227,7 @@ def main() -> None:
     try:
         t0 = time.perf_counter()
         failed_id = seed(r, prefix, opts.jobs)
+        seed_trends(r, prefix, QUEUE)
         tm = TaskManager.init(db=opts.url, prefix=prefix)
         for q in ("default", "emails", "reports"):
             for k in range(20):
@@ -217,7 +250,10 @@ def main() -> None:
             ("dead letters", reverse("remq_admin:dead_letters")),
             ("workers", reverse("remq_admin:workers")),
             ("live JSON (jobs page)", reverse("remq_admin:live") + f"?view=jobs&queue={QUEUE}"),
+            ("live JSON (queues page)", reverse("remq_admin:live") + "?view=queues"),
         ]
+        if HAS_METRICS:
+            pages.append(("metrics (Prometheus scrape)", "/remq/metrics/"))
         print(f"{'page':<44} {'min ms':>8} {'median ms':>10} {'max ms':>8}  "
               f"({opts.runs} renders)")
         # floors, for comparing runs on a shared host: a Redis round trip, and Django's own

@@ -22,7 +22,8 @@ def _chart(metrics: Sequence[QueueMetrics], label: str, last_minute_ms: int) -> 
     completed = [sum(m.completed[i] for m in metrics) for i in range(n)]
     failed = [sum(m.failed[i] for m in metrics) for i in range(n)]
     return {"svg": trend_svg(completed, failed, last_minute_ms, label), "label": label,
-            "completed": sum(completed), "failed": sum(failed), "hours": n // 60}
+            "completed": f"{sum(completed):,}", "failed": f"{sum(failed):,}",
+            "any_failed": any(failed), "hours": n // 60}
 
 
 def for_queues(sdk: Sdk, names: Sequence[str]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
