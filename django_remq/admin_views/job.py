@@ -35,7 +35,8 @@ def context(request: HttpRequest, params: QueryDict, queue: str | None = None,
     if preview is None:
         raise Http404(f"no job {job_id!r} in queue {queue!r} (deleted, or expired by the "
                       "retention settings)")
-    detail = {**job_detail(preview.job), "cut": cut_values(preview, queue)}
+    detail = {**job_detail(preview.job), "cut": cut_values(preview, queue),
+              "dead_letter": preview.dead_letter}
     return {"job": detail, "queue": queue, "job_id": job_id,
             "summary": {"status": detail["status"], "progress": detail["progress"]}}
 

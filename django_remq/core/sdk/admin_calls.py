@@ -307,6 +307,11 @@ def dlq_delete(stream: str, stream_id: str) -> Cmd[bool]:
     return Cmd(("XDEL", stream, stream_id), lambda reply: bool(int(reply)))
 
 
+def dlq_purge(stream: str) -> Cmd[bool]:
+    """Drop a queue's whole DLQ stream (the next dead letter makes a new one)."""
+    return Cmd(("DEL", stream), lambda reply: bool(int(reply)))
+
+
 # -- throughput and cron schedules ---------------------------------------------------
 
 def finished_since(qk: QueueKeys, status: str, since_ms: int) -> Cmd[int]:

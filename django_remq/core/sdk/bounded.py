@@ -59,6 +59,9 @@ class JobPreview:
 
     job: AdminJobData
     cuts: dict[str, Cut] = field(default_factory=dict)
+    #: the id of its entry in the dead-letter queue (``Sdk.requeue_dlq`` takes it), if the
+    #: job is dead-lettered (finish.lua keeps it in the record)
+    dead_letter: str | None = None
 
 
 def _mode(mode: str, cap: int) -> str:

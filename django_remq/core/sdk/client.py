@@ -258,6 +258,15 @@ class Sdk(JobPlans, ListingPlans, QueuePlans, DeadLetterPlans):
     async def adlq_page(self, limit: int = 100, offset: int = 0) -> tuple[int, list[DlqEntry]]:
         return await self._arun(self._dlq_page(limit, offset))
 
+    def dlq_page_with_queues(self, limit: int = 100, offset: int = 0
+                             ) -> tuple[int, list[DlqEntry], list[str]]:
+        """:meth:`dlq_page` and the queue names (in the same two round trips)."""
+        return self._run(self._dlq_page_named(limit, offset))
+
+    async def adlq_page_with_queues(self, limit: int = 100, offset: int = 0
+                                    ) -> tuple[int, list[DlqEntry], list[str]]:
+        return await self._arun(self._dlq_page_named(limit, offset))
+
     def get_dlq_length(self) -> int:
         """Dead letters in every queue's stream (one XLEN, O(1), per queue)."""
         return self._run(self._get_dlq_length())
@@ -281,6 +290,13 @@ class Sdk(JobPlans, ListingPlans, QueuePlans, DeadLetterPlans):
 
     async def adelete_dlq(self, entry_id: str) -> bool:
         return await self._arun(self._delete_dlq(entry_id))
+
+    def purge_dlq(self, queue: str) -> int:
+        """Drop every dead letter of ``queue`` (one round trip); returns how many."""
+        return self._run(self._purge_dlq(queue))
+
+    async def apurge_dlq(self, queue: str) -> int:
+        return await self._arun(self._purge_dlq(queue))
 
 
 __all__ = ["Sdk"]

@@ -34,12 +34,18 @@ class DeadLetterPlans(SdkBase):
 
     def _dlq_page(self, limit: int, offset: int) -> Plan[tuple[int, list[DlqEntry]]]:
         """The total and one page across queues, in two round trips."""
+        total, entries, _ = yield from self._dlq_page_named(limit, offset)
+        return total, entries
+
+    def _dlq_page_named(self, limit: int, offset: int
+                        ) -> Plan[tuple[int, list[DlqEntry], list[str]]]:
+        """:meth:`_dlq_page` and the queue names it read (for a page's queue filter)."""
         check_page(limit, offset)
         names = yield from self._queue_names(None)
         replies = yield [*(ac.dlq_length(self._dlq(q)) for q in names),
                          *(ac.dlq_range(self._dlq(q), q, offset + limit) for q in names)]
         n = len(names)
-        return sum(replies[:n]), _newest(replies[n:])[offset:offset + limit]
+        return sum(replies[:n]), _newest(replies[n:])[offset:offset + limit], list(names)
 
     def _requeue_dlq(self, entry_id: str) -> Plan[AdminJobData | None]:
         queue, sid = _split_entry_id(entry_id)
@@ -59,6 +65,12 @@ class DeadLetterPlans(SdkBase):
                                        along=[ac.dlq_delete(self._dlq(queue), sid)],
                                        lane=_lane(fields))
         return decode(change.fields, None, entry.queue)
+
+    def _purge_dlq(self, queue: str) -> Plan[int]:
+        """Every dead letter of ``queue`` gone, in one round trip; how many there were."""
+        stream = self._dlq(queue)
+        n, _ = yield [ac.dlq_length(stream), ac.dlq_purge(stream)]
+        return n  # type: ignore[no-any-return]
 
     def _delete_dlq(self, entry_id: str) -> Plan[bool]:
         queue, sid = _split_entry_id(entry_id)

@@ -22,6 +22,7 @@ from . import bounded
 from .admin_calls import ListedJob
 from .base import SdkBase, check_job_id, check_page
 from .bounded import PREVIEW_CAP, JobPreview
+from .dead_letters import DLQ_ENTRY_ID
 from .plan import Plan
 
 log = logging.getLogger("django_remq.sdk")
@@ -146,7 +147,10 @@ class ListingPlans(SdkBase):
         if not fields:
             return None
         fields, cuts = bounded.preview(fields)
-        return JobPreview(decode(fields, logs, queue), cuts)
+        sid = fields.get("dlq_entry")
+        return JobPreview(decode(fields, logs, queue), cuts,
+                          f"{queue}:{sid}" if sid and DLQ_ENTRY_ID.match(f"{queue}:{sid}")
+                          else None)
 
     def _list_jobs(self, queue: str | None = None, status: str | None = None, limit: int = 100,
                    offset: int = 0, search: str | None = None, *, rows: bool = False
