@@ -114,7 +114,7 @@ async def test_bad_frames_get_errors_and_the_connection_stays_usable(redis_url: 
             ("[1, 2]", "invalid_message"),
             (json.dumps({"type": "emit"}), "missing_event"),
             (json.dumps({"type": "emit", "event": ""}), "missing_event"),
-            (json.dumps({"event": "no-such-task"}), "unknown_event"),
+            (json.dumps({"event": "no-such-task"}), "not_allowed"),  # not "unknown": no probing
             (json.dumps({"event": "live.report", "queue": "other"}), "unknown_event"),
             (json.dumps({"event": "live.secret"}), "not_allowed"),
             (json.dumps({"type": "dance"}), "unknown_type"),

@@ -141,6 +141,7 @@ def test_clients_that_read_nothing_do_not_hold_up_a_stop(stack: Stack, tmp_path:
     assert took < STOP_CLOSE_S + 5
 
 
+@pytest.mark.load  # bounded below by OPEN_TIMEOUT_S (10 s): once, not on every leg
 def test_half_open_handshakes_are_closed_within_the_bound(stack: Stack, tmp_path: Path) -> None:
     """Connections that never finish the HTTP upgrade (silent, half a request, a byte at
     a time) are closed by the server within OPEN_TIMEOUT_S; a real client is served

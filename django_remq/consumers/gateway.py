@@ -135,14 +135,14 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     async def emit(self, msg: dict[str, Any]) -> None:
         event, queue, data, options = emit_fields(msg, self.policy.client_options)
         check_client_delay(options, self.policy.max_client_delay_ms)
+        if not self.policy.allowed(event):  # first: an unknown event reads as a refused one
+            raise ClientError("not_allowed", f"{event!r} may not be emitted over the gateway "
+                              "(GATEWAY['allowed_events'], or @handler(..., expose=True))")
         queues = sorted({h.queue for h in self.tm.handlers
                          if h.event == event and queue in (None, h.queue)})
         if not queues:
             where = f" in queue {queue!r}" if queue else ""
             raise ClientError("unknown_event", f"there is no task {event!r}{where}")
-        if not self.policy.allowed(event):
-            raise ClientError("not_allowed", f"{event!r} may not be emitted over the gateway "
-                              "(GATEWAY['allowed_events'], or @handler(..., expose=True))")
         if queue is None and len(queues) > 1:
             raise ClientError("invalid_message", f"{event!r} is handled in queues {queues}; "
                               "say which with \"queue\"")
