@@ -121,6 +121,24 @@ def redis_down(request: HttpRequest, exc: Exception, *, as_json: bool = False) -
     return TemplateResponse(request, "remq_admin/redis_down.html", ctx, status=503)
 
 
+def not_found(request: HttpRequest, exc: Http404, *, as_json: bool = False,
+              queue: str | None = None) -> HttpResponse:
+    """A missing job, queue or action: a 404 page inside the admin, not Django's bare one."""
+    what = str(exc) or "There is nothing at this address."
+    what = what[0].upper() + what[1:]
+    if as_json:
+        return JsonResponse({"error": what}, status=404)
+    try:
+        validate_queue_name(queue or "")
+    except ValueError:
+        queue = None
+    ctx = page_context(request, "Not found", what=what if what.endswith(".") else what + ".",
+                       queue=queue)
+    response = TemplateResponse(request, "remq_admin/not_found.html", ctx, status=404)
+    response.render()
+    return response
+
+
 def remq_view(methods: tuple[str, ...] = ("GET",), *, as_json: bool = False
               ) -> Callable[[View], View]:
     """Wrap a page or action: staff + permission + methods + Redis-down page."""
@@ -138,6 +156,9 @@ def remq_view(methods: tuple[str, ...] = ("GET",), *, as_json: bool = False
                 return response
             except UNREACHABLE as exc:
                 return redis_down(request, exc, as_json=as_json)
+            except Http404 as exc:  # in the admin's look, saying what is missing
+                return not_found(request, exc, as_json=as_json,
+                                 queue=kwargs.get("queue") or request.GET.get("queue"))
 
         wrapped: list[View] = []
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import DatabaseError
 from django.http import HttpRequest
@@ -25,7 +25,7 @@ log = logging.getLogger("django_remq.admin")
 
 APP_LABEL = "remq_admin"
 JOB, QUEUE, DEAD_LETTER = "job", "queue", "dead letter"
-__all__ = ["CHANGE", "DEAD_LETTER", "DELETION", "JOB", "QUEUE", "job_label", "record",
+__all__ = ["ADDITION", "CHANGE", "DEAD_LETTER", "DELETION", "JOB", "QUEUE", "job_label", "record",
            "record_many"]
 
 

@@ -20,7 +20,7 @@ from .present import DESTRUCTIVE, JOB_ACTIONS, corrupt_detail, job_detail
 FRAGMENT = "remq_admin/_job.html"
 #: What the audit trail says of each action (``LogEntry.change_message``).
 AUDIT = {"retry": "Retried", "cancel": "Cancelled", "delete": "Deleted", "pause": "Paused",
-         "resume": "Resumed"}
+         "resume": "Resumed", "run_now": "Run now (its delay dropped)"}
 
 
 def context(request: HttpRequest, params: QueryDict, queue: str | None = None,
@@ -73,7 +73,7 @@ def job_action(request: HttpRequest, queue: str, job_id: str, action: str) -> Ht
     try:
         outcome: Any = {"retry": sdk.retry_job, "cancel": sdk.cancel_job,
                         "delete": sdk.delete_job, "pause": sdk.pause_job,
-                        "resume": sdk.resume_job}[action](job_id, queue)
+                        "resume": sdk.resume_job, "run_now": sdk.run_job_now}[action](job_id, queue)
     except InvalidJobState as exc:
         messages.error(request, f"{exc}.")
         return redirect(detail_url)
@@ -90,6 +90,7 @@ def job_action(request: HttpRequest, queue: str, job_id: str, action: str) -> Ht
         messages.success(request, f"Job {job_id} deleted.")
         return redirect(reverse("remq_admin:jobs") + f"?queue={queue}")
     done = {"retry": "sent to run again", "cancel": "cancelled (a running job stops at its "
-            "worker's next heartbeat)", "pause": "paused", "resume": "resumed"}[action]
+            "worker's next heartbeat)", "pause": "paused", "resume": "resumed",
+            "run_now": "sent to run now"}[action]
     messages.success(request, f"Job {job_id} {done}.")
     return redirect(detail_url)

@@ -17,18 +17,18 @@ from .durations import job_durations
 #: The job actions the pages offer in each status (the Sdk refuses the others).
 ACTIONS: dict[str, tuple[str, ...]] = {
     "waiting": ("pause", "cancel", "delete"),
-    "delayed": ("pause", "cancel", "delete"),
+    "delayed": ("run_now", "pause", "cancel", "delete"),
     "paused": ("resume", "cancel", "delete"),
     "processing": ("cancel", "delete"),
     "completed": ("delete",),
     "failed": ("retry", "delete"),
     "cancelled": ("retry", "delete"),
 }
-JOB_ACTIONS = ("retry", "cancel", "delete", "pause", "resume")
+JOB_ACTIONS = ("retry", "cancel", "delete", "pause", "resume", "run_now")
 #: Actions that lose something: they go through a confirmation page first.
 DESTRUCTIVE = frozenset({"cancel", "delete"})
 LABELS = {"retry": "Retry", "cancel": "Cancel", "delete": "Delete", "pause": "Pause",
-          "resume": "Resume"}
+          "resume": "Resume", "run_now": "Run now"}
 
 
 def when(ms: int | None) -> datetime | None:
@@ -202,8 +202,13 @@ def dead_letter(entry: DlqEntry, st: Stamps) -> dict[str, Any]:
 
 
 def worker(info: WorkerInfo, st: Stamps) -> dict[str, Any]:
+    # a running job's page when the worker serves one queue (its heartbeat names ids
+    # only), else the search that finds it in any queue
+    one = info.queues[0] if len(info.queues) == 1 else None
+    running = [{"id": job_id, "url": job_url(one, job_id, st) if one
+                else f"{st.jobs_url}?q={quote(job_id)}"} for job_id in info.running]
     return {"id": info.id, "host": info.host, "pid": info.pid, "queues": info.queues,
-            "concurrency": info.concurrency, "running": info.running,
+            "concurrency": info.concurrency, "running": running,
             "busy": len(info.running), "last_seen": st.pair(info.last_seen),
             "load": percent(100 * len(info.running) / info.concurrency)
             if info.concurrency else None}

@@ -11,7 +11,7 @@ from .job import job, job_action
 from .jobs import jobs, jobs_bulk
 from .live import live
 from .queues import queue_action, queues
-from .workers import workers
+from .workers import cron_run_now, workers
 
 app_name = "remq_admin"
 
@@ -19,7 +19,7 @@ app_name = "remq_admin"
 class JobAction:
     """The one-job actions; lets a job id contain "/" (explicit ids like "report/2026-10")."""
 
-    regex = "retry|cancel|delete|pause|resume"
+    regex = "retry|cancel|delete|pause|resume|run_now"
 
     def to_python(self, value: str) -> str:
         return value
@@ -45,5 +45,6 @@ urlpatterns = [
     path("dead-letters/", dead_letters, name="dead_letters"),
     path("dead-letters/action/", dead_letters_action, name="dead_letters_action"),
     path("workers/", workers, name="workers"),
+    path("cron/<str:queue>/<path:event>/run/", cron_run_now, name="cron_run_now"),
     path("live/", live, name="live"),
 ]

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 
+from ..core.errors import InvalidOptions
 from ..decorators import registry
-from .access import get_sdk, page_context, remq_view
+from . import audit
+from .access import get_sdk, page_context, queue_or_404, remq_view
 from .present import Stamps, worker
 
 FRAGMENT = "remq_admin/_workers.html"
@@ -41,3 +46,24 @@ def workers(request: HttpRequest) -> HttpResponse:
     ctx = page_context(request, "Workers", live="workers", fragment=FRAGMENT,
                        **context(request, request.GET))
     return TemplateResponse(request, "remq_admin/workers.html", ctx)
+
+
+@remq_view(methods=("POST",))
+def cron_run_now(request: HttpRequest, queue: str, event: str) -> HttpResponse:
+    """One run of a cron schedule's event now, as a job of its own (the schedule keeps
+    its next tick): emitted as the project emits, recorded in the audit trail."""
+    from ..emitting import emit  # the Django layer's one way to emit (REMQ settings)
+
+    queue = queue_or_404(queue)
+    if not any(c.queue == queue and c.event == event for c in get_sdk().list_cron([queue])):
+        raise Http404(f"no cron schedule for event {event!r} in queue {queue!r}")
+    try:
+        job_id = emit(event, queue=queue, on_commit=False)
+    except InvalidOptions as exc:
+        messages.error(request, f"Could not run {event} now: {exc}.")
+        return redirect(reverse("remq_admin:workers"))
+    audit.record(request, audit.JOB, f"{queue}/{job_id}", audit.job_label(queue, job_id),
+                 f"Run now from the cron schedule of {event}", audit.ADDITION)
+    messages.success(request, f"{event} runs now as job {job_id}; its schedule keeps its "
+                     "next run.")
+    return redirect(reverse("remq_admin:job", args=[queue, job_id]))

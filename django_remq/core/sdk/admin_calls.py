@@ -117,6 +117,10 @@ def resume(qk: QueueKeys, job_id: str, lanes: Sequence[int] = ()) -> Call[Change
     return _job(scripts.ADMIN_RESUME, qk, job_id, lanes)
 
 
+def run_now(qk: QueueKeys, job_id: str, lanes: Sequence[int] = ()) -> Call[Change]:
+    return _job(scripts.ADMIN_RUN_NOW, qk, job_id, lanes)
+
+
 def delete(qk: QueueKeys, job_id: str, lanes: Sequence[int] = ()) -> Call[Change]:
     return _job(scripts.ADMIN_DELETE, qk, job_id, lanes)
 

@@ -104,6 +104,15 @@ class Sdk(JobPlans, ListingPlans, QueuePlans, DeadLetterPlans):
     async def aresume_job(self, job_id: str, queue: str) -> AdminJobData | None:
         return await self._arun(self._job_op("resume", job_id, queue))
 
+    def run_job_now(self, job_id: str, queue: str) -> AdminJobData | None:
+        """A delayed job runs now (its delay dropped). Returns the job (waiting already:
+        unchanged), ``None`` if there is no such job; raises :class:`InvalidJobState` for
+        a paused, running or finished job."""
+        return self._run(self._job_op("run_now", job_id, queue))
+
+    async def arun_job_now(self, job_id: str, queue: str) -> AdminJobData | None:
+        return await self._arun(self._job_op("run_now", job_id, queue))
+
     # -- listing ----------------------------------------------------------------------
 
     def list_jobs(self, queue: str | None = None, status: str | None = None, limit: int = 100,

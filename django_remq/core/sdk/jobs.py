@@ -23,6 +23,7 @@ _ALLOWED = {
     "cancel": "completed and failed jobs have nothing left to cancel",
     "pause": "only waiting or delayed jobs can be paused",
     "resume": "only paused jobs can be resumed",
+    "run_now": "only delayed jobs can be run now (resume a paused one)",
 }
 
 
@@ -51,7 +52,8 @@ class JobPlans(SdkBase):
         def build(lanes: Sequence[int]) -> Call[Change]:
             if op == "retry":
                 return ac.retry(qk, job_id, lanes, dlq)
-            return {"pause": ac.pause, "resume": ac.resume}[op](qk, job_id, lanes)
+            return {"pause": ac.pause, "resume": ac.resume,
+                    "run_now": ac.run_now}[op](qk, job_id, lanes)
 
         change = yield from self._move(qk, build)
         _allowed(op, job_id, queue, change)

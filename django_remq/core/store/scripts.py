@@ -95,6 +95,7 @@ ADMIN_RETRY = _load_admin("admin_retry", idempotent=False)
 ADMIN_CANCEL = _load_admin("admin_cancel", idempotent=True)
 ADMIN_PAUSE = _load_admin("admin_pause", idempotent=True)
 ADMIN_RESUME = _load_admin("admin_resume", idempotent=True)
+ADMIN_RUN_NOW = _load_admin("admin_run_now", idempotent=True)
 #: no: again, "missing" (reads as "no such job")
 ADMIN_DELETE = _load_admin("admin_delete", idempotent=False)
 #: no: again, it handles the next batch and its count is lost
