@@ -111,3 +111,27 @@ def test_a_missing_job_or_queue_is_a_404_inside_the_admin(admin_client, sdk):
     action = admin_client.post(reverse("remq_admin:queue_action", args=["default", "explode"]))
     assert action.status_code == 404
     assert "Unknown queue action" in action.content.decode()
+
+
+def test_logs_show_newest_first_each_line_tagged_with_its_attempt(admin_client, sdk, make_tm):
+    tm: TaskManager = make_tm(processor=PROCESSOR)
+    runs: list[int] = []
+
+    def flaky(task, ctx):
+        runs.append(1)
+        task.logger(f"run {len(runs)} starts")
+        if len(runs) < 3:
+            raise ValueError(f"run {len(runs)} failed")
+        task.logger("run 3 ends well")
+
+    tm.register_handler("flaky", flaky, options={"attempts": 1, "retry_delay_ms": 0})
+    job_id = tm.emit("flaky")
+    asyncio.run(tm.run(burst=True))  # attempts 1 and 2 fail
+    sdk.retry_job(job_id, "default")
+    asyncio.run(tm.run(burst=True))  # attempt 3 completes
+    import re
+
+    html = admin_client.get(reverse("remq_admin:job", args=["default", job_id])).content.decode()
+    lines = re.findall(r'<li data-attempt="(\d+)">.*?</time> ([^<]*)</li>', html)
+    assert lines == [("3", "run 3 ends well"), ("3", "run 3 starts"), ("2", "run 2 starts"),
+                     ("1", "run 1 starts")]

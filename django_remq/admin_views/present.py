@@ -144,7 +144,10 @@ def job_detail(job: AdminJobData) -> dict[str, Any]:
         "update": _update(job.progress),
         "errors": [{"message": e.message, "type": e.type, "traceback": e.traceback,
                     "attempt": e.attempt, "at": st.at(e.timestamp)} for e in job.errors],
-        "logs": [{"message": entry.message, "at": when(entry.timestamp)} for entry in job.logs],
+        # newest first (a running job's latest line is where the eye lands), each tagged
+        # with the run that wrote it
+        "logs": [{"message": entry.message, "at": when(entry.timestamp), "attempt": attempt}
+                 for entry, attempt in reversed(log_attempts(job, row["attempts"]))],
         "next_run": st.pair(upcoming), "next_tick": st.pair(job.next_run),
         "lock_until": st.at(job.lock_until) if job.status == "processing" else "",
         # automatic retries left only mean something for a job that may still fail
@@ -154,6 +157,19 @@ def job_detail(job: AdminJobData) -> dict[str, Any]:
         "deliveries": job.deliveries, "worker": job.worker, "paused": job.paused,
         "actions": [(a, LABELS[a], a in DESTRUCTIVE) for a in ACTIONS.get(job.status, ())],
     }
+
+
+def log_attempts(job: AdminJobData, runs: int) -> list[tuple[Any, int]]:
+    """Each log line with the attempt that wrote it. A run that failed ended at its
+    error's timestamp, so a line belongs to the first failed run that ended at or after
+    it; a line after every error, to the latest run."""
+    ends = sorted((e.timestamp, e.attempt) for e in job.errors
+                  if e.timestamp and isinstance(e.attempt, int) and e.attempt > 0)
+    out = []
+    for entry in job.logs:
+        attempt = next((a for t, a in ends if t >= entry.timestamp), max(runs, 1))
+        out.append((entry, attempt))
+    return out
 
 
 def job_url(queue: str, job_id: str, st: Stamps) -> str:
