@@ -71,3 +71,28 @@ def test_a_data_search_stops_at_its_window_and_says_so(admin_client, sdk, tm, mo
     assert found.older is not None
     again = sdk.search_job_rows("deep", in_data=True, before=found.older)
     assert [j.id for j in again.jobs] == [old]
+
+
+def test_select_all_matching_acts_on_every_job_of_the_filter(admin_client, sdk, r, prefix):
+    from django.contrib.admin.models import LogEntry
+
+    from .sdk_seed import seed_finished
+
+    seed_finished(r, prefix, "bulk", 60, "failed")
+    seed_finished(r, prefix, "bulk", 3, "completed")
+    html = rows(admin_client, queue="bulk", status="failed")
+    assert "all 60 matching" in html
+    assert "matching" not in rows(admin_client, queue="bulk", status="completed")  # one page
+    url = reverse("remq_admin:jobs_bulk")
+    form = {"action": "retry", "select_across": "1", "queue": "bulk", "status": "failed"}
+    ask = admin_client.post(url, form).content.decode()
+    assert "Retry all 60 failed jobs in “bulk”?" in ask
+    assert sdk.get_queue_stats("bulk").failed == 60
+    admin_client.post(url, {**form, "confirm": "yes"})
+    stats = sdk.get_queue_stats("bulk")
+    assert stats.failed == 0
+    assert stats.waiting == 60
+    assert [e.change_message for e in LogEntry.objects.all()] == [
+        "Retry all 60 failed jobs (all matching)"]
+    refused = admin_client.post(url, {**form, "action": "cancel"}, follow=True)
+    assert "works for retrying failed jobs and deleting" in refused.content.decode()

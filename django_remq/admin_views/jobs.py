@@ -22,6 +22,7 @@ from .paging import fetched, paginate
 from .present import DESTRUCTIVE, Stamps, corrupt_row, job_row, plural
 
 STATUSES = tuple(s.value for s in JobStatus)
+FINAL = tuple(s.value for s in JobStatus if s.final)
 
 
 FRAGMENT = "remq_admin/_jobs.html"
@@ -98,6 +99,9 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
             "queue_names": [i.name for i in infos], "statuses": STATUSES,
             "summary": {**counts, "total": sum(counts.values())},
             "bulk_actions": BULK_ACTIONS.items(),
+            # "select all N matching": the bulk scripts take a queue's whole status
+            "across": {"n": counts[status], "status": status}
+            if status in FINAL and not searching and counts[status] > PER_PAGE else None,
             # one queue's page: its trend chart and durations (one round trip more)
             "chart": trends.for_queue(sdk, queue) if queue and shown else None}
 
@@ -152,6 +156,8 @@ def jobs_bulk(request: HttpRequest) -> HttpResponse:
     if action not in BULK_ACTIONS:
         messages.error(request, "Choose an action: retry, cancel or delete.")
         return redirect(back)
+    if request.POST.get("select_across") == "1":
+        return _across(request, action, back)
     if not picked:
         messages.warning(request, "Select one or more jobs first; nothing was changed.")
         return redirect(back)
@@ -206,3 +212,42 @@ def run_bulk(action: str, picked: list[tuple[str, str]]
         else:
             refused.append(f"job {job_id} in {queue!r} no longer exists")
     return done, refused
+
+
+def _across(request: HttpRequest, action: str, back: str) -> HttpResponse:
+    """Every job of the page's queue (or all queues) and status, not only the ticked rows:
+    retrying failed jobs or deleting finished ones, by the Sdk's bounded bulk scripts.
+    Asked first with the count; audited per queue."""
+    queue, status = request.POST.get("queue") or None, request.POST.get("status") or None
+    if not ((action == "retry" and status == "failed")
+            or (action == "delete" and status in FINAL)):
+        messages.error(request, "“All matching” works for retrying failed jobs and deleting "
+                       "finished ones (completed, failed, cancelled): filter by that status, "
+                       "or tick rows instead. Nothing was changed.")
+        return redirect(back)
+    assert status is not None
+    sdk = get_sdk()
+    try:
+        names = [validate_queue_name(queue)] if queue else sdk.get_queues()
+    except ValueError as exc:
+        messages.error(request, f"{exc}; nothing was changed.")
+        return redirect(back)
+    where = f"in “{queue}”" if queue else "in every queue"
+    verb = "Retry" if action == "retry" else "Delete"
+    if not confirmed(request):
+        n = sum(getattr(sdk.get_queue_stats(q), status) for q in names)
+        return ask(request, title=f"{verb} all {status} jobs",
+                   question=f"{verb} all {plural(n, f'{status} job')} {where}? "
+                            + ("Each runs again, keeping its errors and logs." if action ==
+                               "retry" else "Their records and logs are removed for good."),
+                   items=[], button=f"Yes, {action} all {n}", back_url=back)
+    total = 0
+    for name in names:
+        n = (sdk.retry_all_failed(name) if action == "retry"
+             else sdk.delete_completed_older_than(name, 0, status=status))
+        total += n
+        if n:
+            audit.record(request, audit.QUEUE, name, name,
+                         f"{verb} all {plural(n, f'{status} job')} (all matching)")
+    messages.success(request, f"{verb}: {plural(total, f'{status} job')} {where}.")
+    return redirect(back)
