@@ -6,49 +6,80 @@ and run times from the counters the atomic finish step keeps (``finish.lua``), w
 from their heartbeats. A scrape costs five round trips whatever the number of queues.
 
 ``path("remq/metrics/", include("django_remq.metrics"))`` serves it to staff sessions
-(and ``REMQ["ADMIN_PERMISSION"]``) and, with ``REMQ["METRICS"] = {"TOKEN": ...}``, to a
-scraper sending ``Authorization: Bearer <token>``. See docs/metrics.md.
+(and ``REMQ["ADMIN_PERMISSION"]``, as the admin pages ask) and, with
+``REMQ["METRICS"] = {"TOKEN": ...}``, to a scraper sending ``Authorization: Bearer
+<token>``. See docs/metrics.md.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import redis
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
+from django.utils.module_loading import import_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
 
-from .conf import get_settings
+try:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.exposition import choose_encoder
+    from prometheus_client.metrics_core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        Metric,
+    )
+except ImportError as exc:  # the extra is not installed
+    raise ImportError(f"django_remq.metrics needs prometheus_client ({exc}): "
+                      "pip install 'django-remq[metrics]'") from exc
+
+from .conf import RemqSettings, get_settings
 from .core.sdk.metrics import RUN_BOUNDS_MS, queue_metrics
 from .core.sdk.queues import QueueList
 from .core.types import JobStatus
+from .redis_clients import remq_connection
 
 if TYPE_CHECKING:
     from .sdk import Sdk
 
 log = logging.getLogger("django_remq.metrics")
 FINAL = tuple(s.value for s in JobStatus if s.final)
+#: A Redis that does not answer (a cluster's included): the view says so with a 503.
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+               redis.exceptions.BusyLoadingError, redis.exceptions.RedisClusterException)
+#: Timeouts of the scrape's own connection (s): a scraper's timeout is usually 10 s.
+CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 3.0, 8.0
+_lock = threading.Lock()
+_cached: tuple[RemqSettings, Sdk] | None = None
+
+
+def _settings_sdk() -> Sdk:
+    """One Sdk per process and ``REMQ`` value (its connection pool kept across scrapes)."""
+    global _cached
+    from .sdk import Sdk
+
+    conf = get_settings()
+    with _lock:
+        if _cached is None or _cached[0] is not conf:
+            conn = remq_connection(conf, socket_timeout=READ_TIMEOUT_S,
+                                   socket_connect_timeout=CONNECT_TIMEOUT_S)
+            _cached = (conf, Sdk(conn))
+        return _cached[1]
 
 
 class RemqCollector:
     """A ``prometheus_client`` collector of one key prefix's queues and workers.
 
-    ``RemqCollector(sdk)``; without ``sdk``, the admin pages' (``REMQ``'s Redis and
-    prefix). Register it on a registry of your own (``REGISTRY.register(...)``) to serve
-    it beside other metrics, or use :func:`metrics_view`.
+    ``RemqCollector(sdk)``; without ``sdk``, one on ``REMQ``'s Redis and prefix. Register
+    it on a registry of your own (``REGISTRY.register(...)``) to serve it beside other
+    metrics, or use :func:`metrics_view`.
     """
 
     def __init__(self, sdk: Sdk | None = None) -> None:
@@ -56,11 +87,7 @@ class RemqCollector:
 
     @property
     def sdk(self) -> Sdk:
-        if self._sdk is None:
-            from .admin_views.access import get_sdk
-
-            return get_sdk()
-        return self._sdk
+        return self._sdk if self._sdk is not None else _settings_sdk()
 
     def describe(self) -> list[Metric]:
         """Nothing: registering must not read Redis (the registry would collect)."""
@@ -139,9 +166,11 @@ def allowed(request: HttpRequest) -> bool:
     header = request.headers.get("Authorization", "")
     if token and header.startswith("Bearer "):
         return hmac.compare_digest(header[7:].strip().encode(), token.encode())
-    from .admin_views.access import has_permission
-
-    return has_permission(request)
+    user = getattr(request, "user", None)
+    if user is None or not (user.is_active and user.is_staff):
+        return False
+    check = get_settings().admin_permission  # as the admin pages ask
+    return True if not check else bool(import_string(check)(request))
 
 
 @never_cache
@@ -158,8 +187,6 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         return response
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RemqCollector())
-    from .admin_views.access import UNREACHABLE
-
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
     try:
         body = encode(registry)

@@ -5,8 +5,11 @@ the METRICS setting's checks."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from django.test import override_settings
@@ -161,3 +164,25 @@ def test_bad_metrics_settings_are_named(metrics, says):
     assert problems({"METRICS": {"TOKEN": "x" * 16}}, import_paths=False) == []
     assert problems({"METRICS": None}, import_paths=False) == []
     assert [p.id for p in problems({"METRICS": "tok"}, import_paths=False)] == ["remq.E003"]
+
+
+def test_without_the_extra_the_import_says_what_to_install():
+    code = ("import sys; sys.modules['prometheus_client'] = None\n"
+            "try:\n    import django_remq.metrics\n"
+            "except ImportError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert "pip install 'django-remq[metrics]'" in out.stdout, out.stderr
+
+
+def deny(request):
+    return False
+
+
+def test_admin_permission_applies_to_staff_but_not_to_the_token(redis_url, prefix, admin_client,
+                                                                client):
+    with remq_at(redis_url, prefix, ADMIN_PERMISSION="tests.test_metrics.deny",
+                 METRICS={"TOKEN": TOKEN}), override_settings(ROOT_URLCONF="tests.urls_metrics"):
+        assert admin_client.get(URL).status_code == 401
+        ok = client.get(URL, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200
