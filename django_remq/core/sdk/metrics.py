@@ -10,7 +10,7 @@ ZRANGE, all in one round trip for every queue asked (:func:`queue_metrics`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,10 +63,6 @@ class RunTimes:
                 return low + (RUN_BOUNDS_MS[i] - low) * (rank - seen) / n
             seen += n
         return float(RUN_BOUNDS_MS[-1])
-
-    def plus(self, other: RunTimes) -> RunTimes:
-        return RunTimes(tuple(a + b for a, b in zip(self.buckets, other.buckets, strict=True)),
-                        self.total_ms + other.total_ms)
 
 
 @dataclass(frozen=True)
@@ -164,24 +160,36 @@ def queue_metrics_plan(sdk: Sdk, queues: Sequence[str] | None, minutes: int,
     out = []
     for n, q in enumerate(names):
         got = replies[n * per:(n + 1) * per]
-        by_minute: dict[int, dict[str, int]] = {}
-        for h, counts in zip(hours, got[:len(hours)], strict=True):
-            for name, value in counts.items():
-                minute, _, what = name.partition(":")
-                if minute.isdigit():
-                    by_minute.setdefault(h * 60 + int(minute), {})[what] = value
-        shown = range(current - minutes + 1, current + 1)
-        hour = RunTimes()
-        for m in range(current - 59, current + 1):
-            if m in by_minute:
-                hour = hour.plus(_run_times(by_minute[m]))
+        trend = _trend(zip(hours, got[:len(hours)], strict=True), current, minutes)
         out.append(QueueMetrics(
-            queue=q, last_minute_ms=current * MINUTE,
-            completed=[by_minute.get(m, {}).get("completed", 0) for m in shown],
-            failed=[by_minute.get(m, {}).get("failed", 0) for m in shown],
-            last_hour=hour, oldest_waiting_ms=got[len(hours)],
+            queue=q, last_minute_ms=current * MINUTE, completed=trend[0], failed=trend[1],
+            last_hour=trend[2], oldest_waiting_ms=got[len(hours)],
             totals=totals_from(got[-1]) if with_totals else None))
     return out
+
+
+def _trend(hashes: Iterable[tuple[int, dict[str, int]]], current: int, minutes: int
+           ) -> tuple[list[int], list[int], RunTimes]:
+    """Completed and failed per minute of the last ``minutes`` (ending with minute
+    ``current``) and the run times of the last 60, from the hourly hashes (one pass: a
+    page reads three hours of them at every live refresh)."""
+    first, hour_from = current - minutes + 1, current - 59
+    completed, failed = [0] * minutes, [0] * minutes
+    runs: dict[str, int] = {}
+    for h, counts in hashes:
+        for name, value in counts.items():
+            minute, _, what = name.partition(":")
+            if not minute.isdigit():
+                continue
+            m = h * 60 + int(minute)
+            if first <= m <= current:
+                if what == "completed":
+                    completed[m - first] = value
+                elif what == "failed":
+                    failed[m - first] = value
+            if hour_from <= m <= current and (what[:1] == "h" or what == "run_ms"):
+                runs[what] = runs.get(what, 0) + value
+    return completed, failed, _run_times(runs)
 
 
 def queue_metrics(sdk: Sdk, queues: Sequence[str] | None = None, *, minutes: int = 180,
