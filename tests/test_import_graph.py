@@ -185,3 +185,51 @@ def test_the_scan_sees_every_kind_of_import(tmp_path: Path) -> None:
 def test_the_scan_reads_the_whole_package() -> None:
     assert "django_remq.core.task_manager" in GRAPH["django_remq.core"]
     assert len(GRAPH) > 80
+
+
+#: What each part of the package may import besides itself (docs/design.md, "The packages"):
+#: a name stands for the module or the package of that name, under django_remq.
+ENGINE_LEAVES = ("core.errors", "core.jsonutil", "core.options", "core.types", "core.loops")
+MAY_IMPORT: dict[str, tuple[str, ...]] = {
+    "core.errors": (), "core.jsonutil": (), "core.types": (), "core.loops": (),
+    "core.options": ("core.errors",),
+    "core.store": ENGINE_LEAVES,
+    "core.policies": (*ENGINE_LEAVES, "core.store"),
+    "core.sdk": (*ENGINE_LEAVES, "core.store"),
+    "core.worker": (*ENGINE_LEAVES, "core.store", "core.policies", "core.handlers",
+                    "core.settings"),
+}
+#: The Django layer's plug-ins: each reads the engine and the Django layer's core modules,
+#: never another plug-in (apps.py, routing.py and the management commands put them together).
+PLUGINS = ("admin_views", "consumers", "backends")
+
+
+def _short(module: str) -> str:
+    return module.removeprefix("django_remq.")
+
+
+def _within(module: str, names: Iterable[str]) -> bool:
+    return any(module == n or module.startswith(f"{n}.") for n in names)
+
+
+@pytest.mark.parametrize("part", sorted(MAY_IMPORT))
+def test_each_engine_part_imports_only_what_is_below_it(part: str) -> None:
+    allowed = (part, *MAY_IMPORT[part])
+    found = {f"{_short(m)} -> {_short(t)}" for m, targets in GRAPH.items()
+             if _within(_short(m), [part]) for t in targets if not _within(_short(t), allowed)}
+    assert sorted(found) == []
+
+
+def test_plugins_never_import_each_other_and_the_layer_under_them_never_imports_them() -> None:
+    wiring = ("apps", "routing", "management")
+    found = set()
+    for module, targets in GRAPH.items():
+        name = _short(module)
+        mine = [p for p in PLUGINS if _within(name, [p])]
+        if _within(name, wiring) or name == "django_remq":
+            continue
+        for target in map(_short, targets):
+            others = [p for p in PLUGINS if _within(target, [p]) and p not in mine]
+            if others:
+                found.add(f"{name} -> {target}")
+    assert sorted(found) == []
