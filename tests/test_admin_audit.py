@@ -93,3 +93,15 @@ def test_no_model_and_no_migration_of_ours():
 
     assert list(apps.get_app_config("django_remq").get_models()) == []
     assert not apps.is_installed(audit.APP_LABEL)  # remove_stale_contenttypes skips it
+
+
+def test_recent_actions_link_to_the_objects_pages(admin_client, jobs, sdk):
+    admin_client.post(act(jobs["failed"], "retry"))
+    admin_client.post(reverse("remq_admin:queue_action", args=["default", "pause"]))
+    job_entry, queue_entry = LogEntry.objects.order_by("pk")
+    follow = admin_client.get(job_entry.get_admin_url())
+    assert follow.status_code == 302
+    assert follow.url == reverse("remq_admin:job", args=["default", jobs["failed"]])
+    assert admin_client.get(queue_entry.get_admin_url()).url.endswith("?queue=default")
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    assert f'href="{job_entry.get_admin_url()}"' in html

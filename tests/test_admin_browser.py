@@ -198,15 +198,32 @@ def test_every_page_in_the_browser(staff, live_server, browser, redis_url, prefi
         assert dark.evaluate("getComputedStyle(document.body).backgroundColor") != \
             "rgb(255, 255, 255)"
         dark.screenshot(path=str(out / "admin-job-dark.png"), full_page=True)
-        narrow = browser.new_page(viewport={"width": 390, "height": 844})
-        narrow.context.add_cookies(page.context.cookies())
-        narrow.goto(live_server.url + "/admin/remq/jobs/")
-        # narrow screens: the page itself never scrolls sideways (tables scroll in their box)
-        assert narrow.evaluate("document.documentElement.scrollWidth <= innerWidth + 1")
+        dark.goto(live_server.url + "/admin/remq/dead-letters/")
+        dark.screenshot(path=str(out / "admin-dead-letters-dark.png"), full_page=True)
+        phone_and_audit(browser, page, live_server.url, ids["failed"], out)
         assert errors == []
         release.set()
     for event, queue, _ in crons:
         registry.remove(queue, event)
+
+
+def phone_and_audit(browser: Any, page: Any, base: str, failed: str, out: Path) -> None:
+    """Phone-sized pages (never scrolling sideways), then an action and the admin
+    index's "Recent actions" it lands in (the audit trail)."""
+    narrow = browser.new_page(viewport={"width": 390, "height": 844})
+    narrow.context.add_cookies(page.context.cookies())
+    for name, path in (("admin-jobs-phone.png", "/admin/remq/jobs/"),
+                       ("admin-job-phone.png", f"/admin/remq/jobs/webhooks/{failed}/")):
+        narrow.goto(base + path)
+        # narrow screens: the page never scrolls sideways (tables scroll in their box)
+        assert narrow.evaluate("document.documentElement.scrollWidth <= innerWidth + 1")
+        narrow.screenshot(path=str(out / name), full_page=True)
+    page.goto(base + f"/admin/remq/jobs/webhooks/{failed}/")
+    page.click('button[data-action="retry"]')
+    page.wait_for_selector(".messagelist .success")
+    page.goto(base + "/admin/")
+    assert f"{failed} (queue webhooks)" in page.inner_text("#recent-actions-module")
+    page.screenshot(path=str(out / "admin-recent-actions.png"), full_page=True)
 
 
 def test_without_a_working_socket_the_page_keeps_polling(staff, live_server, browser, redis_url,

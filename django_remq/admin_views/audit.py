@@ -16,10 +16,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from django.contrib.admin import AdminSite
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.admin.utils import unquote
 from django.contrib.contenttypes.models import ContentType
 from django.db import DatabaseError
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.utils.http import urlencode
 
 log = logging.getLogger("django_remq.admin")
 
@@ -62,3 +66,35 @@ def record_many(request: HttpRequest, kind: str, objects: Iterable[tuple[str, st
 
 def job_label(queue: str, job_id: str) -> str:
     return f"{job_id} (queue {queue})"
+
+
+def object_url(kind: str, object_id: str) -> str | None:
+    """Where an audit entry's object lives in the pages (its link in "Recent actions")."""
+    try:
+        if kind == JOB:
+            queue, _, job_id = object_id.partition("/")
+            return reverse("remq_admin:job", args=[queue, job_id]) if job_id else None
+        if kind == QUEUE:
+            return f"{reverse('remq_admin:jobs')}?{urlencode({'queue': object_id})}"
+        if kind == DEAD_LETTER:
+            queue = object_id.partition(":")[0]
+            return (f"{reverse('remq_admin:dead_letters')}?{urlencode({'queue': queue})}"
+                    f"#{object_id}")
+    except NoReverseMatch:  # the pages are not mounted
+        return None
+    return None
+
+
+def link_urls(site: AdminSite) -> list[URLPattern]:
+    """URLs in ``site``'s namespace named as ``LogEntry.get_admin_url`` looks them up
+    (``admin:<app label>_<model>_change``), each sending to the object's page, so entries
+    in "Recent actions" are links as any admin change's are."""
+    def follow(request: HttpRequest, object_id: str, kind: str) -> HttpResponse:
+        url = object_url(kind, unquote(object_id))
+        if url is None:
+            raise Http404(f"no page for {kind} {unquote(object_id)!r}")
+        return HttpResponseRedirect(url)
+
+    return [path(f"remq-audit/{kind.replace(' ', '-')}/<path:object_id>/",
+                 site.admin_view(follow), {"kind": kind},
+                 name=f"{APP_LABEL}_{kind}_change") for kind in (JOB, QUEUE, DEAD_LETTER)]

@@ -67,4 +67,12 @@ def install(site: AdminSite) -> None:
         return apps
 
     site.get_app_list = get_app_list  # type: ignore[method-assign]
+    original_urls: Callable[[], list[Any]] = site.get_urls
+
+    def get_urls() -> list[Any]:
+        from .audit import link_urls  # (the admin's URLs are built after the app loads)
+
+        return [*link_urls(site), *original_urls()]  # before the admin's catch-all
+
+    site.get_urls = get_urls  # type: ignore[method-assign]
     site._remq_section_installed = True  # type: ignore[attr-defined]
