@@ -15,12 +15,17 @@ check``) are the settings layer's: :mod:`django_remq.gateway_settings`.
 from __future__ import annotations
 
 import inspect
+import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest
+from django.utils.module_loading import import_string
 
+from ..conf import get_settings
 from ..decorators import registry
 from ..gateway_settings import (
     CLIENT_OPTIONS,
@@ -57,8 +62,23 @@ def default_can_subscribe(scope: Mapping[str, Any], task_id: str, owner: str | N
 
 
 def default_can_broadcast(scope: Mapping[str, Any]) -> bool:
-    """Staff only: a broadcast connection sees every task's data."""
-    return _signed_in(scope) and bool(_user(scope).is_staff)
+    """Staff, and ``REMQ["ADMIN_PERMISSION"]`` when set (asked with the handshake as its
+    request): a broadcast connection sees every task's data, as the admin pages do, and
+    feeds their live refresh, so who may not see the pages may not see it either."""
+    if not (_signed_in(scope) and bool(_user(scope).is_staff)):
+        return False
+    path = get_settings().admin_permission
+    return True if not path else bool(import_string(path)(handshake_request(scope)))
+
+
+def handshake_request(scope: Mapping[str, Any]) -> HttpRequest:
+    """The WebSocket handshake as a Django request (its path, headers, cookies, user and
+    session), for a rule written for the admin pages' requests."""
+    request = ASGIRequest({**scope, "method": "GET"}, io.BytesIO())
+    request.user = _user(scope)
+    if "session" in scope:
+        request.session = scope["session"]
+    return request
 
 
 DEFAULTS: dict[str, Callable[..., Any]] = {"can_emit": default_can_emit,
@@ -98,7 +118,8 @@ class GatewayPolicy:
     async def check(self, rule: str, *args: Any) -> bool:
         """Apply one rule; a sync callable runs in a thread (it may touch the database)."""
         fn = getattr(self, rule)
-        if fn is DEFAULTS[rule]:
+        if fn is DEFAULTS[rule] and not (rule == "can_broadcast"
+                                         and get_settings().admin_permission):
             return bool(fn(*args))  # no I/O: the user was resolved by AuthMiddleware
         if inspect.iscoroutinefunction(fn):
             return bool(await fn(*args))
