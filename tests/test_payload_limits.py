@@ -169,6 +169,45 @@ async def test_a_result_over_the_limit_fails_the_job_and_is_not_stored(make_tm: 
     assert done.result == "r" * 150_000  # stored whole under the limit
 
 
+@pytest.mark.parametrize("kind", ["def", "async def"])
+async def test_a_progress_update_over_the_limit_or_not_json_is_the_handlers_error(
+        make_tm: Any, kind: str) -> None:
+    """ctx.socket.update encodes and measures in the handler's own thread (a sync
+    handler's too): what cannot be stored raises there, naming the job, and nothing of it
+    is written; what fits is stored as before."""
+    tm = make_tm(max_payload_bytes=10_000)
+    caught: list[Exception] = []
+
+    def update(ctx: Any, data: Any) -> None:
+        try:
+            ctx.socket.update(data, 50)
+        except (PayloadTooLarge, TypeError) as exc:
+            caught.append(exc)
+
+    def sync_handler(task: Any, ctx: Any) -> str:
+        update(ctx, {"blob": "x" * 20_000})
+        update(ctx, {"when": object()})
+        update(ctx, {"fits": "y" * 100})
+        return "done"
+
+    async def async_handler(task: Any, ctx: Any) -> str:
+        return sync_handler(task, ctx)
+
+    tm.register_handler("report", sync_handler if kind == "def" else async_handler)
+    job_id = tm.emit("report")
+    await tm.run(burst=True)
+    job = Sdk(tm.conn.sync, prefix=tm.keys.prefix).get_job(job_id, "default")
+    assert job is not None
+    assert job.status == "completed"
+    assert job.progress == {"data": {"fits": "y" * 100}, "progress": 50}
+    too_large, not_json = caught
+    assert isinstance(too_large, PayloadTooLarge)
+    assert f"ctx.socket.update in job {job_id}" in str(too_large)
+    assert "limit of 10,000 bytes" in str(too_large)
+    assert isinstance(not_json, TypeError)
+    assert f"ctx.socket.update in job {job_id}: data['data']['when']" in str(not_json)
+
+
 async def test_a_long_log_line_is_cut_with_a_marker(make_tm: Any) -> None:
     tm = make_tm()
 

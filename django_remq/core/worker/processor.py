@@ -138,7 +138,8 @@ class Processor:
             self._live[message.id] = (message.name, message.extra)
         loop = asyncio.get_running_loop()
         updates = TaskUpdates(self.conn, self.keys.queue(message.queue), message.id,
-                              self.settings.max_logs_per_task, loop, ready=mctx.marked)
+                              self.settings.max_logs_per_task, loop, ready=mctx.marked,
+                              max_bytes=self.max_payload_bytes)
         task = Task(message, options, updates)
         if entry.debounce is not None:
             skipped = await self.debounce.check(message, entry.debounce, task.logger)

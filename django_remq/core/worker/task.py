@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .. import jsonutil
+from ..options import MAX_PAYLOAD_BYTES, check_payload
 from ..store import calls
 from ..store.connection import Connection
 from ..store.keys import QueueKeys
@@ -66,8 +67,10 @@ class TaskUpdates:
     """The ordered log/progress writes of one running task (a :class:`Batcher`)."""
 
     def __init__(self, conn: Connection, qk: QueueKeys, job_id: str, max_logs: int,
-                 loop: asyncio.AbstractEventLoop, ready: Awaitable[Any] | None = None) -> None:
+                 loop: asyncio.AbstractEventLoop, ready: Awaitable[Any] | None = None,
+                 max_bytes: int | None = MAX_PAYLOAD_BYTES) -> None:
         self.conn, self.qk, self.job_id, self.max_logs = conn, qk, job_id, max_logs
+        self.max_bytes = max_bytes  # of one progress update's JSON (max_payload_bytes)
         self.loop = loop
         self.loop_thread = threading.get_ident()  # made on the loop, by the processor
         self._ready = ready  # writes wait for the job to be marked processing
@@ -75,17 +78,22 @@ class TaskUpdates:
         self._batcher: Batcher[tuple[str, str]] | None = None
         self._pending: set[asyncio.Future[Any]] = set()
 
-    def push(self, kind: str, value: Any) -> None:
-        """Queue a write; callable from the loop or from a handler's thread."""
+    def push(self, kind: str, value: Any, where: str) -> None:
+        """Queue a write; callable from the loop or from a handler's thread. The value is
+        encoded and measured here, in the handler's own thread, so what cannot be stored
+        (not JSON, over ``max_bytes``) is the handler's error, named by ``where``."""
+        text = jsonutil.dumps_data(value, where)
+        if self.max_bytes is not None and len(text) > self.max_bytes // 4:
+            check_payload(text, self.max_bytes, where)
         if threading.get_ident() == self.loop_thread:
-            self._push(kind, value)
+            self._push(kind, text)
         else:
-            self.loop.call_soon_threadsafe(self._push, kind, value)
+            self.loop.call_soon_threadsafe(self._push, kind, text)
 
-    def _push(self, kind: str, value: Any) -> None:
+    def _push(self, kind: str, text: str) -> None:
         if self._batcher is None:
             self._batcher = Batcher(self._write, ready=self._ready, loop=self.loop)
-        self._batcher.add((kind, jsonutil.dumps(value)))
+        self._batcher.add((kind, text))
 
     def track(self, fut: asyncio.Future[Any]) -> None:
         """Something the task started (a follow-up emit) that must land before its ack."""
@@ -136,7 +144,8 @@ class Task:
         if len(text) > MAX_LOG_CHARS:
             text = (f"{text[:MAX_LOG_CHARS]} [... log line cut: {len(text):,} characters, "
                     f"over the {MAX_LOG_CHARS:,} kept]")
-        self._updates.push("log", {"message": text, "timestamp": int(time.time() * 1000)})
+        self._updates.push("log", {"message": text, "timestamp": int(time.time() * 1000)},
+                           f"task.logger in job {self.id}")
 
 
 class Socket:
@@ -150,7 +159,8 @@ class Socket:
         the original remq's (its clients read a number)."""
         if progress is None:
             progress = 0
-        self._updates.push("progress", {"data": data, "progress": progress})
+        self._updates.push("progress", {"data": data, "progress": progress},
+                           f"ctx.socket.update in job {self._task.id}")
         if self._events is None:
             return
         t = self._task
