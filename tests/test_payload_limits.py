@@ -12,7 +12,7 @@ from django.conf import settings
 from django.test import override_settings
 
 import django_remq
-from django_remq.backends.compat import TaskResultStatus, task_backends
+from django_remq.backends.compat import TaskResultStatus, task_backends, task_finished
 from django_remq.conf import problems
 from django_remq.core import TaskManager
 from django_remq.core.options import MAX_PAYLOAD_BYTES
@@ -289,11 +289,21 @@ async def test_the_tasks_backend_refuses_them_on_aenqueue_too(env: RemqTestEnv) 
 
 
 def test_a_tasks_backend_result_over_the_limit_fails_the_task(env: RemqTestEnv) -> None:
-    result = big_result.enqueue(2 * LIMIT)
-    env.run_until_idle(queues=["dtasks"])
+    finished: list[Any] = []
+
+    def receiver(sender: Any, task_result: Any, **kwargs: Any) -> None:
+        finished.append(task_result.status)
+
+    task_finished.connect(receiver)
+    try:
+        result = big_result.enqueue(2 * LIMIT)
+        env.run_until_idle(queues=["dtasks"])
+    finally:
+        task_finished.disconnect(receiver)
     read = task_backends["default"].get_result(result.id)
     assert read.status == TaskResultStatus.FAILED
     assert read.errors[-1].exception_class_path == "django_remq.core.errors.PayloadTooLarge"
+    assert finished == [TaskResultStatus.FAILED]  # not SUCCESSFUL, then failed
 
 
 async def test_the_gateway_answers_too_large(redis_url: str) -> None:

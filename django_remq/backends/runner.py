@@ -25,7 +25,8 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from ..api import get_task_manager
-from ..core import TaskManager
+from ..core import TaskManager, jsonutil
+from ..core.options import check_payload
 from ..core.sdk.plan import adrive, drive
 from .compat import (
     Task,
@@ -144,7 +145,13 @@ class Attempt:
         return self.task.func(*args, **self.result.kwargs)
 
     def succeeded(self, value: Any) -> Any:
+        """The framework's result of a return value; one the job could not store (over
+        ``MAX_PAYLOAD_BYTES``) raises here, so the task ends FAILED, signal included."""
         normalised = normalize_json(value)
+        limit = get_task_manager().max_payload_bytes
+        if normalised is not None and limit is not None:
+            check_payload(jsonutil.dumps(normalised), limit,
+                          f"the result of task {self.task.name!r} (job {self.job.id})")
         self._set(status=TaskResultStatus.SUCCESSFUL, finished_at=timezone.now(),
                   _return_value=normalised)
         return normalised
