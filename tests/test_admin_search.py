@@ -13,6 +13,7 @@ from django_remq.core.errors import InvalidOptions
 from django_remq.core.sdk import Sdk, listings
 
 from .admin_support import PROCESSOR, remq_at
+from .sdk_seed import seed_finished
 
 pytestmark = pytest.mark.redis
 
@@ -76,8 +77,6 @@ def test_a_data_search_stops_at_its_window_and_says_so(admin_client, sdk, tm, mo
 def test_select_all_matching_acts_on_every_job_of_the_filter(admin_client, sdk, r, prefix):
     from django.contrib.admin.models import LogEntry
 
-    from .sdk_seed import seed_finished
-
     seed_finished(r, prefix, "bulk", 60, "failed")
     seed_finished(r, prefix, "bulk", 3, "completed")
     html = rows(admin_client, queue="bulk", status="failed")
@@ -96,3 +95,18 @@ def test_select_all_matching_acts_on_every_job_of_the_filter(admin_client, sdk, 
         "Retry all 60 failed jobs (all matching)"]
     refused = admin_client.post(url, {**form, "action": "cancel"}, follow=True)
     assert "works for retrying failed jobs and deleting" in refused.content.decode()
+
+
+def test_one_status_of_one_queue_sorts_oldest_first(admin_client, sdk, r, prefix):
+    seed_ids = seed_finished(r, prefix, "sorted", 60, "completed")
+    newest = rows(admin_client, queue="sorted", status="completed")
+    assert newest.index(seed_ids[-1]) < newest.index(seed_ids[-2])
+    assert seed_ids[0] not in newest  # page 2
+    assert "order=oldest" in newest
+    oldest = rows(admin_client, queue="sorted", status="completed", order="oldest")
+    assert oldest.index(seed_ids[0]) < oldest.index(seed_ids[1])
+    assert seed_ids[-1] not in oldest
+    assert 'aria-sort="ascending"' in oldest
+    page2 = rows(admin_client, queue="sorted", status="completed", order="oldest", page="2")
+    assert seed_ids[-1] in page2  # the pager keeps the order
+    assert "order=oldest" not in rows(admin_client, queue="sorted")  # several statuses

@@ -57,6 +57,9 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
     event = (params.get("event") or "").strip()[:MAX_SEARCH]
     in_data = params.get("data") == "1" and bool(q)
     searching = bool(q or event)
+    # one queue's one status reads its index from either end: oldest first too
+    sortable = bool(queue and status and not searching)
+    oldest = sortable and params.get("order") == "oldest"
     sdk = get_sdk()
     infos = sdk.get_queues_info()
     shown = [i for i in infos if queue is None or i.name == queue]
@@ -66,6 +69,7 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
     extra = {"event": event, "data": "1" if in_data else ""}
     pager = paginate(params.get("page"), PER_PAGE, total=total, base_url=base,
                      params={"queue": queue, "status": status, "q": q, **extra,
+                             "order": "oldest" if oldest else None,
                              "before": params.get("before") if searching else None})
     before = _score(params.get("before")) if searching else None
     older_url = None
@@ -80,7 +84,8 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
             older_url = _url(base, queue, status, q, before=found.older, event=event,
                              data=extra["data"])
     else:
-        jobs = sdk.list_job_rows(queue, status, limit=PER_PAGE + 1, offset=pager.offset)
+        jobs = sdk.list_job_rows(queue, status, limit=PER_PAGE + 1, offset=pager.offset,
+                                 oldest=oldest)
     pager = fetched(pager, len(jobs) + len(jobs.corrupt))
     tabs = [{"status": None, "label": "All", "count": sum(counts.values()),
              "url": _url(base, queue, None, q, event=event, data=extra["data"]),
@@ -94,6 +99,8 @@ def context(request: HttpRequest, params: QueryDict) -> dict[str, Any]:
             "corrupt": [corrupt_row(c.id, c.queue, c.error, stamps) for c in jobs.corrupt],
             "queue": queue, "status": status, "q": q, "problem": problem,
             "event": event, "in_data": in_data, "searching": searching,
+            "order_url": f"{_url(base, queue, status, q)}{'' if oldest else '&order=oldest'}"
+            if sortable else None, "oldest": oldest,
             "older_url": older_url, "searched_before": before,
             "search_window": listings.SEARCH_WINDOW,
             "queue_names": [i.name for i in infos], "statuses": STATUSES,

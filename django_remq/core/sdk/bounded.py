@@ -88,15 +88,17 @@ def read_preview(qk: QueueKeys, job_id: str, cap: int) -> Call[list[Raw]]:
     return Call(scripts.ADMIN_READ, qk.script_keys, args, _records)
 
 
-def rows_page(qk: QueueKeys, statuses: Sequence[str], offset: int, limit: int) -> Call[Page]:
-    """A page of one queue with each job's row, newest first (admin_list.lua's page)."""
+def rows_page(qk: QueueKeys, statuses: Sequence[str], offset: int, limit: int,
+              oldest: bool = False) -> Call[Page]:
+    """A page of one queue with each job's row, newest first (admin_list.lua's page);
+    ``oldest``: oldest first (one status only: its index read from the other end)."""
     def parse(reply: Any) -> Page:
         total, entries = reply
         return Page(int(total), [ListedJob(_text(i), float(score), pairs_to_dict(flat))
                                  for i, score, flat in entries])
 
     args: list[Arg] = [qk.job_prefix, qk.logs_prefix, GROUP, "page", ",".join(statuses),
-                       _mode("rows", ROW_CAP), offset, limit]
+                       _mode("rows", ROW_CAP), offset, limit, "asc" if oldest else "desc"]
     return Call(scripts.ADMIN_LIST, qk.script_keys, args, parse)
 
 

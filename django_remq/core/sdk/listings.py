@@ -74,15 +74,20 @@ class ListingPlans(SdkBase):
     are the bounded reads of the admin pages (the listings' are in :mod:`.client`)."""
 
     def list_job_rows(self, queue: str | None = None, status: str | None = None,
-                      limit: int = 100, offset: int = 0) -> JobList:
+                      limit: int = 100, offset: int = 0, *, oldest: bool = False) -> JobList:
         """:meth:`list_jobs` reading only what a listing shows: no ``data`` or ``result``
         (``None``), progress and errors up to ``bounded.ROW_CAP`` bytes each (past it, the
-        percent and the latest error), so a page costs the same with 20 MB jobs in it."""
-        return self._run(self._list_jobs(queue, status, limit, offset, rows=True))
+        percent and the latest error), so a page costs the same with 20 MB jobs in it.
+        ``oldest``: oldest first, for one queue and one status (the order its index
+        keeps); refused otherwise."""
+        return self._run(self._list_jobs(queue, status, limit, offset, rows=True,
+                                         oldest=oldest))
 
     async def alist_job_rows(self, queue: str | None = None, status: str | None = None,
-                             limit: int = 100, offset: int = 0) -> JobList:
-        return await self._arun(self._list_jobs(queue, status, limit, offset, rows=True))
+                             limit: int = 100, offset: int = 0, *, oldest: bool = False
+                             ) -> JobList:
+        return await self._arun(self._list_jobs(queue, status, limit, offset, rows=True,
+                                                oldest=oldest))
 
     def search_job_rows(self, search: str, queue: str | None = None,
                         status: str | None = None, limit: int = 100, offset: int = 0,
@@ -153,13 +158,16 @@ class ListingPlans(SdkBase):
                           else None)
 
     def _list_jobs(self, queue: str | None = None, status: str | None = None, limit: int = 100,
-                   offset: int = 0, search: str | None = None, *, rows: bool = False
-                   ) -> Plan[JobList]:
+                   offset: int = 0, search: str | None = None, *, rows: bool = False,
+                   oldest: bool = False) -> Plan[JobList]:
         statuses = _statuses(status)
         check_page(limit, offset)
+        if oldest and (queue is None or status is None or search or not rows):
+            raise InvalidOptions("oldest first needs one queue and one status (the order of "
+                                 "its index), and no search")
         if queue is not None and not search:
             qk = self._qk(queue)
-            [page] = yield [bounded.rows_page(qk, statuses, offset, limit) if rows
+            [page] = yield [bounded.rows_page(qk, statuses, offset, limit, oldest) if rows
                             else ac.list_page(qk, statuses, offset, limit)]
             return _decoded(((queue, e) for e in page.entries), rows)
         queues = [queue] if queue is not None else (yield [ac.queue_names(self.keys)])[0]

@@ -5,7 +5,8 @@
 --   (_admin.lua's bounded_record), "0" neither
 -- Order: index score descending (the time a job entered its status; run-at for
 -- delayed jobs), ties by status order, then id descending, as ZREVRANGE does.
--- mode "page"    ARGV[7] offset  ARGV[8] limit  -> {total, entries}
+-- mode "page"    ARGV[7] offset  ARGV[8] limit  [ARGV[9] "asc": oldest first, for one
+--                status only]  -> {total, entries}
 --   One status: ZREVRANGE by rank, O(log n + page). Several: the score of the
 --   offset-th job is found by bisection over ZCOUNT (O(log n) per status and
 --   step, ~45 steps for ms scores), then the page is read from there.
@@ -85,7 +86,8 @@ local function fmt(x) return string.format('%.0f', x) end
 local function page(offset, limit)
   local out = {}
   if #statuses == 1 then
-    local r = redis.call('ZREVRANGE', IDX[statuses[1]], offset, offset + limit - 1, 'WITHSCORES')
+    local order = ARGV[9] == 'asc' and 'ZRANGE' or 'ZREVRANGE'
+    local r = redis.call(order, IDX[statuses[1]], offset, offset + limit - 1, 'WITHSCORES')
     for j = 1, #r, 2 do out[#out + 1] = entry(r[j], r[j + 1]) end
     return out
   end
