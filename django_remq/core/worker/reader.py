@@ -93,9 +93,11 @@ class StreamReader:
         self.consumer = consumer
         self.block_ms = block_ms
         self._streams: dict[str, str] = {}
-        self._turn = 0
         #: where each stream's new entries for this consumer start (pending mode)
         self.given = LastGiven()
+        #: queues whose entries a read took beyond the free slots (the consumer delivers
+        #: them as slots free up: deliver.lua's "held")
+        self.held: set[str] = set()
         #: the streams to read of a queue (its priority lanes); default: its stream
         self.streams_of: Callable[[str], Sequence[str]] = lambda q: (self._stream(q),)
 
@@ -117,15 +119,6 @@ class StreamReader:
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
-
-    def share(self, queues: Sequence[str], count: int) -> tuple[list[str], int]:
-        """Which queues to read this turn, and how many entries from each, so that all
-        together never exceed ``count`` (COUNT applies per stream). With more queues
-        than free slots the queues take turns."""
-        picked = min(len(queues), count)
-        start = self._turn % len(queues)
-        self._turn += 1
-        return [queues[(start + i) % len(queues)] for i in range(picked)], count // picked
 
     async def read(self, queues: Sequence[str], count: int,
                    deliver: DeliverCall) -> list[tuple[str, list[Delivery]]]:
@@ -190,6 +183,7 @@ class StreamReader:
             return []
         each = max(1, count // len(found))
         chosen = list(found[:count])
+        self.held.update(found[count:])  # what they hold waits for free slots
         calls = [undecoded(deliver(q, each)) for q in chosen]
         again = await arun_many(self.conn.raw_aio, calls, self.conn.raw_line)
         return list(zip(chosen, again, strict=True))

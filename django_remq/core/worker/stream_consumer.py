@@ -43,6 +43,10 @@ from .reconnect import REDIS_DOWN, Backoff
 log = logging.getLogger("django_remq.consumer")
 
 MessageHandler = Callable[[Message, MessageContext], Awaitable[Outcome]]
+#: a fetch round trip serves one queue per this many free slots
+FETCH_SHARE = 16
+#: a hot queue's turn: this many times the concurrency in deliveries
+TURN = 4
 
 
 @dataclass(slots=True)  # one per task: not frozen, which costs 3x to build (see calls.Delivery)
@@ -99,10 +103,14 @@ class Consumer:
         self._burst = False
         self._recorded: deque[str] = deque(maxlen=1024)  # malformed entries sent to the acker
         self.housekeeping.lanes.aging_ms = options.priority_aging_ms
-        self._held: set[str] = set()  # queues where a blocking read took more than it ran
+        #: queues where a blocking read took more than it ran (shared with the reader)
+        self._held: set[str] = self.reader.held
         self.reader.streams_of = self._streams_of
         self.idle = asyncio.Event()  # set when a burst run found nothing left to do
-        self._quiet = False  # the last read found nothing: block at once, fetch nothing
+        #: queues that gave entries lately, in turn order: fetched from while busy (at
+        #: start, every queue: a backlog is fetched in priority order, lanes first)
+        self._hot: dict[str, None] = dict.fromkeys(options.queues)
+        self._turn_left = TURN * options.concurrency  # deliveries left in this turn
         self._recheck = False  # a read failed: deliver what this consumer holds first
 
     @property
@@ -215,8 +223,7 @@ class Consumer:
             self._recheck = False  # undelivered: each queue's pending entries, one by one
             self._held.update(queues)
             return
-        # idle (the last read found nothing): the blocking read alone, no script first
-        if not self._quiet and await self._fetch(queues):
+        if await self._fetch(queues):
             return  # busy: fetch again rather than block
         await self._block_and_dispatch(queues)
 
@@ -232,7 +239,6 @@ class Consumer:
         for q, deliveries in read:
             found = found or bool(deliveries)
             self.dispatch(q, deliveries)
-        self._quiet = not found
         if found:  # the jobs just read start before the next fetch is sent: less latency
             await asyncio.sleep(0)
         elif self._burst and await self.drained():
@@ -298,20 +304,49 @@ class Consumer:
         return False
 
     async def _fetch(self, queues: Sequence[str]) -> bool:
-        """Read and deliver in one script per queue (no blocking); ``True`` if it found work."""
-        queues, each = self.reader.share(queues, self.pool.free)
+        """Read and deliver in one script per queue (no blocking), from the queues known
+        to have entries (``_hot``), a few at a time, each for as many jobs as there are
+        free slots: with work spread over many queues a round trip still runs one or two
+        scripts, not one per queue. ``True`` if it found work; ``False`` at once, with no
+        round trip, when no queue is known to have any (the blocking read finds them)."""
+        while self._hot:
+            if await self._fetch_hot(queues):
+                return True
+        return False
+
+    async def _fetch_hot(self, queues: Sequence[str]) -> bool:
+        """One fetch round trip from the first hot queue(s); those that had nothing
+        leave the hot ones."""
+        free = self.pool.free
+        unread = set(queues)
+        for q in [q for q in self._hot if q not in unread]:  # paused meanwhile
+            del self._hot[q]
+        hot = list(self._hot)[:max(1, free // FETCH_SHARE)]
+        if not hot:
+            return False
+        each = max(1, free // len(hot))
+        # the hot queues take turns, each of ``TURN`` deliveries: jobs running together
+        # then mostly share a queue, and so do their acknowledgements (one finish.lua
+        # call per queue in a batch)
+        self._turn_left -= each * len(hot)
+        if self._turn_left <= 0:
+            self._turn_left = TURN * self.options.concurrency
+            for q in hot:  # to the back of the line
+                del self._hot[q]
         lanes = self.housekeeping.lanes
         steps = [undecoded(calls.fetch(self.keys.queue(q), self.name, each,
                                      lock_ms=self.options.claim_idle_ms,
                                      max_deliveries=self.options.max_deliveries,
                                      lanes=lanes.of(q), aging_ms=lanes.aging(q),
                                      extra=self.options.extra_fields))
-                 for q in queues]
+                 for q in hot]
         replies = await arun_many(self.conn.raw_aio, steps, self.conn.raw_line)
         found = False
-        for q, deliveries in zip(queues, replies, strict=True):
+        for q, deliveries in zip(hot, replies, strict=True):
             found = found or bool(deliveries)
             self.dispatch(q, deliveries)
+            if not deliveries:  # drained (for now): the blocking read finds more
+                self._hot.pop(q, None)
         return found
 
     def dispatch(self, queue: str, deliveries: list[Delivery]) -> None:
@@ -319,6 +354,7 @@ class Consumer:
         self.reader.given.note(queue, deliveries)
         if deliveries:
             self.housekeeping.note_active(queue)
+            self._hot[queue] = None  # may have more: fetch from it next
         for d in deliveries:
             if d.verdict != "run":
                 self._refuse(queue, d)
