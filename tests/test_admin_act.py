@@ -95,7 +95,18 @@ def test_running_job_ids_link_to_their_page(admin_client, sdk, make_tm, redis_ur
             asyncio.run(asyncio.sleep(0.05))
         html = admin_client.get(reverse("remq_admin:workers")).content.decode()
         release.set()
+        for _ in range(200):  # its next heartbeat counts the run
+            [info] = sdk.get_workers()
+            if info.tasks_run:
+                break
+            asyncio.run(asyncio.sleep(0.05))
     assert f'href="{reverse("remq_admin:job", args=["default", job_id])}"' in html
+    assert info.started > 0
+    assert info.rss is not None
+    assert info.rss > 1_000_000  # a Python process
+    assert (info.tasks_run, info.tasks_failed) == (1, 0)
+    assert "Tasks run / failed" in html
+    assert "MB</td>" in html  # the RSS, readable
 
 
 def test_a_missing_job_or_queue_is_a_404_inside_the_admin(admin_client, sdk):

@@ -226,5 +226,7 @@ def worker(info: WorkerInfo, st: Stamps) -> dict[str, Any]:
     return {"id": info.id, "host": info.host, "pid": info.pid, "queues": info.queues,
             "concurrency": info.concurrency, "running": running,
             "busy": len(info.running), "last_seen": st.pair(info.last_seen),
+            "up": st.pair(info.started), "rss": info.rss, "tasks_run": info.tasks_run,
+            "tasks_failed": info.tasks_failed,
             "load": percent(100 * len(info.running) / info.concurrency)
             if info.concurrency else None}

@@ -153,6 +153,10 @@ class WorkerInfo:
     concurrency: int
     running: list[str]  # ids of the jobs it is running
     last_seen: int
+    started: int = 0  # ms; 0 from a worker that does not say
+    rss: int | None = None  # bytes of resident memory at its last heartbeat
+    tasks_run: int = 0  # runs ended since it started (failures to retry included)
+    tasks_failed: int = 0  # of which failed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -240,7 +240,11 @@ def worker_info(keys: Keys, worker_id: str) -> Cmd[WorkerInfo | None]:
                           queues=list(info.get("queues", [])),
                           concurrency=int(info.get("concurrency", 0)),
                           running=list(info.get("running", [])),
-                          last_seen=int(info.get("last_seen", 0)))
+                          last_seen=int(info.get("last_seen", 0)),
+                          started=int(info.get("started") or 0),
+                          rss=int(info["rss"]) if info.get("rss") else None,
+                          tasks_run=int(info.get("tasks_run") or 0),
+                          tasks_failed=int(info.get("tasks_failed") or 0))
 
     return Cmd(("GET", keys.worker(worker_id)), parse)
 

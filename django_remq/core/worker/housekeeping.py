@@ -79,6 +79,9 @@ class Housekeeping:
         self.keys = keys
         self.worker = worker
         self.running = running
+        self.started_ms = int(time.time() * 1000)  # the heartbeat says since when (uptime)
+        #: more heartbeat fields (the Processor's counts of tasks run and failed)
+        self.report: Callable[[], Mapping[str, Any]] | None = None
         self.cancel = cancel
         self.stopping = stopping
         self.interval = max(worker.claim_idle_ms / 3000, 0.05)
@@ -318,7 +321,9 @@ class Housekeeping:
         now = int(time.time() * 1000)
         info: dict[str, Any] = {"id": w.name, "host": socket.gethostname(), "pid": os.getpid(),
                                 "queues": list(w.queues), "concurrency": w.concurrency,
-                                "running": list(self.running()), "last_seen": now}
+                                "running": list(self.running()), "last_seen": now,
+                                "started": self.started_ms, "rss": rss_bytes(),
+                                **(self.report() if self.report is not None else {})}
         ttl = int(self.interval * 3000) + 1000
         pipe = self.conn.aio.pipeline(transaction=False)
         pipe.set(keys.worker(w.name), jsonutil.dumps(info), px=ttl)
@@ -391,3 +396,13 @@ class Housekeeping:
         except Exception as exc:
             log.warning("could not hand back unfinished entries (%s); they will be reclaimed "
                         "after claim_idle_ms", exc)
+
+
+def rss_bytes() -> int | None:
+    """This process's resident memory now (Linux: /proc/self/statm, one small read per
+    heartbeat); ``None`` where that file does not exist."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None

@@ -75,6 +75,8 @@ class Processor:
         ), on_applied=self._applied)
         self.consumer.acker.dlq = settings.dlq  # dead letters go with the failure
         self.consumer.acker.replica_wait = replica_wait  # wait_replicas: acks wait too
+        self.tasks = {"tasks_run": 0, "tasks_failed": 0}  # since start, in the heartbeat
+        self.consumer.housekeeping.report = lambda: dict(self.tasks)
 
     async def start(self, *, burst: bool = False) -> None:
         await self.consumer.start(burst=burst)
@@ -242,6 +244,9 @@ class Processor:
                          message.attempt)
 
     def _applied(self, queue: str, outcome: Outcome, applied: bool) -> None:
+        if applied:  # a run ended (a failure to retry too)
+            self.tasks["tasks_run"] += 1
+            self.tasks["tasks_failed"] += outcome.kind in ("failed", "retry", "malformed")
         if self.events is None:
             return
         name, extra = self._live.pop(outcome.job_id, ("", {}))
