@@ -65,7 +65,7 @@ async def test_finish_counts_outcomes_and_run_times(make_tm, redis_url, r, prefi
     assert m.last_hour.average_ms >= 180 / (3 + len(failed_runs))
     p95 = m.last_hour.quantile_ms(0.95)
     assert p95 is not None
-    assert 50 <= p95 <= 250
+    assert 50 <= p95 <= 1000  # the slow runs, loose for a loaded host
     assert m.oldest_waiting_ms is None  # nothing waits
     [again] = await aqueue_metrics(sdk, minutes=5)  # every queue, async twin
     assert again.queue == "mail"
