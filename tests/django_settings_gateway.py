@@ -9,7 +9,9 @@ from tests.django_settings_worker import *  # noqa: F403
 from tests.django_settings_worker import INSTALLED_APPS, REMQ
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.gateway_app"]
-REMQ = {**REMQ, "GATEWAY": {}}
+#: tests flood on purpose: the frame rate is unlimited unless a test sets REMQ_TEST_FRAME_RATE
+FRAME_RATE = int(os.environ.get("REMQ_TEST_FRAME_RATE", "1000000"))
+REMQ = {**REMQ, "GATEWAY": {"max_frames_per_second": FRAME_RATE}}
 CHANNEL_LAYERS = {"default": {
     "BACKEND": "channels_redis.core.RedisChannelLayer",
     "CONFIG": {"hosts": [os.environ.get("REMQ_REDIS_URL", REMQ["REDIS_URL"])],

@@ -47,7 +47,10 @@ def layer_settings(hosts: list[str], prefix: str, **config: Any) -> dict[str, An
 @contextmanager
 def gateway_env(redis_url: str, *, layer_hosts: list[str] | None = None,
                 **gateway: Any) -> Iterator[RemqTestEnv]:
-    """REMQ with ``GATEWAY=gateway`` and a channels-redis layer, both on fresh prefixes."""
+    """REMQ with ``GATEWAY=gateway`` and a channels-redis layer, both on fresh prefixes.
+    Tests send frames faster than a person would: the frame rate is unlimited unless a
+    test sets ``max_frames_per_second`` itself."""
+    gateway.setdefault("max_frames_per_second", 1_000_000)
     decls = declare_test_handlers()
     layer_prefix = f"asgi-{uuid.uuid4().hex[:10]}"
     try:

@@ -237,3 +237,34 @@ def test_any_frame_gets_an_answer_or_a_clear_refusal_from_a_real_connection(
         answered()
         runner.run(comm.disconnect())
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_frames_over_the_rate_are_dropped_with_one_notice_then_the_client_closed(
+        redis_url: str) -> None:
+    """GATEWAY['max_frames_per_second']: a second's worth at once is answered, the rest
+    dropped unread (one ``rate_limited``); a client that never slows down is closed
+    (1008); one that waits for the bucket to fill is served again."""
+    from django_remq.consumers.rate import CLOSE_AFTER_S
+
+    rate = 5
+    bad = json.dumps({"type": "subscribe"})  # each answered when read: invalid_message
+    with gateway_env(redis_url, max_frames_per_second=rate):
+        calm = await connect(ANON)
+        for _ in range(rate + 3):
+            await calm.send_to(text_data=bad)
+        codes = [(await calm.receive_json_from(timeout=10))["code"] for _ in range(rate + 1)]
+        assert await calm.receive_nothing(timeout=0.3)
+        await asyncio.sleep(1.1)  # the bucket fills again
+        await calm.send_to(text_data=bad)
+        assert (await calm.receive_json_from(timeout=10))["code"] == "invalid_message"
+        await calm.disconnect()
+
+        flood = await connect(ANON)
+        for _ in range(rate * (CLOSE_AFTER_S + 2)):
+            await flood.send_to(text_data=bad)
+        out = [await flood.receive_output(timeout=10) for _ in range(rate + 2)]
+        await flood.disconnect()
+    assert codes == ["invalid_message"] * rate + ["rate_limited"]
+    assert [json.loads(o["text"])["code"] for o in out[:-1]] == (
+        ["invalid_message"] * rate + ["rate_limited"])
+    assert out[-1] == {"type": "websocket.close", "code": 1008}

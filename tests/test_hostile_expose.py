@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -270,3 +271,39 @@ def test_a_page_of_another_origin_is_refused_even_on_this_host(
             f"http://127.0.0.1:{port}", None)]
 
     assert asyncio.run(scenario()) == [4003, 4003, 4003, None, None]
+
+
+@pytest.mark.load
+def test_a_client_over_the_frame_rate_is_told_once_then_dropped_then_closed(
+        stack: Stack, tmp_path: Path) -> None:
+    """GATEWAY['max_frames_per_second'] on a real --expose worker: frames over the rate
+    are dropped unread, the first with one ``rate_limited`` answer; a client that keeps
+    on is closed with 1008; another connection is served throughout."""
+    rate = 20
+    stack.env["REMQ_TEST_FRAME_RATE"] = str(rate)
+    port = free_port()
+    worker = start_exposed(stack, tmp_path / "worker.log", str(port))
+    served_on(port=port, proc=worker)
+    bad = json.dumps({"type": "subscribe"})  # each answered by an error when read
+
+    async def scenario() -> tuple[list[dict[str, Any]], int | None]:
+        answers: list[dict[str, Any]] = []
+        async with connect(f"ws://127.0.0.1:{port}/", additional_headers=stack.headers(port),
+                           open_timeout=20) as ws:
+            code = None
+            try:
+                for _ in range(rate * 20):  # 20 s worth of the rate, sent at once
+                    await ws.send(bad)
+                while True:
+                    answers.append(json.loads(await asyncio.wait_for(ws.recv(), 20)))
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd else None
+        return answers, code
+
+    answers, code = asyncio.run(scenario())
+    codes = [a["code"] for a in answers]
+    assert codes.count("rate_limited") == 1, codes
+    # the burst the bucket holds, and what it refilled while the flood was read
+    assert rate <= codes.count("invalid_message") < rate * 5, codes
+    assert code == 1008
+    assert asyncio.run(run_a_task(stack, port))["status"] == "completed"

@@ -44,6 +44,7 @@ from .protocol import (
     task_id_of,
     wants_broadcast,
 )
+from .rate import POLICY_VIOLATION, FrameRate
 from .scripts import JobState, run, watch
 
 log = logging.getLogger("django_remq.gateway")
@@ -77,6 +78,7 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.close(code=1011)
             return
         self.policy = GatewayPolicy.from_settings(get_settings().gateway)
+        self.rate = FrameRate(self.policy.max_frames_per_second)
         self.tm = await sync_to_async(get_task_manager, thread_sensitive=False)()
         self.gateway_keys = GatewayKeys(self.tm.keys.prefix)
         self.holds = Holds(self.tm, holder(self.scope), self.policy.max_in_flight_per_user)
@@ -113,6 +115,9 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None,
                       **kwargs: Any) -> None:
+        if not self.rate.take():
+            await self._over_the_rate()
+            return
         task_id = None
         try:
             msg = parse(text_data if text_data is not None else bytes_data,
@@ -131,6 +136,16 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             log.exception("gateway: could not handle a client frame")
             await self.send_json(ClientError("unavailable", "the server could not handle "
                                              "this message; try again", task_id).frame())
+
+    async def _over_the_rate(self) -> None:
+        if self.rate.dropped == 1:
+            await self.send_json(ClientError(
+                "rate_limited", f"more than {self.rate.per_second} frames a second: frames "
+                "are dropped until you slow down (GATEWAY['max_frames_per_second'])").frame())
+        elif self.rate.abusive:
+            log.warning("gateway: closing a connection that kept sending over %d frames/s",
+                        self.rate.per_second)
+            await self.close(code=POLICY_VIOLATION)
 
     async def emit(self, msg: dict[str, Any]) -> None:
         event, queue, data, options = emit_fields(msg, self.policy.client_options)

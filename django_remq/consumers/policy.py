@@ -30,6 +30,7 @@ from ..decorators import registry
 from ..gateway_settings import (
     CLIENT_OPTIONS,
     DEFAULT_MAX_CLIENT_DELAY_MS,
+    DEFAULT_MAX_FRAMES_PER_SECOND,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_IN_FLIGHT_PER_USER,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -98,6 +99,7 @@ class GatewayPolicy:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # followed by one connection
     max_in_flight_per_user: int = DEFAULT_MAX_IN_FLIGHT_PER_USER  # emitted, unfinished
     max_client_delay_ms: int = DEFAULT_MAX_CLIENT_DELAY_MS
+    max_frames_per_second: int = DEFAULT_MAX_FRAMES_PER_SECOND  # per connection
     client_options: frozenset[str] = CLIENT_OPTIONS  # emit options a client may set
 
     @classmethod

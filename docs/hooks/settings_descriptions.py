@@ -77,12 +77,16 @@ GATEWAY = {
     "allowed_events": "The events clients may emit; unset: the handlers with `expose=True`.",
     "can_emit": "Who may emit; default: signed-in users.",
     "can_subscribe": "Who may follow a task; default: the user who emitted it, and staff.",
-    "can_broadcast": "Who may open a feed of every task; default: staff.",
+    "can_broadcast": "Who may open a feed of every task; default: staff (and "
+                     "`ADMIN_PERMISSION`, if set).",
     "client_options": "The emit options a client may set (never `id` unless listed).",
     "max_message_bytes": "The largest client frame.",
     "max_in_flight": "Unfinished tasks one connection follows.",
     "max_in_flight_per_user": "Unfinished tasks one user (anonymous: one address) has emitted, "
                               "over all connections and gateway processes.",
+    "max_frames_per_second": "Frames one connection may send a second (a second's worth "
+                             "at once); more are dropped unread, the first with "
+                             "`rate_limited`, and a connection that keeps it up is closed.",
     "max_client_delay_ms": "The furthest a client may push a task (`delay_ms`, `delayUntil`, "
                            "`retryDelayMs`).",
     "allowed_origins": "Browser origins allowed to connect; unset: the site's own pages "
