@@ -26,7 +26,7 @@ REASONS = ("no_retries", "retries_exhausted", "retry_refused", "poison", "malfor
            "corrupt", "unknown_event")
 #: A filtered view (reason, search) looks at this many dead letters, newest first, and
 #: says so when there were more: each entry carries its job's record, so reading is bounded.
-SCAN = 500
+SCAN = 200
 #: Dead letters one "Requeue all" click puts back (it says how many are left).
 REQUEUE_BATCH = 1000
 
