@@ -43,10 +43,11 @@ def test_every_key_pattern():
         "remq:{mail}:stream", "remq:{mail}:stream:p5", "remq:{mail}:stream:p-100",
         "remq:{mail}:lanes"]
     assert q.lane_script_keys(7) == ("remq:{mail}:stream:p7", *q.script_keys[1:])
+    assert [q.totals, q.trend(492_000)] == ["remq:{mail}:totals", "remq:{mail}:trend:492000"]
     public = {name for name in dir(q) if not name.startswith("_")} - {"base"}
     assert public == {"stream", "paused", "job", "logs", "job_prefix", "logs_prefix", "status",
                       "delayed", "cron", "cron_runs", "debounce", "script_keys", "dlq", "lane",
-                      "lanes", "lane_script_keys"}, (
+                      "lanes", "lane_script_keys", "totals", "trend"}, (
         "a new key: add it to this test and to the layout in keys.py's docstring")
 
 
