@@ -164,7 +164,7 @@ def test_every_page_in_the_browser(staff, live_server, browser, redis_url, prefi
         wait_for(lambda: sdk.get_queue_stats("payments").failed == 2
                  and sdk.get_queue_stats("webhooks").failed == 1 and len(sdk.list_cron()) == 2)
         tm.pause_queue("media")
-        page = browser.new_page(viewport={"width": 1280, "height": 820})
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         log_in(page, live_server.url, staff, "/admin/remq/queues/")
@@ -191,7 +191,7 @@ def test_every_page_in_the_browser(staff, live_server, browser, redis_url, prefi
         assert page.inner_text("[data-remq-selected]") == "1 selected"
         page.goto(live_server.url + "/admin/")
         assert page.locator("caption", has_text="Task queue").count() == 1
-        dark = browser.new_page(viewport={"width": 1280, "height": 820}, color_scheme="dark")
+        dark = browser.new_page(viewport={"width": 1440, "height": 900}, color_scheme="dark")
         dark.context.add_cookies(page.context.cookies())
         dark.goto(live_server.url + f"/admin/remq/jobs/default/{ids['report']}/")
         # dark mode: the admin's own variables drive the colours
