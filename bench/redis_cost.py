@@ -1,0 +1,161 @@
+"""What each task costs Redis: commands and CPU per task, per handler kind and concurrency.
+
+    python bench/redis_cost.py [--n 20000] [--concurrency 1 8 32] [--kinds async sync]
+        [--url redis://127.0.0.1:<port>/0]
+
+Without ``--url`` a private ``redis-server`` is started on a free port (and stopped
+after): the server's CPU figures are only the engine's when nothing else uses it. For
+each variant, N tasks are queued (``emit_many``; that cost is printed apart, per task),
+then the server's counters are reset and one worker process (``sync_handlers.py
+--worker``: each task INCRs a counter from a ``def`` or an ``async def`` handler) drains
+them. Printed per task: Redis commands (the handler's INCR excluded), Redis CPU (``INFO
+cpu``, user + system, the whole drain incl. start-up and shutdown), and the commands'
+own time (``INFO commandstats``), then the top commands by time. Not a test: figures
+vary with the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def private_redis() -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server of our own (no persistence), and its URL."""
+    if not shutil.which("redis-server"):
+        raise SystemExit("redis-server not on PATH: pass --url of a Redis nothing else uses")
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="remq-cost-")
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly",
+                             "no", "--dir", workdir], stdout=subprocess.DEVNULL)
+    r = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            r.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.02)
+    r.close()
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def cpu_s(r: redis.Redis) -> float:
+    info = r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+#: commands the bench itself sends (the counter is polled with GETRANGE)
+OURS = ("cmdstat_info", "cmdstat_config", "cmdstat_config|resetstat", "cmdstat_getrange")
+
+
+def counts(r: redis.Redis) -> dict[str, tuple[int, int]]:
+    """command -> (calls, usec) since the last CONFIG RESETSTAT (INFO's own calls aside)."""
+    stats = r.info("commandstats")
+    return {k.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))  # type: ignore[index]
+            for k, v in stats.items() if k not in OURS}
+
+
+def drain(cmd: list[str], r: redis.Redis, counter: str, n: int) -> tuple[float, int, str]:
+    """Run the worker until the counter reaches n: (seconds from the first INCR, done,
+    stderr). Polls with GETRANGE, a command the engine never sends (left out of the
+    counts)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def value() -> int:
+        return int(r.getrange(counter, 0, -1) or 0)
+
+    while not value() and proc.poll() is None:
+        time.sleep(0.002)
+    t0 = time.perf_counter()
+    while value() < n and proc.poll() is None:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - t0
+    _, err = proc.communicate(timeout=120)
+    return elapsed, value(), err
+
+
+def run(url: str, n: int, concurrency: int, kind: str) -> dict[str, object]:
+    from django_remq.core import TaskManager
+
+    prefix = f"cost{uuid.uuid4().hex[:6]}"
+    tm = TaskManager.init(db=url, prefix=prefix)
+    r = tm.conn.sync
+    r.config_resetstat()
+    c0 = cpu_s(r)
+    tm.emit_many({"event": "noop", "data": {"i": i}} for i in range(n))
+    emit_cpu, emit_calls = cpu_s(r) - c0, counts(r)
+    r.config_resetstat()
+    c0 = cpu_s(r)
+    cmd = [sys.executable, str(HERE / "sync_handlers.py"), "--worker", kind, "--url", url,
+           "--prefix", prefix, "--concurrency", str(concurrency)]
+    elapsed, done, err = drain(cmd, r, f"{prefix}:counter", n)
+    cpu, calls = cpu_s(r) - c0, counts(r)
+    if done < n:
+        raise RuntimeError(f"{kind} worker stopped after {done}/{n} tasks:\n{err[-3000:]}")
+    keys = list(r.scan_iter(f"{prefix}:*", count=5000))
+    for i in range(0, len(keys), 5000):
+        r.delete(*keys[i:i + 5000])
+    tm.conn.close()
+    return {"rate": (n - 1) / elapsed, "cpu": cpu, "calls": calls, "emit_cpu": emit_cpu,
+            "emit_calls": emit_calls}
+
+
+def report(url: str, n: int, concurrencies: list[int], kinds: list[str], top: int) -> None:
+    for kind in kinds:
+        for conc in concurrencies:
+            got = run(url, n, conc, kind)
+            calls: dict[str, tuple[int, int]] = got["calls"]  # type: ignore[assignment]
+            total = sum(c for c, _ in calls.values()) - n  # the handler's INCRs aside
+            usec = sum(u for _, u in calls.values())
+            emit_calls: dict[str, tuple[int, int]] = got["emit_calls"]  # type: ignore[assignment]
+            emitted = sum(c for c, _ in emit_calls.values())
+            print(f"{kind:5s} handler, concurrency {conc:2d}: {got['rate']:8,.0f} tasks/s   "
+                  f"per task: {total / n:5.2f} commands, Redis CPU "
+                  f"{got['cpu'] * 1000 / n:.4f} ms (commands' own {usec / n / 1000:.4f} ms)   "
+                  f"emit_many: {emitted / n:.2f} commands, "
+                  f"{got['emit_cpu'] * 1000 / n:.4f} ms")  # type: ignore[operator]
+            ranked = sorted(calls.items(), key=lambda kv: -kv[1][1])[:top]
+            print("    " + ", ".join(f"{name} {c / n:.2f}/task {u / max(c, 1):.1f}us"
+                                     for name, (c, u) in ranked))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a Redis nothing else uses (default: start one)")
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--kinds", nargs="+", choices=["async", "sync"],
+                        default=["async", "sync"])
+    parser.add_argument("--top", type=int, default=8, help="commands listed per variant")
+    args = parser.parse_args()
+    server, url = (None, args.url) if args.url else private_redis()
+    print(f"Redis: {url}{' (private)' if server else ''}   python {sys.version.split()[0]}   "
+          f"cores: {os.cpu_count()}")
+    try:
+        report(url, args.n, args.concurrency, args.kinds, args.top)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
