@@ -5,9 +5,9 @@ cluster, carry -- computed from measurements taken here.
 
 Measures, each on a redis-server of its own:
 
-1. what an idle worker costs Redis (commands/s and Redis CPU ms/s) serving 10, 100 and
-   1,000 queues (bench/idle.py's method; ``--quick``: shorter windows), less the CPU the
-   server spends with no client at all;
+1. what an idle worker costs Redis (commands/s and Redis CPU ms/s) serving 1, 10, 100
+   and 1,000 queues (bench/idle.py's method, ``--idle-workers`` of them at once, per
+   worker; ``--quick``: shorter windows), less the CPU the server spends with no client;
 2. what a task costs Redis, emitted and drained (a burst worker, ``--concurrency 16``,
    no-op handler, the default settings): Redis CPU us and commands per task, with the
    tasks on one queue and spread over 100.
@@ -56,20 +56,37 @@ def baseline(seconds: float) -> float:
     return used
 
 
-def blocked_read(seconds: float, base_ms: float) -> float:
-    """Redis CPU us of one blocking read on one empty stream that times out: what an idle
-    worker costs a cluster shard per hash slot per block (a read per slot)."""
+def blocked_read(seconds: float, base_ms: float, readers: int = 200) -> float:
+    """Redis CPU us of one blocking read on one empty stream that times out after a
+    second: what an idle worker costs a cluster shard per hash slot a second (a read per
+    slot). ``readers`` connections block at once, each on a stream of its own."""
+    import redis.asyncio
+
+    async def block_all(url: str) -> int:
+        client = redis.asyncio.Redis.from_url(url, max_connections=readers + 1)
+        for i in range(readers):
+            await client.xgroup_create(f"s{i}", "g", id="0", mkstream=True)
+        end = time.perf_counter() + seconds
+        calls = 0
+
+        async def reader(i: int) -> None:
+            nonlocal calls
+            while time.perf_counter() < end:
+                await client.xreadgroup("g", "c", {f"s{i}": ">"}, count=1, block=1000)
+                calls += 1
+
+        await asyncio.gather(*(reader(i) for i in range(readers)))
+        await client.aclose()
+        return calls
+
     with private_redis() as url:
         client = redis.Redis.from_url(url)
-        client.xgroup_create("s", "g", id="0", mkstream=True)
-        calls, c0, t0 = 0, redis_cpu(client), time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            client.xreadgroup("g", "c", {"s": ">"}, count=1, block=10)
-            calls += 1
+        c0, t0 = redis_cpu(client), time.perf_counter()
+        calls = asyncio.run(block_all(url))
         elapsed = time.perf_counter() - t0
         used = (redis_cpu(client) - c0) * 1000 - base_ms * elapsed  # ms, timers left out
         client.close()
-    return max(used, 0.0) * 1000 / calls
+    return max(used, 0.0) * 1000 / max(calls, 1)
 
 
 def per_task(n: int, queues: int) -> tuple[float, float, float]:
@@ -105,15 +122,17 @@ def main() -> None:
                         help="share of a Redis node's one core to plan for")
     parser.add_argument("--shards", default="3,6,12")
     parser.add_argument("--quick", action="store_true", help="4 s windows instead of 10 s")
+    parser.add_argument("--idle-workers", type=int, default=5,
+                        help="idle workers measured at once (figures are per worker)")
     opts = parser.parse_args()
     window, warmup = (4.0, 4.0) if opts.quick else (10.0, 8.0)
     base = baseline(window)
     print(f"Redis with no client: {base:.2f} ms CPU/s (its timers; subtracted below)")
     idle: dict[int, tuple[float, float]] = {}
-    for q in (1, 10, 100, 1000):
-        cmds, _, cpu = measure(q, 1, 16, warmup, window)
-        idle[q] = (cmds, max(cpu - base, 0.0))
-        print(f"idle worker, {q:5d} queues: {cmds:7.1f} commands/s, "
+    for q in (1, 10, 100, 1000):  # several workers at once: a signal above the timers'
+        cmds, _, cpu = measure(q, opts.idle_workers, 16, warmup, window)
+        idle[q] = (cmds / opts.idle_workers, max(cpu - base, 0.0) / opts.idle_workers)
+        print(f"idle worker, {q:5d} queues: {idle[q][0]:7.1f} commands/s, "
               f"{idle[q][1]:.2f} ms Redis CPU/s", flush=True)
     task: dict[int, tuple[float, float, float]] = {}
     for q in (1, 100):
@@ -132,7 +151,7 @@ def main() -> None:
             spent = workers * idle[q][1]
             left = max(budget_ms - spent, 0.0) * 1000 / us_task
             print(f"| {workers:,} | {q:,} | {spent / budget_ms:.1%} | {left:,.0f} |")
-    read_us = blocked_read(window / 2, base)
+    read_us = blocked_read(window, base)
     print(f"\nA cluster of N shards ({opts.budget:.0%} of each one's core); an idle worker "
           f"costs each shard one blocking read a second per hash slot of its queues there "
           f"({read_us:.1f} us each, measured)")

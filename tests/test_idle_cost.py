@@ -20,6 +20,7 @@ import redis
 from django_remq.core import TaskManager
 from django_remq.core.worker.wakeups import parse
 
+from .cluster import on_both
 from .workers import await_until, spawn_worker, stop_worker, wait_until
 
 pytestmark = pytest.mark.redis
@@ -73,18 +74,24 @@ async def test_an_idle_worker_serving_50_queues_sends_a_few_commands_a_second(
     assert sent <= 4 * 5, f"{sent} commands in 4 s from an idle worker serving 50 queues"
 
 
+@on_both()
 async def test_a_delayed_job_runs_on_time_on_an_idle_worker_serving_many_queues(
-        make_tm, r, prefix):
+        make_tm, r, prefix, on_cluster):
     queues = [f"q{i}" for i in range(200)]
     tm: TaskManager = make_tm(concurrency=4)
     started = recorder(tm, queues)
     async with worker(tm, queues):
+        # started: subscribed to the wake channel (a cluster's 200 slots take a while)
+        assert await await_until(
+            lambda: tm.processor.consumer.housekeeping.wakeups.subscribed.is_set(), timeout=10)
         due = time.time() + 0.6
         job_id = await tm.aemit("job", queue="q137", options={"delay_until": int(due * 1000)})
         assert await await_until(lambda: job_id in started, timeout=10)
     late = started[job_id] - due
     assert late >= -0.005  # never before its time (clocks: Redis's and ours are one host's)
-    assert late < 0.3, f"ran {late * 1000:.0f} ms after it was due"
+    # a cluster wakes one slot's read and ends the other 199 (CLIENT UNBLOCK) first
+    bound = 1.0 if on_cluster else 0.3
+    assert late < bound, f"ran {late * 1000:.0f} ms after it was due"
 
 
 async def test_a_retry_with_a_delay_comes_back_on_an_idle_worker(make_tm, r, prefix):
@@ -104,6 +111,7 @@ async def test_a_retry_with_a_delay_comes_back_on_an_idle_worker(make_tm, r, pre
     assert 0.45 <= attempts[1] - attempts[0] < 1.5
 
 
+@on_both()
 async def test_a_new_priority_lane_and_a_resumed_queue_are_read_by_an_idle_worker(
         make_tm, r, prefix):
     tm: TaskManager = make_tm(concurrency=2)

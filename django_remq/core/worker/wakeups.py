@@ -64,9 +64,10 @@ class Wakeups:
         self.subscribed = asyncio.Event()
 
     async def _client(self) -> tuple[redis.asyncio.Redis, bool]:
-        """A client to subscribe with, and whether it is ours to close."""
-        if not self.conn.cluster:
-            return self.conn.aio, False
+        """A client of its own to subscribe with (a subscription holds its connection: not
+        one of the pool the worker's commands share), and whether it is ours to close."""
+        if not self.conn.cluster:  # a pool has what node_client reads of a node
+            return node_client(self.conn.aio.connection_pool), True
         cluster = cast(Any, self.conn.aio)
         await cluster.initialize()
         return node_client(random.choice(cluster.get_primaries())), True

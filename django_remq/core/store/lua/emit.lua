@@ -13,7 +13,7 @@
 local IDX = status_keys()
 local now = now_ms()
 local out = {}
-local first_due, new_lane, lanes_seen = nil, false, {}
+local first_due, head, new_lane, lanes_seen = nil, nil, false, {}
 local i = 3
 while i <= #ARGV do
   local id, run_at, priority = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
@@ -29,6 +29,9 @@ while i <= #ARGV do
       redis.call('DEL', key, ARGV[2] .. id)
     end
     if run_at > now then
+      if not head then  -- the schedule's first time before this call (-1: empty)
+        head = tonumber(redis.call('ZRANGE', IDX.delayed, 0, 0, 'WITHSCORES')[2] or '-1')
+      end
       redis.call('HSET', key, 'timestamp', now, 'status', 'delayed', 'delay_until', run_at,
                  unpack(ARGV, first, last))
       redis.call('ZADD', IDX.delayed, run_at, id)
@@ -45,6 +48,7 @@ while i <= #ARGV do
     out[#out + 1] = 1
   end
 end
-if first_due then wake(KEYS[1], 'due', first_due) end
+-- workers know the schedule's first time: only a job due before it is news to them
+if first_due and (head < 0 or first_due < head) then wake(KEYS[1], 'due', first_due) end
 if new_lane then wake(KEYS[1], 'lane', 0) end
 return out
