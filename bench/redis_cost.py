@@ -12,6 +12,10 @@ them. Printed per task: Redis commands (the handler's INCR excluded), Redis CPU 
 cpu``, user + system, the whole drain incl. start-up and shutdown), and the commands'
 own time (``INFO commandstats``), then the top commands by time. Not a test: figures
 vary with the machine.
+
+``--base DIR``: a checkout of an earlier version (``git archive <rev> | tar -x -C DIR``);
+each variant then runs its worker on that version and on this one, in turn, ``--runs``
+times (a shared host's load shifts: figures taken side by side compare, others less).
 """
 
 from __future__ import annotations
@@ -73,11 +77,13 @@ def counts(r: redis.Redis) -> dict[str, tuple[int, int]]:
             for k, v in stats.items() if k not in OURS}
 
 
-def drain(cmd: list[str], r: redis.Redis, counter: str, n: int) -> tuple[float, int, str]:
+def drain(cmd: list[str], r: redis.Redis, counter: str, n: int,
+          env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """Run the worker until the counter reaches n: (seconds from the first INCR, done,
     stderr). Polls with GETRANGE, a command the engine never sends (left out of the
     counts)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=env)
 
     def value() -> int:
         return int(r.getrange(counter, 0, -1) or 0)
@@ -92,7 +98,8 @@ def drain(cmd: list[str], r: redis.Redis, counter: str, n: int) -> tuple[float, 
     return elapsed, value(), err
 
 
-def run(url: str, n: int, concurrency: int, kind: str) -> dict[str, object]:
+def run(url: str, n: int, concurrency: int, kind: str, base: Path | None = None
+        ) -> dict[str, object]:
     from django_remq.core import TaskManager
 
     prefix = f"cost{uuid.uuid4().hex[:6]}"
@@ -106,7 +113,8 @@ def run(url: str, n: int, concurrency: int, kind: str) -> dict[str, object]:
     c0 = cpu_s(r)
     cmd = [sys.executable, str(HERE / "sync_handlers.py"), "--worker", kind, "--url", url,
            "--prefix", prefix, "--concurrency", str(concurrency)]
-    elapsed, done, err = drain(cmd, r, f"{prefix}:counter", n)
+    env = None if base is None else {**os.environ, "PYTHONPATH": str(base)}
+    elapsed, done, err = drain(cmd, r, f"{prefix}:counter", n, env)
     cpu, calls = cpu_s(r) - c0, counts(r)
     if done < n:
         raise RuntimeError(f"{kind} worker stopped after {done}/{n} tasks:\n{err[-3000:]}")
@@ -118,23 +126,33 @@ def run(url: str, n: int, concurrency: int, kind: str) -> dict[str, object]:
             "emit_calls": emit_calls}
 
 
-def report(url: str, n: int, concurrencies: list[int], kinds: list[str], top: int) -> None:
+def report(url: str, n: int, concurrencies: list[int], kinds: list[str], top: int,
+           base: Path | None, runs: int) -> None:
+    versions: list[Path | None] = [base, None] if base else [None]
     for kind in kinds:
         for conc in concurrencies:
-            got = run(url, n, conc, kind)
-            calls: dict[str, tuple[int, int]] = got["calls"]  # type: ignore[assignment]
-            total = sum(c for c, _ in calls.values()) - n  # the handler's INCRs aside
-            usec = sum(u for _, u in calls.values())
-            emit_calls: dict[str, tuple[int, int]] = got["emit_calls"]  # type: ignore[assignment]
-            emitted = sum(c for c, _ in emit_calls.values())
-            print(f"{kind:5s} handler, concurrency {conc:2d}: {got['rate']:8,.0f} tasks/s   "
-                  f"per task: {total / n:5.2f} commands, Redis CPU "
-                  f"{got['cpu'] * 1000 / n:.4f} ms (commands' own {usec / n / 1000:.4f} ms)   "
-                  f"emit_many: {emitted / n:.2f} commands, "
-                  f"{got['emit_cpu'] * 1000 / n:.4f} ms")  # type: ignore[operator]
-            ranked = sorted(calls.items(), key=lambda kv: -kv[1][1])[:top]
-            print("    " + ", ".join(f"{name} {c / n:.2f}/task {u / max(c, 1):.1f}us"
-                                     for name, (c, u) in ranked))
+            for _ in range(runs):
+                for version in versions:
+                    if base:
+                        print("base: " if version else "this: ", end="")
+                    show(run(url, n, conc, kind, version), n, conc, kind, top)
+
+
+def show(got: dict[str, object], n: int, conc: int, kind: str, top: int) -> None:
+    """One variant's figures, per task."""
+    calls: dict[str, tuple[int, int]] = got["calls"]  # type: ignore[assignment]
+    total = sum(c for c, _ in calls.values()) - n  # the handler's INCRs aside
+    usec = sum(u for _, u in calls.values())
+    emit_calls: dict[str, tuple[int, int]] = got["emit_calls"]  # type: ignore[assignment]
+    emitted = sum(c for c, _ in emit_calls.values())
+    print(f"{kind:5s} handler, concurrency {conc:2d}: {got['rate']:8,.0f} tasks/s   "
+          f"per task: {total / n:5.2f} commands, Redis CPU "
+          f"{got['cpu'] * 1000 / n:.4f} ms (commands' own {usec / n / 1000:.4f} ms)   "
+          f"emit_many: {emitted / n:.2f} commands, "
+          f"{got['emit_cpu'] * 1000 / n:.4f} ms")  # type: ignore[operator]
+    ranked = sorted(calls.items(), key=lambda kv: -kv[1][1])[:top]
+    print("    " + ", ".join(f"{name} {c / n:.2f}/task {u / max(c, 1):.1f}us"
+                             for name, (c, u) in ranked))
 
 
 def main() -> None:
@@ -145,12 +163,14 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", choices=["async", "sync"],
                         default=["async", "sync"])
     parser.add_argument("--top", type=int, default=8, help="commands listed per variant")
+    parser.add_argument("--base", type=Path, help="an earlier version's checkout, run in turn")
+    parser.add_argument("--runs", type=int, default=1, help="runs per variant (and version)")
     args = parser.parse_args()
     server, url = (None, args.url) if args.url else private_redis()
     print(f"Redis: {url}{' (private)' if server else ''}   python {sys.version.split()[0]}   "
           f"cores: {os.cpu_count()}")
     try:
-        report(url, args.n, args.concurrency, args.kinds, args.top)
+        report(url, args.n, args.concurrency, args.kinds, args.top, args.base, args.runs)
     finally:
         if server is not None:
             server.terminate()

@@ -5,7 +5,11 @@
 -- ARGV[1] max log lines kept (oldest dropped first)
 -- ARGV[2..] pairs: kind ("log" | "progress"), JSON value
 -- Returns 1 when applied, 0 when the job was not processing.
-if redis.call('HGET', KEYS[1], 'status') ~= 'processing' then return 0 end
+-- The record's `logged` field says the job has log lines (set once, at its first line):
+-- finish.lua sets the log list's retention only then, one call less for the many jobs
+-- that never log (debounce_emit.lua's lines go with the record's `debounced` count).
+local rec = redis.call('HMGET', KEYS[1], 'status', 'logged')
+if rec[1] ~= 'processing' then return 0 end
 local logged = false
 for i = 2, #ARGV, 2 do
   if ARGV[i] == 'log' then
@@ -15,5 +19,8 @@ for i = 2, #ARGV, 2 do
     redis.call('HSET', KEYS[1], 'progress', ARGV[i + 1])
   end
 end
-if logged then redis.call('LTRIM', KEYS[2], -tonumber(ARGV[1]), -1) end
+if logged then
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[1]), -1)
+  if not rec[2] then redis.call('HSET', KEYS[1], 'logged', 1) end
+end
 return 1

@@ -1,0 +1,89 @@
+"""finish.lua's batched writes (one XDEL, ZREM and ZADD per index for a whole batch) and
+its log retention set only for jobs that logged, on a real Redis."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from django_remq.core import TaskManager
+from django_remq.core.store.keys import Keys
+
+from .cluster import on_both
+from .policy_helpers import run_until
+
+pytestmark = pytest.mark.redis
+
+
+@on_both()
+async def test_a_mixed_batch_leaves_every_index_and_the_stream_right(make_tm, r, prefix):
+    """40 jobs finished by a worker of concurrency 16: completed, failed, retried later
+    (delayed) and cancelled land in their own index once, none stays processing, and the
+    stream keeps no acknowledged entry."""
+    tm: TaskManager = make_tm(concurrency=16, processor={"retry": {"max_retries": 3}})
+
+    async def mixed(task, ctx):
+        kind = task.data["i"] % 4
+        if kind == 1:
+            raise RuntimeError("no")
+        if kind == 2 and task.attempt == 1:
+            raise RuntimeError("later")
+
+    tm.register_handler("mixed", mixed)
+    tm.register_handler("retried", mixed, options={"attempts": 2, "retry_delay_ms": 60_000})
+    ids = [tm.emit("retried" if i % 4 == 2 else "mixed", data={"i": i}) for i in range(40)]
+    await tm.run(burst=True)
+    qk = Keys(prefix).queue("default")
+    want = {"completed": {ids[i] for i in range(40) if i % 4 in (0, 3)},
+            "failed": {ids[i] for i in range(40) if i % 4 == 1},
+            "delayed": {ids[i] for i in range(40) if i % 4 == 2}}
+    for status, members in want.items():
+        assert set(r.zrange(qk.status(status), 0, -1)) == members, status
+    for status in ("processing", "waiting"):
+        assert r.zcard(qk.status(status)) == 0, status
+    assert r.xlen(qk.stream) == 0
+    assert all(r.hget(qk.job(i), "status") == s for s, m in want.items() for i in m)
+
+
+async def test_logs_expire_with_the_record_when_an_earlier_attempt_logged(make_tm, r, prefix):
+    """Attempt 1 logs and fails; attempt 2 logs nothing and completes: the log list
+    still gets the record's retention (the record says the job logged)."""
+    tm: TaskManager = make_tm(processor={"retention": {"completed_max_age_ms": 60_000}})
+
+    async def flaky(task, ctx):
+        if task.attempt == 1:
+            task.logger("first try")
+            raise RuntimeError("once")
+
+    tm.register_handler("flaky", flaky, options={"attempts": 2, "retry_delay_ms": 1})
+    tm.register_handler("quiet", lambda task, ctx: None)
+    logged, quiet = tm.emit("flaky"), tm.emit("quiet")
+    qk = Keys(prefix).queue("default")
+    await run_until(tm, lambda: r.hget(qk.job(logged), "status") == "completed", settle=0.1)
+    assert r.hget(qk.job(logged), "logged") == "1"
+    assert r.lrange(qk.logs(logged), 0, -1)
+    assert 0 < r.pttl(qk.logs(logged)) <= 60_000
+    assert 0 < r.pttl(qk.job(logged)) <= 60_000
+    assert not r.hexists(qk.job(quiet), "logged")
+    assert 0 < r.pttl(qk.job(quiet)) <= 60_000
+    assert not r.exists(qk.logs(quiet))
+
+
+async def test_debounced_lines_expire_with_the_record(make_tm, r, prefix):
+    """A trailing-debounced job's 'debounced' lines (written by debounce_emit.lua, not
+    by a handler) get the record's retention too."""
+    tm: TaskManager = make_tm(processor={"retention": {"completed_max_age_ms": 60_000}})
+    tm.register_handler("d", lambda task, ctx: None,
+                        options={"debounce": {"window_ms": 100, "mode": "trailing",
+                                              "key": lambda m: "k"}})
+    first = tm.emit("d", data={"n": 1})
+    second = tm.emit("d", data={"n": 2})
+    assert first == second
+    qk = Keys(prefix).queue("default")
+    assert r.lrange(qk.logs(first), 0, -1)
+    deadline = time.monotonic() + 5
+    await run_until(tm, lambda: r.hget(qk.job(first), "status") == "completed"
+                    or time.monotonic() > deadline, settle=0.1)
+    assert r.hget(qk.job(first), "status") == "completed"
+    assert 0 < r.pttl(qk.logs(first)) <= 60_000
