@@ -14,6 +14,22 @@ local IDX = status_keys()
 local now = now_ms()
 local out = {}
 local first_due, head, new_lane, lanes_seen = nil, nil, false, {}
+-- the new jobs' index entries (score, id pairs): one ZADD per index for the call, not
+-- one per job (a command run from Lua costs ~1 us besides its own work)
+local added = {waiting = {}, delayed = {}}
+local function index_added()
+  for status, list in pairs(added) do
+    for j = 1, #list, 1000 do
+      redis.call('ZADD', IDX[status], unpack(list, j, math.min(j + 999, #list)))
+    end
+    added[status] = {}
+  end
+end
+local function later(status, score, id)
+  local list = added[status]
+  list[#list + 1] = score
+  list[#list + 1] = id
+end
 local i = 3
 while i <= #ARGV do
   local id, run_at, priority = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
@@ -34,20 +50,25 @@ while i <= #ARGV do
       end
       redis.call('HSET', key, 'timestamp', now, 'status', 'delayed', 'delay_until', run_at,
                  unpack(ARGV, first, last))
-      redis.call('ZADD', IDX.delayed, run_at, id)
+      later('delayed', run_at, id)
       if not first_due or run_at < first_due then first_due = run_at end
     else
-      local stream = lane_stream(priority) or error('emit: lane ' .. priority .. ' not in KEYS')
+      local stream = lane_stream(priority)
+      if not stream then
+        index_added()  -- the jobs enqueued so far stay listed
+        error('emit: lane ' .. priority .. ' not in KEYS')
+      end
       if stream ~= KEYS[1] and not lanes_seen[stream] then
         lanes_seen[stream] = true  -- a lane stream made now: workers must read it
         if redis.call('EXISTS', stream) == 0 then new_lane = true end
       end
       enqueue(stream, key, id, 'timestamp', now, 'status', 'waiting', unpack(ARGV, first, last))
-      redis.call('ZADD', IDX.waiting, now, id)
+      later('waiting', now, id)
     end
     out[#out + 1] = 1
   end
 end
+index_added()
 -- workers know the schedule's first time: only a job due before it is news to them
 if first_due and (head < 0 or first_due < head) then wake(KEYS[1], 'due', first_due) end
 if new_lane then wake(KEYS[1], 'lane', 0) end
