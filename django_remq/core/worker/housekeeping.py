@@ -316,9 +316,9 @@ class Housekeeping:
 
     async def heartbeat(self) -> None:
         """Refresh this worker's registry entry; in the same round trip, find workers that
-        missed a heartbeat (:meth:`_watch_dead`)."""
+        missed a heartbeat (:meth:`_note_missed_heartbeats`)."""
         keys, w = self.keys, self.worker
-        now = int(time.time() * 1000)
+        now = self.redis_now()  # one clock for the fleet: a missed heartbeat is judged by it
         info: dict[str, Any] = {"id": w.name, "host": socket.gethostname(), "pid": os.getpid(),
                                 "queues": list(w.queues), "concurrency": w.concurrency,
                                 "running": list(self.running()), "last_seen": now,
@@ -332,19 +332,21 @@ class Housekeeping:
         pipe.zrangebyscore(keys.workers, "-inf", now - int(self.interval * 1000) - 500,
                            withscores=True)
         *_, stale = await pipe.execute()
-        self._watch_dead([(n.decode() if isinstance(n, bytes) else str(n), int(score))
-                          for n, score in stale if n != w.name])
+        self._note_missed_heartbeats([
+            (n.decode() if isinstance(n, bytes) else str(n), int(score))
+            for n, score in stale if n != w.name])
 
-    def _watch_dead(self, stale: Sequence[tuple[str, int]]) -> None:
-        """Workers that missed a heartbeat (by their last one, Redis-free of clock skew
-        within a second): their entries were last renewed no later than they died, at most
-        one tick after that heartbeat, so they come due between ``last + claim_idle_ms``
-        and one tick later. The read loop reclaims at each step of that window: a crashed
+    def _note_missed_heartbeats(self, stale: Sequence[tuple[str, int]]) -> None:
+        """Workers that missed a heartbeat (heartbeats are stamped with Redis's clock, as
+        learnt from promote replies): their entries were last renewed no later than they
+        died, at most one tick after that heartbeat, so they come due between ``last +
+        claim_idle_ms`` and one tick later. The read loop reclaims at each step of that
+        window (two ticks and 2 s long, for a busy host; at once if seen late): a crashed
         worker's entries run again within about ``RECLAIM_STEP_S`` of coming due."""
         seen = set(stale)
         self._dead &= seen  # forget the ones gone from the registry
         w = self.worker
-        mono, now = time.monotonic(), time.time() * 1000
+        mono, now = time.monotonic(), self.redis_now()
         for name, last in stale:
             if (name, last) in self._dead:
                 continue
@@ -352,8 +354,8 @@ class Housekeeping:
             log.info("worker %s missed its heartbeat (last %.1f s ago); its entries are "
                      "reclaimed as they come due", name, (now - last) / 1000)
             start = mono + (last + w.claim_idle_ms - now) / 1000
-            end = start + self.interval + 1.0
-            at = max(start, mono)
+            at = max(start, mono)  # seen late (a busy host): scan at once, at least once
+            end = max(start + 2 * self.interval + 2.0, at)
             while at <= end:
                 self._reclaim_at.append(at)
                 at += RECLAIM_STEP_S
