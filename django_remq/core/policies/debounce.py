@@ -34,6 +34,7 @@ e.g. ``"key": lambda m: m.data["user_id"]`` for one window per user, or
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -125,6 +126,11 @@ class DebounceManager:
 
     def __init__(self, conn: Connection, keys: Keys) -> None:
         self.conn, self.keys = conn, keys
+        # Claims go out one at a time, in the order the jobs came up: jobs delivered
+        # together would otherwise race over the connection pool, and a later job of a key
+        # could take the window from the one before it. asyncio.Lock is first come, first
+        # served; only debounced handlers wait on it.
+        self._in_order: asyncio.Lock | None = None
 
     async def check(self, message: Message, spec: DebounceSpec, log_line: Callable[[str], None]
                     ) -> Outcome | None:
@@ -139,7 +145,10 @@ class DebounceManager:
         qk = self.keys.queue(message.queue)
         call: Call[list[Any]] = Call(scripts.DEBOUNCE, (qk.debounce(message.name, key),),
                                      [token, spec.window_ms], list)
-        reply = await arun(self.conn.aio, call)
+        if self._in_order is None:  # made on the worker's loop
+            self._in_order = asyncio.Lock()
+        async with self._in_order:
+            reply = await arun(self.conn.aio, call)
         if int(reply[0]) == 1:
             return None
         holder = str(reply[1]).rsplit(":", 1)[0]
