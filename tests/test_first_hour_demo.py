@@ -3,6 +3,7 @@ demo on its embedded Redis stops on Ctrl-C (SIGINT) or SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -26,6 +27,7 @@ NO_REDIS = "redis://127.0.0.1:1/0"  # nothing listens there: the demo embeds fak
 
 def demo_env(tmp_path: Path) -> dict[str, str]:
     environ = {**os.environ, "REMQ_REDIS_URL": NO_REDIS, "PYTHONUNBUFFERED": "1",
+               "PYTHONFAULTHANDLER": "1",  # SIGABRT prints every thread's stack to the log
                "PYTHONPATH": str(ROOT), "REMQ_DEMO_DB": str(tmp_path / "demo.sqlite3")}
     environ.pop("DJANGO_SETTINGS_MODULE", None)
     return environ
@@ -94,8 +96,11 @@ def test_the_demo_on_its_embedded_redis_stops_on_a_signal(
         try:  # it used to run on for ever; the bound leaves room for a busy CI host
             code = proc.wait(25)
         except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # where it is stuck, in the log
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
             pytest.fail(f"the demo still runs 25 s after {signum.name}: "
-                        + Path(log.name).read_text()[-2000:])
+                        + Path(log.name).read_text()[-6000:])
         assert time.monotonic() - started < 25
         assert code in (0, -signum, 128 + signum), Path(log.name).read_text()
     finally:

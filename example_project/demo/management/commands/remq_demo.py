@@ -23,7 +23,13 @@ from django_remq.conf import ENV_REDIS_URL, get_settings
 from django_remq.conf import reset as reset_settings
 from django_remq.core.store.connection import describe
 from django_remq.testing import start_fake_redis
-from django_remq.worker import RedisUnavailable, banner, configure_logging, probe_redis
+from django_remq.worker import (
+    RedisUnavailable,
+    banner,
+    configure_logging,
+    end_process,
+    probe_redis,
+)
 
 
 class Command(BaseCommand):
@@ -56,6 +62,9 @@ class Command(BaseCommand):
         finally:
             loop.call_soon_threadsafe(stop.set)
             worker.join(10)
+        # the server and the worker have stopped: leave now, as runworker_remq does, rather
+        # than wait on threads a handler or the server's executor may still hold
+        end_process(0)
 
     def _demo_users(self) -> None:
         """``demo``/``demo`` emits and follows its reports; ``admin``/``admin`` is staff."""
