@@ -10,7 +10,10 @@ then the server's counters are reset and one worker process (``sync_handlers.py
 --worker``: each task INCRs a counter from a ``def`` or an ``async def`` handler) drains
 them. Printed per task: Redis commands (the handler's INCR excluded), Redis CPU (``INFO
 cpu``, user + system, the whole drain incl. start-up and shutdown), and the commands'
-own time (``INFO commandstats``), then the top commands by time. Not a test: figures
+own time (``INFO commandstats``), then the top commands by time. Then the handler's
+floor: the Redis CPU of N INCRs sent as the async handler sends them (``concurrency``
+asyncio tasks on one client) with no engine: the part of the figure that is the
+handler's own round trip (what the peers' figures hold too). Not a test: figures
 vary with the machine.
 
 ``--base DIR``: a checkout of an earlier version (``git archive <rev> | tar -x -C DIR``);
@@ -126,6 +129,31 @@ def run(url: str, n: int, concurrency: int, kind: str, base: Path | None = None
             "emit_calls": emit_calls}
 
 
+def incr_floor(url: str, n: int, concurrency: int) -> float:
+    """Redis CPU seconds of ``n`` INCRs from ``concurrency`` asyncio tasks on one client."""
+    import asyncio
+
+    import redis.asyncio
+
+    async def go() -> float:
+        client = redis.asyncio.Redis.from_url(url)
+        await client.ping()
+        key = f"cost{uuid.uuid4().hex[:6]}:floor"
+        c0 = cpu_s(redis.Redis.from_url(url))
+
+        async def many() -> None:
+            for _ in range(n // concurrency):
+                await client.incr(key)
+
+        await asyncio.gather(*(many() for _ in range(concurrency)))
+        used = cpu_s(redis.Redis.from_url(url)) - c0
+        await client.delete(key)
+        await client.aclose()
+        return used
+
+    return asyncio.run(go())
+
+
 def report(url: str, n: int, concurrencies: list[int], kinds: list[str], top: int,
            base: Path | None, runs: int) -> None:
     versions: list[Path | None] = [base, None] if base else [None]
@@ -136,6 +164,10 @@ def report(url: str, n: int, concurrencies: list[int], kinds: list[str], top: in
                     if base:
                         print("base: " if version else "this: ", end="")
                     show(run(url, n, conc, kind, version), n, conc, kind, top)
+    for conc in concurrencies:
+        floor = incr_floor(url, n, conc)
+        print(f"the handler's INCR alone (no engine), {conc:2d} asyncio tasks: Redis CPU "
+              f"{floor * 1000 / n:.4f} ms per INCR")
 
 
 def show(got: dict[str, object], n: int, conc: int, kind: str, top: int) -> None:

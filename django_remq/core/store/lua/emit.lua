@@ -12,6 +12,7 @@
 -- Returns one integer per job: 1 enqueued, 0 skipped as a duplicate of a live job.
 local IDX = status_keys()
 local now = now_ms()
+local NOW = tostring(now)  -- made once: Redis formats each number argument with snprintf
 local out = {}
 local first_due, head, new_lane, lanes_seen = nil, nil, false, {}
 -- the new jobs' index entries (score, id pairs): one ZADD per index for the call, not
@@ -48,7 +49,7 @@ while i <= #ARGV do
       if not head then  -- the schedule's first time before this call (-1: empty)
         head = tonumber(redis.call('ZRANGE', IDX.delayed, 0, 0, 'WITHSCORES')[2] or '-1')
       end
-      redis.call('HSET', key, 'timestamp', now, 'status', 'delayed', 'delay_until', run_at,
+      redis.call('HSET', key, 'timestamp', NOW, 'status', 'delayed', 'delay_until', run_at,
                  unpack(ARGV, first, last))
       later('delayed', run_at, id)
       if not first_due or run_at < first_due then first_due = run_at end
@@ -62,8 +63,8 @@ while i <= #ARGV do
         lanes_seen[stream] = true  -- a lane stream made now: workers must read it
         if redis.call('EXISTS', stream) == 0 then new_lane = true end
       end
-      enqueue(stream, key, id, 'timestamp', now, 'status', 'waiting', unpack(ARGV, first, last))
-      later('waiting', now, id)
+      enqueue(stream, key, id, 'timestamp', NOW, 'status', 'waiting', unpack(ARGV, first, last))
+      later('waiting', NOW, id)
     end
     out[#out + 1] = 1
   end

@@ -24,10 +24,13 @@
 -- <base>:trend:<hour>, per minute, expiring; django_remq.core.sdk.metrics reads both.
 local IDX = status_keys()
 local now = now_ms()
+-- numbers passed to redis.call are formatted by Redis with snprintf("%.17g") each time
+-- (a visible share of its CPU): the ones every job writes go as strings made once
+local NOW = tostring(now)
 local stream, group, jobs, logs = KEYS[1], ARGV[3], ARGV[1], ARGV[2]
-local keep = {completed = {tonumber(ARGV[4]), tonumber(ARGV[5])},
-              failed = {tonumber(ARGV[6]), tonumber(ARGV[7])},
-              cancelled = {tonumber(ARGV[6]), tonumber(ARGV[7])}}
+local keep = {completed = {tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[4]},
+              failed = {tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[6]},
+              cancelled = {tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[6]}}
 local dlq, maxlen = KEYS[10], tonumber(ARGV[9])
 local touched = {}
 local out = {}
@@ -128,10 +131,10 @@ end
 
 -- has_logs false: the record says the job has no log lines (see update.lua); nil: unknown
 local function expire(final, key, id, has_logs)
-  local age = keep[final][1]
+  local age, ms = keep[final][1], keep[final][3]  -- ms: the same, as passed
   if age >= 0 then
-    redis.call('PEXPIRE', key, age)
-    if has_logs ~= false then redis.call('PEXPIRE', logs .. id, age) end
+    redis.call('PEXPIRE', key, ms)
+    if has_logs ~= false then redis.call('PEXPIRE', logs .. id, ms) end
   end
   touched[final] = true
 end
@@ -154,18 +157,18 @@ local function apply(eid, id, kind, run_at, fields, err, dead)
   end
   local final = kind == 'malformed' and 'failed' or kind
   if kind == 'retry' then
-    put('deliveries', 0); put('lock_until', 0)
+    put('deliveries', '0'); put('lock_until', '0')
     if run_at > now then
       put('status', 'delayed'); put('delay_until', run_at)
       later(index, IDX.delayed, run_at, id)
       wake(stream, 'due', run_at)
     else
-      put('status', 'waiting'); put('delay_until', 0)
-      later(index, IDX.waiting, now, id)
+      put('status', 'waiting'); put('delay_until', '0')
+      later(index, IDX.waiting, NOW, id)
     end
   else
-    put('status', final); put('finished_at', now); put('lock_until', 0)
-    later(index, IDX[final], now, id)
+    put('status', final); put('finished_at', NOW); put('lock_until', '0')
+    later(index, IDX[final], NOW, id)
   end
   redis.call('HSET', key, unpack(set))
   if kind == 'retry' and run_at <= now then enqueue(stream, key, id) end
