@@ -26,7 +26,7 @@ from django_remq.core.store import calls
 from django_remq.core.store.keys import GROUP, Keys
 from django_remq.core.store.scripts import run
 from django_remq.core.worker.reader import undecoded
-from django_remq.core.worker.stream_consumer import to_message
+from django_remq.core.worker.deliveries import to_message
 
 from .test_bad_bytes import entry_bytes
 

@@ -21,12 +21,10 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from redis.exceptions import ResponseError
 
-from .. import jsonutil
-from ..errors import CorruptRecord, PoisonMessage
 from ..policies import failures
 from ..store import calls
 from ..store.calls import Delivery, Outcome, Retention
@@ -35,6 +33,7 @@ from ..store.keys import Keys
 from ..store.scripts import Call, arun, arun_many
 from ..types import CancelToken, Message, MessageContext
 from .acker import Acker, OnApplied
+from .deliveries import failed, on_lane, refusal, to_message
 from .housekeeping import Housekeeping, WorkerSpec
 from .pool import ConcurrencyPool
 from .reader import StreamReader, undecoded
@@ -365,49 +364,22 @@ class Consumer:
         """A delivery that will not run: fail it, or say why it was dropped."""
         if d.verdict == "held":
             self._held.add(queue)
-        elif d.verdict == "poison":
-            exc = PoisonMessage(
-                f"job {d.job_id} in queue {queue!r} was delivered {d.fields.get('deliveries')} "
-                f"times without finishing (max_deliveries={self.options.max_deliveries}); "
-                "its worker probably crashed or was killed each time"
-            )
-            log.error("%s", exc)
-            self._fail(queue, d, exc)
-        elif d.verdict == "corrupt":
-            self._fail(queue, d, failures.corrupt_verdict(
-                queue, d.job_id, d.fields["corrupt_field"], d.fields["corrupt_value"]))
-        elif d.verdict == "unreadable":
-            log.error("job %s in queue %r cannot run: its key %s holds a %s, not a hash; "
-                      "its entry %s was dropped and the key left as found", d.job_id, queue,
-                      self.keys.queue(queue).job(d.job_id), d.fields.get("type"), d.entry_id)
-        elif d.verdict == "orphan":
-            log.warning("entry %s in queue %r names job %s, but there is no job with that "
-                        "id (forged, or its record was deleted); dropped", d.entry_id, queue,
-                        d.job_id)
+        elif d.verdict == "requeued":
+            self.housekeeping.note_paused(queue)
+        elif d.verdict == "malformed" and d.entry_id in self._recorded:
+            return  # the pending scan sees it till it is acknowledged
         elif d.verdict == "malformed":
-            if d.entry_id not in self._recorded:  # the pending scan sees it till acked
-                self._recorded.append(d.entry_id)
-                log.error("malformed entry: %s: %r", failures.malformed_error(
-                    queue, d.entry_id, d.fields), d.fields)
-                self.acker.add(queue, _on(d.lane, failures.malformed(queue, d.entry_id,
-                                                                     d.fields)))
-        else:
-            if d.verdict == "requeued":
-                self.housekeeping.note_paused(queue)
-            log.debug("entry %s (job %s) in %r: %s", d.entry_id, d.job_id, queue, d.verdict)
-
-    def _fail(self, queue: str, d: Delivery, exc: Exception) -> None:
-        if isinstance(exc, CorruptRecord):
-            log.error("%s", exc)
-        attempt = _int(d.fields.get("retried_attempts")) + 1
-        self.acker.add(queue, _on(d.lane, failures.failed(d.entry_id, d.job_id, exc, attempt,
-                                                          queue, d.fields.get("name", ""))))
+            self._recorded.append(d.entry_id)
+        outcome = refusal(queue, d, self.options.max_deliveries, self.keys)
+        if outcome is not None:
+            self.acker.add(queue, outcome)
 
     def _start(self, queue: str, d: Delivery) -> None:
         try:
             msg = to_message(queue, d)
         except failures.UNREADABLE as exc:
-            self._fail(queue, d, failures.unreadable(queue, d.job_id, d.fields, exc))
+            self.acker.add(queue, failed(queue, d, failures.unreadable(queue, d.job_id,
+                                                                         d.fields, exc)))
             return
         mctx = MessageContext(self.name, msg.deliveries)
         task = self.pool.spawn(self._run(msg, mctx, d.lane))
@@ -432,28 +404,5 @@ class Consumer:
             log.exception("message handler failed on job %s", msg.id)
             outcome = failures.failed(msg.entry_id, msg.id, exc, msg.attempt, msg.queue, msg.name)
         self.running.pop(msg.id, None)  # from here on, a cancel request has nothing to stop
-        self.acker.add(msg.queue, _on(lane, outcome))
+        self.acker.add(msg.queue, on_lane(lane, outcome))
 
-
-def _on(lane: int, outcome: Outcome) -> Outcome:
-    """``outcome`` for an entry on ``lane`` (finish.lua acknowledges it there)."""
-    return replace(outcome, lane=lane) if lane else outcome
-
-
-def _int(value: str | None) -> int:
-    return int(value) if value and value.isdigit() else 0
-
-
-def to_message(queue: str, d: Delivery) -> Message:
-    """A delivery's record fields as a Message; raises on a corrupt record."""
-    f = d.fields
-    options = jsonutil.loads(f["options"]) if f.get("options") else {}
-    if not isinstance(options, dict):
-        raise TypeError(f"options must be a JSON object, got {f['options']!r}")
-    return Message(id=d.job_id, entry_id=d.entry_id, queue=queue, name=f["name"],
-                   data=jsonutil.loads(f.get("data") or "null"), options=options,
-                   retried_attempts=int(f.get("retried_attempts") or 0),
-                   retry_count=int(f["retry_count"]) if f.get("retry_count") else None,
-                   deliveries=int(f.get("deliveries") or 1),
-                   timestamp=int(f.get("timestamp") or 0),
-                   extra=d.extra or {})
