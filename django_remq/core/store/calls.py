@@ -48,7 +48,7 @@ ENGINE_FIELDS = frozenset({
     "lock_until", "priority", "retry_count", "retry_delay_ms", "retried_attempts",
     "repeat_count", "repeat_delay_ms", "errors", "last_run", "progress", "result",
     "finished_at", "next_run", "deliveries", "worker", "cancel_requested", "entry",
-    "debounce_first", "debounced", "paused", "logged"})
+    "debounce_first", "debounced", "paused", "logged", "dlq_entry"})
 _EXTRA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
