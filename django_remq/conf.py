@@ -40,7 +40,7 @@ ENV_REDIS_URL = "REMQ_REDIS_URL"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: Tasks at once per worker process: I/O-bound handlers (the common case: HTTP, mail,
 #: the ORM) spend most of a task waiting, so a handful of slots keeps one core busy,
-#: while each sync slot's thread may hold its own DB connection (README, Settings).
+#: while each sync slot's thread may hold its own DB connection (docs/settings.md).
 DEFAULT_CONCURRENCY = 16
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 

@@ -25,8 +25,8 @@ from django_remq.core.sdk import Sdk
 from django_remq.core.store import calls
 from django_remq.core.store.keys import GROUP, Keys
 from django_remq.core.store.scripts import run
-from django_remq.core.worker.reader import undecoded
 from django_remq.core.worker.deliveries import to_message
+from django_remq.core.worker.reader import undecoded
 
 from .test_bad_bytes import entry_bytes
 
