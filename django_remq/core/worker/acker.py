@@ -38,15 +38,16 @@ Item = tuple[str, Outcome]
 
 class Acker:
     def __init__(self, conn: Connection, keys: Keys, retention: Retention,
-                 on_applied: OnApplied | None = None) -> None:
+                 on_applied: OnApplied | None = None, *, dlq: DeadLetterConfig | None = None,
+                 replica_wait: ReplicaWait | None = None) -> None:
         self.conn = conn
         self.keys = keys
         self.retention = retention
         self.on_applied = on_applied
-        #: the worker's DLQ (set by the Processor); None: nothing is dead-lettered
-        self.dlq: DeadLetterConfig | None = None
-        #: replicas each batch waits for (``wait_replicas``, set by the Processor)
-        self.replica_wait: ReplicaWait | None = None
+        #: the worker's DLQ; None: nothing is dead-lettered
+        self.dlq = dlq
+        #: replicas each batch waits for (``wait_replicas``)
+        self.replica_wait = replica_wait
         self._backoff = Backoff()
         self._batcher: Batcher[Item] = Batcher(self._write, retry=self._retry)
 

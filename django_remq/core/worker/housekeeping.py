@@ -74,19 +74,21 @@ class WorkerSpec:
 
 class Housekeeping:
     def __init__(self, conn: Connection, keys: Keys, worker: WorkerSpec, *, running: RunningView,
-                 cancel: Callable[[str], None], stopping: Callable[[], bool]) -> None:
+                 cancel: Callable[[str], None], stopping: Callable[[], bool],
+                 lanes: LaneView | None = None,
+                 report: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self.conn = conn
         self.keys = keys
         self.worker = worker
         self.running = running
         self.started_ms = int(time.time() * 1000)  # the heartbeat says since when (uptime)
         #: more heartbeat fields (the Processor's counts of tasks run and failed)
-        self.report: Callable[[], Mapping[str, Any]] | None = None
+        self.report = report
         self.cancel = cancel
         self.stopping = stopping
         self.interval = max(worker.claim_idle_ms / 3000, 0.05)
         self.paused: set[str] = set()  # from promote rounds and resume checks
-        self.lanes = LaneView()  # likewise
+        self.lanes = lanes if lanes is not None else LaneView()  # likewise (kept here)
         #: set when stalled entries may be there to take (at start, a dead worker's
         #: entries coming due, entries handed back, a gap in the wake channel); the read
         #: loop reclaims them before new work

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..store.keys import Keys
+
 #: every this many fetches of a queue, aged lanes go first (see the module doc)
 FAIR_EVERY = 10
 MAIN: tuple[int, ...] = (0,)
@@ -38,6 +40,11 @@ class LaneView:
     def of(self, queue: str) -> tuple[int, ...]:
         """Every lane of ``queue``, highest first."""
         return self._lanes.get(queue, MAIN)
+
+    def streams(self, keys: Keys, queue: str) -> list[str]:
+        """The streams to read of ``queue``: its lanes', highest first."""
+        qk = keys.queue(queue)
+        return [qk.lane(p) for p in self._lanes.get(queue, MAIN)]
 
     def aging(self, queue: str) -> int:
         """The aging threshold to pass to this fetch of ``queue`` (0: none this time)."""

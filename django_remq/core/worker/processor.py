@@ -67,16 +67,15 @@ class Processor:
         self.cron = CronScheduler(conn, self.keys, [
             Schedule(e.queue, e.event, e.repeat) for e in registry.entries
             if e.repeat is not None and e.queue in queues], timezone(settings.timezone))
+        self.tasks = {"tasks_run": 0, "tasks_failed": 0}  # since start, in the heartbeat
         self.consumer = Consumer(conn, self.handle, ConsumerOptions(
             queues=tuple(queues), concurrency=concurrency, prefix=prefix,
             claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries,
             retention=settings.retention, shutdown_timeout_ms=settings.shutdown_timeout_ms,
             priority_aging_ms=settings.priority_aging_ms, extra_fields=tuple(extra_fields),
-        ), on_applied=self._applied)
-        self.consumer.acker.dlq = settings.dlq  # dead letters go with the failure
-        self.consumer.acker.replica_wait = replica_wait  # wait_replicas: acks wait too
-        self.tasks = {"tasks_run": 0, "tasks_failed": 0}  # since start, in the heartbeat
-        self.consumer.housekeeping.report = lambda: dict(self.tasks)
+        ), on_applied=self._applied, dlq=settings.dlq, replica_wait=replica_wait,
+            report=lambda: dict(self.tasks))  # dead letters go with the failure; with
+        # wait_replicas acks wait too; the heartbeat carries the counts
 
     async def start(self, *, burst: bool = False) -> None:
         await self.consumer.start(burst=burst)

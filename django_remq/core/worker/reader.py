@@ -35,6 +35,7 @@ from ..store.connection import Connection
 from ..store.keys import GROUP, Keys
 from ..store.records import escaped
 from ..store.scripts import Call, arun_many
+from .lanes import LaneView
 from .reconnect import REDIS_DOWN
 
 log = logging.getLogger("django_remq.reader")
@@ -87,19 +88,24 @@ class StreamReader:
     queues to read); one paused meanwhile is caught by deliver.lua, atomically.
     """
 
-    def __init__(self, conn: Connection, keys: Keys, consumer: str, block_ms: int = 1000) -> None:
+    def __init__(self, conn: Connection, keys: Keys, consumer: str, block_ms: int = 1000,
+                 lanes: LaneView | None = None) -> None:
         self.conn = conn
         self.keys = keys
         self.consumer = consumer
         self.block_ms = block_ms
+        #: each queue's lanes, kept by the worker's housekeeping (default: none but 0)
+        self.lanes = lanes if lanes is not None else LaneView()
         self._streams: dict[str, str] = {}
         #: where each stream's new entries for this consumer start (pending mode)
         self.given = LastGiven()
         #: queues whose entries a read took beyond the free slots (the consumer delivers
         #: them as slots free up: deliver.lua's "held")
         self.held: set[str] = set()
-        #: the streams to read of a queue (its priority lanes); default: its stream
-        self.streams_of: Callable[[str], Sequence[str]] = lambda q: (self._stream(q),)
+
+    def _streams_of(self, queue: str) -> list[str]:
+        """The streams to read of ``queue``: its priority lanes, highest first."""
+        return self.lanes.streams(self.keys, queue)
 
     def _stream(self, queue: str) -> str:
         stream = self._streams.get(queue)
@@ -113,7 +119,7 @@ class StreamReader:
         self.given.forget()  # a group made again gives out its entries from the start
         client = self.conn.aio
         for stream in {s for queue in queues for s in (self._stream(queue),
-                                                        *self.streams_of(queue))}:
+                                                        *self._streams_of(queue))}:
             try:
                 await client.xgroup_create(stream, GROUP, id="0", mkstream=True)
             except ResponseError as exc:
@@ -132,7 +138,7 @@ class StreamReader:
         per second for nothing (docs/design.md, "What an idle worker costs")."""
         if not queues or count <= 0:
             return []
-        if len(queues) > 1 or len(self.streams_of(queues[0])) > 1:
+        if len(queues) > 1 or len(self._streams_of(queues[0])) > 1:
             return await self._read_then_deliver(queues, count, deliver)
         chosen, each = list(queues), count
         calls = [undecoded(deliver(q, each)) for q in chosen]
@@ -167,7 +173,7 @@ class StreamReader:
                     queues, chosen, [], max(1, count // len(chosen)), self.block_ms,
                     [[at[q] for q in group] for group in slots.values()])
                 return await self.deliver_found([q for q, _ in found], count, deliver)
-        streams = [s for q in queues for s in self.streams_of(q)]
+        streams = [s for q in queues for s in self._streams_of(q)]
         per_stream = max(1, count // len(streams))
         read = ("XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", per_stream,
                 "BLOCK", self.block_ms, "STREAMS", *streams, *(">" for _ in streams))
@@ -192,7 +198,7 @@ class StreamReader:
                        block: int) -> list[tuple[Any, ...]]:
         """The blocking read, then each queue's deliver call (EVALSHA, raw: redis-py's
         cluster pipelines refuse ``.evalsha()``)."""
-        lanes = [self.streams_of(q) for q in chosen]
+        lanes = [self._streams_of(q) for q in chosen]
         streams = [s for of_q in lanes for s in of_q]
         # COUNT is per stream: a queue's lanes share its part (deliver.lua runs no more
         # than ``each`` of what they took and holds the rest for the next call)
@@ -234,7 +240,7 @@ class StreamReader:
         pairs = reply.items() if isinstance(reply, dict) else reply
         names = {(s.decode() if isinstance(s, bytes) else str(s)) for s, entries in pairs
                  if entries}
-        return [q for q in queues if any(s in names for s in self.streams_of(q))]
+        return [q for q in queues if any(s in names for s in self._streams_of(q))]
 
     async def _read_per_slot(self, queues: Sequence[str], chosen: Sequence[str],
                              calls: Sequence[Call[list[Delivery]]], each: int, block: int,

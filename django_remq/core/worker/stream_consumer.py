@@ -22,19 +22,23 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.exceptions import ResponseError
 
 from ..policies import failures
+from ..policies.dlq import DeadLetterConfig
 from ..store import calls
 from ..store.calls import Delivery, Outcome, Retention
 from ..store.connection import Connection
 from ..store.keys import Keys
+from ..store.replicas import ReplicaWait
 from ..store.scripts import Call, arun, arun_many
 from ..types import CancelToken, Message, MessageContext
 from .acker import Acker, OnApplied
 from .deliveries import failed, on_lane, refusal, to_message
 from .housekeeping import Housekeeping, WorkerSpec
+from .lanes import LaneView
 from .pool import ConcurrencyPool
 from .reader import StreamReader, undecoded
 from .reconnect import REDIS_DOWN, Backoff
@@ -82,29 +86,34 @@ def new_consumer_name() -> str:
 class Consumer:
     def __init__(self, conn: Connection, handler: MessageHandler,
                  options: ConsumerOptions = ConsumerOptions(),
-                 on_applied: OnApplied | None = None) -> None:
+                 on_applied: OnApplied | None = None, *, dlq: DeadLetterConfig | None = None,
+                 replica_wait: ReplicaWait | None = None,
+                 report: Callable[[], Mapping[str, Any]] | None = None) -> None:
+        """``dlq`` and ``replica_wait`` go to the acker (the finish step), ``report`` gives
+        more heartbeat fields (the Processor's counts of tasks run and failed)."""
         self.conn = conn
         self.handler = handler
         self.options = options
         self.keys = Keys(options.prefix)
         self.name = new_consumer_name()
         self.pool = ConcurrencyPool(options.concurrency)
-        self.reader = StreamReader(conn, self.keys, self.name, options.block_ms)
-        self.acker = Acker(conn, self.keys, options.retention, on_applied)
+        lanes = LaneView(options.priority_aging_ms)  # housekeeping keeps it, the reader reads it
+        self.reader = StreamReader(conn, self.keys, self.name, options.block_ms, lanes)
+        self.acker = Acker(conn, self.keys, options.retention, on_applied, dlq=dlq,
+                           replica_wait=replica_wait)
         self.running: dict[str, Running] = {}
         self._stopping = asyncio.Event()
         self.housekeeping = Housekeeping(
             conn, self.keys,
             WorkerSpec(self.name, options.queues, options.concurrency, options.claim_idle_ms,
                    options.promote_interval_ms),
-            running=self._running_view, cancel=self.cancel, stopping=self._stopping.is_set)
+            running=self._running_view, cancel=self.cancel, stopping=self._stopping.is_set,
+            lanes=lanes, report=report)
         self._tasks: list[asyncio.Task[None]] = []
         self._burst = False
         self._recorded: deque[str] = deque(maxlen=1024)  # malformed entries sent to the acker
-        self.housekeeping.lanes.aging_ms = options.priority_aging_ms
         #: queues where a blocking read took more than it ran (shared with the reader)
         self._held: set[str] = self.reader.held
-        self.reader.streams_of = self._streams_of
         self.idle = asyncio.Event()  # set when a burst run found nothing left to do
         #: queues that gave entries lately, in turn order: fetched from while busy (at
         #: start, every queue: a backlog is fetched in priority order, lanes first)
@@ -120,20 +129,24 @@ class Consumer:
         return {job_id: (r.queue, r.entry_id, r.lane) for job_id, r in self.running.items()}
 
     def _streams_of(self, queue: str) -> list[str]:
-        qk = self.keys.queue(queue)
-        return [qk.lane(p) for p in self.housekeeping.lanes.of(queue)]
+        return self.housekeeping.lanes.streams(self.keys, queue)
 
     async def start(self, *, burst: bool = False) -> None:
         """Start consuming in the background; returns once the worker is set up."""
         self._burst = burst
-        await self._until_connected(lambda: self.reader.ensure_groups(self.queues))
-        await self.housekeeping.promote()
-        await self.conn.aio.sadd(self.keys.queues, *self.queues)  # type: ignore[misc]
+        await self._until_connected(self._set_up)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._read_loop(), name="remq-read"),
                        *self.housekeeping.start()]
         log.info("consumer %s reading %s (concurrency %d)", self.name, ", ".join(self.queues),
                  self.options.concurrency)
+
+    async def _set_up(self) -> None:
+        """Groups, due jobs, the queue registry: each step safe to repeat, so the whole
+        set-up is tried again while Redis is away (it may go between two steps)."""
+        await self.reader.ensure_groups(self.queues)
+        await self.housekeeping.promote()
+        await self.conn.aio.sadd(self.keys.queues, *self.queues)  # type: ignore[misc]
 
     def stop(self) -> None:
         """Stop taking new work; running tasks go on (see :meth:`close`)."""
