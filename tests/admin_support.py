@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from django.test import override_settings
 
 from django_remq.core import TaskManager
+from django_remq.core.sdk import Sdk
 
 PROCESSOR = {"dlq": {}}
 
@@ -21,6 +23,20 @@ def remq_at(redis_url: str, prefix: str, **extra: Any) -> Iterator[None]:
     with override_settings(REMQ={"REDIS_URL": redis_url, "PREFIX": prefix,
                                  "PROCESSOR": PROCESSOR, **extra}):
         yield
+
+
+@pytest.fixture
+def sdk(redis_url: str, prefix: str) -> Iterator[Sdk]:
+    """The admin pages' settings on the test prefix, and an Sdk there (a module may
+    define its own ``sdk``, as the Sdk's tests do)."""
+    with remq_at(redis_url, prefix):
+        yield Sdk(redis_url, prefix=prefix)
+
+
+@pytest.fixture
+def jobs(sdk: Sdk, redis_url: str, prefix: str) -> dict[str, str]:
+    """:func:`make_jobs` under the admin's settings (``sdk``)."""
+    return make_jobs(redis_url, prefix)
 
 
 def boom(task: Any, ctx: Any) -> None:
@@ -46,8 +62,6 @@ def make_jobs(redis_url: str, prefix: str) -> dict[str, str]:
     ids["delayed"] = tm.emit("send-email", data={"n": 2}, options={"delay_ms": 3_600_000})
     ids["paused"] = tm.emit("send-email", data={"n": 3})
     ids["cancelled"] = tm.emit("send-email", data={"n": 4})
-    from django_remq.core.sdk import Sdk
-
     sdk = Sdk(redis_url, prefix=prefix)
     sdk.pause_job(ids["paused"], "default")
     sdk.cancel_job(ids["cancelled"], "default")

@@ -17,7 +17,7 @@ import redis.cluster
 
 from django_remq.core import TaskManager
 
-pytest_plugins = ["tests.cluster", "tests.process_stack"]
+pytest_plugins = ["tests.cluster", "tests.process_stack", "tests.admin_support"]
 
 #: Every test is in one of these tiers (a module's ``pytestmark``, or a test's own mark):
 #: CI runs the ones that depend on the Python / Django / redis-py stack on every leg of

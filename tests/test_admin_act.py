@@ -12,17 +12,10 @@ from django.urls import reverse
 
 from django_remq.core import TaskManager
 from django_remq.core.errors import InvalidJobState
-from django_remq.core.sdk import Sdk
 
 from .admin_support import PROCESSOR, remq_at, worker_thread
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def sdk(redis_url, prefix):
-    with remq_at(redis_url, prefix):
-        yield Sdk(redis_url, prefix=prefix)
 
 
 def test_run_a_delayed_job_now(admin_client, sdk, make_tm):

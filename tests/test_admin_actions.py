@@ -8,21 +8,9 @@ from django.urls import reverse
 
 from django_remq.core.sdk import Sdk
 
-from .admin_support import make_jobs, remq_at
 from .sdk_seed import dead_letter, seed_finished
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def sdk(redis_url, prefix):
-    with remq_at(redis_url, prefix):
-        yield Sdk(redis_url, prefix=prefix)
-
-
-@pytest.fixture
-def jobs(sdk, redis_url, prefix):
-    return make_jobs(redis_url, prefix)
 
 
 def status(sdk: Sdk, job_id: str) -> str | None:

@@ -8,22 +8,8 @@ from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.urls import reverse
 
 from django_remq.admin_views import audit
-from django_remq.core.sdk import Sdk
-
-from .admin_support import make_jobs, remq_at
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def sdk(redis_url, prefix):
-    with remq_at(redis_url, prefix):
-        yield Sdk(redis_url, prefix=prefix)
-
-
-@pytest.fixture
-def jobs(sdk, redis_url, prefix):
-    return make_jobs(redis_url, prefix)
 
 
 def act(job_id: str, action: str) -> str:

@@ -10,18 +10,12 @@ from django.urls import reverse
 
 from django_remq.core import TaskManager
 from django_remq.core.errors import InvalidOptions
-from django_remq.core.sdk import Sdk, listings
+from django_remq.core.sdk import listings
 
-from .admin_support import PROCESSOR, remq_at
+from .admin_support import PROCESSOR
 from .sdk_seed import seed_finished
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def sdk(redis_url, prefix):
-    with remq_at(redis_url, prefix):
-        yield Sdk(redis_url, prefix=prefix)
 
 
 @pytest.fixture

@@ -12,17 +12,10 @@ import pytest
 from django.urls import reverse
 
 from django_remq.core import TaskManager
-from django_remq.core.sdk import Sdk
 
-from .admin_support import PROCESSOR, boom, remq_at
+from .admin_support import PROCESSOR, boom
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def sdk(redis_url, prefix):
-    with remq_at(redis_url, prefix):
-        yield Sdk(redis_url, prefix=prefix)
 
 
 @pytest.fixture
