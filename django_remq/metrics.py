@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-import redis
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.utils.module_loading import import_string
@@ -40,38 +37,22 @@ except ImportError as exc:  # the extra is not installed
     raise ImportError(f"django_remq.metrics needs prometheus_client ({exc}): "
                       "pip install 'django-remq[metrics]'") from exc
 
-from .conf import RemqSettings, get_settings
+from .conf import get_settings
 from .core.sdk.metrics import RUN_BOUNDS_MS, queue_metrics
 from .core.sdk.queues import QueueList
 from .core.types import JobStatus
-from .redis_clients import remq_connection
-
-if TYPE_CHECKING:
-    from .sdk import Sdk
+from .redis_clients import UNREACHABLE
+from .sdk import Sdk, shared_sdk
 
 log = logging.getLogger("django_remq.metrics")
 FINAL = tuple(s.value for s in JobStatus if s.final)
-#: A Redis that does not answer (a cluster's included): the view says so with a 503.
-UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-               redis.exceptions.BusyLoadingError, redis.exceptions.RedisClusterException)
 #: Timeouts of the scrape's own connection (s): a scraper's timeout is usually 10 s.
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 3.0, 8.0
-_lock = threading.Lock()
-_cached: tuple[RemqSettings, Sdk] | None = None
 
 
 def _settings_sdk() -> Sdk:
-    """One Sdk per process and ``REMQ`` value (its connection pool kept across scrapes)."""
-    global _cached
-    from .sdk import Sdk
-
-    conf = get_settings()
-    with _lock:
-        if _cached is None or _cached[0] is not conf:
-            conn = remq_connection(conf, socket_timeout=READ_TIMEOUT_S,
-                                   socket_connect_timeout=CONNECT_TIMEOUT_S)
-            _cached = (conf, Sdk(conn))
-        return _cached[1]
+    """The scrape's Sdk: one per process and ``REMQ`` value, its pool kept across scrapes."""
+    return shared_sdk(socket_timeout=READ_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S)
 
 
 class RemqCollector:

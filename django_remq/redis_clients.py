@@ -10,6 +10,8 @@ the URL and ``CLUSTER``), all by :mod:`django_remq.core.store.clients`.
 
 from __future__ import annotations
 
+import redis.exceptions
+
 from .conf import RemqSettings, get_settings
 from .core.store.clients import with_timeouts
 from .core.store.connection import Connection
@@ -26,3 +28,11 @@ def remq_connection(conf: RemqSettings | None = None, *, socket_timeout: float |
                         else socket_connect_timeout)
     return Connection(url, cluster=conf.cluster)
 
+
+
+#: Errors that mean "Redis is not reachable right now" rather than a bug: what the admin
+#: pages and the metrics view answer with their Redis-down page or a 503 (the last two: a
+#: Redis Cluster with no node answering, or electing a new master).
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+               redis.exceptions.BusyLoadingError, redis.exceptions.RedisClusterException,
+               redis.exceptions.ClusterDownError)

@@ -4,13 +4,15 @@ client or URL, like the original remq's ``new Sdk(db)``. Everything else is the 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
-from .conf import get_settings
+from .conf import RemqSettings, get_settings
 from .core.sdk import Sdk as CoreSdk
 from .core.store.calls import Retention
 from .core.store.connection import Connection, RedisLike
+from .redis_clients import remq_connection
 
 
 class Sdk(CoreSdk):
@@ -31,4 +33,24 @@ class Sdk(CoreSdk):
                          else db is None and s.cluster)  # type: ignore[union-attr]
 
 
-__all__ = ["Sdk"]
+_lock = threading.Lock()
+_shared: dict[tuple[float, float], tuple[RemqSettings, Sdk]] = {}
+
+
+def shared_sdk(*, socket_timeout: float, socket_connect_timeout: float) -> Sdk:
+    """One Sdk (one connection pool) per process, ``REMQ`` value and pair of timeouts,
+    for views that read Redis on every request (the admin pages, the metrics scrape):
+    it reaches Redis as every client of the project does (``CLUSTER`` included), with the
+    caller's own timeouts, so a blackholed Redis is an error page in seconds."""
+    conf = get_settings()
+    key = (socket_timeout, socket_connect_timeout)
+    with _lock:
+        made = _shared.get(key)
+        if made is None or made[0] is not conf:
+            conn = remq_connection(conf, socket_timeout=socket_timeout,
+                                   socket_connect_timeout=socket_connect_timeout)
+            made = _shared[key] = (conf, Sdk(conn))
+        return made[1]
+
+
+__all__ = ["Sdk", "shared_sdk"]

@@ -10,12 +10,10 @@ admin's look (HTTP 503) instead of a 500 with a traceback.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -31,27 +29,18 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.module_loading import import_string
 
-from ..conf import RemqSettings, get_settings, raw_settings
+from ..conf import get_settings, raw_settings
 from ..core.store.connection import describe
 from ..core.store.keys import validate_queue_name
-from ..redis_clients import remq_connection
-from ..sdk import Sdk
+from ..redis_clients import UNREACHABLE
+from ..sdk import Sdk, shared_sdk
 
 log = logging.getLogger("django_remq.admin")
 
 View = Callable[..., HttpResponse]
-#: Errors that mean "Redis is not reachable right now" (not a bug in the page); the
-#: last two: a Redis Cluster with no node answering, or electing a new master.
-UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-               redis.exceptions.BusyLoadingError, redis.exceptions.RedisClusterException,
-               redis.exceptions.ClusterDownError)
 
 #: Where ``django_remq.routing`` mounts the gateway (the pages add ``?broadcast=1``).
 GATEWAY_PATH = "/ws/remq/"
-
-_lock = threading.Lock()
-_cached: tuple[RemqSettings, Sdk] | None = None
-
 
 #: The pages' own timeouts (s; a URL's query wins): a blackholed Redis turns into the
 #: error page in seconds, not a hung request, while a slow page still gets its reply.
@@ -59,17 +48,8 @@ CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 3.0, 10.0
 
 
 def get_sdk() -> Sdk:
-    """One Sdk (one connection pool) per process and ``REMQ`` value, reaching Redis as
-    every other client of the project does (``CLUSTER`` included), with the pages' own
-    timeouts."""
-    global _cached
-    conf = get_settings()
-    with _lock:
-        if _cached is None or _cached[0] is not conf:
-            conn = remq_connection(conf, socket_timeout=READ_TIMEOUT_S,
-                                   socket_connect_timeout=CONNECT_TIMEOUT_S)
-            _cached = (conf, Sdk(conn))
-        return _cached[1]
+    """The pages' Sdk: one per process and ``REMQ`` value, with the pages' timeouts."""
+    return shared_sdk(socket_timeout=READ_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S)
 
 
 def has_permission(request: HttpRequest) -> bool:
