@@ -55,6 +55,18 @@ def test_filter_by_queue_and_reason_and_search(admin_client, sdk, failed):
     assert "No dead letter matches" in page(admin_client, q="nothing like it")
 
 
+def test_the_filters_show_their_choices_and_keep_what_was_picked(admin_client, sdk, failed):
+    html = page(admin_client, queue="mail", reason="no_retries")
+    assert '<option value="">All queues</option>' in html
+    assert '<option value="mail" selected>mail</option>' in html
+    assert '<option value="payments">payments</option>' in html
+    assert '<option value="no_retries" selected>no_retries</option>' in html
+    jobs = admin_client.get(reverse("remq_admin:jobs"), {"status": "failed"}).content.decode()
+    assert '<option value="">Any status</option>' in jobs
+    assert '<option value="failed" selected>failed</option>' in jobs
+    assert '<option value="completed">completed</option>' in jobs
+
+
 def test_a_filtered_view_is_bounded_and_says_so(admin_client, sdk, failed, monkeypatch):
     monkeypatch.setattr(dead_letters, "SCAN", 3)
     html = page(admin_client, reason="no_retries")
