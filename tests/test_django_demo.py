@@ -8,10 +8,12 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +31,11 @@ class Demo:
     def __init__(self, redis_url: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        # a prefix and a database of its own: other tests run demos on the same Redis
+        self.prefix = f"remq-demo-{uuid.uuid4().hex[:8]}"
         environ = {**os.environ, "REMQ_REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1",
-                   "PYTHONPATH": str(ROOT)}
+                   "PYTHONPATH": str(ROOT), "REMQ_DEMO_PREFIX": self.prefix,
+                   "REMQ_DEMO_DB": os.path.join(tempfile.mkdtemp(), "demo.sqlite3")}
         environ.pop("DJANGO_SETTINGS_MODULE", None)
         self.proc = subprocess.Popen(
             [sys.executable, "example_project/manage.py", "remq_demo", f"127.0.0.1:{self.port}"],
@@ -109,7 +114,7 @@ def test_demo_uses_a_real_redis_when_one_answers(redis_url: str) -> None:
     finally:
         out = demo.stop()
         client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter("remq-demo:*"))
+        keys = list(client.scan_iter(f"{demo.prefix}*"))
         if keys:
             client.delete(*keys)
     assert f"Using the real Redis server at {redis_url}" in out

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,8 +41,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def demo(redis_url: str, tmp_path: Path) -> Iterator[str]:
     """``manage.py remq_demo`` (worker + daphne) on the test Redis; yields its base URL."""
     port = free_port()
+    prefix = f"remq-demo-{uuid.uuid4().hex[:8]}"  # its own: other tests run demos too
     env = {**os.environ, "REMQ_REDIS_URL": redis_url, "REMQ_DEMO_DB": str(tmp_path / "db"),
-           "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+           "REMQ_DEMO_PREFIX": prefix, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     proc = subprocess.Popen([sys.executable, "example_project/manage.py", "remq_demo",
                              f"127.0.0.1:{port}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -66,7 +68,7 @@ def demo(redis_url: str, tmp_path: Path) -> Iterator[str]:
             proc.kill()
             proc.wait()
         client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter("remq-demo*", count=1000))
+        keys = list(client.scan_iter(f"{prefix}*", count=1000))
         if keys:
             client.delete(*keys)
         client.close()

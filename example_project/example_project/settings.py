@@ -49,10 +49,11 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3",
 STATIC_URL = "/static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Everything is optional; REMQ_REDIS_URL in the environment overrides REDIS_URL.
+# Everything is optional; REMQ_REDIS_URL in the environment overrides REDIS_URL (and
+# REMQ_DEMO_PREFIX the prefix here: two demos on one Redis keep apart).
 REMQ = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
-    "PREFIX": "remq-demo",
+    "PREFIX": os.environ.get("REMQ_DEMO_PREFIX", "remq-demo"),
     "CONCURRENCY": 4,
     "CTX": "demo.ctx.build_ctx",            # what handlers find on `ctx`
     "PROCESSOR": {
@@ -70,7 +71,7 @@ REMQ = {
 CHANNEL_LAYERS = {"default": {
     "BACKEND": "channels_redis.core.RedisChannelLayer",
     "CONFIG": {"hosts": [os.environ.get("REMQ_REDIS_URL", REMQ["REDIS_URL"])],
-               "prefix": "remq-demo-asgi", "capacity": 1000},
+               "prefix": f"{REMQ['PREFIX']}-asgi", "capacity": 1000},
 }}
 
 LOGGING = {
