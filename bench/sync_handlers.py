@@ -1,7 +1,7 @@
 """Drain rate of plain ``def`` handlers against ``async def`` ones; prints figures.
 
     python bench/sync_handlers.py [--url redis://127.0.0.1:6379/14] [--n 20000]
-        [--concurrency 8] [--runs 2] [--profile DIR] [--cpu-affinity CPU]
+        [--concurrency 8] [--runs 2] [--profile DIR] [--cpu-affinity CPU] [--unpinned]
 
 N tasks are queued, then one worker process (the engine, no Django) drains them;
 each task INCRs a counter, with an async client in the async handler and a sync
@@ -13,8 +13,10 @@ and asyncio tasks: the part of the gap that is CPython's (blocking I/O on thread
 the GIL back and forth) and not the engine's. ``--profile DIR`` runs each worker under
 ``py-spy record`` (``pip install py-spy``; GIL holder only) and prints the profile's top
 entries. ``--cpu-affinity CPU`` pins each worker process to that CPU (what
-``REMQ['CPU_AFFINITY']`` does: the GIL's hand-overs between the slot threads stay on one
-core).
+``REMQ['CPU_AFFINITY'] = [CPU]`` does). By default each worker runs as a user gets it:
+its loop and slot threads share one core, the handlers' native work keeps every CPU
+(``CPU_AFFINITY = "threads"``); ``--unpinned`` turns that off (``CPU_AFFINITY = None``,
+the default before it), for the figures before and after.
 Not a test: figures vary with the machine; compare the ratio across hosts.
 """
 
@@ -35,7 +37,8 @@ from _timed import timed_drain
 HERE = Path(__file__).resolve()
 
 
-def run_worker(url: str, prefix: str, concurrency: int, kind: str, cpu: int | None) -> None:
+def run_worker(url: str, prefix: str, concurrency: int, kind: str, cpu: int | None,
+               pin_threads: bool = True) -> None:
     """The worker side (``--worker``): serve until the queue is empty, then exit."""
     import redis
     import redis.asyncio
@@ -58,7 +61,7 @@ def run_worker(url: str, prefix: str, concurrency: int, kind: str, cpu: int | No
 
     async def main() -> None:
         tm = TaskManager.init(db=url, prefix=prefix, concurrency=concurrency,
-                              processor={"max_logs_per_task": 10})
+                              processor={"max_logs_per_task": 10, "pin_threads": pin_threads})
         tm.register_handler(event="noop", handler=sync_noop if kind == "sync" else async_noop)
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: None)
         await tm.run(burst=True)
@@ -69,7 +72,8 @@ def run_worker(url: str, prefix: str, concurrency: int, kind: str, cpu: int | No
 
 
 def drain(url: str, n: int, concurrency: int, kind: str,
-          profile: Path | None, cpu: int | None = None) -> tuple[float, float]:
+          profile: Path | None, cpu: int | None = None,
+          unpinned: bool = False) -> tuple[float, float]:
     """Tasks/s and the worker's CPU seconds (``n`` = 0: start-up and shutdown only)."""
     from django_remq.core import TaskManager
 
@@ -81,6 +85,7 @@ def drain(url: str, n: int, concurrency: int, kind: str,
     cmd = [sys.executable, str(HERE), "--worker", kind, "--url", url, "--prefix", prefix,
            "--concurrency", str(concurrency)]
     cmd += ["--cpu-affinity", str(cpu)] if cpu is not None else []
+    cmd += ["--unpinned"] if unpinned else []
     if profile is not None:
         cmd = ["py-spy", "record", "--format", "raw", "-o", str(profile / f"{kind}-{prefix}.txt"),
                "--rate", "250", "--gil", "--nonblocking", "--", *cmd]
@@ -170,12 +175,13 @@ def report(args: argparse.Namespace) -> None:
     """Alternate async and sync runs (so both see the same neighbours) and print."""
     rates: dict[str, list[float]] = {"async": [], "sync": []}
     cpu_ms: dict[str, list[float]] = {"async": [], "sync": []}
-    startup = {kind: drain(args.url, 0, args.concurrency, kind, None, args.cpu_affinity)[1]
+    startup = {kind: drain(args.url, 0, args.concurrency, kind, None, args.cpu_affinity,
+                           args.unpinned)[1]
                for kind in ("async", "sync")}
     for _ in range(args.runs):
         for kind in ("async", "sync"):
             rate, cpu = drain(args.url, args.n, args.concurrency, kind, args.profile,
-                              args.cpu_affinity)
+                              args.cpu_affinity, args.unpinned)
             rates[kind].append(rate)
             cpu_ms[kind].append((cpu - startup[kind]) * 1000 / args.n)
     for kind, values in rates.items():
@@ -208,17 +214,21 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="py-spy each worker; raw stacks here")
     parser.add_argument("--cpu-affinity", type=int, metavar="CPU",
                         help="pin each worker process to this CPU")
+    parser.add_argument("--unpinned", action="store_true",
+                        help="workers' threads wherever the OS puts them (CPU_AFFINITY None)")
     parser.add_argument("--worker", choices=["sync", "async"], help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        run_worker(args.url, args.prefix, args.concurrency, args.worker, args.cpu_affinity)
+        run_worker(args.url, args.prefix, args.concurrency, args.worker, args.cpu_affinity,
+                   pin_threads=not args.unpinned)
         return
     if args.profile is not None:
         if not shutil.which("py-spy"):
             parser.error("--profile needs py-spy on PATH (pip install py-spy)")
         args.profile.mkdir(parents=True, exist_ok=True)
-    pinned = "" if args.cpu_affinity is None else f"   workers pinned to CPU {args.cpu_affinity}"
+    pinned = ("   workers' threads unpinned" if args.unpinned else "" if args.cpu_affinity is None
+              else f"   workers pinned to CPU {args.cpu_affinity}")
     print(f"Redis: {args.url}   python {sys.version.split()[0]}   cores: {os.cpu_count()}"
           f"{pinned}")
     report(args)

@@ -27,6 +27,7 @@ from .conf import get_settings
 from .core import TaskManager
 from .core.errors import DuplicateHandler
 from .core.task_manager import ExposeServer
+from .core.worker import affinity
 from .core.worker.task import EventSink
 from .decorators import registry
 from .redis_clients import remq_connection
@@ -89,7 +90,9 @@ def build_task_manager(*, concurrency: int | None = None,
     its event sink is ``expose`` when that is one, else the registered factory's."""
     conf = get_settings()
     # cron patterns tick in the project's time zone unless PROCESSOR says otherwise
-    options = {"timezone": django_settings.TIME_ZONE or "UTC", **conf.processor,
+    # the loop and sync handlers' threads share a core unless CPU_AFFINITY says otherwise
+    options = {"timezone": django_settings.TIME_ZONE or "UTC",
+               "pin_threads": conf.cpu_affinity == affinity.THREADS, **conf.processor,
                **(processor or {})}
     tm = TaskManager(remq_connection(conf), ctx=conf.build_ctx(),
                      concurrency=concurrency or conf.concurrency,

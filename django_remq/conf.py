@@ -62,7 +62,7 @@ SPEC: dict[str, tuple[tuple[type | None, ...], Any]] = {
     "CLUSTER": ((bool,), False),
     "WAIT_REPLICAS": ((int,), 0),
     "WAIT_TIMEOUT_MS": ((int,), DEFAULT_TIMEOUT_MS),
-    "CPU_AFFINITY": ((str, list, tuple, None), None),
+    "CPU_AFFINITY": ((str, list, tuple, None), affinity.THREADS),
     "MAX_PAYLOAD_BYTES": ((int, None), MAX_PAYLOAD_BYTES),
     "METRICS": ((dict, None), None),
 }
@@ -95,7 +95,7 @@ class RemqSettings:
     cluster: bool = False
     wait_replicas: int = 0
     wait_timeout_ms: int = DEFAULT_TIMEOUT_MS
-    cpu_affinity: affinity.Spec = None
+    cpu_affinity: affinity.Spec = affinity.THREADS
     max_payload_bytes: int | None = MAX_PAYLOAD_BYTES
     metrics_token: str | None = None
 

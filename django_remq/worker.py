@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import inspect
 import logging
 import os
 import signal
@@ -26,7 +25,6 @@ from .core.errors import SyncThreadsExhausted
 from .core.handlers import HandlerEntry
 from .core.store.clients import make_client
 from .core.store.connection import describe
-from .core.worker import affinity
 
 log = logging.getLogger("django_remq.worker")
 
@@ -82,20 +80,6 @@ def banner(tm: TaskManager, queues: Sequence[str], *, burst: bool) -> list[str]:
 def _written(entry: HandlerEntry) -> Any:
     """The handler as its author wrote it (the Django layer wraps each one)."""
     return getattr(entry.fn, "__wrapped__", entry.fn)
-
-
-def pinning_tip(tm: TaskManager, queues: Sequence[str]) -> str | None:
-    """A line for an unpinned Linux worker that serves plain ``def`` handlers: pinned to
-    one CPU they drain about twice as fast (:mod:`.core.worker.affinity`)."""
-    if not affinity.SUPPORTED:
-        return None
-    sync = sorted(h.event for h in tm.handlers
-                  if h.queue in queues and not inspect.iscoroutinefunction(_written(h)))
-    if not sync:
-        return None
-    shown = ", ".join(sync[:3]) + (f" and {len(sync) - 3} more" if len(sync) > 3 else "")
-    return (f"tip: plain def handlers here ({shown}) run about twice as fast when they wait "
-            "on I/O with --cpu-affinity auto (REMQ['CPU_AFFINITY']; see the README, Settings)")
 
 
 def run_worker(tm: TaskManager, queues: Sequence[str], *, burst: bool = False,

@@ -8,7 +8,7 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -67,6 +67,8 @@ def test_the_cpu_of_each_worker_process() -> None:
     assert affinity.parse("none") is None
     assert affinity.parse("") is None
     assert affinity.parse("auto") == "auto"
+    assert affinity.parse("Threads") == "threads"
+    assert affinity.cpus_for("threads", 2) is None  # no whole process is pinned
     assert affinity.parse("0, 2") == (0, 2)
     assert affinity.cpu_for(None, 1) is None
     assert [affinity.cpu_for("auto", i) for i in (1, 2, len(ALLOWED) + 1)] == [
@@ -78,7 +80,7 @@ def test_the_cpu_of_each_worker_process() -> None:
 
 @pytest.mark.parametrize("text", ["x", "-1", "0,,1", "1.5"])
 def test_a_bad_cli_value_says_what_to_give(text: str) -> None:
-    with pytest.raises(ValueError, match="give 'auto', 'none' or CPU numbers"):
+    with pytest.raises(ValueError, match="give 'threads', 'auto', 'none' or CPU numbers"):
         affinity.parse(text)
 
 
@@ -143,22 +145,57 @@ def test_the_setting_pins_a_worker_too(env: RemqTestEnv) -> None:
     assert f"pinned to CPU {cpu}" in out
 
 
-def test_an_unpinned_worker_with_plain_def_handlers_says_how_to_speed_them_up(
-        env: RemqTestEnv) -> None:
-    from django_remq.api import build_task_manager
-    from django_remq.worker import pinning_tip
+def masks_of(pid: int) -> list[frozenset[int]]:
+    """Each thread's CPU set."""
+    found = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            found.append(frozenset(os.sched_getaffinity(int(tid))))
+        except ProcessLookupError:
+            continue
+    return found
 
-    tm = build_task_manager()
-    try:
-        tip = pinning_tip(tm, ["alpha"])  # alpha.echo, alpha.slow...: def; alpha_double: async
-        none_sync = pinning_tip(tm, ["no-such-queue"])
-    finally:
-        tm.conn.close()
-    assert tip is not None
-    assert "--cpu-affinity auto" in tip
-    assert "alpha.db, alpha.echo, alpha.flaky and " in tip
-    assert "alpha_double" not in tip
-    assert none_sync is None
-    out = StringIO()
-    call_command("runworker_remq", "--queues", "alpha", "--burst", stdout=out)
-    assert tip in out.getvalue()
+
+def run_sync_jobs(env: RemqTestEnv, proc: subprocess.Popen[str], n: int = 8) -> None:
+    jobs = [emit("alpha.echo", data=i, queue="alpha") for i in range(n)]  # sync handler
+    wait_for("the jobs", lambda: all(
+        getattr(env.get_job(j, "alpha"), "status", None) == "completed" for j in jobs), proc)
+
+
+def test_by_default_the_loop_and_slot_threads_share_a_core(env: RemqTestEnv,
+                                                           tmp_path: Path) -> None:
+    """CPU_AFFINITY's default, "threads": the loop and the 4 slot threads on one CPU, the
+    one whose lock the worker holds (TMPDIR: a lock folder of the test's own)."""
+    with worker(env, "--concurrency", "4", TMPDIR=str(tmp_path)) as proc:
+        wait_for("the worker", lambda: len(workers(env)) == 1, proc)
+        run_sync_jobs(env, proc)
+        locks = sorted(p.name for p in (tmp_path / "django-remq-cpus").iterdir())
+        assert len(locks) == 1
+        cpu = int(locks[0].removeprefix("cpu-").removesuffix(".lock"))
+        masks = masks_of(proc.pid)
+        assert masks.count(frozenset({cpu})) >= 5, masks  # the loop's + the slot threads
+        assert set(masks) <= {frozenset({cpu}), frozenset(ALLOWED)}
+        stopped(proc)
+
+
+def test_each_supervised_process_claims_its_own_core(env: RemqTestEnv,
+                                                     tmp_path: Path) -> None:
+    with worker(env, "--processes", "2", "--concurrency", "2", TMPDIR=str(tmp_path)) as proc:
+        wait_for("two registered workers", lambda: len(workers(env)) == 2, proc)
+        jobs = [emit("alpha.slow", data={"seconds": 1}, queue="alpha") for _ in range(4)]
+        wait_for("the jobs", lambda: all(  # 2 slots each: both processes run some
+            getattr(env.get_job(j, "alpha"), "status", None) == "completed" for j in jobs),
+            proc)
+        pinned = [{m for m in masks_of(w.pid) if len(m) == 1} for w in workers(env)]
+        assert all(len(p) == 1 for p in pinned), pinned
+        assert pinned[0] != pinned[1]  # different cores
+        stopped(proc)
+
+
+def test_none_leaves_every_thread_on_every_cpu(env: RemqTestEnv, tmp_path: Path) -> None:
+    with worker(env, "--cpu-affinity", "none", TMPDIR=str(tmp_path)) as proc:
+        wait_for("the worker", lambda: len(workers(env)) == 1, proc)
+        run_sync_jobs(env, proc)
+        assert set(masks_of(proc.pid)) == {frozenset(ALLOWED)}
+        stopped(proc)
+    assert not (tmp_path / "django-remq-cpus").exists()

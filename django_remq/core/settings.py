@@ -34,6 +34,8 @@ class ProcessorSettings:
     priority_aging_ms: int = 30_000
     dlq: DeadLetterConfig | None = None
     timezone: str = "UTC"  # for cron patterns; the Django layer passes TIME_ZONE
+    #: the loop and the sync handlers' threads on one CPU core (worker/shared_core.py)
+    pin_threads: bool = True
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None) -> ProcessorSettings:
@@ -55,9 +57,14 @@ class ProcessorSettings:
                                  f"{', '.join(Retention.__dataclass_fields__)}")
         tz = options.get("timezone", "UTC")
         timezone(tz)
+        pin = options.get("pin_threads", True)
+        if not isinstance(pin, bool):
+            raise InvalidOptions(f"processor option 'pin_threads' must be True or False, got "
+                                 f"{pin!r}")
         return cls(retry=RetryPolicy.from_config(options.get("retry")),
                    retention=Retention(**retention),
-                   dlq=DeadLetterConfig.from_config(options.get("dlq")), timezone=tz, **ints)
+                   dlq=DeadLetterConfig.from_config(options.get("dlq")), timezone=tz,
+                   pin_threads=pin, **ints)
 
 
 __all__ = ["PROCESSOR_KEYS", "ProcessorSettings"]

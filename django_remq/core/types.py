@@ -235,6 +235,8 @@ class ProcessorOptions(TypedDict, total=False):
     shutdown_timeout_ms: int
     priority_aging_ms: int
     timezone: str
+    #: the loop and plain ``def`` handlers' threads share one CPU core (worker/shared_core.py)
+    pin_threads: bool
 
 
 @dataclass(frozen=True)

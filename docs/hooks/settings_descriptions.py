@@ -31,7 +31,9 @@ REMQ = {
                      "writes (`WAIT`).",
     "WAIT_TIMEOUT_MS": "How long they wait (1 to 3,600,000, below `SOCKET_TIMEOUT`); then "
                        "emit raises `ReplicaTimeout`.",
-    "CPU_AFFINITY": "`\"auto\"` or a list of CPUs: each worker process on one CPU "
+    "CPU_AFFINITY": "`\"threads\"`: a worker's loop and sync handlers' threads share one "
+                    "core, their native work keeps every CPU; `\"auto\"` or a list of CPUs: "
+                    "each whole worker process on one CPU; `None`: no pinning "
                     "(`--cpu-affinity`, Linux).",
     "MAX_PAYLOAD_BYTES": "Most bytes of JSON a task's data or result may take (`emit` raises "
                          "`PayloadTooLarge`); `None`: no limit.",
@@ -70,6 +72,8 @@ PROCESSOR = {
     "priority_aging_ms": "A job this long at the head of a lower priority lane goes ahead of "
                          "higher ones.",
     "timezone": "The time zone of cron patterns; Django's `TIME_ZONE` unless set here.",
+    "pin_threads": "The loop and the sync handlers' threads share one CPU core (Linux); "
+                   "`REMQ['CPU_AFFINITY']` sets it, `runworker_remq --cpu-affinity` too.",
 }
 
 #: ``REMQ["GATEWAY"]`` (its keys: GATEWAY_KEYS; defaults: GatewayPolicy)

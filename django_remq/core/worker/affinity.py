@@ -1,19 +1,14 @@
-"""Pinning a worker process to one CPU (``REMQ['CPU_AFFINITY']``, ``--cpu-affinity``).
+"""Where a worker's threads run (``REMQ['CPU_AFFINITY']``, ``--cpu-affinity``).
 
-Plain ``def`` handlers run on threads that take turns holding the GIL, and every
-blocking call a handler makes (a query, a Redis command) hands the GIL over twice.
-When the threads sit on different cores, each hand-over wakes a thread on another core
-(an interrupt to it, often a core coming out of an idle state): a third of such a
-worker's CPU went to waking and switching threads, and a handler's one Redis call
-cost several times the CPU it costs on one thread. Pinned to one core, a hand-over is a
-plain switch: a sync handler drains about twice as fast, as fast as an ``async def``
-one (the figures: docs/benchmarks.md); async handlers do not change. Python runs on one
-core at a time anyway.
+The default, ``"threads"``, keeps the threads that take turns on the GIL -- the event
+loop and the plain ``def`` handlers' slot threads -- on one CPU core of their own, and
+gives a handler's native work every CPU (:mod:`.shared_core`): sync handlers that wait
+on I/O drain about as fast as ``async def`` ones, and numpy, a compressor or a program
+a handler starts still use every core.
 
-The cost is for code that leaves the GIL to use other cores (numpy's BLAS threads,
-image and compression libraries): on a pinned worker it shares the one core. Hence
-opt-in, and one CPU per process: ``--processes N`` with ``auto`` puts the N workers on
-N different CPUs.
+``"auto"`` or a list of CPUs pins each whole worker process to one CPU, native work
+included (one CPU per process of ``--processes N``); ``None`` leaves every thread
+wherever the OS puts it.
 """
 
 from __future__ import annotations
@@ -26,42 +21,45 @@ from collections.abc import Sequence
 log = logging.getLogger("django_remq.worker")
 
 AUTO = "auto"
+THREADS = "threads"
 #: pinning needs Linux's per-thread affinity calls
 SUPPORTED = hasattr(os, "sched_setaffinity")
-#: what CPU_AFFINITY may hold: None (off), "auto", or CPU numbers
+#: what CPU_AFFINITY may hold: "threads" (the default), None (off), "auto", or CPU numbers
 Spec = str | Sequence[int] | None
 
 
 def parse(text: str) -> Spec:
-    """``--cpu-affinity``'s value: ``none``, ``auto`` or CPU numbers (``0,2``)."""
+    """``--cpu-affinity``'s value: ``threads``, ``none``, ``auto`` or CPU numbers (``0,2``)."""
     value = text.strip().lower()
     if value in ("", "none", "off"):
         return None
-    if value == AUTO:
-        return AUTO
+    if value in (AUTO, THREADS):
+        return value
     try:
         return check(tuple(int(part) for part in value.split(",")))
     except ValueError:
-        raise ValueError(f"--cpu-affinity {text!r}: give 'auto', 'none' or CPU numbers such "
-                         "as '0' or '0,2'") from None
+        raise ValueError(f"--cpu-affinity {text!r}: give 'threads', 'auto', 'none' or CPU "
+                         "numbers such as '0' or '0,2'") from None
 
 
 def check(spec: Spec) -> Spec:
-    """Refuse a value that is not ``None``, ``"auto"`` or non-negative CPU numbers."""
-    if spec is None or spec == AUTO:
+    """Refuse a value that is not ``"threads"``, ``None``, ``"auto"`` or non-negative CPU
+    numbers."""
+    if spec is None or spec in (AUTO, THREADS):
         return spec
     if isinstance(spec, str) or not spec or not all(
             isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in spec):
-        raise ValueError(f"CPU affinity {spec!r}: give 'auto', None or a list of CPU "
-                         "numbers such as [0, 2]")
+        raise ValueError(f"CPU affinity {spec!r}: give 'threads', 'auto', None or a list of "
+                         "CPU numbers such as [0, 2]")
     return tuple(spec)
 
 
 def cpus_for(spec: Spec, processes: int) -> list[int] | None:
     """One CPU per worker process, by its index under ``--processes N``: the CPUs given,
-    or with ``auto`` those this process may use, taken round; ``None`` when not pinning."""
+    or with ``auto`` those this process may use, taken round; ``None`` when not pinning
+    whole processes."""
     spec = check(spec)
-    if spec is None:
+    if spec is None or spec == THREADS:
         return None
     if not SUPPORTED:
         raise ValueError("CPU affinity needs os.sched_setaffinity (Linux); leave "

@@ -29,6 +29,8 @@ from ..store.connection import Connection
 from ..store.keys import Keys
 from ..store.replicas import ReplicaWait
 from ..types import Message, MessageContext
+from .shared_core import SUPPORTED as CAN_PIN
+from .shared_core import SharedCore
 from .stream_consumer import Consumer, ConsumerOptions
 from .task import Emitter, EventSink, HandlerContext, Task, TaskUpdates
 from .threads import SlotThreads
@@ -60,7 +62,9 @@ class Processor:
         self._live: dict[str, tuple[str, dict[str, str]]] = {}
         self._is_async: dict[Any, bool] = {}  # handler -> is it ``async def`` (asked per task)
         self.keys = Keys(prefix)
-        self.threads = SlotThreads(concurrency, on_overflow=self._threads_exhausted)
+        self.threads = SlotThreads(concurrency, on_overflow=self._threads_exhausted,
+                                   core=SharedCore() if settings.pin_threads and CAN_PIN
+                                   else None)
         self.exhausted = asyncio.Event()  # set when stuck sync handlers used up the threads
         self.exhausted_reason = ""
         self.debounce = DebounceManager(conn, self.keys)

@@ -22,7 +22,6 @@ from ...worker import (
     banner,
     configure_logging,
     end_process,
-    pinning_tip,
     probe_redis,
     run_worker,
     served_queues,
@@ -84,11 +83,13 @@ class Command(BaseCommand):
         parser.add_argument("--processes", type=int, default=1, metavar="N",
                             help="run N worker processes under one supervisor that forwards "
                                  "SIGTERM/SIGINT and restarts a child that dies (default 1)")
-        parser.add_argument("--cpu-affinity", metavar="auto|none|CPUS",
-                            help="pin each worker process to one CPU (plain def handlers "
-                                 "run about twice as fast): 'auto' takes the CPUs this "
-                                 "process may use in turn, '0,2' those; default: "
-                                 "REMQ['CPU_AFFINITY'], else none")
+        parser.add_argument("--cpu-affinity", metavar="threads|auto|none|CPUS",
+                            help="'threads': the event loop and plain def handlers' threads "
+                                 "share one CPU core, their native work keeps every CPU (plain "
+                                 "def handlers run about twice as fast); 'auto': each whole "
+                                 "worker process on one CPU, the CPUs this process may use in "
+                                 "turn, '0,2' those; 'none': no pinning; default: "
+                                 "REMQ['CPU_AFFINITY'], else threads")
         parser.add_argument("--no-autodiscover", action="store_true",
                             help="do not import the apps' tasks modules (handlers come only "
                                  "from modules your settings or apps import)")
@@ -100,8 +101,8 @@ class Command(BaseCommand):
             raise CommandError("--concurrency must be 1 or more")
         host, port = expose_address(options["expose"])
         processes = self._processes(options)
-        cpus = self._cpus(options, processes)
-        processor: dict[str, Any] = {}
+        spec, cpus = self._cpus(options, processes)
+        processor: dict[str, Any] = {"pin_threads": spec == affinity.THREADS}
         if options["shutdown_timeout"] is not None:
             processor["shutdown_timeout_ms"] = max(int(options["shutdown_timeout"] * 1000), 1)
         try:
@@ -125,8 +126,6 @@ class Command(BaseCommand):
         if cpus:
             affinity.pin(cpus[0])
             self.stdout.write(f"pinned to CPU {cpus[0]}")
-        elif (tip := pinning_tip(tm, queues)) is not None:
-            self.stdout.write(tip)
         try:
             run_worker(tm, queues, burst=options["burst"])
         except unavailable as exc:
@@ -168,12 +167,13 @@ class Command(BaseCommand):
         return processes
 
     @staticmethod
-    def _cpus(options: dict[str, Any], processes: int) -> list[int] | None:
-        """Each worker process's CPU (by its index under ``--processes``), or ``None``."""
+    def _cpus(options: dict[str, Any], processes: int) -> tuple[affinity.Spec, list[int] | None]:
+        """The affinity asked for, and each worker process's CPU (by its index under
+        ``--processes``) when whole processes are pinned, else ``None``."""
         try:
             spec = (affinity.parse(options["cpu_affinity"])
                     if options["cpu_affinity"] is not None else get_settings().cpu_affinity)
-            return affinity.cpus_for(spec, processes)
+            return spec, affinity.cpus_for(spec, processes)
         except (ValueError, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from None
 
