@@ -1,7 +1,7 @@
 """How throughput grows with worker processes, on one Redis node or a Redis Cluster.
 
     python bench/scale.py [--url redis://127.0.0.1:6379/14] [--n 10000] [--workers 1,2,4,8]
-        [--queues 1,8] [--concurrency 16] [--cluster]
+        [--queues 1,8] [--concurrency 16] [--cluster] [--runs 1]
 
 For each queue layout (all tasks on one queue; spread over 8 queues that every
 worker serves) and each worker count: start the workers (real processes, like
@@ -17,6 +17,10 @@ node), the workers (psutil), this process (emitting, polling) and the whole mach
 in cores busy. When Redis or the machine's cores are saturated the curve flattens;
 the CPU columns say which.
 
+``--runs R`` measures every layout R times, alternating (so that each sees the same
+neighbours), and ends with each layout against the first: the median tasks/s, and the
+CPU per task of Redis and of the workers (steadier than the rate on a shared host).
+
 ``--cluster`` starts a local 3-master cluster (one replica each; tests/cluster.py)
 and runs the same there. Not a test: figures vary with the machine and its load.
 """
@@ -25,13 +29,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,18 +217,51 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--cluster", action="store_true",
                         help="start a local 3-master Redis Cluster and run there")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="measure each layout this many times, alternating, and compare")
     opts = parser.parse_args()
     counts = [int(x) for x in opts.workers.split(",")]
+    layouts = [int(x) for x in opts.queues.split(",")]
     print(f"{opts.n} tasks per run, concurrency {opts.concurrency} per worker, "
           f"{os.cpu_count()} cores, {'cluster' if opts.cluster else 'one node'}")
+    every: dict[tuple[int, int], list[Result]] = {}
     with target(opts) as (url, node_urls):
-        for nq in (int(x) for x in opts.queues.split(",")):
-            queues = [f"q{i}" for i in range(nq)]
-            results = [run_once(url, node_urls, opts.cluster, opts.n, queues, k, opts.concurrency,
-                                opts.timeout) for k in counts]
-            report(f"{nq} queue{'s' * (nq > 1)}, every worker serves "
-                   f"{'it' if nq == 1 else 'all'}:", results)
-            explain(results)
+        for _ in range(opts.runs):
+            for nq in layouts:
+                queues = [f"q{i}" for i in range(nq)]
+                results = [run_once(url, node_urls, opts.cluster, opts.n, queues, k,
+                                    opts.concurrency, opts.timeout) for k in counts]
+                report(f"{nq} queue{'s' * (nq > 1)}, every worker serves "
+                       f"{'it' if nq == 1 else 'all'}:", results)
+                explain(results)
+                for x in results:
+                    every.setdefault((nq, x.workers), []).append(x)
+    if opts.runs > 1:
+        compare(every, layouts, counts)
+
+
+def compare(every: dict[tuple[int, int], list[Result]], layouts: list[int],
+            counts: list[int]) -> None:
+    """Each layout against the first: medians over the runs."""
+    def per_task(xs: list[Result], cores: Callable[[Result], float]) -> float:
+        return statistics.median(cores(x) / x.rate * 1000 for x in xs)
+
+    print(f"\nmedians of {len(every[layouts[0], counts[0]])} runs, against {layouts[0]} "
+          f"queue{'s' * (layouts[0] > 1)}:")
+    print("  queues  workers  tasks/s  ratio  Redis CPU ms/task  ratio  "
+          "workers' CPU ms/task  ratio")
+    for k in counts:
+        base = every[layouts[0], k]
+        for nq in layouts:
+            xs = every[nq, k]
+            rate = statistics.median(x.rate for x in xs)
+            redis_ms = per_task(xs, lambda x: x.redis_cores)
+            worker_ms = per_task(xs, lambda x: x.worker_cores)
+            print(f"  {nq:6d}  {k:7d}  {rate:7.0f}  "
+                  f"{rate / statistics.median(x.rate for x in base):5.2f}  "
+                  f"{redis_ms:17.3f}  {redis_ms / per_task(base, lambda x: x.redis_cores):5.2f}  "
+                  f"{worker_ms:20.3f}  "
+                  f"{worker_ms / per_task(base, lambda x: x.worker_cores):5.2f}")
 
 
 if __name__ == "__main__":

@@ -60,8 +60,12 @@ def run_worker(url: str, prefix: str, concurrency: int, kind: str, cpu: int | No
         await async_client.incr(counter)
 
     async def main() -> None:
+        # pin_threads only when off: --base runs this worker on versions without it
+        processor: dict[str, object] = {"max_logs_per_task": 10}
+        if not pin_threads:
+            processor["pin_threads"] = False
         tm = TaskManager.init(db=url, prefix=prefix, concurrency=concurrency,
-                              processor={"max_logs_per_task": 10, "pin_threads": pin_threads})
+                              processor=processor)  # type: ignore[arg-type]
         tm.register_handler(event="noop", handler=sync_noop if kind == "sync" else async_noop)
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: None)
         await tm.run(burst=True)

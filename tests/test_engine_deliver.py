@@ -304,9 +304,9 @@ async def test_a_picked_up_job_starts_before_the_next_fetch_is_sent(make_tm):
         consumer = tm.processor.consumer
         fetch = consumer._fetch
 
-        async def noting_fetch(queues):
+        async def noting_fetch():
             order.append("fetch")
-            return await fetch(queues)
+            return await fetch()
 
         read = consumer.reader.read
 

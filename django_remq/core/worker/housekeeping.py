@@ -112,9 +112,12 @@ class Housekeeping:
                 loop.create_task(self._maintain_loop(), name="remq-maintain"),
                 loop.create_task(self.wakeups.run(self.stopping), name="remq-wakeups")]
 
-    def unpaused(self) -> list[str]:
+    def unpaused(self) -> Sequence[str]:
         """The queues to read, as of the last look; deliver.lua re-checks atomically, so a
-        just-paused queue's entries are put back."""
+        just-paused queue's entries are put back. (Asked before every read: with none
+        paused, the worker's own list, not a copy of hundreds of queues.)"""
+        if not self.paused:
+            return self.worker.queues
         return [q for q in self.worker.queues if q not in self.paused]
 
     def note_paused(self, queue: str) -> None:

@@ -235,7 +235,7 @@ class Consumer:
             self._recheck = False  # undelivered: each queue's pending entries, one by one
             self._held.update(queues)
             return
-        if await self._fetch(queues):
+        if await self._fetch():
             return  # busy: fetch again rather than block
         await self._block_and_dispatch(queues)
 
@@ -315,23 +315,23 @@ class Consumer:
                 return True
         return False
 
-    async def _fetch(self, queues: Sequence[str]) -> bool:
+    async def _fetch(self) -> bool:
         """Read and deliver in one script per queue (no blocking), from the queues known
         to have entries (``_hot``), a few at a time, each for as many jobs as there are
         free slots: with work spread over many queues a round trip still runs one or two
         scripts, not one per queue. ``True`` if it found work; ``False`` at once, with no
         round trip, when no queue is known to have any (the blocking read finds them)."""
         while self._hot:
-            if await self._fetch_hot(queues):
+            if await self._fetch_hot():
                 return True
         return False
 
-    async def _fetch_hot(self, queues: Sequence[str]) -> bool:
+    async def _fetch_hot(self) -> bool:
         """One fetch round trip from the first hot queue(s); those that had nothing
         leave the hot ones."""
         free = self.pool.free
-        unread = set(queues)
-        for q in [q for q in self._hot if q not in unread]:  # paused meanwhile
+        paused = self.housekeeping.paused
+        for q in [q for q in self._hot if q in paused]:  # paused meanwhile
             del self._hot[q]
         hot = list(self._hot)[:max(1, free // FETCH_SHARE)]
         if not hot:
