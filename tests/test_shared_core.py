@@ -5,7 +5,6 @@ threads and processes through the kernel's affinity calls."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -22,6 +21,8 @@ import pytest
 from django_remq.core import TaskManager
 from django_remq.core.sdk import Sdk
 from django_remq.core.worker.shared_core import SUPPORTED, SharedCore
+
+from .test_engine_sync_threads import until
 
 ALL = frozenset(os.sched_getaffinity(0)) if SUPPORTED else frozenset()
 
@@ -46,11 +47,16 @@ def on_thread(fn: Callable[[], Any]) -> Any:
     return out[0]
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
+async def result_of_one(tm: TaskManager, r: Any, prefix: str, event: str) -> Any:
+    """Run one job of ``event`` on ``tm``'s worker (started and stopped here)."""
+    job = tm.emit(event)
+    sdk = Sdk(r, prefix=prefix)
+    await tm.start()
+    try:
+        await until(lambda: sdk.get_job(job, "default").status == "completed")
+    finally:
+        await tm.stop()
+    return sdk.get_job(job, "default").result
 
 
 def cpus() -> list[int]:
@@ -128,14 +134,7 @@ async def test_sync_handlers_share_a_core_and_what_they_start_gets_every_cpu(
 async def test_pin_threads_false_leaves_them_alone(make_tm, r, prefix, own_locks):
     tm: TaskManager = make_tm(concurrency=1, processor={"pin_threads": False})
     tm.register_handler(event="where", handler=lambda task, ctx: cpus())
-    job = tm.emit("where")
-    sdk = Sdk(r, prefix=prefix)
-    await tm.start()
-    try:
-        await until(lambda: sdk.get_job(job, "default").status == "completed")
-    finally:
-        await tm.stop()
-    assert sdk.get_job(job, "default").result == sorted(ALL)
+    assert await result_of_one(tm, r, prefix, "where") == sorted(ALL)
     assert not own_locks.exists()  # nothing claimed
 
 
@@ -146,14 +145,7 @@ async def test_an_async_only_worker_claims_no_core(make_tm, r, prefix, own_locks
         return cpus()
 
     tm.register_handler(event="where", handler=where)
-    job = tm.emit("where")
-    sdk = Sdk(r, prefix=prefix)
-    await tm.start()
-    try:
-        await until(lambda: sdk.get_job(job, "default").status == "completed")
-    finally:
-        await tm.stop()
-    assert sdk.get_job(job, "default").result == sorted(ALL)
+    assert await result_of_one(tm, r, prefix, "where") == sorted(ALL)
 
 
 def test_workers_of_one_host_claim_different_cores(own_locks):

@@ -31,15 +31,20 @@ def env(redis_url: str) -> Iterator[RemqTestEnv]:
         yield test_env
 
 
-def cpus_of(pid: int) -> set[frozenset[int]]:
-    """The CPU sets the threads of ``pid`` may run on (one per distinct set)."""
-    found = set()
+def masks_of(pid: int) -> list[frozenset[int]]:
+    """Each thread's CPU set."""
+    found = []
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            found.add(frozenset(os.sched_getaffinity(int(tid))))
+            found.append(frozenset(os.sched_getaffinity(int(tid))))
         except ProcessLookupError:
             continue
     return found
+
+
+def cpus_of(pid: int) -> set[frozenset[int]]:
+    """The CPU sets the threads of ``pid`` may run on (one per distinct set)."""
+    return set(masks_of(pid))
 
 
 @contextmanager
@@ -143,17 +148,6 @@ def test_the_setting_pins_a_worker_too(env: RemqTestEnv) -> None:
         assert cpus_of(proc.pid) == {frozenset({cpu})}
         out = stopped(proc)
     assert f"pinned to CPU {cpu}" in out
-
-
-def masks_of(pid: int) -> list[frozenset[int]]:
-    """Each thread's CPU set."""
-    found = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            found.append(frozenset(os.sched_getaffinity(int(tid))))
-        except ProcessLookupError:
-            continue
-    return found
 
 
 def run_sync_jobs(env: RemqTestEnv, proc: subprocess.Popen[str], n: int = 8) -> None:
