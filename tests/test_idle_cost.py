@@ -158,3 +158,25 @@ def test_wake_messages_are_parsed_and_unknown_ones_ignored():
     assert parse("lane my.queue 0") == ("lane", "my.queue", 0)
     for bad in (b"", b"due q1", b"due q1 soon", b"due q1 1 extra", "\xff"):
         assert parse(bad) is None
+
+
+async def test_a_due_message_heard_during_a_promote_round_is_not_erased_by_its_replies(
+        make_tm, r, prefix):
+    """A round's promote replies may predate a "due" message heard while they were on the
+    wire (the worker's first round over many queues, say): the message's due time stays,
+    or the job would wait for the hourly sweep."""
+    tm: TaskManager = make_tm(concurrency=1)
+    started = recorder(tm, QUEUES)
+    async with worker(tm, QUEUES):
+        hk = tm.processor.consumer.housekeeping  # type: ignore[union-attr]
+        round_ = asyncio.create_task(hk.promote(["q5"]))
+        await asyncio.sleep(0)  # the round's script is sent; its reply not yet read
+        due_ms = hk.redis_now() + 300
+        hk._on_message("due", "q5", due_ms)  # as the wake listener would, meanwhile
+        await round_  # q5 had nothing due when the script ran
+        assert hk._due.get("q5") == due_ms
+        hk._on_message("due", "q5", due_ms + 60_000)  # a later one does not push it back
+        assert hk._due["q5"] == due_ms
+        # and the worker acts on it: a job due then, promoted by it, runs
+        job = await tm.aemit("job", queue="q5", options={"delay_until": due_ms})
+        assert await await_until(lambda: job in started, timeout=10)

@@ -230,7 +230,7 @@ def test_a_crowded_core_is_left_for_a_quiet_one_or_given_up(own_locks, spinner):
         assert first is not None
         spinner(first)
         core.check_crowding(coin=lambda: 1.0)  # the first look only takes the counts
-        time.sleep(1.5)
+        time.sleep(0.6)  # a spinner's whole core: its neighbours feel it
         core.check_crowding(coin=lambda: 1.0)
         assert core.cpu is not None
         assert core.cpu != first  # moved
@@ -240,7 +240,7 @@ def test_a_crowded_core_is_left_for_a_quiet_one_or_given_up(own_locks, spinner):
         second = core.cpu
         spinner(second)
         core.check_crowding(coin=lambda: 1.0)
-        time.sleep(1.5)
+        time.sleep(0.6)  # a spinner's whole core: its neighbours feel it
         core.check_crowding(coin=lambda: 1.0)
         if len(ALL) == 2:  # no quieter core free: pinning given up
             assert core.cpu is None

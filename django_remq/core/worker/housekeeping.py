@@ -95,6 +95,9 @@ class Housekeeping:
         self.reclaim_due = True
         self._serves = frozenset(worker.queues)
         self._due: dict[str, int] = {}  # queue -> its next delayed job's time (Redis ms)
+        #: queues a "due" message named while a promote round was on the wire: the round's
+        #: replies may predate it, and must not erase it
+        self._heard: set[str] = set()
         self._flagged: set[str] = set()  # queues to promote at the next round
         self._sweep = False  # promote every queue at the next round
         self._wake = asyncio.Event()  # something for the promote loop to look at
@@ -173,6 +176,7 @@ class Housekeeping:
         if queue not in self._serves:
             return
         if kind == "due":
+            self._heard.add(queue)
             if number < self._due.get(queue, number + 1):
                 self._due[queue] = number
                 self._wake.set()
@@ -193,14 +197,18 @@ class Housekeeping:
         note each one's next due time, lanes and paused flag; returns seconds until the
         next queue is due (at most ``LONGEST_SLEEP_S``)."""
         queues = list(self.worker.queues if queues is None else queues)
+        self._heard.difference_update(queues)  # what was heard before, the round reads
         steps = [calls.promote(self.keys.queue(q), self.lanes.of(q)) for q in queues]
         for q, p in zip(queues, await arun_many(self.conn.aio, steps), strict=True):
             self._offset_ms = p.now_ms - time.time() * 1000
             self.lanes.update(q, p.lanes)
+            heard = self._due.get(q) if q in self._heard else None  # meanwhile: keep it
             if p.next_due_in_ms is None:
-                self._due.pop(q, None)
+                if heard is None:
+                    self._due.pop(q, None)
             else:
-                self._due[q] = p.now_ms + p.next_due_in_ms
+                due = p.now_ms + p.next_due_in_ms
+                self._due[q] = due if heard is None else min(due, heard)
             if p.paused:
                 self.paused.add(q)
             else:
