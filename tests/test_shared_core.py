@@ -252,3 +252,9 @@ def test_a_crowded_core_is_left_for_a_quiet_one_or_given_up(own_locks, spinner):
         thread.join()
         core.stop()
         holder.stop()
+
+
+def test_no_lock_folder_means_no_pinning_not_an_error(own_locks):
+    own_locks.write_text("a file where the folder should be")  # mkdir fails
+    core = SharedCore()
+    assert on_thread(lambda: (core.start(), core.cpu, cpus())) == (False, None, sorted(ALL))

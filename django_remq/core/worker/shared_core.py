@@ -72,7 +72,10 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         core = getattr(_local, "core", None)
         if core is not None and not _local.freed:
             _local.freed = True
-            core.free(0)
+            try:
+                core.free(0)
+            except Exception:  # an audit hook's error would fail what the handler does
+                log.debug("could not free a slot thread's CPUs", exc_info=True)
 
 
 def lock_dir() -> Path:
@@ -113,7 +116,13 @@ class SharedCore:
         """Claim a core no other worker of this host holds and pin the calling thread (the
         loop's) to it; ``False`` (and nothing pinned) when there is none to claim."""
         global _hooked
-        if not SUPPORTED or len(self.all) < 2 or not self._claim(self.all):
+        if not SUPPORTED or len(self.all) < 2:
+            return False
+        try:
+            if not self._claim(self.all):
+                return False
+        except OSError as exc:  # no writable temp directory: run as if every core were taken
+            log.info("worker threads not pinned: cannot claim a CPU in %s (%s)", lock_dir(), exc)
             return False
         if not _hooked:  # one hook per process; it acts on slot threads only
             sys.addaudithook(_audit)
@@ -129,7 +138,10 @@ class SharedCore:
         order = sorted(cpus)
         shift = os.getpid() % len(order)  # unlocked peers (containers) spread out
         for cpu in order[shift:] + order[:shift]:
-            f = open(folder / f"cpu-{cpu}.lock", "a")  # noqa: SIM115 (held while pinned)
+            try:  # another user's lock file (a shared /tmp) cannot be opened: taken
+                f = open(folder / f"cpu-{cpu}.lock", "a")  # noqa: SIM115 (held while pinned)
+            except OSError:
+                continue
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -148,7 +160,15 @@ class SharedCore:
             if self.cpu is None:
                 return
             self._ours.add(tid)
-            os.sched_setaffinity(tid, {self.cpu})
+            try:
+                os.sched_setaffinity(tid, {self.cpu})
+                failed = None
+            except OSError as exc:  # the CPU went offline, a cgroup's cpuset changed...
+                failed = exc
+        if failed is not None:
+            log.warning("worker threads no longer pinned: CPU %s refused (%s)", self.cpu, failed)
+            self.stop()
+            return
         if slot:
             _local.core, _local.freed = self, False
 
@@ -162,7 +182,7 @@ class SharedCore:
         native = tid or threading.get_native_id()
         with self._lock:
             self._ours.discard(native)
-            with contextlib.suppress(ProcessLookupError, PermissionError):  # it ended
+            with contextlib.suppress(OSError):  # it ended
                 os.sched_setaffinity(native, self.all)
 
     def after_call(self, freed: bool) -> None:
@@ -186,7 +206,7 @@ class SharedCore:
             try:
                 if os.sched_getaffinity(tid) == {self.cpu}:
                     os.sched_setaffinity(tid, self.all)
-            except (ProcessLookupError, PermissionError):
+            except OSError:
                 pass
 
     def check_crowding(self, coin: Callable[[], float] = random.random) -> None:
@@ -197,7 +217,10 @@ class SharedCore:
             return
         now, times = time.monotonic(), os.times()
         mine = times.user + times.system
-        ticks = cpu_times()
+        try:
+            ticks = cpu_times()
+        except (OSError, ValueError):  # no /proc: nothing to compare
+            return
         last, self._last = self._last, (now, mine, ticks)
         if last is None or self.cpu not in ticks or self.cpu not in last[2]:
             return
@@ -228,7 +251,7 @@ class SharedCore:
             for tid in list(self._ours):
                 try:
                     os.sched_setaffinity(tid, {self.cpu})
-                except (ProcessLookupError, PermissionError):
+                except OSError:  # ended meanwhile
                     self._ours.discard(tid)
 
     def stop(self) -> None:
@@ -237,7 +260,7 @@ class SharedCore:
             self.cpu = None
             ours, self._ours = self._ours, set()
             for tid in ours:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
+                with contextlib.suppress(OSError):
                     os.sched_setaffinity(tid, self.all)
             if self._file is not None:
                 self._file.close()
