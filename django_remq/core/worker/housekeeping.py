@@ -54,6 +54,9 @@ DEAD_CONSUMER_IDLE_MS = 3_600_000  # consumers idle this long with nothing pendi
 SWEEP_EVERY_S = 3600
 LEASE_CHECK_S = 60.0  # how often a worker asks for the sweep's lease
 RECLAIM_STEP_S = 0.5  # while a dead worker's entries come due, scan this often
+#: how long past its last renewal plus a tick a dead worker's entries are looked for: a
+#: starved worker renews late, and the two workers' estimates of Redis's clock differ
+RECLAIM_SLACK_S = 5.0
 LONGEST_SLEEP_S = 60.0  # the promote loop's sleep with nothing due (costs Redis nothing)
 
 #: job id -> (queue, entry id, lane) of every job this worker runs right now
@@ -354,7 +357,8 @@ class Housekeeping:
         learnt from promote replies): their entries were last renewed no later than they
         died, at most one tick after that heartbeat, so they come due between ``last +
         claim_idle_ms`` and one tick later. The read loop reclaims at each step of that
-        window (two ticks and 2 s long, for a busy host; at once if seen late): a crashed
+        window (two ticks and ``RECLAIM_SLACK_S`` long, for a busy host; at once if seen
+        late): a crashed
         worker's entries run again within about ``RECLAIM_STEP_S`` of coming due."""
         seen = set(stale)
         self._dead &= seen  # forget the ones gone from the registry
@@ -368,7 +372,7 @@ class Housekeeping:
                      "reclaimed as they come due", name, (now - last) / 1000)
             start = mono + (last + w.claim_idle_ms - now) / 1000
             at = max(start, mono)  # seen late (a busy host): scan at once, at least once
-            end = max(start + 2 * self.interval + 2.0, at)
+            end = max(start + 2 * self.interval + RECLAIM_SLACK_S, at)
             while at <= end:
                 self._reclaim_at.append(at)
                 at += RECLAIM_STEP_S

@@ -53,7 +53,7 @@ LONG_CALL_S = 0.02
 #: how often a busy worker lets go threads it did not start that inherited its core
 STRANGERS_CHECK_S = 1.0
 #: how often a busy worker asks whether other processes crowd its core (seconds)
-CROWD_CHECK_S = 1.0
+CROWD_CHECK_S = 5.0
 #: share of the core other processes may use before the worker moves
 CROWDED = 0.5
 #: audit events after which a handler may run native code on other cores
