@@ -29,7 +29,8 @@ import asyncio
 import time
 
 import redis
-from idle import measure, private_redis
+from _redis_server import private_redis
+from idle import measure
 
 from django_remq.core import TaskManager
 

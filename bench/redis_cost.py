@@ -24,44 +24,18 @@ times (a shared host's load shifts: figures taken side by side compare, others l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import redis
+from _redis_server import private_redis
 
 HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def private_redis() -> tuple[subprocess.Popen[bytes], str]:
-    """A redis-server of our own (no persistence), and its URL."""
-    if not shutil.which("redis-server"):
-        raise SystemExit("redis-server not on PATH: pass --url of a Redis nothing else uses")
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="remq-cost-")
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly",
-                             "no", "--dir", workdir], stdout=subprocess.DEVNULL)
-    r = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            r.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.02)
-    r.close()
-    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 def cpu_s(r: redis.Redis) -> float:
@@ -198,15 +172,11 @@ def main() -> None:
     parser.add_argument("--base", type=Path, help="an earlier version's checkout, run in turn")
     parser.add_argument("--runs", type=int, default=1, help="runs per variant (and version)")
     args = parser.parse_args()
-    server, url = (None, args.url) if args.url else private_redis()
-    print(f"Redis: {url}{' (private)' if server else ''}   python {sys.version.split()[0]}   "
-          f"cores: {os.cpu_count()}")
-    try:
+    with contextlib.ExitStack() as stack:
+        url = args.url or stack.enter_context(private_redis())
+        print(f"Redis: {url}{'' if args.url else ' (private)'}   python "
+              f"{sys.version.split()[0]}   cores: {os.cpu_count()}")
         report(url, args.n, args.concurrency, args.kinds, args.top, args.base, args.runs)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=10)
 
 
 if __name__ == "__main__":

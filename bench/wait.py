@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import redis
+from _redis_server import free_port, server, wait_ready
 
 from django_remq.core import TaskManager
 
@@ -36,37 +35,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.cluster import LocalCluster
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def server(port: int, workdir: str, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--dir", workdir, "--save", "", "--appendonly", "no", *extra],
-                            stdout=subprocess.DEVNULL)
-
-
 @contextmanager
 def master_and_replica() -> Iterator[str]:
     """The master's URL, once its replica is online."""
-    if not shutil.which("redis-server"):
-        sys.exit("redis-server is not installed (apt-get install redis-server)")
     mport, rport = free_port(), free_port()
     workdir = tempfile.mkdtemp()
     procs = [server(mport, workdir)]
     try:
         master = redis.Redis(port=mport, decode_responses=True)
         deadline = time.monotonic() + 20
-        while True:
-            try:
-                master.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        wait_ready(master)
         procs.append(server(rport, workdir, "--replicaof", "127.0.0.1", str(mport),
                             "--dbfilename", "replica.rdb"))
         while master.info("replication").get("slave0", {}).get("state") != "online":

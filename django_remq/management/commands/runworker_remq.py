@@ -102,7 +102,9 @@ class Command(BaseCommand):
         host, port = expose_address(options["expose"])
         processes = self._processes(options)
         spec, cpus = self._cpus(options, processes)
-        processor: dict[str, Any] = {"pin_threads": spec == affinity.THREADS}
+        processor: dict[str, Any] = {}
+        if options["cpu_affinity"] is not None:  # else REMQ's, as build_task_manager reads it
+            processor["pin_threads"] = spec == affinity.THREADS
         if options["shutdown_timeout"] is not None:
             processor["shutdown_timeout_ms"] = max(int(options["shutdown_timeout"] * 1000), 1)
         try:

@@ -29,6 +29,16 @@ local function ask_lane(p)
   return {'lane', '', {}, p}
 end
 
+-- The status of the job a one-job script acts on (its priority read in the same HMGET);
+-- or nil and the reply to give at once: the lane to pass first (ask_lane), or 'missing'.
+local function job_status(id)
+  local got = redis.call('HMGET', JOBS .. id, 'priority', 'status')
+  local ask = ask_lane(tonumber(got[1] or '0') or 0)
+  if ask then return nil, ask end
+  if not got[2] then return nil, {'missing', '', {}} end
+  return got[2]
+end
+
 -- Remove the stream entry of a waiting job, so a later re-enqueue cannot make a
 -- second live entry. The record names its entry (_lib.lua's enqueue). Should the
 -- entry be gone already (or its lane not passed), deliver.lua drops a stale one

@@ -5,13 +5,11 @@
 --   "ok"         waiting/delayed/paused -> cancelled (its stream entry is removed)
 --   "requested"  processing: field cancel_requested set, for the worker to see
 --   "noop"       already cancelled   "missing"   "state" (completed or failed)
--- or {'lane', '', {}, priority} (see ask_lane).
+-- or {'lane', '', {}, priority} (see ask_lane, job_status).
 local id, keep = ARGV[4], tonumber(ARGV[5])
 local key = JOBS .. id
-local ask = ask_lane(lane_of(key))
-if ask then return ask end
-local status = redis.call('HGET', key, 'status')
-if not status then return {'missing', '', {}} end
+local status, early = job_status(id)
+if early then return early end
 if status == 'cancelled' then return reply('noop', id, status) end
 if status == 'processing' then
   redis.call('HSET', key, 'cancel_requested', NOW)

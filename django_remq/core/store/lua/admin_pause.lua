@@ -3,12 +3,10 @@
 -- A delayed job keeps its delay_until, so resuming it early does not run it early.
 -- Returns {code, status before, record}; code "ok", "noop" (already paused),
 -- "missing", or "state" (processing or finished: cannot be held back); or
--- {'lane', '', {}, priority} (see ask_lane).
+-- {'lane', '', {}, priority} (see ask_lane, job_status).
 local id = ARGV[4]
-local ask = ask_lane(lane_of(JOBS .. id))
-if ask then return ask end
-local status = redis.call('HGET', JOBS .. id, 'status')
-if not status then return {'missing', '', {}} end
+local status, early = job_status(id)
+if early then return early end
 if status == 'paused' then return reply('noop', id, status) end
 if status ~= 'waiting' and status ~= 'delayed' then return reply('state', id, status) end
 if status == 'waiting' then unstream(id) end

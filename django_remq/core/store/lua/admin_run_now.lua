@@ -2,12 +2,10 @@
 -- KEYS/ARGV[1..3]: see _admin.lua.   ARGV[4] job id
 -- Returns {code, status before, record}; code "ok", "noop" (waiting: already due),
 -- "missing", or "state" (paused, processing or finished); or {'lane', '', {}, priority}
--- (see ask_lane).
+-- (see ask_lane, job_status).
 local id = ARGV[4]
-local ask = ask_lane(lane_of(JOBS .. id))
-if ask then return ask end
-local status = redis.call('HGET', JOBS .. id, 'status')
-if not status then return {'missing', '', {}} end
+local status, early = job_status(id)
+if early then return early end
 if status == 'waiting' then return reply('noop', id, status) end
 if status ~= 'delayed' then return reply('state', id, status) end
 requeue(id, status, 0)
