@@ -359,13 +359,19 @@ class Housekeeping:
         claim_idle_ms`` and one tick later. The read loop reclaims at each step of that
         window (two ticks and ``RECLAIM_SLACK_S`` long, for a busy host; at once if seen
         late): a crashed
-        worker's entries run again within about ``RECLAIM_STEP_S`` of coming due."""
+        worker's entries run again within about ``RECLAIM_STEP_S`` of coming due; after the
+        window, one scan a tick while the registry still holds the dead worker."""
         seen = set(stale)
         self._dead &= seen  # forget the ones gone from the registry
         w = self.worker
         mono, now = time.monotonic(), self.redis_now()
         for name, last in stale:
             if (name, last) in self._dead:
+                # its window is over and it is still in the registry: a scan each tick
+                # until the registry lets it go (its entries came due later than the
+                # window said: a worker starved before it died renews late)
+                if not self._reclaim_at:
+                    self._reclaim_at.append(mono)
                 continue
             self._dead.add((name, last))
             log.info("worker %s missed its heartbeat (last %.1f s ago); its entries are "
