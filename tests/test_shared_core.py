@@ -5,6 +5,7 @@ threads and processes through the kernel's affinity calls."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -96,10 +97,18 @@ async def test_sync_handlers_share_a_core_and_what_they_start_gets_every_cpu(
     async def on_loop(task, ctx):
         return cpus()
 
+    async def spawn_on_loop(task, ctx):  # an async handler that starts a program
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import os, json; "
+            "print(json.dumps(sorted(os.sched_getaffinity(0))))", stdout=subprocess.PIPE)
+        out, _ = await proc.communicate()
+        return json.loads(out)
+
     for name, fn in [("where", where), ("spawn", spawn), ("thread", start_thread),
-                     ("long", long), ("on_loop", on_loop)]:
+                     ("long", long), ("on_loop", on_loop), ("spawn_on_loop", spawn_on_loop)]:
         tm.register_handler(event=name, handler=fn)
-    order = ["where", "spawn", "where", "thread", "where", "long", "where", "on_loop"]
+    order = ["where", "spawn", "where", "thread", "where", "long", "where", "on_loop",
+             "spawn_on_loop", "on_loop"]
     ids = [tm.emit(name) for name in order]
     sdk = Sdk(r, prefix=prefix)
     await tm.start()
@@ -125,6 +134,8 @@ async def test_sync_handlers_share_a_core_and_what_they_start_gets_every_cpu(
     assert results[5] == sorted(ALL)  # past LONG_CALL_S: every CPU
     assert results[6] == pinned
     assert results[7] == pinned  # the loop shares the core
+    assert results[8] == sorted(ALL)  # a program an async handler starts: every CPU
+    assert results[9] == pinned  # and the loop is back on the core
     assert cpus() == sorted(ALL)  # stopped: the loop's thread is let go
     other = SharedCore()
     assert on_thread(lambda: (other.start(), other.cpu)) == (True, held)  # and the lock

@@ -32,6 +32,7 @@ and moves it to a quieter one, or gives pinning up. Linux only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import logging
@@ -63,19 +64,26 @@ FREEING_EVENTS = frozenset({
     "_thread.start_joinable_thread", "import",
     "ctypes.dlopen", "os.startfile"})
 
-_local = threading.local()  # on a slot thread: .core (its SharedCore), .freed
+#: of those, the ones that start a process: on the loop's thread too (an async handler)
+SPAWN_EVENTS = frozenset({
+    "subprocess.Popen", "os.posix_spawn", "os.posix_spawnp", "os.spawn", "os.system",
+    "os.fork", "os.forkpty", "os.exec", "os.startfile"})
+
+_local = threading.local()  # slot thread: .core, .freed; the loop's thread: .loop_core
 _hooked = False
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     if event in FREEING_EVENTS:
         core = getattr(_local, "core", None)
-        if core is not None and not _local.freed:
-            _local.freed = True
-            try:
+        try:
+            if core is not None and not _local.freed:
+                _local.freed = True
                 core.free(0)
-            except Exception:  # an audit hook's error would fail what the handler does
-                log.debug("could not free a slot thread's CPUs", exc_info=True)
+            elif event in SPAWN_EVENTS and getattr(_local, "loop_core", None) is not None:
+                _local.loop_core.lend_loop()
+        except Exception:  # an audit hook's error would fail what the handler does
+            log.debug("could not free a worker thread's CPUs", exc_info=True)
 
 
 def lock_dir() -> Path:
@@ -171,6 +179,20 @@ class SharedCore:
             return
         if slot:
             _local.core, _local.freed = self, False
+        else:
+            _local.loop_core = self
+
+    def lend_loop(self) -> None:
+        """The loop's thread starts a process (an async handler, a re-exec): it gets every
+        CPU first, so the child does too; the loop's next turn pins it again."""
+        self.free(0)
+        try:
+            asyncio.get_running_loop().call_soon(self.enter_loop)
+        except RuntimeError:  # no loop runs here any more: the thread stays free
+            _local.loop_core = None
+
+    def enter_loop(self) -> None:
+        self.enter(slot=False)
 
     def leave(self) -> None:
         """A slot thread that ends (or is abandoned) stops being one of the core's."""
