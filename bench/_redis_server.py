@@ -1,5 +1,5 @@
 """Redis servers of a benchmark's own (the benchmarks that count commands or CPU share
-these): nothing else talks to them, and nothing is saved."""
+these): nothing else talks to them, and nothing is saved; and the server's CPU."""
 
 from __future__ import annotations
 
@@ -10,8 +10,23 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import redis
+
+
+def redis_cpu(client: redis.Redis) -> float:
+    """Seconds of CPU the server has used (user + system: its socket work in it)."""
+    info: dict[str, Any] = client.info("cpu")  # type: ignore[assignment]
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def delete_keys(client: Any, pattern: str, chunk: int = 5000) -> None:
+    """Delete the keys matching ``pattern``, ``chunk`` to a ``DEL`` (on a cluster, keys
+    of one slot: chunk 1000 with one prefix's keys)."""
+    keys = list(client.scan_iter(pattern, count=5000))
+    for i in range(0, len(keys), chunk):
+        client.delete(*keys[i:i + chunk])
 
 
 def free_port() -> int:

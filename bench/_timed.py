@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 
 import redis
+from _redis_server import delete_keys
 
 
 def children_cpu() -> float:
@@ -33,7 +34,5 @@ def timed_drain(cmd: list[str], r: redis.Redis, counter: str, n: int, prefix: st
     _, err = proc.communicate(timeout=timeout)
     cpu = children_cpu() - cpu0
     done = int(r.get(counter) or 0)  # type: ignore[arg-type]
-    keys = list(r.scan_iter(f"{prefix}:*", count=5000))
-    for i in range(0, len(keys), 5000):
-        r.delete(*keys[i:i + 5000])
+    delete_keys(r, f"{prefix}:*")
     return elapsed, cpu, done, proc.returncode, err

@@ -29,15 +29,10 @@ import asyncio
 import time
 
 import redis
-from _redis_server import private_redis
+from _redis_server import private_redis, redis_cpu
 from idle import measure
 
 from django_remq.core import TaskManager
-
-
-def redis_cpu(client: redis.Redis) -> float:
-    info = client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def commands(client: redis.Redis) -> int:

@@ -27,6 +27,7 @@ from typing import Any
 
 import django
 import redis
+from _redis_server import delete_keys
 from django.conf import settings
 
 if not settings.configured:
@@ -103,9 +104,7 @@ def listen(url: str, prefix: str, layer_prefix: str, ready: Any, stop: Any) -> N
 def cleanup(url: str, *patterns: str) -> None:
     client = redis.Redis.from_url(url)
     for pattern in patterns:
-        keys = list(client.scan_iter(pattern, count=5000))
-        for i in range(0, len(keys), 5000):
-            client.delete(*keys[i:i + 5000])
+        delete_keys(client, pattern)
     client.close()
 
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import redis
-from _redis_server import private_redis
+from _redis_server import private_redis, redis_cpu
 
 HERE = Path(__file__).resolve().parent
 WORKER = [sys.executable, str(HERE / "_scale_worker.py")]
@@ -32,9 +32,8 @@ WORKER = [sys.executable, str(HERE / "_scale_worker.py")]
 def counts(client: redis.Redis) -> tuple[dict[str, int], float]:
     """Calls per command so far, and Redis CPU seconds."""
     stats = client.info("commandstats")
-    cpu = client.info("cpu")
     calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
-    return calls, float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+    return calls, redis_cpu(client)
 
 
 def measure(queues: int, workers: int, concurrency: int, warmup: float, seconds: float

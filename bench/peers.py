@@ -44,6 +44,7 @@ from typing import Any
 
 import psutil
 import redis
+from _redis_server import delete_keys
 
 HERE = Path(__file__).resolve().parent
 
@@ -104,9 +105,7 @@ def setup(url: str, prefix: str, cpu: int | None = None) -> tuple[dict[str, Syst
 
 
 def cleanup(r: redis.Redis, prefix: str) -> None:
-    keys = list(r.scan_iter(f"*{prefix}*", count=5000))
-    for i in range(0, len(keys), 5000):
-        r.delete(*keys[i:i + 5000])
+    delete_keys(r, f"*{prefix}*")
 
 
 def bench_emit(url: str, prefix: str, n: int, runs: int) -> None:

@@ -33,14 +33,9 @@ import uuid
 from pathlib import Path
 
 import redis
-from _redis_server import private_redis
+from _redis_server import delete_keys, private_redis, redis_cpu
 
 HERE = Path(__file__).resolve().parent
-
-
-def cpu_s(r: redis.Redis) -> float:
-    info = r.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 #: commands the bench itself sends (the counter is polled with GETRANGE)
@@ -83,21 +78,19 @@ def run(url: str, n: int, concurrency: int, kind: str, base: Path | None = None
     tm = TaskManager.init(db=url, prefix=prefix)
     r = tm.conn.sync
     r.config_resetstat()
-    c0 = cpu_s(r)
+    c0 = redis_cpu(r)
     tm.emit_many({"event": "noop", "data": {"i": i}} for i in range(n))
-    emit_cpu, emit_calls = cpu_s(r) - c0, counts(r)
+    emit_cpu, emit_calls = redis_cpu(r) - c0, counts(r)
     r.config_resetstat()
-    c0 = cpu_s(r)
+    c0 = redis_cpu(r)
     cmd = [sys.executable, str(HERE / "sync_handlers.py"), "--worker", kind, "--url", url,
            "--prefix", prefix, "--concurrency", str(concurrency)]
     env = None if base is None else {**os.environ, "PYTHONPATH": str(base)}
     elapsed, done, err = drain(cmd, r, f"{prefix}:counter", n, env)
-    cpu, calls = cpu_s(r) - c0, counts(r)
+    cpu, calls = redis_cpu(r) - c0, counts(r)
     if done < n:
         raise RuntimeError(f"{kind} worker stopped after {done}/{n} tasks:\n{err[-3000:]}")
-    keys = list(r.scan_iter(f"{prefix}:*", count=5000))
-    for i in range(0, len(keys), 5000):
-        r.delete(*keys[i:i + 5000])
+    delete_keys(r, f"{prefix}:*")
     tm.conn.close()
     return {"rate": (n - 1) / elapsed, "cpu": cpu, "calls": calls, "emit_cpu": emit_cpu,
             "emit_calls": emit_calls}
@@ -113,14 +106,14 @@ def incr_floor(url: str, n: int, concurrency: int) -> float:
         client = redis.asyncio.Redis.from_url(url)
         await client.ping()
         key = f"cost{uuid.uuid4().hex[:6]}:floor"
-        c0 = cpu_s(redis.Redis.from_url(url))
+        c0 = redis_cpu(redis.Redis.from_url(url))
 
         async def many() -> None:
             for _ in range(n // concurrency):
                 await client.incr(key)
 
         await asyncio.gather(*(many() for _ in range(concurrency)))
-        used = cpu_s(redis.Redis.from_url(url)) - c0
+        used = redis_cpu(redis.Redis.from_url(url)) - c0
         await client.delete(key)
         await client.aclose()
         return used

@@ -44,6 +44,8 @@ from typing import Any
 
 import psutil
 import redis
+from _redis_server import delete_keys
+from _redis_server import redis_cpu as node_cpu
 
 from django_remq.core import TaskManager
 from django_remq.core.store.keys import Keys
@@ -74,8 +76,7 @@ class Result:
 def redis_cpu(nodes: list[redis.Redis]) -> float:
     total = 0.0
     for node in nodes:
-        info = node.info("cpu")
-        total += float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        total += node_cpu(node)
     return total
 
 
@@ -95,9 +96,7 @@ def done(client: Any, ended: list[str]) -> int:
 
 
 def cleanup(client: Any, prefix: str) -> None:
-    keys = list(client.scan_iter(f"{prefix}:*", count=5000))
-    for i in range(0, len(keys), 1000):
-        client.delete(*keys[i:i + 1000])
+    delete_keys(client, f"{prefix}:*", 1000)
 
 
 def start_workers(url: str, prefix: str, queues: list[str], k: int, concurrency: int,

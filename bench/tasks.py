@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 from _python_cost import python_us
+from _redis_server import delete_keys
 
 HERE = Path(__file__).resolve().parent
 
@@ -73,9 +74,7 @@ def main() -> None:
             drained = burst(env, 16) - startup
             print(f"drain {args.n:,} at concurrency 16: {args.n / max(drained, 1e-3):8,.0f}/s")
     finally:
-        keys = list(tm.conn.sync.scan_iter(f"{tm.keys.prefix}:*", count=5000))
-        for i in range(0, len(keys), 5000):
-            tm.conn.sync.delete(*keys[i:i + 5000])
+        delete_keys(tm.conn.sync, f"{tm.keys.prefix}:*")
 
 
 if __name__ == "__main__":

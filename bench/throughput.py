@@ -32,6 +32,7 @@ from pathlib import Path
 
 import redis
 from _python_cost import python_us
+from _redis_server import delete_keys, redis_cpu
 
 from django_remq.core import TaskManager
 
@@ -40,9 +41,7 @@ WORKER = [sys.executable, str(HERE / "_worker.py")]
 
 
 def cleanup(r: redis.Redis, prefix: str) -> None:
-    keys = list(r.scan_iter(f"{prefix}:*", count=5000))
-    for i in range(0, len(keys), 5000):
-        r.delete(*keys[i:i + 5000])
+    delete_keys(r, f"{prefix}:*")
 
 
 def bench_emit(url: str, n: int, rounds: int = 3) -> tuple[float, float, float, float, float]:
@@ -128,12 +127,6 @@ def start_worker(url: str, prefix: str, concurrency: int, burst: bool,
     if not line.startswith("READY"):
         raise RuntimeError(f"worker did not start: {line!r}")
     return proc
-
-
-def redis_cpu(r: redis.Redis) -> float:
-    """Seconds of CPU the Redis server has used (user + system)."""
-    info = r.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def children_cpu() -> float:
