@@ -1,6 +1,7 @@
 """What the worker's two hot scripts cost Redis, per call and per job, by batch size.
 
     python bench/scripts.py [--n 6000] [--batch 1 8 32] [--runs 2] [--url URL] [--floor]
+        [--base DIR]
 
 Without ``--url`` a private ``redis-server`` is started on a free port. For each batch
 size B, N jobs are queued (``emit_many``), then delivered B at a time (``deliver.lua``,
@@ -11,6 +12,10 @@ Redis CPU (``INFO cpu``, user + system: the round trips' kernel work in it), the
 script's time (``INFO commandstats``: the ``EVALSHA`` time, its commands' in it) and the
 commands its script ran. No worker, no handler: what each script costs where it runs,
 with nothing else on the wire, so a change to a script shows in these figures alone.
+
+``--base DIR``: a checkout of an earlier version (``git archive <rev> | tar -x -C DIR``)
+whose scripts run in turn with this one's, ``--runs`` times each: on a shared host only
+figures taken side by side compare.
 
 ``--floor`` also runs each phase as the same writes sent as plain commands, pipelined,
 no Lua (not atomic: a measure, not a way to run jobs): the deliver phase reads (one
@@ -25,10 +30,15 @@ with the machine.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -38,6 +48,9 @@ from django_remq.core.store import calls
 from django_remq.core.store.calls import Delivery
 from django_remq.core.store.keys import QueueKeys
 from django_remq.core.store.scripts import run_many
+
+#: per phase ("deliver", "finish"): Redis CPU us, script us, commands, per job
+Result = dict[str, tuple[float, float, float]]
 
 
 def phase(r: redis.Redis, work: Callable[[], None]) -> tuple[float, float, int]:
@@ -55,7 +68,7 @@ def phase(r: redis.Redis, work: Callable[[], None]) -> tuple[float, float, int]:
 
 
 def run(url: str, n: int, batch: int, floor: bool = False
-        ) -> dict[str, tuple[float, float, float]]:
+        ) -> Result:
     from django_remq.core import TaskManager
 
     prefix = f"scr{uuid.uuid4().hex[:6]}"
@@ -159,6 +172,44 @@ def finish_plain(r: redis.Redis, qk: QueueKeys, batch: int,
         pipe.execute()
 
 
+def run_version(base: Path | None, url: str, n: int, batch: int
+                ) -> Result:
+    """:func:`run` in this checkout, or (``base``) in a process on that checkout's code."""
+    if base is None:
+        return run(url, n, batch)
+    out = subprocess.run([sys.executable, __file__, "--one", url, str(n), str(batch)],
+                         env={**os.environ, "PYTHONPATH": str(base)}, check=True,
+                         capture_output=True, text=True).stdout
+    return {k: tuple(v) for k, v in json.loads(out).items()}  # type: ignore[misc]
+
+
+def show(label: str, batch: int, runs: list[Result], floor: bool) -> None:
+    """One version's figures at one batch size (medians of its runs)."""
+    for name in ("deliver", "finish"):
+        cpu, usec, inner = (statistics.median(r[name][i] for r in runs) for i in range(3))
+        if floor:
+            print(f"batch {batch:3}  {name:8} plain commands, per job: Redis CPU "
+                  f"{cpu:6.1f} us, {inner:5.2f} commands")
+            continue
+        print(f"{label}batch {batch:3}  {name:8} per job: Redis CPU {cpu:6.1f} us, "
+              f"script {usec:6.1f} us, {inner:5.2f} commands   "
+              f"per call: script {usec * batch:7.1f} us")
+
+
+def report(url: str, args: argparse.Namespace, versions: list[tuple[str, Path | None]]
+           ) -> None:
+    print(f"Redis: {url}   N = {args.n} jobs per run, median of {args.runs} runs")
+    for batch in args.batch:
+        got: dict[str, list[Result]] = {}
+        for _ in range(args.runs):  # versions in turn: a shared host's load shifts
+            for label, path in versions:
+                got.setdefault(label, []).append(run_version(path, url, args.n, batch))
+        for label, _ in versions:
+            show(label, batch, got[label], False)
+        if args.floor:
+            show("", batch, [run(url, args.n, batch, True) for _ in range(args.runs)], True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", help="a Redis nothing else uses (default: start one)")
@@ -167,29 +218,23 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2, help="runs per batch size (median)")
     parser.add_argument("--floor", action="store_true",
                         help="also the same writes as plain pipelined commands")
+    parser.add_argument("--base", type=Path,
+                        help="an earlier version's checkout, run in turn with this one")
+    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)  # url n batch: JSON out
     args = parser.parse_args()
-
-    def report(url: str) -> None:
-        print(f"Redis: {url}   N = {args.n} jobs per run, median of {args.runs} runs")
-        for batch in args.batch:
-            for floor in (False, True) if args.floor else (False,):
-                runs = [run(url, args.n, batch, floor) for _ in range(args.runs)]
-                for name in ("deliver", "finish"):
-                    cpu, usec, inner = (statistics.median(r[name][i] for r in runs)
-                                        for i in range(3))
-                    if floor:
-                        print(f"batch {batch:3}  {name:8} plain commands, per job: Redis CPU "
-                              f"{cpu:6.1f} us, {inner:5.2f} commands")
-                        continue
-                    print(f"batch {batch:3}  {name:8} per job: Redis CPU {cpu:6.1f} us, "
-                          f"script {usec:6.1f} us, {inner:5.2f} commands   "
-                          f"per call: script {usec * batch:7.1f} us")
+    if args.one:
+        url, n, batch = args.one
+        print(json.dumps(run(url, int(n), int(batch))))
+        return
+    versions: list[tuple[str, Path | None]] = [("", None)]
+    if args.base:
+        versions = [("base ", args.base.resolve()), ("this ", None)]
 
     if args.url:
-        report(args.url)
+        report(args.url, args, versions)
     else:
         with private_redis() as url:
-            report(url)
+            report(url, args, versions)
 
 
 if __name__ == "__main__":

@@ -41,10 +41,11 @@ local out = {}
 -- per XDEL, not once per id); `unindex` / `index`: per status index, the job ids to
 -- ZREM / the score, id pairs to ZADD. The script is atomic: no reader sees the gap.
 local acked_ids, unindex, index = {}, {}, {}
-local function later(into, key, ...)
+local function later(into, key, a, b)
   local list = into[key]
   if not list then list = {}; into[key] = list end
-  for _, v in ipairs({...}) do list[#list + 1] = v end
+  list[#list + 1] = a
+  if b then list[#list + 1] = b end
 end
 local function chunked(cmd, key, list, step)
   for i = 1, #list, step do
@@ -84,11 +85,13 @@ local function flush_tally()
   local hour = math.floor(now / 3600000)
   local trend = base .. ':trend:' .. hour
   local minute = math.floor(now / 60000) % 60 .. ':'
+  local fresh = false  -- a field new this minute: perhaps the hash too
   for field, n in pairs(tally) do
     redis.call('HINCRBY', base .. ':totals', field, n)
-    redis.call('HINCRBY', trend, minute .. field, n)
+    if redis.call('HINCRBY', trend, minute .. field, n) == n then fresh = true end
   end
-  redis.call('PEXPIREAT', trend, (hour + 1 + TREND_HOURS) * 3600000)
+  -- the hour's hash gets its expiry when made (its first field is new), not every call
+  if fresh then redis.call('PEXPIREAT', trend, (hour + 1 + TREND_HOURS) * 3600000) end
 end
 
 -- The dead letter of job `id`: `fields` plus its final record and log lines, as they
@@ -139,6 +142,7 @@ local function expire(final, key, id, has_logs)
   touched[final] = true
 end
 
+local function put(set, f, v) set[#set + 1] = f; set[#set + 1] = v end
 local function apply(eid, id, kind, run_at, fields, err, dead)
   local key = jobs .. id
   local acked = redis.call('XACK', stream, group, eid)
@@ -149,25 +153,24 @@ local function apply(eid, id, kind, run_at, fields, err, dead)
   if acked == 0 or (kind ~= 'malformed' and status ~= 'processing') then return 0 end
   if status and IDX[status] then later(unindex, IDX[status], id) end
   local set = fields  -- the outcome's fields, plus the state change below, in one HSET
-  local function put(f, v) set[#set + 1] = f; set[#set + 1] = v end
   if err ~= '' then
     local prev = redis.call('HGET', key, 'errors')
-    if prev and #prev > 2 then put('errors', string.sub(prev, 1, -2) .. ',' .. err .. ']')
-    else put('errors', '[' .. err .. ']') end
+    if prev and #prev > 2 then put(set, 'errors', string.sub(prev, 1, -2) .. ',' .. err .. ']')
+    else put(set, 'errors', '[' .. err .. ']') end
   end
   local final = kind == 'malformed' and 'failed' or kind
   if kind == 'retry' then
-    put('deliveries', '0'); put('lock_until', '0')
+    put(set, 'deliveries', '0'); put(set, 'lock_until', '0')
     if run_at > now then
-      put('status', 'delayed'); put('delay_until', run_at)
+      put(set, 'status', 'delayed'); put(set, 'delay_until', run_at)
       later(index, IDX.delayed, run_at, id)
       wake(stream, 'due', run_at)
     else
-      put('status', 'waiting'); put('delay_until', '0')
+      put(set, 'status', 'waiting'); put(set, 'delay_until', '0')
       later(index, IDX.waiting, NOW, id)
     end
   else
-    put('status', final); put('finished_at', NOW); put('lock_until', '0')
+    put(set, 'status', final); put(set, 'finished_at', NOW); put(set, 'lock_until', '0')
     later(index, IDX[final], NOW, id)
   end
   redis.call('HSET', key, unpack(set))
