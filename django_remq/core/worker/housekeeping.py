@@ -9,11 +9,11 @@ costs").
 - keep the view of paused queues (one EXISTS over the paused ones, every
   ``promote_interval_ms``: a paused queue is found by deliver.lua, atomically);
 - renew the entries of the jobs this worker runs so they are not reclaimed
-  (heartbeat), and say when it is time to reclaim stalled entries: a worker that
-  stopped heartbeating (its entries, from ``claim_idle_ms`` after its last heartbeat),
-  a worker that handed its entries back, a gap in the wake channel; the read loop
-  does it (it alone takes pool slots, so reclaimed work goes first and never finds the
-  pool full);
+  (heartbeat), and say when it is time to reclaim stalled entries (:mod:`.reclaims`): a
+  worker that stopped heartbeating (its entries, from ``claim_idle_ms`` after its last
+  heartbeat), a worker that handed its entries back, a gap in the wake channel; the
+  read loop does it (it alone takes pool slots, so reclaimed work goes first and never
+  finds the pool full);
 - publish this worker in the worker registry;
 - once an hour, for the whole fleet (one worker, by a lease), a backstop: every queue
   promoted and scanned for stalled entries, dead consumers removed;
@@ -45,6 +45,7 @@ from ..store.connection import Connection
 from ..store.keys import GROUP, Keys
 from ..store.scripts import arun_many
 from .lanes import LaneView
+from .reclaims import Reclaims
 from .wakeups import Wakeups
 
 log = logging.getLogger("django_remq.upkeep")
@@ -53,10 +54,6 @@ DEAD_CONSUMER_IDLE_MS = 3_600_000  # consumers idle this long with nothing pendi
 #: the fleet's backstop sweep: one worker (the lease's holder) per this many seconds
 SWEEP_EVERY_S = 3600
 LEASE_CHECK_S = 60.0  # how often a worker asks for the sweep's lease
-RECLAIM_STEP_S = 0.5  # while a dead worker's entries come due, scan this often
-#: how long past its last renewal plus a tick a dead worker's entries are looked for: a
-#: starved worker renews late, and the two workers' estimates of Redis's clock differ
-RECLAIM_SLACK_S = 5.0
 LONGEST_SLEEP_S = 60.0  # the promote loop's sleep with nothing due (costs Redis nothing)
 
 #: job id -> (queue, entry id, lane) of every job this worker runs right now
@@ -90,12 +87,11 @@ class Housekeeping:
         self.cancel = cancel
         self.stopping = stopping
         self.interval = max(worker.claim_idle_ms / 3000, 0.05)
+        self._wake = asyncio.Event()  # something for the promote loop to look at
         self.paused: set[str] = set()  # from promote rounds and resume checks
         self.lanes = lanes if lanes is not None else LaneView()  # likewise (kept here)
-        #: set when stalled entries may be there to take (at start, a dead worker's
-        #: entries coming due, entries handed back, a gap in the wake channel); the read
-        #: loop reclaims them before new work
-        self.reclaim_due = True
+        #: when the read loop scans for stalled entries, and which queues
+        self.reclaims = Reclaims(worker.claim_idle_ms, self.interval, self._wake.set)
         self._serves = frozenset(worker.queues)
         self._due: dict[str, int] = {}  # queue -> its next delayed job's time (Redis ms)
         #: queues a "due" message named while a promote round was on the wire: the round's
@@ -103,13 +99,8 @@ class Housekeeping:
         self._heard: set[str] = set()
         self._flagged: set[str] = set()  # queues to promote at the next round
         self._sweep = False  # promote every queue at the next round
-        self._wake = asyncio.Event()  # something for the promote loop to look at
         self._offset_ms = 0.0  # Redis's clock minus ours (from promote replies)
         self._paused_check = 0.0  # monotonic time of the next resume check
-        self._reclaim_at: list[float] = []  # monotonic times the read loop should reclaim
-        self._dead: set[tuple[str, int]] = set()  # (worker, last heartbeat) handled
-        self._active: dict[str, float] = {}  # queue -> when this worker last got entries
-        self._reclaim_some: list[str] = []  # queues to scan (reclaim_due: all of them)
         self.wakeups = Wakeups(conn, keys, self._on_message, self._on_gap)
 
     def start(self) -> list[asyncio.Task[None]]:
@@ -132,44 +123,6 @@ class Housekeeping:
         self.paused.add(queue)
         self._wake.set()
 
-    def note_active(self, queue: str) -> None:
-        """This worker got entries of ``queue``: scan it for stalled ones (its own, held
-        but never started, included) each tick until ``claim_idle_ms`` after the last."""
-        self._active[queue] = time.monotonic()
-
-    def take_reclaim(self, queues: Sequence[str]) -> list[str]:
-        """The queues among ``queues`` the read loop should scan for stalled entries now
-        (then none until housekeeping says so again)."""
-        if self.reclaim_due:
-            self.reclaim_due = False
-            self._reclaim_some = []
-            return list(queues)
-        if not self._reclaim_some:
-            return []
-        some, self._reclaim_some = set(self._reclaim_some), []
-        return [q for q in queues if q in some]
-
-    def reclaim_later(self, queues: Sequence[str]) -> None:
-        """The scan stopped with every slot taken: the rest at the next free slot."""
-        self._reclaim_some = list(dict.fromkeys([*queues, *self._reclaim_some]))
-
-    def _tick_reclaim(self) -> None:
-        """Each tick: scan the queues this worker got entries from within the last
-        ``claim_idle_ms`` and a tick (an idle queue costs nothing)."""
-        since = time.monotonic() - self.worker.claim_idle_ms / 1000 - 2 * self.interval
-        for q, at in list(self._active.items()):
-            if at < since:
-                del self._active[q]
-        if self._active:
-            self.reclaim_later(list(self._active))
-
-    def block_ms(self, default: int, burst: bool) -> int:
-        """How long the read loop's next read may block: shorter while a dead worker's
-        entries come due (the read loop takes them), or in a burst run."""
-        if self._reclaim_at or burst:
-            return min(default, 250 if self._reclaim_at else 50)
-        return default
-
     # -- promoting due jobs -------------------------------------------------------
 
     def redis_now(self) -> int:
@@ -187,12 +140,12 @@ class Housekeeping:
             self._flagged.add(queue)
             self._wake.set()
         elif kind == "reclaim":
-            self.reclaim_due = True
+            self.reclaims.due = True
 
     def _on_gap(self) -> None:
         """Subscribed (again): do once what the messages missed meanwhile would have said."""
         self._sweep = True
-        self.reclaim_due = True
+        self.reclaims.due = True
         self._wake.set()
 
     async def promote(self, queues: Iterable[str] | None = None) -> float:
@@ -235,10 +188,7 @@ class Housekeeping:
         """One round: promote what is due (or flagged, or everything after a gap), check
         paused queues for a resume; returns seconds to sleep unless woken."""
         mono = time.monotonic()
-        if self._reclaim_at and self._reclaim_at[0] <= mono:
-            while self._reclaim_at and self._reclaim_at[0] <= mono:
-                self._reclaim_at.pop(0)
-            self.reclaim_due = True
+        self.reclaims.come_due(mono)
         todo: set[str] = set()
         if self._sweep:
             self._sweep = False
@@ -255,9 +205,8 @@ class Housekeeping:
             else self._next_due_s()
         if self.paused:
             wait = min(wait, check)
-        if self._reclaim_at:
-            wait = min(wait, max(0.0, self._reclaim_at[0] - time.monotonic()))
-        return wait
+        scan = self.reclaims.next_in(time.monotonic())
+        return wait if scan is None else min(wait, scan)
 
     async def _promote_loop(self) -> None:
         while not self.stopping():
@@ -282,7 +231,7 @@ class Housekeeping:
         async def step() -> float:
             nonlocal next_lease
             await self.renew()
-            self._tick_reclaim()
+            self.reclaims.tick()
             await self.heartbeat()
             if time.monotonic() >= next_lease:
                 next_lease = time.monotonic() + LEASE_CHECK_S
@@ -300,7 +249,7 @@ class Housekeeping:
                                        px=SWEEP_EVERY_S * 1000):
             return False
         self._sweep = True
-        self.reclaim_due = True
+        self.reclaims.due = True
         self._wake.set()
         await self.forget_dead_consumers()
         return True
@@ -332,7 +281,7 @@ class Housekeeping:
 
     async def heartbeat(self) -> None:
         """Refresh this worker's registry entry; in the same round trip, find workers that
-        missed a heartbeat (:meth:`_note_missed_heartbeats`)."""
+        missed a heartbeat (:meth:`.Reclaims.note_missed_heartbeats`)."""
         keys, w = self.keys, self.worker
         now = self.redis_now()  # one clock for the fleet: a missed heartbeat is judged by it
         info: dict[str, Any] = {"id": w.name, "host": socket.gethostname(), "pid": os.getpid(),
@@ -348,43 +297,9 @@ class Housekeeping:
         pipe.zrangebyscore(keys.workers, "-inf", now - int(self.interval * 1000) - 500,
                            withscores=True)
         *_, stale = await pipe.execute()
-        self._note_missed_heartbeats([
+        self.reclaims.note_missed_heartbeats([
             (n.decode() if isinstance(n, bytes) else str(n), int(score))
-            for n, score in stale if n != w.name])
-
-    def _note_missed_heartbeats(self, stale: Sequence[tuple[str, int]]) -> None:
-        """Workers that missed a heartbeat (heartbeats are stamped with Redis's clock, as
-        learnt from promote replies): their entries were last renewed no later than they
-        died, at most one tick after that heartbeat, so they come due between ``last +
-        claim_idle_ms`` and one tick later. The read loop reclaims at each step of that
-        window (two ticks and ``RECLAIM_SLACK_S`` long, for a busy host; at once if seen
-        late): a crashed
-        worker's entries run again within about ``RECLAIM_STEP_S`` of coming due; after the
-        window, one scan a tick while the registry still holds the dead worker."""
-        seen = set(stale)
-        self._dead &= seen  # forget the ones gone from the registry
-        w = self.worker
-        mono, now = time.monotonic(), self.redis_now()
-        for name, last in stale:
-            if (name, last) in self._dead:
-                # its window is over and it is still in the registry: a scan each tick
-                # until the registry lets it go (its entries came due later than the
-                # window said: a worker starved before it died renews late)
-                if not self._reclaim_at:
-                    self._reclaim_at.append(mono)
-                continue
-            self._dead.add((name, last))
-            log.info("worker %s missed its heartbeat (last %.1f s ago); its entries are "
-                     "reclaimed as they come due", name, (now - last) / 1000)
-            start = mono + (last + w.claim_idle_ms - now) / 1000
-            at = max(start, mono)  # seen late (a busy host): scan at once, at least once
-            end = max(start + 2 * self.interval + RECLAIM_SLACK_S, at)
-            while at <= end:
-                self._reclaim_at.append(at)
-                at += RECLAIM_STEP_S
-        self._reclaim_at.sort()
-        if self._reclaim_at:
-            self._wake.set()
+            for n, score in stale if n != w.name], now)
 
     async def forget_dead_consumers(self) -> None:
         client = self.conn.aio

@@ -241,7 +241,8 @@ class Consumer:
 
     async def _block_and_dispatch(self, queues: Sequence[str]) -> None:
         """The blocking read; what it found starts now."""
-        self.reader.block_ms = self.housekeeping.block_ms(self.options.block_ms, self._burst)
+        self.reader.block_ms = self.housekeeping.reclaims.block_ms(self.options.block_ms,
+                                                                   self._burst)
         found = False
         try:
             read = await self.reader.read(queues, self.pool.free, self._pending_call)
@@ -294,11 +295,11 @@ class Consumer:
 
     async def _reclaim(self, queues: Sequence[str]) -> bool:
         """Take over entries idle past claim_idle_ms, ahead of new work, in the queues
-        housekeeping says may have some (:meth:`Housekeeping.take_reclaim`): under load
+        housekeeping says may have some (:meth:`.Reclaims.take`): under load
         they get the first free slots. ``True`` if it filled every free slot."""
         if self.stopping:
             return False
-        todo = self.housekeeping.take_reclaim(queues)
+        todo = self.housekeeping.reclaims.take(queues)
         opts = self.options
         for i, queue in enumerate(todo):
             free = self.pool.free  # only this loop takes slots: it can only grow meanwhile
@@ -311,7 +312,7 @@ class Consumer:
                 log.info("reclaimed %d stalled entries in %r", len(deliveries), queue)
                 self.dispatch(queue, deliveries)
             if len(deliveries) >= free:  # maybe more: go on at the next free slot
-                self.housekeeping.reclaim_later(todo[i:])
+                self.housekeeping.reclaims.later(todo[i:])
                 return True
         return False
 
@@ -365,7 +366,7 @@ class Consumer:
         """Start each delivery deliver.lua made runnable; record the ones that cannot run."""
         self.reader.given.note(queue, deliveries)
         if deliveries:
-            self.housekeeping.note_active(queue)
+            self.housekeeping.reclaims.note_active(queue)
             self._hot[queue] = None  # may have more: fetch from it next
         for d in deliveries:
             if d.verdict != "run":
