@@ -39,7 +39,8 @@ from .core.types import (
     TaskStats,
     WorkerInfo,
 )
-from .core.worker.stream_consumer import ConsumerOptions, MessageHandler
+from .core.worker.consumer_options import ConsumerOptions
+from .core.worker.stream_consumer import MessageHandler
 from .core.worker.task import EventSink, HandlerContext, Task
 
 ProcessableMessage = Message

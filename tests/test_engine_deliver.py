@@ -302,7 +302,7 @@ async def test_a_picked_up_job_starts_before_the_next_fetch_is_sent(make_tm):
     try:
         assert tm.processor is not None
         consumer = tm.processor.consumer
-        fetch = consumer._fetch
+        fetch = consumer.fetcher.fetch
 
         async def noting_fetch():
             order.append("fetch")
@@ -314,7 +314,7 @@ async def test_a_picked_up_job_starts_before_the_next_fetch_is_sent(make_tm):
             reads[0] += 1
             return await read(*args)
 
-        consumer._fetch = noting_fetch  # type: ignore[method-assign]
+        consumer.fetcher.fetch = noting_fetch  # type: ignore[method-assign]
         consumer.reader.read = counting_read  # type: ignore[method-assign]
         firsts = []
         for _ in range(10):

@@ -31,10 +31,11 @@ from .policies.debounce import DebounceManager
 from .settings import ProcessorSettings
 from .store.keys import Keys
 from .task_manager import HandlerEntry, TaskManager
+from .worker.consumer_options import ConsumerOptions
 from .worker.pool import ConcurrencyPool
 from .worker.processor import Processor
 from .worker.reader import StreamReader
-from .worker.stream_consumer import Consumer, ConsumerOptions
+from .worker.stream_consumer import Consumer
 from .worker.task import HandlerContext, Task
 
 __all__ = [

@@ -29,9 +29,10 @@ from ..store.connection import Connection
 from ..store.keys import Keys
 from ..store.replicas import ReplicaWait
 from ..types import Message, MessageContext
+from .consumer_options import ConsumerOptions
 from .shared_core import SUPPORTED as CAN_PIN
 from .shared_core import SharedCore
-from .stream_consumer import Consumer, ConsumerOptions
+from .stream_consumer import Consumer
 from .task import Emitter, EventSink, HandlerContext, Task, TaskUpdates
 from .threads import SlotThreads
 

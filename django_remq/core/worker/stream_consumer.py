@@ -3,7 +3,8 @@
 It knows transport, not policy: what a job's outcome is (completed, retry...) is
 the message handler's answer (the :class:`~django_remq.core.processor.Processor`).
 Background duties (promoting due jobs, renewing running ones, timing the reclaim
-of dead workers' entries) live in :mod:`.housekeeping`.
+of dead workers' entries) live in :mod:`.housekeeping`; the read loop's ways in besides
+its blocking read (reclaim, held entries, fetches while busy) in :mod:`.fetcher`.
 
 A handler starts only for a job deliver.lua has just made ``processing`` for this
 worker, in the same atomic step that read or claimed its entry: a paused queue, a
@@ -21,35 +22,31 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import ResponseError
 
 from ..policies import failures
 from ..policies.dlq import DeadLetterConfig
-from ..store import calls
-from ..store.calls import Delivery, Outcome, Retention
+from ..store.calls import Delivery, Outcome
 from ..store.connection import Connection
 from ..store.keys import Keys
 from ..store.replicas import ReplicaWait
-from ..store.scripts import Call, arun, arun_many
 from ..types import CancelToken, Message, MessageContext
 from .acker import Acker, OnApplied
+from .consumer_options import ConsumerOptions
 from .deliveries import failed, on_lane, refusal, to_message
+from .fetcher import Fetcher
 from .housekeeping import Housekeeping, WorkerSpec
 from .lanes import LaneView
 from .pool import ConcurrencyPool
-from .reader import StreamReader, undecoded
+from .reader import StreamReader
 from .reconnect import REDIS_DOWN, Backoff
 
 log = logging.getLogger("django_remq.consumer")
 
 MessageHandler = Callable[[Message, MessageContext], Awaitable[Outcome]]
-#: a fetch round trip serves one queue per this many free slots
-FETCH_SHARE = 16
-#: a hot queue's turn: this many times the concurrency in deliveries
-TURN = 4
 
 
 @dataclass(slots=True)  # one per task: not frozen, which costs 3x to build (see calls.Delivery)
@@ -61,22 +58,6 @@ class Running:
     task: asyncio.Task[None]
     cancel: CancelToken
     lane: int = 0  # the priority of the stream its entry is on
-
-
-@dataclass(frozen=True)
-class ConsumerOptions:
-    queues: Sequence[str] = ("default",)
-    concurrency: int = 1
-    prefix: str = "remq"
-    claim_idle_ms: int = 30_000
-    max_deliveries: int = 5
-    retention: Retention = field(default_factory=Retention)
-    block_ms: int = 1000
-    promote_interval_ms: int = 500  # how often paused queues are checked for a resume
-    shutdown_timeout_ms: int = 30_000
-    priority_aging_ms: int = 30_000
-    #: record fields each job to run carries back as ``Message.extra`` (calls.check_extra_fields)
-    extra_fields: tuple[str, ...] = ()
 
 
 def new_consumer_name() -> str:
@@ -115,10 +96,9 @@ class Consumer:
         #: queues where a blocking read took more than it ran (shared with the reader)
         self._held: set[str] = self.reader.held
         self.idle = asyncio.Event()  # set when a burst run found nothing left to do
-        #: queues that gave entries lately, in turn order: fetched from while busy (at
-        #: start, every queue: a backlog is fetched in priority order, lanes first)
-        self._hot: dict[str, None] = dict.fromkeys(options.queues)
-        self._turn_left = TURN * options.concurrency  # deliveries left in this turn
+        #: reclaim, held entries, fetches while busy: the read loop's other ways in
+        self.fetcher = Fetcher(conn, self.keys, self.name, options, self.pool, self.reader,
+                               self.housekeeping, self.dispatch)
         self._recheck = False  # a read failed: deliver what this consumer holds first
 
     @property
@@ -221,9 +201,9 @@ class Consumer:
     async def _read_once(self) -> None:
         await self.pool.wait_for_slot()
         queues = self.housekeeping.unpaused()
-        if await self._reclaim(queues):
+        if not self.stopping and await self.fetcher.reclaim(queues):
             return  # reclaimed work first; there may be more
-        if self._held and await self._deliver_held():
+        if self._held and await self.fetcher.deliver_held(self._held.pop()):
             return
         if not queues:  # every queue paused: a burst run treats them as empty
             if self._burst and await self.drained():
@@ -235,7 +215,7 @@ class Consumer:
             self._recheck = False  # undelivered: each queue's pending entries, one by one
             self._held.update(queues)
             return
-        if await self._fetch():
+        if await self.fetcher.fetch():
             return  # busy: fetch again rather than block
         await self._block_and_dispatch(queues)
 
@@ -245,7 +225,7 @@ class Consumer:
                                                                    self._burst)
         found = False
         try:
-            read = await self.reader.read(queues, self.pool.free, self._pending_call)
+            read = await self.reader.read(queues, self.pool.free, self.fetcher.pending_call)
         except Exception:
             self._recheck = True
             raise
@@ -276,98 +256,12 @@ class Consumer:
             pipe.zcount(qk.delayed, "-inf", now)
         return not any(await pipe.execute())
 
-    def _pending_call(self, queue: str, limit: int) -> Call[list[Delivery]]:
-        lanes = self.housekeeping.lanes.of(queue)
-        return calls.pending(self.keys.queue(queue), self.name, lock_ms=self.options.claim_idle_ms,
-                           max_deliveries=self.options.max_deliveries, lanes=lanes,
-                           limit=limit, after=self.reader.given.after(queue, lanes),
-                           extra=self.options.extra_fields)
-
-    async def _deliver_held(self) -> bool:
-        """Deliver what a blocking read over several lanes took beyond the free slots
-        (deliver.lua said "held"); ``True`` if it found work."""
-        queue = self._held.pop()
-        deliveries = await arun(self.conn.raw_aio,
-                                undecoded(self._pending_call(queue, self.pool.free)),
-                                self.conn.raw_line)
-        self.dispatch(queue, deliveries)
-        return bool(deliveries)
-
-    async def _reclaim(self, queues: Sequence[str]) -> bool:
-        """Take over entries idle past claim_idle_ms, ahead of new work, in the queues
-        housekeeping says may have some (:meth:`.Reclaims.take`): under load
-        they get the first free slots. ``True`` if it filled every free slot."""
-        if self.stopping:
-            return False
-        todo = self.housekeeping.reclaims.take(queues)
-        opts = self.options
-        for i, queue in enumerate(todo):
-            free = self.pool.free  # only this loop takes slots: it can only grow meanwhile
-            call = calls.reclaim(self.keys.queue(queue), self.name, min_idle_ms=opts.claim_idle_ms,
-                               count=free, lock_ms=opts.claim_idle_ms,
-                               max_deliveries=opts.max_deliveries,
-                               lanes=self.housekeeping.lanes.of(queue), extra=opts.extra_fields)
-            deliveries = await arun(self.conn.raw_aio, undecoded(call), self.conn.raw_line)
-            if deliveries:
-                log.info("reclaimed %d stalled entries in %r", len(deliveries), queue)
-                self.dispatch(queue, deliveries)
-            if len(deliveries) >= free:  # maybe more: go on at the next free slot
-                self.housekeeping.reclaims.later(todo[i:])
-                return True
-        return False
-
-    async def _fetch(self) -> bool:
-        """Read and deliver in one script per queue (no blocking), from the queues known
-        to have entries (``_hot``), a few at a time, each for as many jobs as there are
-        free slots: with work spread over many queues a round trip still runs one or two
-        scripts, not one per queue. ``True`` if it found work; ``False`` at once, with no
-        round trip, when no queue is known to have any (the blocking read finds them)."""
-        while self._hot:
-            if await self._fetch_hot():
-                return True
-        return False
-
-    async def _fetch_hot(self) -> bool:
-        """One fetch round trip from the first hot queue(s); those that had nothing
-        leave the hot ones."""
-        free = self.pool.free
-        paused = self.housekeeping.paused
-        for q in [q for q in self._hot if q in paused]:  # paused meanwhile
-            del self._hot[q]
-        hot = list(self._hot)[:max(1, free // FETCH_SHARE)]
-        if not hot:
-            return False
-        each = max(1, free // len(hot))
-        # the hot queues take turns, each of ``TURN`` deliveries: jobs running together
-        # then mostly share a queue, and so do their acknowledgements (one finish.lua
-        # call per queue in a batch)
-        self._turn_left -= each * len(hot)
-        if self._turn_left <= 0:
-            self._turn_left = TURN * self.options.concurrency
-            for q in hot:  # to the back of the line
-                del self._hot[q]
-        lanes = self.housekeeping.lanes
-        steps = [undecoded(calls.fetch(self.keys.queue(q), self.name, each,
-                                     lock_ms=self.options.claim_idle_ms,
-                                     max_deliveries=self.options.max_deliveries,
-                                     lanes=lanes.of(q), aging_ms=lanes.aging(q),
-                                     extra=self.options.extra_fields))
-                 for q in hot]
-        replies = await arun_many(self.conn.raw_aio, steps, self.conn.raw_line)
-        found = False
-        for q, deliveries in zip(hot, replies, strict=True):
-            found = found or bool(deliveries)
-            self.dispatch(q, deliveries)
-            if not deliveries:  # drained (for now): the blocking read finds more
-                self._hot.pop(q, None)
-        return found
-
     def dispatch(self, queue: str, deliveries: list[Delivery]) -> None:
         """Start each delivery deliver.lua made runnable; record the ones that cannot run."""
         self.reader.given.note(queue, deliveries)
         if deliveries:
             self.housekeeping.reclaims.note_active(queue)
-            self._hot[queue] = None  # may have more: fetch from it next
+            self.fetcher.note_hot(queue)
         for d in deliveries:
             if d.verdict != "run":
                 self._refuse(queue, d)
