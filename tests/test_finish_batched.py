@@ -3,6 +3,7 @@ its log retention set only for jobs that logged, on a real Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from django_remq.core.store.keys import Keys
 
 from .cluster import on_both
 from .policy_helpers import run_until
+from .workers import await_until
 
 pytestmark = pytest.mark.redis
 
@@ -87,3 +89,77 @@ async def test_debounced_lines_expire_with_the_record(make_tm, r, prefix):
                     or time.monotonic() > deadline, settle=0.1)
     assert r.hget(qk.job(first), "status") == "completed"
     assert 0 < r.pttl(qk.logs(first)) <= 60_000
+
+
+async def test_a_lingering_batcher_gathers_a_batch_and_never_lingers_when_hurried():
+    """With a linger, items added within it go in one write; ``fill`` items go at once;
+    ``drain`` and ``close`` do not wait for it."""
+    from django_remq.core.worker.batcher import Batcher
+
+    written: list[list[int]] = []
+
+    async def write(batch: list[int]) -> None:
+        written.append(batch)
+
+    b: Batcher[int] = Batcher(write, linger=0.2, fill=3)
+    b.add(1)
+    await asyncio.sleep(0.05)
+    b.add(2)  # within the linger: same write
+    assert written == []
+    await asyncio.sleep(0.3)
+    assert written == [[1, 2]]
+    t0 = time.monotonic()
+    for i in (3, 4, 5):
+        b.add(i)  # the third fills it: no wait
+    await b.drain()
+    assert written[-1] == [3, 4, 5]
+    b.add(6)
+    await b.drain()  # hurried: no 0.2 s wait
+    assert written[-1] == [6]
+    b.add(7)
+    assert await b.close(5)
+    assert written[-1] == [7]
+    assert time.monotonic() - t0 < 0.15
+
+    at_once: Batcher[int] = Batcher(write)  # no linger: an idle add goes out at once
+    at_once.add(8)
+    await asyncio.sleep(0.01)
+    assert written[-1] == [8]
+
+
+async def test_finishes_share_a_call_within_ack_linger_ms(make_tm, r, prefix):
+    """At concurrency 1 each job ends alone, so each finish would be a finish.lua call of
+    its own; with ``ack_linger_ms`` the finishes of jobs that end within it share one."""
+    tm: TaskManager = make_tm(concurrency=1, processor={"ack_linger_ms": 500})
+    tm.register_handler("quick", lambda task, ctx: None)
+    ids = [tm.emit("quick", data={"i": i}) for i in range(6)]
+    await tm.start()
+    assert tm.processor is not None
+    acker = tm.processor.consumer.acker
+    sizes: list[int] = []
+    finish = acker._finish
+
+    async def noting(groups):  # what each call carries; then the call itself
+        sizes.append(sum(len(outcomes) for _, outcomes in groups))
+        await finish(groups)
+
+    acker._finish = noting  # type: ignore[method-assign]
+    qk = Keys(prefix).queue("default")
+    try:
+        assert await await_until(lambda: all(r.hget(qk.job(i), "status") == "completed"
+                                             for i in ids), timeout=10)
+    finally:
+        await tm.stop()
+    assert sum(sizes) == 6, sizes
+    assert max(sizes) >= 3, sizes
+
+
+def test_ack_linger_ms_is_checked():
+    from django_remq.core.errors import InvalidOptions
+    from django_remq.core.settings import ProcessorSettings
+
+    assert ProcessorSettings.from_options({}).ack_linger_ms == 2
+    assert ProcessorSettings.from_options({"ack_linger_ms": 0}).ack_linger_ms == 0
+    for bad in (-1, 1001, 2.5, True, "2"):
+        with pytest.raises(InvalidOptions, match=r"'ack_linger_ms' must be an int in 0\.\.1000"):
+            ProcessorSettings.from_options({"ack_linger_ms": bad})

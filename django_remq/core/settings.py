@@ -36,6 +36,9 @@ class ProcessorSettings:
     timezone: str = "UTC"  # for cron patterns; the Django layer passes TIME_ZONE
     #: the loop and the sync handlers' threads on one CPU core (worker/shared_core.py)
     pin_threads: bool = True
+    #: a finished job's acknowledgement waits up to this long for others to share its
+    #: finish.lua call (worker/acker.py); 0: each batch goes at once
+    ack_linger_ms: int = 2
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None) -> ProcessorSettings:
@@ -61,10 +64,14 @@ class ProcessorSettings:
         if not isinstance(pin, bool):
             raise InvalidOptions(f"processor option 'pin_threads' must be True or False, got "
                                  f"{pin!r}")
+        linger = options.get("ack_linger_ms", cls.ack_linger_ms)
+        if not isinstance(linger, int) or isinstance(linger, bool) or not 0 <= linger <= 1000:
+            raise InvalidOptions(f"processor option 'ack_linger_ms' must be an int in 0..1000 "
+                                 f"(milliseconds; 0: acknowledge at once), got {linger!r}")
         return cls(retry=RetryPolicy.from_config(options.get("retry")),
                    retention=Retention(**retention),
                    dlq=DeadLetterConfig.from_config(options.get("dlq")), timezone=tz,
-                   pin_threads=pin, **ints)
+                   pin_threads=pin, ack_linger_ms=linger, **ints)
 
 
 __all__ = ["PROCESSOR_KEYS", "ProcessorSettings"]

@@ -237,6 +237,8 @@ class ProcessorOptions(TypedDict, total=False):
     timezone: str
     #: the loop and plain ``def`` handlers' threads share one CPU core (worker/shared_core.py)
     pin_threads: bool
+    #: a finish waits this long for more to go in the same call (worker/acker.py)
+    ack_linger_ms: int
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,9 @@ PROCESSOR = {
     "timezone": "The time zone of cron patterns; Django's `TIME_ZONE` unless set here.",
     "pin_threads": "The loop and the sync handlers' threads share one CPU core (Linux); "
                    "`REMQ['CPU_AFFINITY']` sets it, `runworker_remq --cpu-affinity` too.",
+    "ack_linger_ms": "A finished job's acknowledgement waits up to this long for others to "
+                     "share its Redis call (fewer, larger calls at low concurrency); `0`: "
+                     "each batch goes at once.",
 }
 
 #: ``REMQ["GATEWAY"]`` (its keys: GATEWAY_KEYS; defaults: GatewayPolicy)

@@ -23,3 +23,5 @@ class ConsumerOptions:
     priority_aging_ms: int = 30_000
     #: record fields each job to run carries back as ``Message.extra`` (calls.check_extra_fields)
     extra_fields: tuple[str, ...] = ()
+    #: how long a finish waits for others to share its call (ProcessorSettings.ack_linger_ms)
+    ack_linger_ms: int = 2

@@ -78,6 +78,7 @@ class Processor:
             claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries,
             retention=settings.retention, shutdown_timeout_ms=settings.shutdown_timeout_ms,
             priority_aging_ms=settings.priority_aging_ms, extra_fields=tuple(extra_fields),
+            ack_linger_ms=settings.ack_linger_ms,
         ), on_applied=self._applied, dlq=settings.dlq, replica_wait=replica_wait,
             report=lambda: dict(self.tasks))  # dead letters go with the failure; with
         # wait_replicas acks wait too; the heartbeat carries the counts

@@ -81,7 +81,7 @@ class Consumer:
         lanes = LaneView(options.priority_aging_ms)  # housekeeping keeps it, the reader reads it
         self.reader = StreamReader(conn, self.keys, self.name, options.block_ms, lanes)
         self.acker = Acker(conn, self.keys, options.retention, on_applied, dlq=dlq,
-                           replica_wait=replica_wait)
+                           replica_wait=replica_wait, linger_ms=options.ack_linger_ms)
         self.running: dict[str, Running] = {}
         self._stopping = asyncio.Event()
         self.housekeeping = Housekeeping(
