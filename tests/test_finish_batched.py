@@ -163,3 +163,22 @@ def test_ack_linger_ms_is_checked():
     for bad in (-1, 1001, 2.5, True, "2"):
         with pytest.raises(InvalidOptions, match=r"'ack_linger_ms' must be an int in 0\.\.1000"):
             ProcessorSettings.from_options({"ack_linger_ms": bad})
+
+
+async def test_a_batcher_lingers_again_after_a_close():
+    """A burst run's check for work left closes the acker's batcher and goes on: later
+    batches still gather."""
+    from django_remq.core.worker.batcher import Batcher
+
+    written: list[list[int]] = []
+
+    async def write(batch: list[int]) -> None:
+        written.append(batch)
+
+    b: Batcher[int] = Batcher(write, linger=0.1, fill=10)
+    assert await b.close(1)
+    b.add(1)
+    await asyncio.sleep(0.02)
+    b.add(2)
+    await asyncio.sleep(0.2)
+    assert written == [[1, 2]]

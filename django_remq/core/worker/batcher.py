@@ -120,16 +120,20 @@ class Batcher(Generic[T]):
 
     async def close(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` for the buffer to reach Redis; ``False`` if it did not
-        (the flusher is then cancelled: what it held is left to at-least-once)."""
-        self._hurry += 1  # for good: nothing lingers once closing
+        (the flusher is then cancelled: what it held is left to at-least-once). The
+        batcher stays usable (a burst run's check for work left closes it, then goes on)."""
+        self._hurry += 1
         self._stop_lingering()
-        if self.busy:
-            assert self._flusher is not None
-            try:
-                await asyncio.wait_for(asyncio.shield(self._flusher), timeout)
-            except TimeoutError:
-                self._flusher.cancel()
-                return False
-            except Exception:
-                log.exception("background write failed")
-        return not self._items
+        try:
+            if self.busy:
+                assert self._flusher is not None
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._flusher), timeout)
+                except TimeoutError:
+                    self._flusher.cancel()
+                    return False
+                except Exception:
+                    log.exception("background write failed")
+            return not self._items
+        finally:
+            self._hurry -= 1
