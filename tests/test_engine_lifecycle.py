@@ -217,6 +217,40 @@ async def test_stop_is_prompt_while_the_worker_is_busy(make_tm):
         assert time.monotonic() - t0 < 6
 
 
+async def test_the_shutdown_timeout_counts_the_loops_slow_stop(make_tm, caplog):
+    """A worker loop slow to stop (a busy host; a client call that holds on to a cancel)
+    spends the shutdown timeout, it does not add to it; the slow loop is named."""
+    tm: TaskManager = make_tm(concurrency=2, processor={"shutdown_timeout_ms": 1000})
+    started = asyncio.Event()
+
+    async def stuck(task, ctx):
+        started.set()
+        await asyncio.sleep(60)
+
+    tm.register_handler(event="stuck", handler=stuck)
+    tm.emit("stuck")
+    await tm.start()
+    assert tm.processor is not None
+    consumer = tm.processor.consumer
+
+    async def holds_on():  # as a loop whose client call swallows the cancel for 1.5 s
+        while True:
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                await asyncio.sleep(1.5)
+                return
+
+    consumer._tasks.append(asyncio.create_task(holds_on(), name="remq-slowpoke"))
+    await asyncio.wait_for(started.wait(), 10)
+    t0 = time.monotonic()
+    await tm.stop()
+    took = time.monotonic() - t0
+    # without the budget: 1.5 s for the loop, then 1 s more for the task
+    assert took < 2.2, f"stopped in {took:.2f} s, past the 1 s shutdown timeout + slack"
+    assert "worker loops slow to stop: remq-slowpoke (stopped)" in caplog.text
+
+
 @on_both()
 @pytest.mark.timeout(40)
 async def test_follow_up_emits_beside_logs_and_progress_do_not_wedge_the_task(make_tm, r, prefix):

@@ -144,13 +144,15 @@ class Consumer:
         return finished
 
     async def close(self) -> None:
-        """Graceful stop: let running tasks finish up to the shutdown timeout, then leave
-        the rest to other workers at once (not after the visibility timeout)."""
+        """Graceful stop: let running tasks finish up to the shutdown timeout (counted from
+        here: stopping the loops spends it too), then leave the rest to other workers at
+        once (not after the visibility timeout)."""
+        t0 = time.monotonic()
         self.stop()
-        _, stuck = await asyncio.wait(self._tasks, timeout=5.0) if self._tasks else ((), ())
-        if stuck:  # they also watch the stopping flag; this only bounds the wait
-            log.warning("%d worker loops did not stop within 5 s", len(stuck))
-        finished = await self.pool.wait_idle(self.options.shutdown_timeout_ms / 1000)
+        if self._tasks:
+            await self._stop_loops()
+        left = self.options.shutdown_timeout_ms / 1000 - (time.monotonic() - t0)
+        finished = await self.pool.wait_idle(max(0.0, left))
         if not finished:
             log.warning("shutdown timeout: %d tasks still running are handed back",
                         self.pool.active)
@@ -158,6 +160,17 @@ class Consumer:
             await self.pool.wait_idle(1.0)
         await self.acker.close(5.0)
         await self.housekeeping.release()
+
+    async def _stop_loops(self) -> None:
+        """Wait for the cancelled loops (they also watch the stopping flag), at most 5 s;
+        name the slow ones (a busy host, or a client call that held on to a cancel)."""
+        _, slow = await asyncio.wait(self._tasks, timeout=0.5)
+        if not slow:
+            return
+        names = ", ".join(sorted(t.get_name() for t in slow))
+        _, stuck = await asyncio.wait(slow, timeout=4.5)
+        log.warning("worker loops slow to stop: %s (%s)", names,
+                    f"{len(stuck)} still running after 5 s" if stuck else "stopped")
 
     async def _until_connected(self, op: Callable[[], Awaitable[object]]) -> None:
         backoff = Backoff()
