@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -248,7 +249,9 @@ async def test_the_shutdown_timeout_counts_the_loops_slow_stop(make_tm, caplog):
     took = time.monotonic() - t0
     # without the budget: 1.5 s for the loop, then 1 s more for the task
     assert took < 2.2, f"stopped in {took:.2f} s, past the 1 s shutdown timeout + slack"
-    assert "worker loops slow to stop: remq-slowpoke (stopped)" in caplog.text
+    # named (on a loaded host the read loop may be slow too: it is named beside it)
+    assert re.search(r"worker loops slow to stop: [a-z, -]*remq-slowpoke", caplog.text), (
+        caplog.text)
 
 
 @on_both()

@@ -106,7 +106,9 @@ def test_a_client_that_reads_nothing_is_closed_1013_then_dropped(
         return replies_then_close, closed, time.monotonic() - started
 
     (replies, code), closed, dropped = asyncio.run(asyncio.wait_for(scenario(), 90))
-    assert replies > 1000  # the refusals it did not read, then
+    # the refusals it did not read (what the socket buffers held: 850 to a few thousand,
+    # by the host's load and buffer sizes; far more than a 4 KB receive buffer), then
+    assert replies > 200
     assert code == SLOW_CLIENT_CODE
     assert SEND_TIMEOUT_S < closed < SEND_TIMEOUT_S + 10
     assert dropped < SEND_TIMEOUT_S + CLOSE_TIMEOUT_S + 10
