@@ -154,6 +154,7 @@ def gateway_emit(msg: dict[str, Any]) -> None:
 @example({"event": "report", "options": {"delay_until": 10**4000}})
 @example({"event": "report", "data": 10**4000})
 @example({"type": "subscribe", "taskId": "t" * 201})
+@example({"event": "report", "options": {"attempts": [[10**450, 10**140]]}})  # quoted whole
 @example({"event": "report", "queue": "q" * (MAX_QUEUE_NAME_LENGTH + 1)})
 def test_any_frame_ends_in_a_valid_request_or_a_clear_refusal(frame: dict[str, Any]) -> None:
     msg = check_frame(to_text(frame))

@@ -46,10 +46,17 @@ _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+#: the longest message an ``error`` answer carries (then "... (N characters)"): an
+#: engine error may quote a client's value whole, and an answer never echoes a frame back
+MAX_MESSAGE = 400
+
+
 class ClientError(Exception):
     """A frame the gateway refuses; becomes an ``error`` message, never a close."""
 
     def __init__(self, code: str, message: str, task_id: str | None = None) -> None:
+        if len(message) > MAX_MESSAGE:
+            message = f"{message[:MAX_MESSAGE]}... ({len(message)} characters)"
         super().__init__(message)
         self.code, self.message, self.task_id = code, message, task_id
 
