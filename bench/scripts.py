@@ -113,8 +113,8 @@ def finish_lua(r: redis.Redis, qk: QueueKeys, batch: int, delivered: list[Delive
         run_many(r, [calls.finish(qk, outcomes, retention)])
 
 
-RUN_READ = ["status", "worker", "deliveries", "entry", "name", "data", "options",
-            "retried_attempts", "retry_count", "timestamp", "deliveries"]
+#: what deliver.lua's HMGET reads: its checks' fields, then what a run needs
+RUN_READ = ["status", "worker", "deliveries", "entry", *calls.RUN_FIELDS]
 
 
 def deliver_plain(r: redis.Redis, qk: QueueKeys, n: int, batch: int,

@@ -29,14 +29,19 @@ local function ask_lane(p)
   return {'lane', '', {}, p}
 end
 
--- The status of the job a one-job script acts on (its priority read in the same HMGET);
--- or nil and the reply to give at once: the lane to pass first (ask_lane), or 'missing'.
-local function job_status(id)
+-- The status of the job a one-job script acts on (nil: no record), its priority read in
+-- the same HMGET; and ask_lane's reply when its lane's stream is not in KEYS.
+local function lane_and_status(id)
   local got = redis.call('HMGET', JOBS .. id, 'priority', 'status')
-  local ask = ask_lane(tonumber(got[1] or '0') or 0)
+  return got[2], ask_lane(tonumber(got[1] or '0') or 0)
+end
+-- The same, for a script with nothing to do without a record: its status; or nil and the
+-- reply to give at once: the lane to pass first (ask_lane), or 'missing'.
+local function job_status(id)
+  local status, ask = lane_and_status(id)
   if ask then return nil, ask end
-  if not got[2] then return nil, {'missing', '', {}} end
-  return got[2]
+  if not status then return nil, {'missing', '', {}} end
+  return status
 end
 
 -- Remove the stream entry of a waiting job, so a later re-enqueue cannot make a
@@ -68,9 +73,9 @@ local function requeue(id, from, run_at)
   else
     move(id, from, 'waiting', NOW)
     redis.call('HSET', JOBS .. id, 'delay_until', 0)
-    local stream = lane_for(id)
+    local p = lane_of(JOBS .. id)
+    local stream = lane_stream(p)
     if stream and stream ~= STREAM then
-      local p = lane_of(JOBS .. id)
       redis.call('ZADD', LANES, p, p)
       if redis.call('EXISTS', stream) == 0 then wake(STREAM, 'lane', 0) end
     end

@@ -3,11 +3,10 @@
 -- A running job's handler is not stopped, but its outcome is dropped (finish.lua
 -- ignores jobs that are no longer processing) and nothing can bring the record back.
 -- Returns {code, status before}; code "ok" or "missing"; or {'lane', '', {}, priority}
--- (see ask_lane).
+-- (see ask_lane, lane_and_status).
 local id = ARGV[4]
-local ask = ask_lane(lane_of(JOBS .. id))
+local status, ask = lane_and_status(id)
 if ask then return ask end
-local status = redis.call('HGET', JOBS .. id, 'status')
 if status == 'waiting' then unstream(id) end
 for _, s in ipairs(STATUSES) do redis.call('ZREM', IDX[s], id) end
 redis.call('DEL', JOBS .. id, LOGS .. id)

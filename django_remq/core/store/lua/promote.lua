@@ -13,16 +13,18 @@ local due = redis.call('ZRANGEBYSCORE', IDX.delayed, '-inf', now, 'LIMIT', 0, to
 local moved, wait = 0, -1
 for _, id in ipairs(due) do
   local key = ARGV[1] .. id
-  local stream = lane_stream(lane_of(key))
+  local got = redis.call('HMGET', key, 'priority', 'status')  -- the lane (_lib's lane_of)
+  local p = tonumber(got[1] or '0') or 0
+  local stream = lane_stream(p)
   if not stream then
     -- a lane the caller does not know yet: due again as soon as it does (the registry
     -- is re-added in case it was lost, so the next call knows it)
-    redis.call('ZADD', KEYS[10], lane_of(key), lane_of(key))
+    redis.call('ZADD', KEYS[10], p, p)
     wait = 0
   else
     moved = moved + 1
     redis.call('ZREM', IDX.delayed, id)
-    if redis.call('HGET', key, 'status') == 'delayed' then
+    if got[2] == 'delayed' then
       redis.call('HSET', key, 'status', 'waiting')
       enqueue(stream, key, id)
       redis.call('ZADD', IDX.waiting, now, id)
