@@ -4,11 +4,14 @@
 ``REMQ["CLUSTER"]`` and the socket timeouts (``SOCKET_TIMEOUT``,
 ``SOCKET_CONNECT_TIMEOUT``; a URL's own query wins) make every client: the worker's
 and the gateway's (through the task manager), the ``Sdk()``'s and the admin pages'
-(:func:`remq_connection`), and the worker's start-up probe (``worker.probe_redis``, given
-the URL and ``CLUSTER``), all by :mod:`django_remq.core.store.clients`.
+(:func:`shared_connection`, one per process), and the worker's start-up probe
+(``worker.probe_redis``, given the URL and ``CLUSTER``), all by
+:mod:`django_remq.core.store.clients`.
 """
 
 from __future__ import annotations
+
+import threading
 
 import redis.exceptions
 
@@ -27,6 +30,27 @@ def remq_connection(conf: RemqSettings | None = None, *, socket_timeout: float |
                         conf.socket_connect_timeout if socket_connect_timeout is None
                         else socket_connect_timeout)
     return Connection(url, cluster=conf.cluster)
+
+
+_lock = threading.Lock()
+_shared: dict[tuple[float | None, float | None], tuple[RemqSettings, Connection]] = {}
+
+
+def shared_connection(*, socket_timeout: float | None = None,
+                      socket_connect_timeout: float | None = None) -> Connection:
+    """One :func:`remq_connection` per process, ``REMQ`` value and pair of timeouts, for
+    code that reaches Redis on every request (``Sdk()`` in a view, the admin pages, the
+    metrics scrape): a connection made per call cost a TCP connect and its handshake
+    each time, some five times the call itself."""
+    conf = get_settings()
+    key = (socket_timeout, socket_connect_timeout)
+    with _lock:
+        made = _shared.get(key)
+        if made is None or made[0] is not conf:
+            made = _shared[key] = (conf, remq_connection(
+                conf, socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_connect_timeout))
+        return made[1]
 
 
 

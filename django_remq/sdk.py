@@ -12,11 +12,15 @@ from .conf import RemqSettings, get_settings
 from .core.sdk import Sdk as CoreSdk
 from .core.store.calls import Retention
 from .core.store.connection import Connection, RedisLike
-from .redis_clients import remq_connection
+from .redis_clients import shared_connection
 
 
 class Sdk(CoreSdk):
-    """Admin operations on the queues configured in ``REMQ`` (see the core ``Sdk``)."""
+    """Admin operations on the queues configured in ``REMQ`` (see the core ``Sdk``).
+
+    ``Sdk()`` takes the process's connection to ``REMQ``'s Redis (one pool, shared by every
+    ``Sdk()``: one is cheap to make per request, and ``close()`` leaves it open);
+    ``Sdk(url)`` makes its own, closed by ``close()`` or ``with Sdk(url) as sdk:``."""
 
     def __init__(self, db: RedisLike | Connection | None = None, prefix: str | None = None, *,
                  dlq_key: str | None = None, retention: Retention | None = None,
@@ -25,12 +29,13 @@ class Sdk(CoreSdk):
         processor: Mapping[str, Any] = getattr(s, "processor", None) or {}
         dlq = processor.get("dlq") or {}
         kept = processor.get("retention")
-        super().__init__(db if db is not None else s.connection_url,  # type: ignore[union-attr]
+        if db is None and cluster is not None and cluster != s.cluster:  # type: ignore[union-attr]
+            db = s.connection_url  # type: ignore[union-attr]  # REMQ's URL, another mode
+        super().__init__(db if db is not None else shared_connection(),
                          prefix if prefix is not None else s.prefix,  # type: ignore[union-attr]
                          dlq_key=dlq_key or dlq.get("stream_key"),
                          retention=retention or (Retention(**kept) if kept else None),
-                         cluster=cluster if cluster is not None  # else REMQ's, for its URL
-                         else db is None and s.cluster)  # type: ignore[union-attr]
+                         cluster=bool(cluster))
 
 
 _lock = threading.Lock()
@@ -38,17 +43,18 @@ _shared: dict[tuple[float, float], tuple[RemqSettings, Sdk]] = {}
 
 
 def shared_sdk(*, socket_timeout: float, socket_connect_timeout: float) -> Sdk:
-    """One Sdk (one connection pool) per process, ``REMQ`` value and pair of timeouts,
-    for views that read Redis on every request (the admin pages, the metrics scrape):
-    it reaches Redis as every client of the project does (``CLUSTER`` included), with the
-    caller's own timeouts, so a blackholed Redis is an error page in seconds."""
+    """One Sdk per process, ``REMQ`` value and pair of timeouts, for views that read Redis
+    on every request (the admin pages, the metrics scrape): it reaches Redis as every
+    client of the project does (``CLUSTER`` included), with the caller's own timeouts, so
+    a blackholed Redis is an error page in seconds; and it keeps what it learnt of each
+    queue's lanes from one request to the next."""
     conf = get_settings()
     key = (socket_timeout, socket_connect_timeout)
     with _lock:
         made = _shared.get(key)
         if made is None or made[0] is not conf:
-            conn = remq_connection(conf, socket_timeout=socket_timeout,
-                                   socket_connect_timeout=socket_connect_timeout)
+            conn = shared_connection(socket_timeout=socket_timeout,
+                                     socket_connect_timeout=socket_connect_timeout)
             made = _shared[key] = (conf, Sdk(conn))
         return made[1]
 

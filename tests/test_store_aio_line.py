@@ -139,6 +139,23 @@ def test_each_loop_has_its_own_line_closed_with_the_connection(redis_url: str, p
     assert wait_until(lambda: _named(r, f"{prefix}-loops") == [], timeout=5)
 
 
+def test_a_loop_that_met_thousands_of_connections_closes_the_live_ones(
+        redis_url: str, prefix: str, r: redis.Redis) -> None:
+    """An ``Sdk(url)`` per request on a server's one loop: each connection used there
+    is closed when the loop closes if it is still alive, and one that is gone costs
+    the loop nothing (a hook of each, nested, overflowed the stack at the close)."""
+    kept = Connection(f"{redis_url}?client_name={prefix}-kept")
+
+    async def requests() -> None:
+        for _ in range(3000):
+            assert Connection(redis_url).aio is not None
+        await kept.aio.ping()
+        assert len(_named(r, f"{prefix}-kept")) == 1
+
+    asyncio.run(requests())
+    assert wait_until(lambda: _named(r, f"{prefix}-kept") == [], timeout=5)
+
+
 async def test_a_line_only_beside_the_plain_client_redis_py_makes(redis_url: str) -> None:
     import fakeredis
 

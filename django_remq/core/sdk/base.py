@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from ..errors import InvalidOptions
 from ..store.calls import Retention
@@ -32,6 +32,9 @@ class SdkBase:
     def __init__(self, db: RedisLike | Connection, prefix: str = "remq", *,
                  dlq_key: str | None = None, retention: Retention | None = None,
                  cluster: bool = False) -> None:
+        #: whether :meth:`close` closes :attr:`conn`: not when it was given (it is the
+        #: giver's, maybe shared); a client given is never closed, only those made here
+        self._owns_conn = not isinstance(db, Connection)
         self.conn = db if isinstance(db, Connection) else Connection(db, cluster=cluster)
         self.keys = Keys(prefix)
         try:  # each queue's DLQ stream name (processor.dlq.stream_key)
@@ -44,6 +47,30 @@ class SdkBase:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.conn!r}, prefix={self.keys.prefix!r})"
+
+    def close(self) -> None:
+        """Close the clients this Sdk made (``with Sdk(url) as sdk:`` does it on leaving);
+        a :class:`Connection` it was given is left open for its other users."""
+        if self._owns_conn:
+            self.conn.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, with the running loop's clients too (``async with Sdk(url)``)."""
+        if self._owns_conn:
+            await self.conn.aclose()
+            self.conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def _run(self, plan: Plan[T]) -> T:
         # clients that do not decode: records, entries and dead letters hold what anyone

@@ -25,7 +25,6 @@ Every client is made by :mod:`.clients`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import weakref
@@ -330,23 +329,41 @@ def _closed_with(loop: asyncio.AbstractEventLoop, conn: Connection) -> None:
     """Close ``conn``'s clients of ``loop`` when the loop closes (``asyncio.run``'s end,
     a test's loop), as channels_redis does for its pools: a client left to the garbage
     collector after its loop is gone can no longer be closed, only warned about
-    ("Unclosed RedisCluster client"). Loops that take no attributes (uvloop) are left
+    ("Unclosed RedisCluster client"). One hook per loop, over a weak set of the
+    connections that used it: a long-lived loop meets a connection per ``Sdk(url)`` made
+    in it, and a hook for each, nested, piled up for the loop's life and overflowed the
+    stack at its close past about a thousand. Loops that take no attributes (uvloop) are left
     to ``await conn.aclose()``."""
-    ref = weakref.ref(conn)
-    original = loop.close
+    owners: weakref.WeakSet[Connection] | None = getattr(loop, _OWNERS, None)
+    if owners is None:
+        owners = weakref.WeakSet()
+        original = loop.close
 
-    def close() -> None:
-        owner = ref()
+        def close() -> None:
+            try:
+                if not loop.is_closed() and not loop.is_running():
+                    for owner in list(owners):
+                        _close_quietly(loop, owner)
+            finally:
+                original()
+
         try:
-            if owner is not None and not loop.is_closed() and not loop.is_running():
-                _close_on(loop, owner)
-        except Exception:
-            log.warning("closing %r's clients as their event loop closes failed", owner,
-                        exc_info=True)
-        finally:
-            original()
+            setattr(loop, _OWNERS, owners)
+            loop.close = close  # type: ignore[method-assign]
+        except (AttributeError, TypeError):
+            return
+    owners.add(conn)
 
-    with contextlib.suppress(AttributeError, TypeError):
-        loop.close = close  # type: ignore[method-assign]
+
+#: the loop's attribute holding the connections its close closes
+_OWNERS = "_remq_connections"
+
+
+def _close_quietly(loop: asyncio.AbstractEventLoop, conn: Connection) -> None:
+    try:
+        _close_on(loop, conn)
+    except Exception:
+        log.warning("closing %r's clients as their event loop closes failed", conn,
+                    exc_info=True)
 
 
