@@ -24,13 +24,16 @@ DEFAULT_MAX_IN_FLIGHT = 100
 DEFAULT_MAX_IN_FLIGHT_PER_USER = 1000
 DEFAULT_MAX_CLIENT_DELAY_MS = 86_400_000  # a day
 DEFAULT_MAX_FRAMES_PER_SECOND = 50
+DEFAULT_MAX_CONNECTIONS = 1000  # per process
 POLICY_KEYS = ("can_emit", "can_subscribe", "can_broadcast")
 #: The limits, each an int setting: (default, lowest allowed).
-LIMITS = {"max_message_bytes": (DEFAULT_MAX_MESSAGE_BYTES, 1),
+LIMITS: dict[str, tuple[int | None, int]] = {"max_message_bytes": (DEFAULT_MAX_MESSAGE_BYTES, 1),
           "max_in_flight": (DEFAULT_MAX_IN_FLIGHT, 1),
           "max_in_flight_per_user": (DEFAULT_MAX_IN_FLIGHT_PER_USER, 1),
           "max_client_delay_ms": (DEFAULT_MAX_CLIENT_DELAY_MS, 0),
-          "max_frames_per_second": (DEFAULT_MAX_FRAMES_PER_SECOND, 1)}
+          "max_frames_per_second": (DEFAULT_MAX_FRAMES_PER_SECOND, 1),
+          "max_connections": (DEFAULT_MAX_CONNECTIONS, 1),
+          "max_connections_per_address": (None, 1)}  # None: no count per address
 GATEWAY_KEYS = ("allowed_events", *POLICY_KEYS, "client_options", *LIMITS, "allowed_origins")
 SIGNATURES = {"can_emit": "(scope, event, queue, data) -> bool",
               "can_subscribe": "(scope, task_id, owner) -> bool",
@@ -107,9 +110,12 @@ def gateway_problems(gateway: Any, *, import_paths: bool = True) -> list[Problem
                              f"{', '.join(sorted(CLIENT_OPTIONS))} (every one but 'id')."))
     for key, (default, low) in LIMITS.items():
         value = gateway.get(key, default)
+        if value is None and default is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             found.append(Problem("remq.E021", f"REMQ['GATEWAY'][{key!r}] must be an int "
-                                 f">= {low}, got {value!r}.", f"Default: {default}."))
+                                 f">= {low}{' or None' if default is None else ''}, got "
+                                 f"{value!r}.", f"Default: {default}."))
     return found + _origin_problems(gateway) + _rule_problems(gateway, import_paths)
 
 

@@ -177,6 +177,8 @@ def test_expose_on_handler_is_validated() -> None:
     ({"allowed_events": "report"}, "remq.E021", "list of event names"),
     ({"max_in_flight": 0}, "remq.E021", "'max_in_flight'] must be an int >= 1"),
     ({"max_message_bytes": True}, "remq.E021", "max_message_bytes"),
+    ({"max_connections": None}, "remq.E021", "'max_connections'] must be an int >= 1, got"),
+    ({"max_connections_per_address": 0}, "remq.E021", "must be an int >= 1 or None, got 0"),
     ({"can_emit": 3}, "remq.E022", "dotted path"),
     ({"can_broadcast": "tests.nowhere.rule"}, "remq.E022", "not an importable callable"),
 ])
@@ -184,6 +186,11 @@ def test_gateway_settings_are_checked(gateway: Any, code: str, text: str) -> Non
     found = problems({"GATEWAY": gateway})
     assert [p.id for p in found] == [code]
     assert text in found[0].msg + (found[0].hint or "")
+
+
+def test_the_connection_caps_take_an_int_and_the_per_address_one_none() -> None:
+    assert problems({"GATEWAY": {"max_connections": 5, "max_connections_per_address": None}}) == []
+    assert problems({"GATEWAY": {"max_connections_per_address": 2}}) == []
 
 
 def test_check_warns_when_gateway_has_no_channel_layer() -> None:

@@ -243,8 +243,8 @@ async def test_frames_over_the_rate_are_dropped_with_one_notice_then_the_client_
         redis_url: str) -> None:
     """GATEWAY['max_frames_per_second']: a second's worth at once is answered, the rest
     dropped unread (one ``rate_limited``); a client that never slows down is closed
-    (1008); one that waits for the bucket to fill is served again."""
-    from django_remq.consumers.rate import CLOSE_AFTER_S
+    (4029); one that waits for the bucket to fill is served again."""
+    from django_remq.consumers.rate import CLOSE_AFTER_S, TOO_MANY_FRAMES
 
     rate = 5
     bad = json.dumps({"type": "subscribe"})  # each answered when read: invalid_message
@@ -267,4 +267,4 @@ async def test_frames_over_the_rate_are_dropped_with_one_notice_then_the_client_
     assert codes == ["invalid_message"] * rate + ["rate_limited"]
     assert [json.loads(o["text"])["code"] for o in out[:-1]] == (
         ["invalid_message"] * rate + ["rate_limited"])
-    assert out[-1] == {"type": "websocket.close", "code": 1008}
+    assert out[-1] == {"type": "websocket.close", "code": TOO_MANY_FRAMES}

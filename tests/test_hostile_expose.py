@@ -287,7 +287,9 @@ def test_a_client_over_the_frame_rate_is_told_once_then_dropped_then_closed(
         stack: Stack, tmp_path: Path) -> None:
     """GATEWAY['max_frames_per_second'] on a real --expose worker: frames over the rate
     are dropped unread, the first with one ``rate_limited`` answer; a client that keeps
-    on is closed with 1008; another connection is served throughout."""
+    on is closed with 4029; another connection is served throughout."""
+    from django_remq.consumers.rate import TOO_MANY_FRAMES
+
     rate = 20
     stack.env["REMQ_TEST_FRAME_RATE"] = str(rate)
     port = free_port()
@@ -314,5 +316,5 @@ def test_a_client_over_the_frame_rate_is_told_once_then_dropped_then_closed(
     assert codes.count("rate_limited") == 1, codes
     # the burst the bucket holds, and what it refilled while the flood was read
     assert rate <= codes.count("invalid_message") < rate * 5, codes
-    assert code == 1008
+    assert code == TOO_MANY_FRAMES
     assert asyncio.run(run_a_task(stack, port))["status"] == "completed"

@@ -31,6 +31,7 @@ from ..conf import get_settings
 from ..core import TaskManager
 from ..core.errors import InvalidOptions
 from ..core.store.keys import check_queue_name
+from .admission import TOO_MANY_CONNECTIONS, client_address, connections
 from .delivery import broadcast_group, task_group
 from .holds import Holds, holder
 from .keys import OWNER, WATCH, GatewayKeys
@@ -44,7 +45,7 @@ from .protocol import (
     task_id_of,
     wants_broadcast,
 )
-from .rate import POLICY_VIOLATION, FrameRate
+from .rate import TOO_MANY_FRAMES, FrameRate
 from .scripts import JobState, run, watch
 
 log = logging.getLogger("django_remq.gateway")
@@ -72,12 +73,29 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.broadcast = False
         self._keeper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[Any]] = set()
+        self._counted = False
         if self.channel_layer is None:
             log.error("gateway: no channel layer configured (CHANNEL_LAYERS); refusing "
                       "the connection")
             await self.close(code=1011)
             return
         self.policy = GatewayPolicy.from_settings(get_settings().gateway)
+        self.address = client_address(self.scope)
+        refused = connections.enter(self.address, self.policy.max_connections,
+                                    self.policy.max_connections_per_address)
+        if refused is not None:
+            await self.accept()  # so that the client learns why (daphne drops a reason)
+            await self.send_json(ClientError("too_many_connections", refused).frame())
+            await self.close(code=TOO_MANY_CONNECTIONS, reason=refused)
+            return
+        self._counted = True
+        try:
+            await self._open()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def _open(self) -> None:
         self.rate = FrameRate(self.policy.max_frames_per_second)
         self.tm = await sync_to_async(get_task_manager, thread_sensitive=False)()
         self.gateway_keys = GatewayKeys(self.tm.keys.prefix)
@@ -96,6 +114,7 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self._keeper = asyncio.create_task(self._keep())
 
     async def disconnect(self, code: int) -> None:
+        self._leave()
         if self._keeper is not None:
             self._keeper.cancel()
         if not hasattr(self, "tm"):
@@ -110,6 +129,11 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 await self.tm.conn.aio.zrem(self.gateway_keys.broadcast, self.channel_name)
             except Exception as exc:  # it expires anyway
                 log.warning("gateway: could not leave the broadcast registry (%s)", exc)
+
+    def _leave(self) -> None:
+        if self._counted:
+            self._counted = False
+            connections.leave(self.address)
 
     # -- client frames ----------------------------------------------------------------
 
@@ -145,7 +169,7 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         elif self.rate.abusive:
             log.warning("gateway: closing a connection that kept sending over %d frames/s",
                         self.rate.per_second)
-            await self.close(code=POLICY_VIOLATION)
+            await self.close(code=TOO_MANY_FRAMES)
 
     async def emit(self, msg: dict[str, Any]) -> None:
         event, queue, data, options = emit_fields(msg, self.policy.client_options)

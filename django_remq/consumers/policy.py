@@ -5,9 +5,10 @@ may emit the allowed events and follow the tasks they emitted; staff may also fo
 any task and open a broadcast connection. Each rule is a dotted path to a callable
 (sync or async) taking the connection's ASGI ``scope`` first, so a project can say
 otherwise; ``client_options`` says which emit options a client may set (never ``id``
-unless listed). Limits bound what one client costs: a frame's size, the tasks one
-connection follows, the tasks one user holds in flight across connections and gateway
-processes, and how far ahead a client may delay a task; ``allowed_origins`` is read by
+unless listed). Limits bound what one client costs: the connections a process holds
+(in all and per address: :mod:`.admission`), a frame's size, the tasks one connection
+follows, the tasks one user holds in flight across connections and gateway processes,
+and how far ahead a client may delay a task; ``allowed_origins`` is read by
 :mod:`.origin`. The keys, their defaults and their validation (shared with ``manage.py
 check``) are the settings layer's: :mod:`django_remq.gateway_settings`.
 """
@@ -30,6 +31,7 @@ from ..decorators import registry
 from ..gateway_settings import (
     CLIENT_OPTIONS,
     DEFAULT_MAX_CLIENT_DELAY_MS,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_FRAMES_PER_SECOND,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_IN_FLIGHT_PER_USER,
@@ -100,6 +102,8 @@ class GatewayPolicy:
     max_in_flight_per_user: int = DEFAULT_MAX_IN_FLIGHT_PER_USER  # emitted, unfinished
     max_client_delay_ms: int = DEFAULT_MAX_CLIENT_DELAY_MS
     max_frames_per_second: int = DEFAULT_MAX_FRAMES_PER_SECOND  # per connection
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # open in this process
+    max_connections_per_address: int | None = None  # open in this process, per client address
     client_options: frozenset[str] = CLIENT_OPTIONS  # emit options a client may set
 
     @classmethod

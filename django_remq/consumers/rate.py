@@ -5,8 +5,8 @@ a client may send a burst of that many at once and that many a second after. A f
 over the rate is dropped before it is read (no JSON parsed, no Redis asked); the first
 dropped since the bucket was last full gets one ``rate_limited`` error, the rest nothing
 (an answer each would be the flood's echo); :data:`CLOSE_AFTER_S` seconds' worth of
-dropped frames before the client slows down closes the connection (1008, policy
-violation).
+dropped frames before the client slows down closes the connection with
+:data:`TOO_MANY_FRAMES`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import time
 
 #: dropped frames in a row, in seconds of the rate, before the connection is closed
 CLOSE_AFTER_S = 10
-POLICY_VIOLATION = 1008
+#: 4000 + HTTP's 429: daphne (autobahn) sends no close code of the 1000s but 1000, and
+#: failed the consumer on 1008 (policy violation): 1011 and a traceback per client
+TOO_MANY_FRAMES = 4029
 
 
 class FrameRate:

@@ -96,6 +96,12 @@ GATEWAY = {
                              "`rate_limited`, and a connection that keeps it up is closed.",
     "max_client_delay_ms": "The furthest a client may push a task (`delay_ms`, `delayUntil`, "
                            "`retryDelayMs`).",
+    "max_connections": "WebSocket connections one process holds; one more is closed at "
+                       "once (4503, `too_many_connections`).",
+    "max_connections_per_address": "WebSocket connections one process holds from one client "
+                                   "address; unset: no such count (behind a proxy whose "
+                                   "headers the server does not read, every client has its "
+                                   "address).",
     "allowed_origins": "Browser origins allowed to connect; unset: the site's own pages "
                        "(same host and port); `\"*\"`: any.",
 }
