@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -43,3 +45,25 @@ def test_the_client_address_is_the_scopes() -> None:
     assert client_address({"client": ("192.0.2.7", 5123)}) == "192.0.2.7"
     assert client_address({"client": None}) is None
     assert client_address({}) is None
+
+
+@pytest.mark.redis
+async def test_a_consumer_gives_its_place_back_however_it_ends(redis_url: str) -> None:
+    """Its disconnect, or a cancel before the disconnect ran (the server's close timeout
+    while a frame waits on Redis): a place taken for good would refuse everyone in time."""
+    from django_remq.consumers.admission import connections
+
+    from .gateway_helpers import ANON, connect, gateway_env
+
+    with gateway_env(redis_url):
+        before = connections.total
+        comm = await connect(ANON)
+        assert connections.total == before + 1
+        await comm.disconnect()
+        assert connections.total == before
+        comm = await connect(ANON)
+        assert connections.total == before + 1
+        comm.future.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await comm.future
+        assert connections.total == before

@@ -66,6 +66,14 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     policy: GatewayPolicy
     holds: Holds
     gateway_keys: GatewayKeys
+    _counted = False  # in this process's connection count (:mod:`.admission`)
+    address: str | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # a consumer cancelled before its disconnect ran (the server's close
+            self._leave()  # timeout, while Redis hangs) still gives its place back
 
     async def connect(self) -> None:
         self.watching: dict[str, str] = {}  # task id -> queue, until its task_finished
@@ -73,7 +81,6 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.broadcast = False
         self._keeper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[Any]] = set()
-        self._counted = False
         if self.channel_layer is None:
             log.error("gateway: no channel layer configured (CHANNEL_LAYERS); refusing "
                       "the connection")
