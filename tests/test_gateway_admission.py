@@ -50,20 +50,27 @@ def test_the_client_address_is_the_scopes() -> None:
 @pytest.mark.redis
 async def test_a_consumer_gives_its_place_back_however_it_ends(redis_url: str) -> None:
     """Its disconnect, or a cancel before the disconnect ran (the server's close timeout
-    while a frame waits on Redis): a place taken for good would refuse everyone in time."""
+    while a frame waits on Redis): a place taken for good would refuse everyone in time,
+    and its rounds (registry, reconcile) would go on reading Redis for no one."""
     from django_remq.consumers.admission import connections
+    from django_remq.consumers.gateway import KEEPER
+
+    def rounds() -> int:
+        return sum(t.get_name() == KEEPER and not t.done() for t in asyncio.all_tasks())
 
     from .gateway_helpers import ANON, connect, gateway_env
 
     with gateway_env(redis_url):
         before = connections.total
         comm = await connect(ANON)
-        assert connections.total == before + 1
+        assert (connections.total, rounds()) == (before + 1, 1)
         await comm.disconnect()
-        assert connections.total == before
+        await asyncio.sleep(0)  # the cancelled rounds end
+        assert (connections.total, rounds()) == (before, 0)
         comm = await connect(ANON)
-        assert connections.total == before + 1
+        assert (connections.total, rounds()) == (before + 1, 1)
         comm.future.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await comm.future
-        assert connections.total == before
+        await asyncio.sleep(0)
+        assert (connections.total, rounds()) == (before, 0)

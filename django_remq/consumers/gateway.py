@@ -56,6 +56,7 @@ RECONCILE_S = 2.0
 FINISH_GRACE_MS = 2_000  # a final state this old whose task_finished never came: send it
 MAX_DONE = 1000  # task_finished sent, remembered to drop a late duplicate (newest kept)
 DONE_KEEP_S = 60.0
+KEEPER = "remq-gateway-keeper"  # each connection's task of rounds (its name)
 
 
 class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
@@ -68,18 +69,18 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     gateway_keys: GatewayKeys
     _counted = False  # in this process's connection count (:mod:`.admission`)
     address: str | None = None
+    _keeper: asyncio.Task[None] | None = None  # the registry and reconcile rounds
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:  # a consumer cancelled before its disconnect ran (the server's close
-            self._leave()  # timeout, while Redis hangs) still gives its place back
+            self._end()  # timeout, while Redis hangs): its place back, its rounds over
 
     async def connect(self) -> None:
         self.watching: dict[str, str] = {}  # task id -> queue, until its task_finished
         self.done: dict[str, float] = {}  # task ids whose task_finished was sent
         self.broadcast = False
-        self._keeper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[Any]] = set()
         if self.channel_layer is None:
             log.error("gateway: no channel layer configured (CHANNEL_LAYERS); refusing "
@@ -99,7 +100,7 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         try:
             await self._open()
         except BaseException:
-            self._leave()
+            self._end()
             raise
 
     async def _open(self) -> None:
@@ -118,12 +119,10 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 await self.send_json(ClientError(
                     "not_permitted", "broadcast (every task's events) is not permitted for "
                     "this connection (GATEWAY['can_broadcast']; default: staff)").frame())
-        self._keeper = asyncio.create_task(self._keep())
+        self._keeper = asyncio.create_task(self._keep(), name=KEEPER)
 
     async def disconnect(self, code: int) -> None:
-        self._leave()
-        if self._keeper is not None:
-            self._keeper.cancel()
+        self._end()
         if not hasattr(self, "tm"):
             return
         prefix = self.tm.keys.prefix
@@ -137,10 +136,12 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             except Exception as exc:  # it expires anyway
                 log.warning("gateway: could not leave the broadcast registry (%s)", exc)
 
-    def _leave(self) -> None:
+    def _end(self) -> None:
         if self._counted:
             self._counted = False
             connections.leave(self.address)
+        if self._keeper is not None:
+            self._keeper.cancel()
 
     # -- client frames ----------------------------------------------------------------
 
