@@ -35,7 +35,7 @@ from croniter import croniter
 
 from .. import jsonutil
 from ..errors import InvalidOptions
-from ..loops import repeat
+from ..loops import repeat, wait_cancelled
 from ..options import new_job_id
 from ..store import scripts
 from ..store.connection import Connection
@@ -159,7 +159,7 @@ class CronScheduler:
         self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await wait_cancelled([self._task])
             self._task = None
 
     async def _loop(self) -> None:

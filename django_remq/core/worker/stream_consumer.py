@@ -27,6 +27,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from ..loops import wait_cancelled
 from ..policies import failures
 from ..policies.dlq import DeadLetterConfig
 from ..store.calls import Delivery, Outcome
@@ -164,13 +165,11 @@ class Consumer:
     async def _stop_loops(self) -> None:
         """Wait for the cancelled loops (they also watch the stopping flag), at most 5 s;
         name the slow ones (a busy host, or a client call that held on to a cancel)."""
-        _, slow = await asyncio.wait(self._tasks, timeout=0.5)
-        if not slow:
-            return
-        names = ", ".join(sorted(t.get_name() for t in slow))
-        _, stuck = await asyncio.wait(slow, timeout=4.5)
-        log.warning("worker loops slow to stop: %s (%s)", names,
-                    f"{len(stuck)} still running after 5 s" if stuck else "stopped")
+        slow, stuck = await wait_cancelled(self._tasks)
+        if slow:
+            log.warning("worker loops slow to stop: %s (%s)",
+                        ", ".join(sorted(t.get_name() for t in slow)),
+                        f"{len(stuck)} still running after 5 s" if stuck else "stopped")
 
     async def _until_connected(self, op: Callable[[], Awaitable[object]]) -> None:
         backoff = Backoff()
