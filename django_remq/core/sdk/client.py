@@ -34,6 +34,7 @@ class Sdk(JobPlans, ListingPlans, QueuePlans, DeadLetterPlans):
     dead-letter stream, ``<prefix>:{<queue>}:<dlq_key>`` (``processor.dlq.stream_key``;
     default ``dlq``); ``retention`` (:class:`~..store.calls.Retention`) how long jobs
     cancelled here are kept; ``cluster=True``: ``db`` is any node's URL of a Redis Cluster.
+    ``close()`` (or ``with Sdk(...) as sdk:``, ``async with``) closes the clients it made.
     """
 
     # -- one job ------------------------------------------------------------------
