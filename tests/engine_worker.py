@@ -3,7 +3,8 @@
     python -m tests.engine_worker URL PREFIX [--concurrency N] [--claim-idle-ms MS]
         [--max-deliveries N] [--shutdown-timeout-ms MS] [--wait-replicas N] [--queues A,B]
 
-Handlers: ``sleep`` (sleeps data["s"] seconds, records start/finish in Redis lists),
+Handlers: ``sleep`` (sleeps data["s"] seconds, data["again"] on a later run of the job
+if given, records start/finish in Redis lists),
 ``nap`` (sleeps data["s"] seconds, nothing else), ``die`` (kills its own process, as an
 OOM kill or segfault would).
 """
@@ -42,7 +43,11 @@ def main() -> None:
 
     async def sleep(task: Any, ctx: Any) -> str:
         await client.rpush(f"{args.prefix}:started", task.id)
-        await asyncio.sleep(task.data["s"])
+        seconds = task.data["s"]
+        if "again" in task.data and not await client.set(f"{args.prefix}:ran:{task.id}", 1,
+                                                         nx=True):
+            seconds = task.data["again"]  # a run after the first (a reclaimed job)
+        await asyncio.sleep(seconds)
         await client.rpush(f"{args.prefix}:finished", task.id)
         return "slept"
 

@@ -132,7 +132,10 @@ def test_a_crashed_workers_entries_are_reclaimed_by_an_idle_worker_of_many_queue
     """The survivor serves 30 queues and polls none of them: it learns of the crash
     from the registry (a missed heartbeat) and takes the entries as they come due."""
     tm: TaskManager = make_tm()
-    ids = tm.emit_many({"event": "sleep", "data": {"s": 3.0}} for _ in range(2))
+    # the victim's runs outlast the survivor's start on a loaded host (3 s did not);
+    # the reclaimed runs are short
+    ids = tm.emit_many({"event": "sleep", "data": {"s": 60.0, "again": 0.3}}
+                       for _ in range(2))
     victim = spawn_worker(redis_url, prefix, "--concurrency", "4", "--claim-idle-ms", "1500")
     assert wait_until(lambda: r.llen(f"{prefix}:started") == 2)
     survivor = spawn_worker(redis_url, prefix, "--concurrency", "4", "--claim-idle-ms", "1500",
