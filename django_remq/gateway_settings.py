@@ -26,14 +26,16 @@ DEFAULT_MAX_CLIENT_DELAY_MS = 86_400_000  # a day
 DEFAULT_MAX_FRAMES_PER_SECOND = 50
 DEFAULT_MAX_CONNECTIONS = 1000  # per process
 POLICY_KEYS = ("can_emit", "can_subscribe", "can_broadcast")
-#: The limits, each an int setting: (default, lowest allowed).
-LIMITS: dict[str, tuple[int | None, int]] = {"max_message_bytes": (DEFAULT_MAX_MESSAGE_BYTES, 1),
-          "max_in_flight": (DEFAULT_MAX_IN_FLIGHT, 1),
-          "max_in_flight_per_user": (DEFAULT_MAX_IN_FLIGHT_PER_USER, 1),
-          "max_client_delay_ms": (DEFAULT_MAX_CLIENT_DELAY_MS, 0),
-          "max_frames_per_second": (DEFAULT_MAX_FRAMES_PER_SECOND, 1),
-          "max_connections": (DEFAULT_MAX_CONNECTIONS, 1),
-          "max_connections_per_address": (None, 1)}  # None: no count per address
+#: The limits, each an int setting: (default, lowest allowed); a default of None allows None.
+LIMITS: dict[str, tuple[int | None, int]] = {
+    "max_message_bytes": (DEFAULT_MAX_MESSAGE_BYTES, 1),
+    "max_in_flight": (DEFAULT_MAX_IN_FLIGHT, 1),
+    "max_in_flight_per_user": (DEFAULT_MAX_IN_FLIGHT_PER_USER, 1),
+    "max_client_delay_ms": (DEFAULT_MAX_CLIENT_DELAY_MS, 0),
+    "max_frames_per_second": (DEFAULT_MAX_FRAMES_PER_SECOND, 1),
+    "max_connections": (DEFAULT_MAX_CONNECTIONS, 1),
+    "max_connections_per_address": (None, 1),  # None (the default): no count per address
+}
 GATEWAY_KEYS = ("allowed_events", *POLICY_KEYS, "client_options", *LIMITS, "allowed_origins")
 SIGNATURES = {"can_emit": "(scope, event, queue, data) -> bool",
               "can_subscribe": "(scope, task_id, owner) -> bool",

@@ -53,7 +53,6 @@ def shared_connection(*, socket_timeout: float | None = None,
         return made[1]
 
 
-
 #: Errors that mean "Redis is not reachable right now" rather than a bug: what the admin
 #: pages and the metrics view answer with their Redis-down page or a 503 (the last two: a
 #: Redis Cluster with no node answering, or electing a new master).

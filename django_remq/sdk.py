@@ -8,7 +8,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from .conf import RemqSettings, get_settings
+from .conf import get_settings
 from .core.sdk import Sdk as CoreSdk
 from .core.store.calls import Retention
 from .core.store.connection import Connection, RedisLike
@@ -39,24 +39,24 @@ class Sdk(CoreSdk):
 
 
 _lock = threading.Lock()
-_shared: dict[tuple[float, float], tuple[RemqSettings, Sdk]] = {}
+_shared: dict[tuple[float, float], Sdk] = {}
 
 
 def shared_sdk(*, socket_timeout: float, socket_connect_timeout: float) -> Sdk:
-    """One Sdk per process, ``REMQ`` value and pair of timeouts, for views that read Redis
-    on every request (the admin pages, the metrics scrape): it reaches Redis as every
-    client of the project does (``CLUSTER`` included), with the caller's own timeouts, so
-    a blackholed Redis is an error page in seconds; and it keeps what it learnt of each
-    queue's lanes from one request to the next."""
-    conf = get_settings()
+    """One Sdk per process connection (:func:`shared_connection`: per ``REMQ`` value and
+    pair of timeouts), for views that read Redis on every request (the admin pages, the
+    metrics scrape): it reaches Redis as every client of the project does (``CLUSTER``
+    included), with the caller's own timeouts, so a blackholed Redis is an error page in
+    seconds; and it keeps what it learnt of each queue's lanes from one request to the
+    next."""
+    conn = shared_connection(socket_timeout=socket_timeout,
+                             socket_connect_timeout=socket_connect_timeout)
     key = (socket_timeout, socket_connect_timeout)
     with _lock:
-        made = _shared.get(key)
-        if made is None or made[0] is not conf:
-            conn = shared_connection(socket_timeout=socket_timeout,
-                                     socket_connect_timeout=socket_connect_timeout)
-            made = _shared[key] = (conf, Sdk(conn))
-        return made[1]
+        sdk = _shared.get(key)
+        if sdk is None or sdk.conn is not conn:  # REMQ changed: so did the connection
+            sdk = _shared[key] = Sdk(conn)
+        return sdk
 
 
 __all__ = ["Sdk", "shared_sdk"]

@@ -96,14 +96,7 @@ class TaskGatewayConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.send_json(ClientError("too_many_connections", refused).frame())
             await self.close(code=TOO_MANY_CONNECTIONS, reason=refused)
             return
-        self._counted = True
-        try:
-            await self._open()
-        except BaseException:
-            self._end()
-            raise
-
-    async def _open(self) -> None:
+        self._counted = True  # given back by _end, however the consumer ends
         self.rate = FrameRate(self.policy.max_frames_per_second)
         self.tm = await sync_to_async(get_task_manager, thread_sensitive=False)()
         self.gateway_keys = GatewayKeys(self.tm.keys.prefix)
